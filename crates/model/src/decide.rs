@@ -1,0 +1,720 @@
+//! The master's decision for one ship change (DESIGN.md §4, apply step 2): fast-forward,
+//! automatic field-level merge of non-overlapping edits, or a conflict handled by the content
+//! type's policy.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::{Change, Commit, CommitOp, ConflictRef, Op};
+use crate::conflict::{Conflict, ConflictDraft, ConflictKind};
+use crate::document::{Csn, Fields, MasterDoc, Stamp};
+use crate::error::{Error, Result};
+use crate::ids::{ContentType, Origin};
+
+/// How a content type settles a contested change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Record a conflict for an operator (the default).
+    #[default]
+    Manual,
+    /// The master's state stands; the ship's contested values are dropped.
+    MasterWins,
+    /// The ship's change is applied.
+    ShipWins,
+    /// The later change by hybrid logical clock wins (ties broken by origin).
+    LastWriterWins,
+}
+
+impl Policy {
+    /// Parses `manual`, `master-wins`, `ship-wins` or `last-writer-wins`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "manual" => Ok(Self::Manual),
+            "master-wins" => Ok(Self::MasterWins),
+            "ship-wins" => Ok(Self::ShipWins),
+            "last-writer-wins" => Ok(Self::LastWriterWins),
+            other => Err(Error::invalid(
+                "conflict policy",
+                format!("{other:?}; expected manual, master-wins, ship-wins or last-writer-wins"),
+            )),
+        }
+    }
+}
+
+/// The policy of every content type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policies {
+    /// For content types not listed.
+    pub default: Policy,
+    /// Per content type.
+    pub per_type: BTreeMap<ContentType, Policy>,
+}
+
+impl Policies {
+    /// The policy of one content type.
+    pub fn for_type(&self, ct: &ContentType) -> Policy {
+        self.per_type.get(ct).copied().unwrap_or(self.default)
+    }
+}
+
+/// What the master does with one ship change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The document's new state, or `None` when it does not change.
+    pub doc: Option<MasterDoc>,
+    /// The commit to broadcast. When a conflict is recorded, `commit.conflict.id` is the open
+    /// conflict's id, or 0 for a new one (storage fills it in).
+    pub commit: Commit,
+    /// The conflict to record: a new one, or the open one of the document updated.
+    pub conflict: Option<ConflictDraft>,
+}
+
+/// Settling of one contested value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settle {
+    Apply,
+    Drop,
+    Hold,
+}
+
+fn settle(policy: Policy, change: &Change, against: &Stamp) -> Settle {
+    match policy {
+        Policy::Manual => Settle::Hold,
+        Policy::MasterWins => Settle::Drop,
+        Policy::ShipWins => Settle::Apply,
+        Policy::LastWriterWins => {
+            let ours = (change.hlc, Origin::Ship(change.ship.clone()));
+            if ours > (against.hlc, against.origin.clone()) {
+                Settle::Apply
+            } else {
+                Settle::Drop
+            }
+        }
+    }
+}
+
+/// Decides one ship change against the master's current document and the document's open
+/// conflict, if any, committing it at `csn`.
+///
+/// A value is contested when its field was last changed after the ship's `base` by someone
+/// else, or is held in the document's open conflict (under `manual`, a later change to held
+/// fields joins that conflict instead of opening another).
+pub fn decide(
+    doc: Option<&MasterDoc>,
+    open: Option<&Conflict>,
+    change: &Change,
+    policy: Policy,
+    csn: Csn,
+) -> Decision {
+    let open = open.filter(|_| policy == Policy::Manual);
+    let stamp = Stamp {
+        csn,
+        origin: Origin::Ship(change.ship.clone()),
+        hlc: change.hlc,
+    };
+    let mut commit = Commit {
+        csn,
+        origin: stamp.origin.clone(),
+        seq: Some(change.seq),
+        ct: change.ct.clone(),
+        id: change.id,
+        op: CommitOp::Patch,
+        fields: Fields::new(),
+        hlc: change.hlc,
+        resolves: None,
+        conflict: None,
+    };
+    let contested_by = |s: &Stamp| s.csn > change.base && !s.origin.is_ship(&change.ship);
+
+    let Some(doc) = doc else {
+        let mut new = MasterDoc::empty(change.ct.clone(), change.id);
+        new.version = csn;
+        if change.op == Op::Delete {
+            new.deleted = true;
+            new.delete_stamp = Some(stamp);
+            commit.op = CommitOp::Delete;
+        } else {
+            new.set_fields(&change.fields, &stamp);
+            commit.op = CommitOp::Put;
+            commit.fields = new.fields.clone();
+        }
+        return Decision {
+            doc: Some(new),
+            commit,
+            conflict: None,
+        };
+    };
+
+    match (change.op, doc.deleted) {
+        (Op::Delete, true) => {
+            commit.op = CommitOp::Delete;
+            Decision {
+                doc: None,
+                commit,
+                conflict: None,
+            }
+        }
+        (Op::Create | Op::Update, true) => {
+            let against = doc.delete_stamp.as_ref().filter(|s| contested_by(s));
+            let settled = match (open, against) {
+                (Some(_), _) => Settle::Hold,
+                (None, Some(s)) => settle(policy, change, s),
+                (None, None) => Settle::Apply,
+            };
+            match settled {
+                Settle::Apply => {
+                    let mut new = doc.clone();
+                    new.deleted = false;
+                    new.delete_stamp = None;
+                    new.set_fields(&change.fields, &stamp);
+                    new.version = csn;
+                    commit.op = CommitOp::Put;
+                    commit.fields = new.fields.clone();
+                    Decision {
+                        doc: Some(new),
+                        commit,
+                        conflict: None,
+                    }
+                }
+                Settle::Drop => {
+                    commit.op = CommitOp::Delete;
+                    Decision {
+                        doc: None,
+                        commit,
+                        conflict: None,
+                    }
+                }
+                Settle::Hold => {
+                    let draft = ConflictDraft {
+                        kind: ConflictKind::UpdateDelete,
+                        ship: change.ship.clone(),
+                        ship_seq: change.seq,
+                        base_version: change.base,
+                        master_version: doc.version,
+                        fields: change.fields.keys().cloned().collect(),
+                        ship_values: change.fields.clone(),
+                        ship_deleted: false,
+                        master_values: Fields::new(),
+                        master_deleted: true,
+                    };
+                    hold(commit, open, draft, true)
+                }
+            }
+        }
+        (Op::Delete, false) => {
+            let contested: Vec<(&String, &Stamp)> =
+                doc.stamps.iter().filter(|(_, s)| contested_by(s)).collect();
+            let latest = contested
+                .iter()
+                .map(|(_, s)| *s)
+                .max_by(|a, b| (a.hlc, a.origin.clone()).cmp(&(b.hlc, b.origin.clone())));
+            let settled = match (open, latest) {
+                (Some(_), _) => Settle::Hold,
+                (None, Some(s)) => settle(policy, change, s),
+                (None, None) => Settle::Apply,
+            };
+            match settled {
+                Settle::Apply => {
+                    let mut new = doc.clone();
+                    new.deleted = true;
+                    new.delete_stamp = Some(stamp);
+                    new.version = csn;
+                    commit.op = CommitOp::Delete;
+                    Decision {
+                        doc: Some(new),
+                        commit,
+                        conflict: None,
+                    }
+                }
+                Settle::Drop => {
+                    commit.op = CommitOp::Put;
+                    commit.fields = doc.fields.clone();
+                    Decision {
+                        doc: None,
+                        commit,
+                        conflict: None,
+                    }
+                }
+                Settle::Hold => {
+                    let draft = ConflictDraft {
+                        kind: ConflictKind::DeleteUpdate,
+                        ship: change.ship.clone(),
+                        ship_seq: change.seq,
+                        base_version: change.base,
+                        master_version: doc.version,
+                        fields: contested.iter().map(|(k, _)| (*k).clone()).collect(),
+                        ship_values: Fields::new(),
+                        ship_deleted: true,
+                        master_values: doc.fields.clone(),
+                        master_deleted: false,
+                    };
+                    hold(commit, open, draft, true)
+                }
+            }
+        }
+        (Op::Create | Op::Update, false) => {
+            let held_by_open =
+                |f: &str| open.is_some_and(|c| c.is_whole() || c.draft.fields.iter().any(|h| h == f));
+            let mut apply = Fields::new();
+            let mut held = Fields::new();
+            for (f, v) in &change.fields {
+                let against = doc.stamps.get(f).filter(|s| contested_by(s));
+                let settled = if held_by_open(f) {
+                    Settle::Hold
+                } else {
+                    match against {
+                        Some(s) => settle(policy, change, s),
+                        None => Settle::Apply,
+                    }
+                };
+                match settled {
+                    Settle::Apply => {
+                        apply.insert(f.clone(), v.clone());
+                    }
+                    Settle::Hold => {
+                        held.insert(f.clone(), v.clone());
+                    }
+                    Settle::Drop => {}
+                }
+            }
+            let new = (!apply.is_empty()).then(|| {
+                let mut new = doc.clone();
+                new.set_fields(&apply, &stamp);
+                new.version = csn;
+                new
+            });
+            let current = new.as_ref().unwrap_or(doc);
+            commit.fields = change
+                .fields
+                .keys()
+                .filter(|f| !held.contains_key(*f))
+                .filter_map(|f| current.fields.get(f).map(|v| (f.clone(), v.clone())))
+                .collect();
+            if held.is_empty() {
+                return Decision {
+                    doc: new,
+                    commit,
+                    conflict: None,
+                };
+            }
+            let draft = ConflictDraft {
+                kind: ConflictKind::UpdateUpdate,
+                ship: change.ship.clone(),
+                ship_seq: change.seq,
+                base_version: change.base,
+                master_version: doc.version,
+                fields: held.keys().cloned().collect(),
+                master_values: held
+                    .keys()
+                    .filter_map(|f| doc.fields.get(f).map(|v| (f.clone(), v.clone())))
+                    .collect(),
+                ship_values: held,
+                ship_deleted: false,
+                master_deleted: false,
+            };
+            let mut decision = hold(commit, open, draft, false);
+            decision.doc = new;
+            decision
+        }
+    }
+}
+
+/// Records `draft` as a new conflict, or folds it into the document's open one.
+fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole: bool) -> Decision {
+    let held_fields = draft.fields.clone();
+    let (id, draft) = match open {
+        None => (0, draft),
+        Some(open) => {
+            let mut merged = open.draft.clone();
+            merged.ship = draft.ship;
+            merged.ship_seq = draft.ship_seq;
+            merged.base_version = draft.base_version;
+            merged.master_version = draft.master_version;
+            for f in draft.fields {
+                if !merged.fields.contains(&f) {
+                    merged.fields.push(f);
+                }
+            }
+            merged.ship_values.extend(draft.ship_values);
+            merged.master_values.extend(draft.master_values);
+            if draft.kind != ConflictKind::UpdateUpdate {
+                merged.kind = draft.kind;
+                merged.ship_deleted = draft.ship_deleted;
+                merged.master_deleted = draft.master_deleted;
+            }
+            (open.id, merged)
+        }
+    };
+    commit.conflict = Some(ConflictRef {
+        id,
+        fields: held_fields,
+        whole,
+    });
+    Decision {
+        doc: None,
+        commit,
+        conflict: Some(draft),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::conflict::ConflictStatus;
+    use crate::hlc::Hlc;
+    use crate::ids::{DocumentId, ShipId};
+
+    fn ship(s: &str) -> ShipId {
+        ShipId::new(s).unwrap()
+    }
+
+    fn fields(v: serde_json::Value) -> Fields {
+        v.as_object().unwrap().clone()
+    }
+
+    fn ct() -> ContentType {
+        ContentType::new("api::article.article").unwrap()
+    }
+
+    fn change(op: Op, f: serde_json::Value, base: Csn, seq: u64, ms: u64) -> Change {
+        Change {
+            ship: ship("a"),
+            seq,
+            ct: ct(),
+            id: DocumentId::from_uuid(uuid::Uuid::nil()),
+            op,
+            fields: fields(f),
+            base,
+            hlc: Hlc { ms, c: 0 },
+        }
+    }
+
+    /// A live document whose fields were each set at the given CSN by the given origin.
+    fn doc(spec: &[(&str, serde_json::Value, Csn, Origin, u64)]) -> MasterDoc {
+        let mut d = MasterDoc::empty(ct(), DocumentId::from_uuid(uuid::Uuid::nil()));
+        for (k, v, csn, origin, ms) in spec {
+            d.fields.insert((*k).into(), v.clone());
+            d.stamps.insert(
+                (*k).into(),
+                Stamp {
+                    csn: *csn,
+                    origin: origin.clone(),
+                    hlc: Hlc { ms: *ms, c: 0 },
+                },
+            );
+            d.version = d.version.max(*csn);
+        }
+        d
+    }
+
+    fn deleted(mut d: MasterDoc, csn: Csn, ms: u64) -> MasterDoc {
+        d.deleted = true;
+        d.delete_stamp = Some(Stamp {
+            csn,
+            origin: Origin::Master,
+            hlc: Hlc { ms, c: 0 },
+        });
+        d.version = csn;
+        d
+    }
+
+    fn open(draft: ConflictDraft, id: u64) -> Conflict {
+        Conflict {
+            id,
+            content_type: ct(),
+            document_id: DocumentId::from_uuid(uuid::Uuid::nil()),
+            draft,
+            status: ConflictStatus::Open,
+            resolution: None,
+            resolved_csn: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_change_to_an_unknown_document_creates_it() {
+        let d = decide(
+            None,
+            None,
+            &change(Op::Create, json!({"t": 1}), 0, 1, 1),
+            Policy::Manual,
+            7,
+        );
+        let new = d.doc.unwrap();
+        assert_eq!(new.fields, fields(json!({"t": 1})));
+        assert_eq!(new.version, 7);
+        assert_eq!(new.stamps["t"].origin, Origin::Ship(ship("a")));
+        assert_eq!(d.commit.op, CommitOp::Put);
+        assert_eq!(d.commit.seq, Some(1));
+        assert!(d.conflict.is_none());
+    }
+
+    #[test]
+    fn a_delete_of_an_unknown_document_leaves_a_tombstone() {
+        let d = decide(
+            None,
+            None,
+            &change(Op::Delete, json!({}), 0, 1, 1),
+            Policy::Manual,
+            3,
+        );
+        assert!(d.doc.unwrap().deleted);
+        assert_eq!(d.commit.op, CommitOp::Delete);
+    }
+
+    #[test]
+    fn fast_forward_applies_every_field() {
+        let m = doc(&[("t", json!("old"), 2, Origin::Master, 1)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"t": "new"}), 2, 1, 5),
+            Policy::Manual,
+            3,
+        );
+        assert_eq!(d.doc.unwrap().fields["t"], json!("new"));
+        assert_eq!(d.commit.fields, fields(json!({"t": "new"})));
+        assert!(d.conflict.is_none());
+    }
+
+    #[test]
+    fn the_ships_own_later_changes_are_not_contested() {
+        let m = doc(&[("t", json!("x"), 5, Origin::Ship(ship("a")), 1)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"t": "y"}), 2, 2, 5),
+            Policy::Manual,
+            6,
+        );
+        assert!(d.conflict.is_none());
+        assert_eq!(d.doc.unwrap().fields["t"], json!("y"));
+    }
+
+    #[test]
+    fn edits_of_different_fields_merge_without_conflict() {
+        let m = doc(&[
+            ("a", json!(1), 2, Origin::Master, 1),
+            ("b", json!(1), 5, Origin::Master, 1),
+        ]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"a": 2}), 2, 1, 5),
+            Policy::Manual,
+            6,
+        );
+        let new = d.doc.unwrap();
+        assert_eq!(new.fields, fields(json!({"a": 2, "b": 1})));
+        assert!(d.conflict.is_none());
+    }
+
+    #[test]
+    fn overlapping_edits_under_manual_hold_only_the_overlap() {
+        let m = doc(&[
+            ("a", json!(1), 2, Origin::Master, 1),
+            ("b", json!("m"), 5, Origin::Master, 1),
+        ]);
+        let c = change(Op::Update, json!({"a": 2, "b": "s"}), 2, 1, 5);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
+        let new = d.doc.unwrap();
+        assert_eq!(new.fields, fields(json!({"a": 2, "b": "m"})));
+        let draft = d.conflict.unwrap();
+        assert_eq!(draft.kind, ConflictKind::UpdateUpdate);
+        assert_eq!(draft.fields, vec!["b".to_owned()]);
+        assert_eq!(draft.ship_values, fields(json!({"b": "s"})));
+        assert_eq!(draft.master_values, fields(json!({"b": "m"})));
+        let cref = d.commit.conflict.unwrap();
+        assert_eq!(
+            (cref.id, cref.fields, cref.whole),
+            (0, vec!["b".to_owned()], false)
+        );
+        assert_eq!(d.commit.fields, fields(json!({"a": 2})));
+    }
+
+    #[test]
+    fn a_later_change_to_held_fields_joins_the_open_conflict() {
+        let m = doc(&[("b", json!("m"), 5, Origin::Master, 1)]);
+        let first = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s1"}), 2, 1, 5),
+            Policy::Manual,
+            6,
+        );
+        let conflict = open(first.conflict.unwrap(), 9);
+        // Even with a base past the master's change, the field stays in the conflict.
+        let second = change(Op::Update, json!({"b": "s2"}), 6, 2, 6);
+        let d = decide(Some(&m), Some(&conflict), &second, Policy::Manual, 7);
+        assert!(d.doc.is_none());
+        assert_eq!(d.commit.conflict.as_ref().unwrap().id, 9);
+        let draft = d.conflict.unwrap();
+        assert_eq!(draft.ship_values, fields(json!({"b": "s2"})));
+        assert_eq!(draft.ship_seq, 2);
+    }
+
+    #[test]
+    fn master_wins_drops_the_overlap_and_echoes_the_masters_value() {
+        let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s"}), 2, 1, 500),
+            Policy::MasterWins,
+            6,
+        );
+        assert!(d.doc.is_none());
+        assert!(d.conflict.is_none());
+        assert_eq!(d.commit.fields, fields(json!({"b": "m"})));
+    }
+
+    #[test]
+    fn ship_wins_applies_the_overlap() {
+        let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s"}), 2, 1, 1),
+            Policy::ShipWins,
+            6,
+        );
+        assert_eq!(d.doc.unwrap().fields["b"], json!("s"));
+        assert!(d.conflict.is_none());
+    }
+
+    #[test]
+    fn last_writer_wins_compares_hybrid_clocks() {
+        let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
+        let later = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s"}), 2, 1, 200),
+            Policy::LastWriterWins,
+            6,
+        );
+        assert_eq!(later.doc.unwrap().fields["b"], json!("s"));
+        let earlier = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s"}), 2, 1, 50),
+            Policy::LastWriterWins,
+            6,
+        );
+        assert!(earlier.doc.is_none());
+        assert_eq!(earlier.commit.fields["b"], json!("m"));
+        // Equal clocks: the ship origin orders after the master.
+        let tie = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"b": "s"}), 2, 1, 100),
+            Policy::LastWriterWins,
+            6,
+        );
+        assert_eq!(tie.doc.unwrap().fields["b"], json!("s"));
+    }
+
+    #[test]
+    fn update_after_delete_is_a_whole_document_conflict() {
+        let m = deleted(doc(&[("t", json!("x"), 2, Origin::Master, 1)]), 5, 10);
+        let c = change(Op::Update, json!({"t": "s"}), 2, 1, 20);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
+        assert!(d.doc.is_none());
+        let draft = d.conflict.unwrap();
+        assert_eq!(draft.kind, ConflictKind::UpdateDelete);
+        assert!(draft.master_deleted);
+        assert!(d.commit.conflict.unwrap().whole);
+
+        let mw = decide(Some(&m), None, &c, Policy::MasterWins, 6);
+        assert_eq!(mw.commit.op, CommitOp::Delete);
+        assert!(mw.doc.is_none());
+
+        let sw = decide(Some(&m), None, &c, Policy::ShipWins, 6);
+        assert_eq!(sw.commit.op, CommitOp::Put);
+        let revived = sw.doc.unwrap();
+        assert!(!revived.deleted);
+        assert_eq!(revived.fields["t"], json!("s"));
+    }
+
+    #[test]
+    fn an_update_past_a_delete_the_ship_saw_revives_the_document() {
+        let m = deleted(doc(&[("t", json!("x"), 2, Origin::Master, 1)]), 5, 10);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"t": "s"}), 5, 1, 20),
+            Policy::Manual,
+            6,
+        );
+        assert!(d.conflict.is_none());
+        assert!(!d.doc.unwrap().deleted);
+    }
+
+    #[test]
+    fn delete_after_update_is_a_whole_document_conflict() {
+        let m = doc(&[("t", json!("m"), 5, Origin::Master, 10)]);
+        let c = change(Op::Delete, json!({}), 2, 1, 20);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
+        let draft = d.conflict.unwrap();
+        assert_eq!(draft.kind, ConflictKind::DeleteUpdate);
+        assert!(draft.ship_deleted);
+        assert_eq!(draft.master_values, fields(json!({"t": "m"})));
+
+        let mw = decide(Some(&m), None, &c, Policy::MasterWins, 6);
+        assert_eq!(mw.commit.op, CommitOp::Put);
+        assert_eq!(mw.commit.fields, fields(json!({"t": "m"})));
+
+        let sw = decide(Some(&m), None, &c, Policy::ShipWins, 6);
+        assert!(sw.doc.unwrap().deleted);
+
+        let lww_late = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
+        assert!(lww_late.doc.unwrap().deleted);
+        let early = change(Op::Delete, json!({}), 2, 1, 5);
+        let lww_early = decide(Some(&m), None, &early, Policy::LastWriterWins, 6);
+        assert_eq!(lww_early.commit.op, CommitOp::Put);
+    }
+
+    #[test]
+    fn an_uncontested_delete_deletes() {
+        let m = doc(&[("t", json!("m"), 2, Origin::Master, 10)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Delete, json!({}), 2, 1, 20),
+            Policy::Manual,
+            6,
+        );
+        let new = d.doc.unwrap();
+        assert!(new.deleted);
+        assert_eq!(new.version, 6);
+        assert_eq!(d.commit.op, CommitOp::Delete);
+    }
+
+    #[test]
+    fn deleting_a_deleted_document_changes_nothing() {
+        let m = deleted(doc(&[("t", json!("m"), 2, Origin::Master, 10)]), 3, 11);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Delete, json!({}), 0, 1, 20),
+            Policy::Manual,
+            6,
+        );
+        assert!(d.doc.is_none());
+        assert_eq!(d.commit.op, CommitOp::Delete);
+    }
+
+    #[test]
+    fn policies_parse_and_default_to_manual() {
+        assert_eq!(Policy::parse("last-writer-wins").unwrap(), Policy::LastWriterWins);
+        assert!(Policy::parse("whatever").is_err());
+        let mut p = Policies::default();
+        p.per_type.insert(ct(), Policy::ShipWins);
+        assert_eq!(p.for_type(&ct()), Policy::ShipWins);
+        assert_eq!(p.for_type(&ContentType::new("other").unwrap()), Policy::Manual);
+    }
+}

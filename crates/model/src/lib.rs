@@ -1,0 +1,29 @@
+//! Domain model of offline-sync: identifiers, documents, changes, versions, wire envelopes and
+//! the pure decisions of the sync protocol (DESIGN.md §3–§5).
+//!
+//! Nothing here does I/O. The storage layer loads state, calls these functions inside one
+//! transaction and writes what they return; the engine only moves messages.
+
+mod change;
+mod conflict;
+mod decide;
+mod document;
+mod envelope;
+mod error;
+mod hlc;
+mod ids;
+mod replica;
+mod resolve;
+
+pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op};
+pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
+pub use decide::{Decision, Policies, Policy, decide};
+pub use document::{
+    Csn, Fields, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, validate_field_name, validate_fields,
+};
+pub use envelope::{DecodeError, MAX_ENVELOPE_BYTES, Message, WIRE_VERSION, decode, encode};
+pub use error::{Error, Result};
+pub use hlc::{Hlc, HlcClock};
+pub use ids::{ContentType, DocumentId, Origin, ShipId};
+pub use replica::{apply_commit, local_write, master_write, release_marks};
+pub use resolve::resolve;

@@ -1,0 +1,149 @@
+//! The [`Storage`] trait of offline-sync and [`SeaStorage`], its one implementation, on
+//! sea-orm over PostgreSQL or SQLite.
+//!
+//! Every method is one transaction: a local write with its outbox row, a batch of incoming
+//! messages with the consumer offset that follows them, a conflict resolution with its
+//! broadcast. The decisions themselves are the pure functions of `offline-sync-model`, called
+//! inside the transaction.
+
+mod entity;
+mod error;
+mod sea;
+pub mod testing;
+mod types;
+
+use async_trait::async_trait;
+use offline_sync_model::{
+    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
+    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+};
+
+pub use error::{Error, Result};
+pub use sea::SeaStorage;
+pub use types::{
+    Broadcast, DeadLetter, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch, NewDeadLetter,
+    OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
+    StoredDoc, TopicOffset,
+};
+
+/// Durable state of one node (master or replica).
+///
+/// Usable as `Arc<dyn Storage>`. Each method runs in one transaction: it either happens
+/// entirely or not at all, so a call cancelled or interrupted by a crash leaves nothing
+/// half-written. Callers serialise the mutating methods of one node (the engine holds one
+/// writer lock per node); reads may run at any time. Errors are sorted into kinds:
+/// [`Error::Unavailable`] is retryable, the others are not.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    // ---- both roles ----
+
+    /// One document as users see it (a tombstone reads as deleted).
+    async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>>;
+
+    /// Live documents, ordered by content type then id; with `ct`, of that type only. Returns
+    /// the page and the total count.
+    async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)>;
+
+    /// The stored next offset of a topic partition, if any record of it was processed.
+    async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>>;
+
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>>;
+
+    // ---- replica ----
+
+    /// A replica's copy of a document, with its marks.
+    async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>>;
+
+    /// Applies a local write on a replica and appends its outbox row with the next seq, in one
+    /// transaction. A write that changes nothing appends nothing. Errors: `NotFound`,
+    /// `AlreadyExists`, `Invalid`.
+    async fn local_write(
+        &self,
+        ship: &ShipId,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<LocalWritten>;
+
+    /// Up to `limit` outbox rows not yet sent, in seq order, as changes of `ship`.
+    async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    /// Marks unsent rows with seq ≤ `up_to` as sent (the transport accepted them). Safe to
+    /// repeat.
+    async fn outbox_mark_sent(&self, up_to: Seq, now_ms: u64) -> Result<()>;
+
+    /// Marks sent, unacknowledged rows with seq ≥ `from` as unsent again, so they are sent
+    /// once more. Returns how many. Safe to repeat.
+    async fn outbox_resend(&self, from: Seq) -> Result<u64>;
+
+    /// Counts and ages of the outbox.
+    async fn outbox_stats(&self) -> Result<OutboxStats>;
+
+    /// Applies messages read from `master-updates` (commits and acknowledgements for this
+    /// ship) and stores the offset after them, in one transaction. Commits at or below the
+    /// applied CSN are skipped, so applying a batch twice changes nothing.
+    async fn replica_apply(&self, ship: &ShipId, batch: &ReplicaBatch, now_ms: u64)
+    -> Result<ReplicaApplied>;
+
+    /// Applied CSN and last seq of a replica.
+    async fn replica_progress(&self) -> Result<ReplicaProgress>;
+
+    // ---- master ----
+
+    /// The master's copy of a document, with its field versions (tombstones included).
+    async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>>;
+
+    /// Applies a batch read from `ship-updates` in one transaction: each change in order is
+    /// skipped if already applied (a duplicate acknowledgement is broadcast), refused if it
+    /// comes before an earlier one of its ship (a gap acknowledgement), or decided and
+    /// committed at the next CSN with its conflict and broadcast row; then heartbeats, dead
+    /// letters and the offsets after the batch are stored. Applying a batch twice changes
+    /// nothing but acknowledgements.
+    async fn master_apply(
+        &self,
+        batch: &MasterBatch,
+        policies: &Policies,
+        now_ms: u64,
+    ) -> Result<MasterApplied>;
+
+    /// Applies a local write on the master at the next CSN with its broadcast row. A write that
+    /// changes nothing commits nothing. Errors: `NotFound`, `AlreadyExists`, `Invalid`.
+    async fn master_write(
+        &self,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(MasterDoc, Option<Commit>)>;
+
+    /// Resolves an open conflict at the next CSN: writes the document, marks the conflict
+    /// resolved and stores the broadcast row. Errors: `NotFound`, `Conflict` (already
+    /// resolved), `Invalid` (merge data).
+    async fn resolve_conflict(
+        &self,
+        id: ConflictId,
+        strategy: &Strategy,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(Conflict, Commit)>;
+
+    /// Conflicts, newest first, optionally of one status.
+    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>>;
+
+    /// One conflict.
+    async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>>;
+
+    /// Up to `limit` broadcast rows not yet published, in commit order.
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>>;
+
+    /// Marks broadcast rows with id ≤ `up_to` as published. Safe to repeat.
+    async fn mark_published(&self, up_to: u64) -> Result<()>;
+
+    /// The ship registry.
+    async fn ships(&self) -> Result<Vec<ShipRecord>>;
+
+    /// The last CSN the master committed.
+    async fn last_csn(&self) -> Result<Csn>;
+}
+
+const _: Option<&dyn Storage> = None;

@@ -1,0 +1,225 @@
+//! [`SeaStorage`]: the sea-orm implementation of [`crate::Storage`], on PostgreSQL or SQLite.
+
+mod common;
+mod master;
+mod replica;
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use offline_sync_migrations::{Migrator, MigratorTrait};
+use offline_sync_model::{
+    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
+    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+
+use crate::Storage;
+use crate::error::{Error, Result};
+use crate::types::{
+    Broadcast, DeadLetter, LocalWritten, MasterApplied, MasterBatch, OutboxEntry, OutboxStats, Page,
+    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
+};
+
+/// The sea-orm storage. Cheap to clone (a connection pool inside).
+#[derive(Clone)]
+pub struct SeaStorage {
+    db: DatabaseConnection,
+}
+
+impl std::fmt::Debug for SeaStorage {
+    // The connection URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeaStorage")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+impl SeaStorage {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`, `sqlite::memory:`) and applies the
+    /// migrations. A SQLite database is used through one connection: SQLite has one writer
+    /// anyway, and this keeps its transactions from failing on lock upgrades.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            options.max_connections(1).min_connections(1);
+        } else {
+            options.max_connections(8);
+        }
+        let db = Database::connect(options).await?;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            db.execute_unprepared(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+            )
+            .await?;
+        }
+        Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    /// The URL of a SQLite file, created when missing.
+    pub fn sqlite_url(path: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// Checks the database answers; returns how long it took.
+    pub async fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        self.db.ping().await?;
+        Ok(start.elapsed())
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(self) -> Result<()> {
+        self.db.close().await.map_err(Error::from)
+    }
+}
+
+#[async_trait]
+impl Storage for SeaStorage {
+    async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        common::document(&self.db, ct, id).await
+    }
+
+    async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        common::documents(&self.db, ct, page).await
+    }
+
+    async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
+        common::offset(&self.db, topic, partition).await
+    }
+
+    async fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>> {
+        common::dead_letters(&self.db, page).await
+    }
+
+    async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
+        common::replica_doc(&self.db, ct, id).await
+    }
+
+    async fn local_write(
+        &self,
+        ship: &ShipId,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<LocalWritten> {
+        let txn = self.db.begin().await?;
+        let out = replica::local_write(&txn, ship, write, hlc, now_ms).await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
+        replica::outbox_unsent(&self.db, ship, limit).await
+    }
+
+    async fn outbox_mark_sent(&self, up_to: Seq, now_ms: u64) -> Result<()> {
+        replica::outbox_mark_sent(&self.db, up_to, now_ms).await
+    }
+
+    async fn outbox_resend(&self, from: Seq) -> Result<u64> {
+        replica::outbox_resend(&self.db, from).await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats> {
+        replica::outbox_stats(&self.db).await
+    }
+
+    async fn replica_apply(
+        &self,
+        ship: &ShipId,
+        batch: &ReplicaBatch,
+        now_ms: u64,
+    ) -> Result<ReplicaApplied> {
+        let txn = self.db.begin().await?;
+        let out = replica::apply(&txn, ship, batch, now_ms).await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    async fn replica_progress(&self) -> Result<ReplicaProgress> {
+        Ok(ReplicaProgress {
+            applied_csn: common::counter(&self.db, common::APPLIED_CSN).await?,
+            last_seq: common::counter(&self.db, common::SEQ).await?,
+        })
+    }
+
+    async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
+        common::master_doc(&self.db, ct, id).await
+    }
+
+    async fn master_apply(
+        &self,
+        batch: &MasterBatch,
+        policies: &Policies,
+        now_ms: u64,
+    ) -> Result<MasterApplied> {
+        let txn = self.db.begin().await?;
+        let out = master::apply(&txn, batch, policies, now_ms).await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    async fn master_write(
+        &self,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(MasterDoc, Option<Commit>)> {
+        let txn = self.db.begin().await?;
+        let out = master::local_write(&txn, write, hlc, now_ms).await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    async fn resolve_conflict(
+        &self,
+        id: ConflictId,
+        strategy: &Strategy,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(Conflict, Commit)> {
+        let txn = self.db.begin().await?;
+        let out = master::resolve(&txn, id, strategy, hlc, now_ms).await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
+        master::conflicts(&self.db, status, page).await
+    }
+
+    async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
+        master::conflict(&self.db, id).await
+    }
+
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>> {
+        master::unpublished(&self.db, limit).await
+    }
+
+    async fn mark_published(&self, up_to: u64) -> Result<()> {
+        master::mark_published(&self.db, up_to).await
+    }
+
+    async fn ships(&self) -> Result<Vec<ShipRecord>> {
+        master::ships(&self.db).await
+    }
+
+    async fn last_csn(&self) -> Result<Csn> {
+        common::counter(&self.db, common::CSN).await
+    }
+}

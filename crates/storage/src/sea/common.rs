@@ -1,0 +1,326 @@
+//! Helpers shared by both roles: counters, documents, offsets, dead letters, row conversion.
+
+use std::collections::BTreeMap;
+
+use offline_sync_model::{ContentType, DocumentId, Fields, Mark, MasterDoc, ReplicaDoc, Stamp};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::entity::{counters, dead_letters, documents, offsets};
+use crate::error::{Error, Result};
+use crate::types::{DeadLetter, DeadLetterStatus, NewDeadLetter, Page, StoredDoc, TopicOffset};
+
+/// The master's last CSN.
+pub(super) const CSN: &str = "csn";
+/// A replica's last seq.
+pub(super) const SEQ: &str = "seq";
+/// A replica's highest applied CSN.
+pub(super) const APPLIED_CSN: &str = "applied_csn";
+
+pub(super) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(super) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::corrupt(format!("unreadable {what}: {e}")))
+}
+
+pub(super) fn to_json<T: Serialize>(value: &T) -> String {
+    // Plain data with string keys always serializes.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+pub(super) async fn counter<C: ConnectionTrait>(c: &C, name: &str) -> Result<u64> {
+    let row = counters::Entity::find_by_id(name.to_owned()).one(c).await?;
+    Ok(row.map(|r| to_u64(r.value)).unwrap_or(0))
+}
+
+pub(super) async fn set_counter<C: ConnectionTrait>(c: &C, name: &str, value: u64) -> Result<()> {
+    counters::Entity::insert(counters::ActiveModel {
+        name: Set(name.to_owned()),
+        value: Set(to_i64(value)),
+    })
+    .on_conflict(
+        OnConflict::column(counters::Column::Name)
+            .update_column(counters::Column::Value)
+            .to_owned(),
+    )
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_offset<C: ConnectionTrait>(c: &C, o: &TopicOffset) -> Result<()> {
+    offsets::Entity::insert(offsets::ActiveModel {
+        topic: Set(o.topic.clone()),
+        partition: Set(i32::try_from(o.partition).unwrap_or(i32::MAX)),
+        next_offset: Set(o.next),
+    })
+    .on_conflict(
+        OnConflict::columns([offsets::Column::Topic, offsets::Column::Partition])
+            .update_column(offsets::Column::NextOffset)
+            .to_owned(),
+    )
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn offset<C: ConnectionTrait>(c: &C, topic: &str, partition: u32) -> Result<Option<i64>> {
+    let row = offsets::Entity::find_by_id((topic.to_owned(), i32::try_from(partition).unwrap_or(i32::MAX)))
+        .one(c)
+        .await?;
+    Ok(row.map(|r| r.next_offset))
+}
+
+pub(super) async fn insert_dead_letters<C: ConnectionTrait>(
+    c: &C,
+    letters: &[NewDeadLetter],
+    now_ms: u64,
+) -> Result<()> {
+    for l in letters {
+        dead_letters::Entity::insert(dead_letters::ActiveModel {
+            id: NotSet,
+            topic: Set(l.topic.clone()),
+            partition: Set(i32::try_from(l.partition).unwrap_or(i32::MAX)),
+            offset: Set(l.offset),
+            key: Set(l.key.clone()),
+            payload: Set(l.payload.clone()),
+            reason: Set(l.reason.clone()),
+            status: Set(DeadLetterStatus::Pending.as_str().to_owned()),
+            created_at_ms: Set(to_i64(now_ms)),
+        })
+        .exec(c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn dead_letters<C: ConnectionTrait>(c: &C, page: Page) -> Result<Vec<DeadLetter>> {
+    let rows = dead_letters::Entity::find()
+        .order_by_desc(dead_letters::Column::Id)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(c)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DeadLetter {
+                id: to_u64(r.id),
+                status: DeadLetterStatus::parse(&r.status)
+                    .ok_or_else(|| Error::corrupt(format!("dead letter status {:?}", r.status)))?,
+                created_at_ms: to_u64(r.created_at_ms),
+                letter: NewDeadLetter {
+                    topic: r.topic,
+                    partition: u32::try_from(r.partition).unwrap_or(0),
+                    offset: r.offset,
+                    key: r.key,
+                    payload: r.payload,
+                    reason: r.reason,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Per-field versions of a master document, stored in `documents.meta`.
+#[derive(Default, Serialize, Deserialize)]
+struct MasterMeta {
+    #[serde(default)]
+    stamps: BTreeMap<String, Stamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delete_stamp: Option<Stamp>,
+}
+
+/// Marks of a replica document, stored in `documents.meta`.
+#[derive(Default, Serialize, Deserialize)]
+struct ReplicaMeta {
+    #[serde(default)]
+    marks: BTreeMap<String, Mark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delete_mark: Option<Mark>,
+}
+
+fn ids(row: &documents::Model) -> Result<(ContentType, DocumentId)> {
+    let ct = ContentType::new(row.content_type.clone()).map_err(|e| Error::corrupt(e.to_string()))?;
+    let id = row
+        .document_id
+        .parse()
+        .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+    Ok((ct, id))
+}
+
+fn stored(row: documents::Model) -> Result<StoredDoc> {
+    let (content_type, id) = ids(&row)?;
+    Ok(StoredDoc {
+        content_type,
+        id,
+        fields: parse_json("document fields", &row.fields)?,
+        deleted: row.deleted,
+        version: to_u64(row.version),
+        updated_at_ms: to_u64(row.updated_at_ms),
+    })
+}
+
+async fn row<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+) -> Result<Option<documents::Model>> {
+    Ok(
+        documents::Entity::find_by_id((ct.as_str().to_owned(), id.to_string()))
+            .one(c)
+            .await?,
+    )
+}
+
+pub(super) async fn document<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+) -> Result<Option<StoredDoc>> {
+    row(c, ct, id).await?.map(stored).transpose()
+}
+
+pub(super) async fn documents<C: ConnectionTrait>(
+    c: &C,
+    ct: Option<&ContentType>,
+    page: Page,
+) -> Result<(Vec<StoredDoc>, u64)> {
+    let mut q = documents::Entity::find().filter(documents::Column::Deleted.eq(false));
+    if let Some(ct) = ct {
+        q = q.filter(documents::Column::ContentType.eq(ct.as_str()));
+    }
+    let total = q.clone().count(c).await?;
+    let rows = q
+        .order_by_asc(documents::Column::ContentType)
+        .order_by_asc(documents::Column::DocumentId)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(c)
+        .await?;
+    let docs = rows.into_iter().map(stored).collect::<Result<_>>()?;
+    Ok((docs, total))
+}
+
+async fn upsert<C: ConnectionTrait>(c: &C, row: documents::Model) -> Result<()> {
+    use documents::Column as D;
+    documents::Entity::insert(documents::ActiveModel {
+        content_type: Set(row.content_type),
+        document_id: Set(row.document_id),
+        fields: Set(row.fields),
+        deleted: Set(row.deleted),
+        version: Set(row.version),
+        meta: Set(row.meta),
+        updated_at_ms: Set(row.updated_at_ms),
+    })
+    .on_conflict(
+        OnConflict::columns([D::ContentType, D::DocumentId])
+            .update_columns([D::Fields, D::Deleted, D::Version, D::Meta, D::UpdatedAtMs])
+            .to_owned(),
+    )
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+fn doc_row(
+    (ct, id): (&ContentType, DocumentId),
+    fields: &Fields,
+    deleted: bool,
+    version: u64,
+    meta: String,
+    now_ms: u64,
+) -> documents::Model {
+    documents::Model {
+        content_type: ct.as_str().to_owned(),
+        document_id: id.to_string(),
+        fields: to_json(fields),
+        deleted,
+        version: to_i64(version),
+        meta,
+        updated_at_ms: to_i64(now_ms),
+    }
+}
+
+pub(super) async fn master_doc<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+) -> Result<Option<MasterDoc>> {
+    let Some(row) = row(c, ct, id).await? else {
+        return Ok(None);
+    };
+    let meta: MasterMeta = parse_json("field versions", &row.meta)?;
+    let stored = stored(row)?;
+    Ok(Some(MasterDoc {
+        content_type: stored.content_type,
+        id: stored.id,
+        fields: stored.fields,
+        deleted: stored.deleted,
+        version: stored.version,
+        stamps: meta.stamps,
+        delete_stamp: meta.delete_stamp,
+    }))
+}
+
+pub(super) async fn save_master_doc<C: ConnectionTrait>(c: &C, doc: &MasterDoc, now_ms: u64) -> Result<()> {
+    let meta = MasterMeta {
+        stamps: doc.stamps.clone(),
+        delete_stamp: doc.delete_stamp.clone(),
+    };
+    let row = doc_row(
+        (&doc.content_type, doc.id),
+        &doc.fields,
+        doc.deleted,
+        doc.version,
+        to_json(&meta),
+        now_ms,
+    );
+    upsert(c, row).await
+}
+
+pub(super) async fn replica_doc<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+) -> Result<Option<ReplicaDoc>> {
+    let Some(row) = row(c, ct, id).await? else {
+        return Ok(None);
+    };
+    let meta: ReplicaMeta = parse_json("document marks", &row.meta)?;
+    let stored = stored(row)?;
+    Ok(Some(ReplicaDoc {
+        content_type: stored.content_type,
+        id: stored.id,
+        fields: stored.fields,
+        deleted: stored.deleted,
+        base_version: stored.version,
+        marks: meta.marks,
+        delete_mark: meta.delete_mark,
+    }))
+}
+
+pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc, now_ms: u64) -> Result<()> {
+    let meta = ReplicaMeta {
+        marks: doc.marks.clone(),
+        delete_mark: doc.delete_mark,
+    };
+    let row = doc_row(
+        (&doc.content_type, doc.id),
+        &doc.fields,
+        doc.deleted,
+        doc.base_version,
+        to_json(&meta),
+        now_ms,
+    );
+    upsert(c, row).await
+}

@@ -1,0 +1,443 @@
+//! Master side: applying ship batches, local writes, conflicts, broadcasts, the ship registry.
+
+use std::collections::BTreeMap;
+
+use offline_sync_model::{
+    Ack, AckOutcome, Change, Commit, Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus,
+    ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Policies, ShipId, Strategy, decide,
+    encode, master_write,
+};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
+use crate::entity::{broadcasts, conflicts, ships};
+use crate::error::{Error, Result};
+use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, ShipRecord};
+
+async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
+    let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
+    broadcasts::Entity::insert(broadcasts::ActiveModel {
+        id: NotSet,
+        csn: Set(csn.map(to_i64)),
+        payload: Set(payload),
+        published: Set(false),
+        created_at_ms: Set(to_i64(now_ms)),
+    })
+    .exec(c)
+    .await?;
+    Ok(())
+}
+
+/// Ship registry rows touched by one batch, written back once at its end.
+struct Registry {
+    rows: BTreeMap<ShipId, ships::Model>,
+}
+
+impl Registry {
+    async fn get<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        ship: &ShipId,
+        now_ms: u64,
+    ) -> Result<&mut ships::Model> {
+        if !self.rows.contains_key(ship) {
+            let row = ships::Entity::find_by_id(ship.as_str().to_owned()).one(c).await?;
+            let row = row.unwrap_or_else(|| ships::Model {
+                ship_id: ship.as_str().to_owned(),
+                last_seq: 0,
+                changes_applied: 0,
+                last_seen_ms: None,
+                pending: 0,
+                oldest_unacked_ms: None,
+                applied_csn: 0,
+                registered_at_ms: to_i64(now_ms),
+            });
+            self.rows.insert(ship.clone(), row);
+        }
+        let row = self
+            .rows
+            .get_mut(ship)
+            .ok_or_else(|| Error::corrupt("ship registry cache"))?;
+        row.last_seen_ms = Some(to_i64(now_ms));
+        Ok(row)
+    }
+
+    async fn save<C: ConnectionTrait>(self, c: &C) -> Result<()> {
+        use ships::Column as S;
+        for row in self.rows.into_values() {
+            ships::Entity::insert(ships::ActiveModel {
+                ship_id: Set(row.ship_id),
+                last_seq: Set(row.last_seq),
+                changes_applied: Set(row.changes_applied),
+                last_seen_ms: Set(row.last_seen_ms),
+                pending: Set(row.pending),
+                oldest_unacked_ms: Set(row.oldest_unacked_ms),
+                applied_csn: Set(row.applied_csn),
+                registered_at_ms: Set(row.registered_at_ms),
+            })
+            .on_conflict(
+                OnConflict::column(S::ShipId)
+                    .update_columns([
+                        S::LastSeq,
+                        S::ChangesApplied,
+                        S::LastSeenMs,
+                        S::Pending,
+                        S::OldestUnackedMs,
+                        S::AppliedCsn,
+                    ])
+                    .to_owned(),
+            )
+            .exec(c)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a change stands against the seqs already applied from its ship.
+enum Order {
+    Next,
+    Duplicate(u64),
+    Gap(u64),
+}
+
+fn order(row: &ships::Model, change: &Change) -> Order {
+    let last = to_u64(row.last_seq);
+    if change.seq <= last {
+        Order::Duplicate(last)
+    } else if change.seq > last + 1 {
+        Order::Gap(last + 1)
+    } else {
+        Order::Next
+    }
+}
+
+pub(super) async fn apply(
+    txn: &DatabaseTransaction,
+    batch: &MasterBatch,
+    policies: &Policies,
+    now_ms: u64,
+) -> Result<MasterApplied> {
+    let mut out = MasterApplied::default();
+    let mut registry = Registry {
+        rows: BTreeMap::new(),
+    };
+    let mut csn = common::counter(txn, CSN).await?;
+    let ack = |change: &Change, outcome| {
+        Message::Ack(Ack {
+            ship: change.ship.clone(),
+            seq: change.seq,
+            outcome,
+        })
+    };
+
+    for change in &batch.changes {
+        let row = registry.get(txn, &change.ship, now_ms).await?;
+        match order(row, change) {
+            Order::Duplicate(last_seq) => {
+                out.duplicates += 1;
+                broadcast(
+                    txn,
+                    &ack(change, AckOutcome::Duplicate { last_seq }),
+                    None,
+                    now_ms,
+                )
+                .await?;
+                continue;
+            }
+            Order::Gap(expected) => {
+                out.gaps += 1;
+                broadcast(txn, &ack(change, AckOutcome::Gap { expected }), None, now_ms).await?;
+                continue;
+            }
+            Order::Next => {}
+        }
+        row.last_seq = to_i64(change.seq);
+        row.changes_applied += 1;
+        csn += 1;
+        let doc = common::master_doc(txn, &change.ct, change.id).await?;
+        let open = open_conflict(txn, &change.ct, change.id).await?;
+        let mut decision = decide(
+            doc.as_ref(),
+            open.as_ref(),
+            change,
+            policies.for_type(&change.ct),
+            csn,
+        );
+        if let Some(draft) = &decision.conflict {
+            let id = save_conflict(
+                txn,
+                open.as_ref().map(|c| c.id),
+                &change.ct,
+                change.id,
+                draft,
+                now_ms,
+            )
+            .await?;
+            if let Some(cref) = decision.commit.conflict.as_mut() {
+                cref.id = id;
+            }
+            out.conflicts += 1;
+        }
+        if let Some(doc) = &decision.doc {
+            common::save_master_doc(txn, doc, now_ms).await?;
+        }
+        broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
+        out.committed += 1;
+    }
+
+    for (change, reason) in &batch.rejected {
+        let row = registry.get(txn, &change.ship, now_ms).await?;
+        let outcome = match order(row, change) {
+            Order::Duplicate(last_seq) => AckOutcome::Duplicate { last_seq },
+            Order::Gap(expected) => AckOutcome::Gap { expected },
+            Order::Next => {
+                row.last_seq = to_i64(change.seq);
+                out.rejected += 1;
+                AckOutcome::Rejected {
+                    reason: reason.clone(),
+                }
+            }
+        };
+        broadcast(txn, &ack(change, outcome), None, now_ms).await?;
+    }
+
+    for hb in &batch.heartbeats {
+        let row = registry.get(txn, &hb.ship, now_ms).await?;
+        row.pending = to_i64(hb.pending);
+        row.oldest_unacked_ms = hb.oldest_unacked_ms.map(to_i64);
+        row.applied_csn = to_i64(hb.applied_csn);
+    }
+
+    registry.save(txn).await?;
+    common::insert_dead_letters(txn, &batch.dead_letters, now_ms).await?;
+    for o in &batch.offsets {
+        common::set_offset(txn, o).await?;
+    }
+    common::set_counter(txn, CSN, csn).await?;
+    Ok(out)
+}
+
+pub(super) async fn local_write(
+    txn: &DatabaseTransaction,
+    write: &LocalWrite,
+    hlc: Hlc,
+    now_ms: u64,
+) -> Result<(MasterDoc, Option<Commit>)> {
+    let (ct, id) = write.target();
+    let doc = common::master_doc(txn, ct, id).await?;
+    let csn = common::counter(txn, CSN).await? + 1;
+    let (doc, commit) = master_write(doc, write, csn, hlc)?;
+    if let Some(commit) = &commit {
+        common::save_master_doc(txn, &doc, now_ms).await?;
+        broadcast(txn, &Message::Commit(commit.clone()), Some(csn), now_ms).await?;
+        common::set_counter(txn, CSN, csn).await?;
+    }
+    Ok((doc, commit))
+}
+
+pub(super) async fn resolve(
+    txn: &DatabaseTransaction,
+    id: ConflictId,
+    strategy: &Strategy,
+    hlc: Hlc,
+    now_ms: u64,
+) -> Result<(Conflict, Commit)> {
+    let mut conflict = conflict(txn, id).await?.ok_or(Error::NotFound)?;
+    let doc = common::master_doc(txn, &conflict.content_type, conflict.document_id)
+        .await?
+        .ok_or_else(|| Error::corrupt(format!("conflict {id} names a missing document")))?;
+    let csn = common::counter(txn, CSN).await? + 1;
+    let (doc, commit) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, hlc)?;
+    common::save_master_doc(txn, &doc, now_ms).await?;
+    conflicts::Entity::update_many()
+        .col_expr(conflicts::Column::Status, Expr::value("resolved"))
+        .col_expr(conflicts::Column::Strategy, Expr::value(strategy.as_str()))
+        .col_expr(conflicts::Column::Resolution, Expr::value(to_json(strategy)))
+        .col_expr(conflicts::Column::ResolvedCsn, Expr::value(to_i64(csn)))
+        .col_expr(conflicts::Column::UpdatedAtMs, Expr::value(to_i64(now_ms)))
+        .filter(conflicts::Column::Id.eq(to_i64(id)))
+        .exec(txn)
+        .await?;
+    broadcast(txn, &Message::Commit(commit.clone()), Some(csn), now_ms).await?;
+    common::set_counter(txn, CSN, csn).await?;
+    conflict.status = ConflictStatus::Resolved;
+    conflict.resolution = Some(strategy.clone());
+    conflict.resolved_csn = Some(csn);
+    conflict.updated_at_ms = now_ms;
+    Ok((conflict, commit))
+}
+
+fn to_conflict(row: conflicts::Model) -> Result<Conflict> {
+    let corrupt = |e: offline_sync_model::Error| Error::corrupt(e.to_string());
+    let status = match row.status.as_str() {
+        "open" => ConflictStatus::Open,
+        "resolved" => ConflictStatus::Resolved,
+        other => return Err(Error::corrupt(format!("conflict status {other:?}"))),
+    };
+    let resolution: Option<Strategy> = row
+        .resolution
+        .as_deref()
+        .map(|r| parse_json("conflict resolution", r))
+        .transpose()?;
+    Ok(Conflict {
+        id: to_u64(row.id),
+        content_type: ContentType::new(row.content_type).map_err(corrupt)?,
+        document_id: row.document_id.parse::<DocumentId>().map_err(corrupt)?,
+        draft: ConflictDraft {
+            kind: ConflictKind::parse(&row.kind).map_err(corrupt)?,
+            ship: ShipId::new(row.ship_id).map_err(corrupt)?,
+            ship_seq: to_u64(row.ship_seq),
+            base_version: to_u64(row.base_version),
+            master_version: to_u64(row.master_version),
+            fields: parse_json("conflict fields", &row.fields)?,
+            ship_values: parse_json::<Fields>("conflict ship values", &row.ship_values)?,
+            ship_deleted: row.ship_deleted,
+            master_values: parse_json::<Fields>("conflict master values", &row.master_values)?,
+            master_deleted: row.master_deleted,
+        },
+        status,
+        resolution,
+        resolved_csn: row.resolved_csn.map(to_u64),
+        created_at_ms: to_u64(row.created_at_ms),
+        updated_at_ms: to_u64(row.updated_at_ms),
+    })
+}
+
+async fn open_conflict<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+) -> Result<Option<Conflict>> {
+    conflicts::Entity::find()
+        .filter(conflicts::Column::ContentType.eq(ct.as_str()))
+        .filter(conflicts::Column::DocumentId.eq(id.to_string()))
+        .filter(conflicts::Column::Status.eq("open"))
+        .one(c)
+        .await?
+        .map(to_conflict)
+        .transpose()
+}
+
+async fn save_conflict<C: ConnectionTrait>(
+    c: &C,
+    existing: Option<ConflictId>,
+    ct: &ContentType,
+    id: DocumentId,
+    d: &ConflictDraft,
+    now_ms: u64,
+) -> Result<ConflictId> {
+    let mut am = conflicts::ActiveModel {
+        id: existing.map_or(NotSet, |id| Set(to_i64(id))),
+        content_type: Set(ct.as_str().to_owned()),
+        document_id: Set(id.to_string()),
+        kind: Set(d.kind.as_str().to_owned()),
+        ship_id: Set(d.ship.as_str().to_owned()),
+        ship_seq: Set(to_i64(d.ship_seq)),
+        base_version: Set(to_i64(d.base_version)),
+        master_version: Set(to_i64(d.master_version)),
+        fields: Set(to_json(&d.fields)),
+        ship_values: Set(to_json(&d.ship_values)),
+        ship_deleted: Set(d.ship_deleted),
+        master_values: Set(to_json(&d.master_values)),
+        master_deleted: Set(d.master_deleted),
+        status: Set("open".to_owned()),
+        strategy: Set(None),
+        resolution: Set(None),
+        resolved_csn: Set(None),
+        created_at_ms: Set(to_i64(now_ms)),
+        updated_at_ms: Set(to_i64(now_ms)),
+    };
+    match existing {
+        Some(existing) => {
+            am.created_at_ms = NotSet;
+            conflicts::Entity::update(am).exec(c).await?;
+            Ok(existing)
+        }
+        None => Ok(to_u64(
+            conflicts::Entity::insert(am).exec(c).await?.last_insert_id,
+        )),
+    }
+}
+
+pub(super) async fn conflict<C: ConnectionTrait>(c: &C, id: ConflictId) -> Result<Option<Conflict>> {
+    conflicts::Entity::find_by_id(to_i64(id))
+        .one(c)
+        .await?
+        .map(to_conflict)
+        .transpose()
+}
+
+pub(super) async fn conflicts<C: ConnectionTrait>(
+    c: &C,
+    status: Option<ConflictStatus>,
+    page: Page,
+) -> Result<Vec<Conflict>> {
+    let mut q = conflicts::Entity::find();
+    if let Some(status) = status {
+        let s = match status {
+            ConflictStatus::Open => "open",
+            ConflictStatus::Resolved => "resolved",
+        };
+        q = q.filter(conflicts::Column::Status.eq(s));
+    }
+    q.order_by_desc(conflicts::Column::Id)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(c)
+        .await?
+        .into_iter()
+        .map(to_conflict)
+        .collect()
+}
+
+pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
+    let rows = broadcasts::Entity::find()
+        .filter(broadcasts::Column::Published.eq(false))
+        .order_by_asc(broadcasts::Column::Id)
+        .limit(limit as u64)
+        .all(c)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Broadcast {
+            id: to_u64(r.id),
+            payload: r.payload.into_bytes(),
+        })
+        .collect())
+}
+
+pub(super) async fn mark_published<C: ConnectionTrait>(c: &C, up_to: u64) -> Result<()> {
+    broadcasts::Entity::update_many()
+        .col_expr(broadcasts::Column::Published, Expr::value(true))
+        .filter(broadcasts::Column::Published.eq(false))
+        .filter(broadcasts::Column::Id.lte(to_i64(up_to)))
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> {
+    let rows = ships::Entity::find()
+        .order_by_asc(ships::Column::ShipId)
+        .all(c)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ShipRecord {
+                ship: ShipId::new(r.ship_id).map_err(|e| Error::corrupt(e.to_string()))?,
+                last_seq: to_u64(r.last_seq),
+                changes_applied: to_u64(r.changes_applied),
+                last_seen_ms: r.last_seen_ms.map(to_u64),
+                pending: to_u64(r.pending),
+                oldest_unacked_ms: r.oldest_unacked_ms.map(to_u64),
+                applied_csn: to_u64(r.applied_csn),
+                registered_at_ms: to_u64(r.registered_at_ms),
+            })
+        })
+        .collect()
+}

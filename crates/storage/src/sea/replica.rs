@@ -1,0 +1,244 @@
+//! Replica side: local writes with their outbox rows, and the inbox from `master-updates`.
+
+use offline_sync_model::{
+    AckOutcome, Change, ContentType, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId, apply_commit,
+    local_write as decide_local, release_marks,
+};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::common::{self, APPLIED_CSN, SEQ, to_i64, to_u64};
+use crate::entity::outbox;
+use crate::error::{Error, Result};
+use crate::types::{LocalWritten, OutboxEntry, OutboxState, OutboxStats, ReplicaApplied, ReplicaBatch};
+
+pub(super) async fn local_write(
+    txn: &DatabaseTransaction,
+    ship: &ShipId,
+    write: &LocalWrite,
+    hlc: Hlc,
+    now_ms: u64,
+) -> Result<LocalWritten> {
+    let (ct, id) = write.target();
+    let current = common::replica_doc(txn, ct, id).await?;
+    let seq = common::counter(txn, SEQ).await? + 1;
+    let (doc, change) = decide_local(current, write, ship, seq, hlc)?;
+    common::save_replica_doc(txn, &doc, now_ms).await?;
+    let Some(change) = change else {
+        return Ok(LocalWritten { doc, seq: None });
+    };
+    outbox::Entity::insert(outbox::ActiveModel {
+        seq: Set(to_i64(seq)),
+        content_type: Set(change.ct.as_str().to_owned()),
+        document_id: Set(change.id.to_string()),
+        op: Set(change.op.as_str().to_owned()),
+        fields: Set(common::to_json(&change.fields)),
+        base_version: Set(to_i64(change.base)),
+        hlc_ms: Set(to_i64(change.hlc.ms)),
+        hlc_c: Set(i32::try_from(change.hlc.c).unwrap_or(i32::MAX)),
+        state: Set(OutboxState::Pending.as_str().to_owned()),
+        outcome: Set(None),
+        created_at_ms: Set(to_i64(now_ms)),
+        sent_at_ms: Set(None),
+        acked_at_ms: Set(None),
+    })
+    .exec(txn)
+    .await?;
+    common::set_counter(txn, SEQ, seq).await?;
+    Ok(LocalWritten { doc, seq: Some(seq) })
+}
+
+fn entry(ship: &ShipId, row: outbox::Model) -> Result<OutboxEntry> {
+    let op = match row.op.as_str() {
+        "create" => Op::Create,
+        "update" => Op::Update,
+        "delete" => Op::Delete,
+        other => return Err(Error::corrupt(format!("outbox op {other:?}"))),
+    };
+    let state = OutboxState::parse(&row.state)
+        .ok_or_else(|| Error::corrupt(format!("outbox state {:?}", row.state)))?;
+    let fields: Fields = common::parse_json("outbox fields", &row.fields)?;
+    Ok(OutboxEntry {
+        change: Change {
+            ship: ship.clone(),
+            seq: to_u64(row.seq),
+            ct: ContentType::new(row.content_type).map_err(|e| Error::corrupt(e.to_string()))?,
+            id: row
+                .document_id
+                .parse()
+                .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?,
+            op,
+            fields,
+            base: to_u64(row.base_version),
+            hlc: Hlc {
+                ms: to_u64(row.hlc_ms),
+                c: u32::try_from(row.hlc_c).unwrap_or(0),
+            },
+        },
+        state,
+        outcome: row.outcome,
+        created_at_ms: to_u64(row.created_at_ms),
+        sent_at_ms: row.sent_at_ms.map(to_u64),
+    })
+}
+
+pub(super) async fn outbox_unsent<C: ConnectionTrait>(
+    c: &C,
+    ship: &ShipId,
+    limit: usize,
+) -> Result<Vec<OutboxEntry>> {
+    let rows = outbox::Entity::find()
+        .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+        .order_by_asc(outbox::Column::Seq)
+        .limit(limit as u64)
+        .all(c)
+        .await?;
+    rows.into_iter().map(|r| entry(ship, r)).collect()
+}
+
+pub(super) async fn outbox_mark_sent<C: ConnectionTrait>(c: &C, up_to: Seq, now_ms: u64) -> Result<()> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(OutboxState::Sent.as_str()))
+        .col_expr(outbox::Column::SentAtMs, Expr::value(to_i64(now_ms)))
+        .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+        .filter(outbox::Column::Seq.lte(to_i64(up_to)))
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn outbox_resend<C: ConnectionTrait>(c: &C, from: Seq) -> Result<u64> {
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(OutboxState::Pending.as_str()))
+        .filter(outbox::Column::State.eq(OutboxState::Sent.as_str()))
+        .filter(outbox::Column::Seq.gte(to_i64(from)))
+        .exec(c)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStats> {
+    let count = |state: OutboxState| {
+        outbox::Entity::find()
+            .filter(outbox::Column::State.eq(state.as_str()))
+            .count(c)
+    };
+    let pending = count(OutboxState::Pending).await?;
+    let sent = count(OutboxState::Sent).await?;
+    let rejected = count(OutboxState::Rejected).await?;
+    let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
+    let oldest = outbox::Entity::find()
+        .filter(outbox::Column::State.is_in(unacked))
+        .order_by_asc(outbox::Column::Seq)
+        .one(c)
+        .await?;
+    let oldest_sent = outbox::Entity::find()
+        .filter(outbox::Column::State.eq(OutboxState::Sent.as_str()))
+        .order_by_asc(outbox::Column::SentAtMs)
+        .one(c)
+        .await?;
+    Ok(OutboxStats {
+        pending,
+        sent,
+        rejected,
+        oldest_unacked_at_ms: oldest.as_ref().map(|r| to_u64(r.created_at_ms)),
+        oldest_sent_at_ms: oldest_sent.and_then(|r| r.sent_at_ms).map(to_u64),
+        first_unacked_seq: oldest.map(|r| to_u64(r.seq)),
+        last_seq: common::counter(c, SEQ).await?,
+    })
+}
+
+/// Marks unanswered rows with seq ≤ `up_to` (with `exact`, only `up_to`) as answered.
+async fn settle<C: ConnectionTrait>(
+    c: &C,
+    up_to: Seq,
+    exact: bool,
+    state: OutboxState,
+    outcome: &str,
+    now_ms: u64,
+) -> Result<u64> {
+    let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
+    let seq = if exact {
+        outbox::Column::Seq.eq(to_i64(up_to))
+    } else {
+        outbox::Column::Seq.lte(to_i64(up_to))
+    };
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::State, Expr::value(state.as_str()))
+        .col_expr(outbox::Column::Outcome, Expr::value(outcome))
+        .col_expr(outbox::Column::AckedAtMs, Expr::value(to_i64(now_ms)))
+        .filter(outbox::Column::State.is_in(unacked))
+        .filter(seq)
+        .exec(c)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+pub(super) async fn apply(
+    txn: &DatabaseTransaction,
+    ship: &ShipId,
+    batch: &ReplicaBatch,
+    now_ms: u64,
+) -> Result<ReplicaApplied> {
+    let mut out = ReplicaApplied::default();
+    let mut applied_csn = common::counter(txn, APPLIED_CSN).await?;
+    let last_seq = common::counter(txn, SEQ).await?;
+    for msg in &batch.messages {
+        match msg {
+            Message::Commit(commit) => {
+                if commit.csn <= applied_csn {
+                    out.skipped += 1;
+                    continue;
+                }
+                let doc = common::replica_doc(txn, &commit.ct, commit.id).await?;
+                let doc = apply_commit(doc, commit, ship);
+                common::save_replica_doc(txn, &doc, now_ms).await?;
+                if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
+                    let outcome = match &commit.conflict {
+                        Some(c) => format!("conflict #{} at csn {}", c.id, commit.csn),
+                        None => format!("applied at csn {}", commit.csn),
+                    };
+                    out.acked += settle(txn, seq, false, OutboxState::Acked, &outcome, now_ms).await?;
+                }
+                applied_csn = commit.csn;
+                out.commits += 1;
+            }
+            Message::Ack(ack) if &ack.ship == ship => match &ack.outcome {
+                AckOutcome::Duplicate {
+                    last_seq: master_last,
+                } => {
+                    if *master_last > last_seq {
+                        out.restored_below = Some(*master_last);
+                    }
+                    out.acked += settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
+                }
+                AckOutcome::Gap { expected } => {
+                    out.resend += outbox_resend(txn, *expected).await?;
+                }
+                AckOutcome::Rejected { reason } => {
+                    let row = outbox::Entity::find_by_id(to_i64(ack.seq)).one(txn).await?;
+                    if let Some(row) = row {
+                        let ct =
+                            ContentType::new(row.content_type).map_err(|e| Error::corrupt(e.to_string()))?;
+                        let id = row
+                            .document_id
+                            .parse()
+                            .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+                        if let Some(doc) = common::replica_doc(txn, &ct, id).await? {
+                            common::save_replica_doc(txn, &release_marks(doc, ack.seq), now_ms).await?;
+                        }
+                    }
+                    settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
+                }
+            },
+            Message::Ack(_) | Message::Change(_) | Message::Heartbeat(_) => {}
+        }
+    }
+    common::insert_dead_letters(txn, &batch.dead_letters, now_ms).await?;
+    common::set_counter(txn, APPLIED_CSN, applied_csn).await?;
+    common::set_offset(txn, &batch.offset).await?;
+    Ok(out)
+}

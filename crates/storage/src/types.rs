@@ -1,0 +1,303 @@
+//! Plain data passed to and returned by [`crate::Storage`].
+
+use offline_sync_model::{
+    Change, ContentType, Csn, DocumentId, Fields, Heartbeat, Message, ReplicaDoc, Seq, ShipId,
+};
+
+/// A page of a listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: u64,
+    /// Rows at most.
+    pub limit: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: 100,
+        }
+    }
+}
+
+impl Page {
+    /// Everything (for comparisons in tests and small exports).
+    pub fn all() -> Self {
+        Page {
+            offset: 0,
+            limit: u64::MAX / 2,
+        }
+    }
+}
+
+/// A document as users see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredDoc {
+    /// Content type.
+    pub content_type: ContentType,
+    /// Id.
+    pub id: DocumentId,
+    /// Fields.
+    pub fields: Fields,
+    /// Whether it is deleted (a tombstone).
+    pub deleted: bool,
+    /// On the master the CSN of its last change; on a replica the base version.
+    pub version: Csn,
+    /// Last written at (milliseconds, local clock; shown only).
+    pub updated_at_ms: u64,
+}
+
+/// The result of a local write on a replica.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalWritten {
+    /// The document after the write.
+    pub doc: ReplicaDoc,
+    /// The outbox row appended, if the write changed anything.
+    pub seq: Option<Seq>,
+}
+
+/// Delivery state of an outbox row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Not yet accepted by the transport.
+    Pending,
+    /// Accepted by the transport, not yet answered by the master.
+    Sent,
+    /// Answered by the master (applied, held in a conflict, or a duplicate).
+    Acked,
+    /// Refused by the master.
+    Rejected,
+}
+
+impl OutboxState {
+    /// The name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sent => "sent",
+            OutboxState::Acked => "acked",
+            OutboxState::Rejected => "rejected",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => OutboxState::Pending,
+            "sent" => OutboxState::Sent,
+            "acked" => OutboxState::Acked,
+            "rejected" => OutboxState::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// One outbox row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    /// The change, ready to send.
+    pub change: Change,
+    /// Its delivery state.
+    pub state: OutboxState,
+    /// What the master answered.
+    pub outcome: Option<String>,
+    /// Written at (milliseconds, local clock).
+    pub created_at_ms: u64,
+    /// Accepted by the transport at.
+    pub sent_at_ms: Option<u64>,
+}
+
+/// Counts and ages of a replica's outbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Rows not yet sent.
+    pub pending: u64,
+    /// Rows sent, not yet answered.
+    pub sent: u64,
+    /// Rows the master refused.
+    pub rejected: u64,
+    /// Oldest unanswered row's write time.
+    pub oldest_unacked_at_ms: Option<u64>,
+    /// Oldest sent, unanswered row's send time.
+    pub oldest_sent_at_ms: Option<u64>,
+    /// Lowest unanswered seq.
+    pub first_unacked_seq: Option<Seq>,
+    /// The last seq written.
+    pub last_seq: Seq,
+}
+
+impl OutboxStats {
+    /// Rows not yet answered by the master.
+    pub fn unacked(&self) -> u64 {
+        self.pending + self.sent
+    }
+}
+
+/// Where a consumer stands in one topic partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to read.
+    pub next: i64,
+}
+
+/// A record that could not be processed, to keep with its reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDeadLetter {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset of the record.
+    pub offset: i64,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value, as received.
+    pub payload: Vec<u8>,
+    /// Why it was not processed.
+    pub reason: String,
+}
+
+/// What became of a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetterStatus {
+    /// Waiting for an operator.
+    Pending,
+    /// Sent for processing again.
+    Retried,
+    /// Dropped by an operator.
+    Discarded,
+}
+
+impl DeadLetterStatus {
+    /// The name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeadLetterStatus::Pending => "pending",
+            DeadLetterStatus::Retried => "retried",
+            DeadLetterStatus::Discarded => "discarded",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeadLetterStatus::Pending,
+            "retried" => DeadLetterStatus::Retried,
+            "discarded" => DeadLetterStatus::Discarded,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored dead letter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Id.
+    pub id: u64,
+    /// The record and reason.
+    pub letter: NewDeadLetter,
+    /// Its status.
+    pub status: DeadLetterStatus,
+    /// Stored at (milliseconds).
+    pub created_at_ms: u64,
+}
+
+/// Messages a replica read from `master-updates`, with the offset after them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplicaBatch {
+    /// Commits and acknowledgements, in offset order (messages for other ships are skipped).
+    pub messages: Vec<Message>,
+    /// Records that were not valid envelopes.
+    pub dead_letters: Vec<NewDeadLetter>,
+    /// The offset to read next.
+    pub offset: TopicOffset,
+}
+
+/// What a replica batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaApplied {
+    /// Commits applied.
+    pub commits: u64,
+    /// Commits skipped as already applied.
+    pub skipped: u64,
+    /// Outbox rows acknowledged.
+    pub acked: u64,
+    /// Outbox rows to send again (gap acknowledgements).
+    pub resend: u64,
+    /// The master applied more from this ship than it ever wrote: its database was restored
+    /// from a backup. Holds the master's last seq.
+    pub restored_below: Option<Seq>,
+}
+
+/// Applied CSN and last seq of a replica.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    /// The highest master CSN applied.
+    pub applied_csn: Csn,
+    /// The last seq written.
+    pub last_seq: Seq,
+}
+
+/// Records the master read from `ship-updates`, decoded, with the offsets after them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MasterBatch {
+    /// Ship changes, in the order read.
+    pub changes: Vec<Change>,
+    /// Changes refused before deciding (for example an unsynced content type), with why.
+    pub rejected: Vec<(Change, String)>,
+    /// Heartbeats.
+    pub heartbeats: Vec<Heartbeat>,
+    /// Records that were not valid envelopes.
+    pub dead_letters: Vec<NewDeadLetter>,
+    /// The offsets to read next.
+    pub offsets: Vec<TopicOffset>,
+}
+
+/// What a master batch did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MasterApplied {
+    /// Changes committed.
+    pub committed: u64,
+    /// Conflicts opened or updated.
+    pub conflicts: u64,
+    /// Changes skipped as already applied.
+    pub duplicates: u64,
+    /// Changes refused because an earlier one of the same ship is missing.
+    pub gaps: u64,
+    /// Changes refused.
+    pub rejected: u64,
+}
+
+/// A message waiting to be published on `master-updates`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broadcast {
+    /// Commit order.
+    pub id: u64,
+    /// The encoded envelope.
+    pub payload: Vec<u8>,
+}
+
+/// A ship as the master's registry knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShipRecord {
+    /// Ship.
+    pub ship: ShipId,
+    /// Last seq applied from it.
+    pub last_seq: Seq,
+    /// Changes applied from it.
+    pub changes_applied: u64,
+    /// Last heard from (master clock).
+    pub last_seen_ms: Option<u64>,
+    /// Its unacknowledged changes, per its last heartbeat.
+    pub pending: u64,
+    /// Age of its oldest unacknowledged change, per its last heartbeat.
+    pub oldest_unacked_ms: Option<u64>,
+    /// The master CSN it has applied, per its last heartbeat.
+    pub applied_csn: Csn,
+    /// First heard from.
+    pub registered_at_ms: u64,
+}

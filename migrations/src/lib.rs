@@ -1,0 +1,19 @@
+//! Database migrations of offline-sync, applied at start-up by both binaries and by
+//! `offline_sync_storage::SeaStorage::connect`. One schema serves PostgreSQL and SQLite.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_init;
+
+/// Every migration, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_init::Migration)]
+    }
+}
+
+pub use sea_orm_migration::MigratorTrait;
