@@ -1,1 +1,25 @@
-//! placeholder
+//! Master and replica engines of offline-sync (DESIGN.md §4).
+//!
+//! A [`Replica`] serves local document writes (each one transaction with its outbox row),
+//! pushes its outbox to `ship-updates` in order and takes in `master-updates`. The [`Master`]
+//! applies ship batches in one transaction each, decides conflicts, numbers every commit with
+//! a CSN and broadcasts it after commit. Both are driven either step by step (`push_once`,
+//! `pull_once`, `publish_once`: what deterministic tests use) or by background loops started
+//! with `start`, which stop gracefully.
+
+mod clock;
+mod config;
+mod error;
+mod inbox;
+mod master;
+mod replica;
+mod run;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{MasterConfig, ReplicaConfig, Topics};
+pub use error::{Error, Result};
+pub use master::{Master, MasterStatus, ShipStatus};
+pub use replica::{Replica, ReplicaStatus};
+pub use run::Running;
+
+pub use offline_sync_storage::{DeadLetter, Page, StoredDoc};

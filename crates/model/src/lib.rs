@@ -14,6 +14,7 @@ mod hlc;
 mod ids;
 mod replica;
 mod resolve;
+mod retry;
 
 pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op};
 pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
@@ -27,3 +28,4 @@ pub use hlc::{Hlc, HlcClock};
 pub use ids::{ContentType, DocumentId, Origin, ShipId};
 pub use replica::{apply_commit, local_write, master_write, release_marks};
 pub use resolve::resolve;
+pub use retry::RetrySchedule;

@@ -1,0 +1,109 @@
+//! Typed settings of the engines. Libraries never read the environment: binaries build these.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use offline_sync_model::{ContentType, Policies, RetrySchedule, ShipId};
+
+/// The two topics (DESIGN.md §4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    /// Ship → master (`KAFKA_TOPIC_SHIP_UPDATES`, default `ship-updates`), keyed by ship id.
+    pub ship_updates: String,
+    /// Master → ships (`KAFKA_TOPIC_MASTER_UPDATES`, default `master-updates`), one partition.
+    pub master_updates: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self {
+            ship_updates: "ship-updates".into(),
+            master_updates: "master-updates".into(),
+        }
+    }
+}
+
+/// Settings of a replica.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// This ship (`SYNC_SHIP_ID`).
+    pub ship: ShipId,
+    /// Topic names.
+    pub topics: Topics,
+    /// Changes per batch on the wire (`SYNC_BATCH_SIZE`, default 100).
+    pub batch_size: usize,
+    /// Wait after a local write before pushing, so bursts go out together (`SYNC_DEBOUNCE_MS`,
+    /// default 1 s).
+    pub debounce: Duration,
+    /// Backoff while the link is down (`SYNC_RETRY_DELAY` is the first delay, default 5 s).
+    pub retry: RetrySchedule,
+    /// How often a heartbeat is sent, and the link checked (default 30 s).
+    pub heartbeat_interval: Duration,
+    /// Sent changes unanswered this long are sent again (default 5 min; the master ignores
+    /// what it already applied).
+    pub ack_timeout: Duration,
+    /// Longest wait of one fetch for new records (default 1 s).
+    pub poll_wait: Duration,
+    /// Partitions of `ship-updates` when this replica creates it (default 1).
+    pub ship_partitions: u32,
+    /// Content types synced (`SYNC_CONTENT_TYPES`); `None` syncs every type.
+    pub content_types: Option<BTreeSet<ContentType>>,
+}
+
+impl ReplicaConfig {
+    /// Defaults for `ship`.
+    pub fn new(ship: ShipId) -> Self {
+        Self {
+            ship,
+            topics: Topics::default(),
+            batch_size: 100,
+            debounce: Duration::from_millis(1_000),
+            retry: RetrySchedule::default(),
+            heartbeat_interval: Duration::from_secs(30),
+            ack_timeout: Duration::from_secs(300),
+            poll_wait: Duration::from_secs(1),
+            ship_partitions: 1,
+            content_types: None,
+        }
+    }
+}
+
+/// Settings of the master.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    /// Topic names.
+    pub topics: Topics,
+    /// Ship changes applied per database transaction (`SYNC_BATCH_SIZE`, default 100).
+    pub batch_size: usize,
+    /// Backoff while the broker is unreachable.
+    pub retry: RetrySchedule,
+    /// Longest wait of one fetch for new records (default 1 s).
+    pub poll_wait: Duration,
+    /// Partitions of `ship-updates` when the master creates it (default 1).
+    pub ship_partitions: u32,
+    /// A ship not heard from for this long is offline (default 90 s).
+    pub offline_after: Duration,
+    /// Conflict policy per content type.
+    pub policies: Policies,
+    /// Content types synced (`SYNC_CONTENT_TYPES`); `None` syncs every type.
+    pub content_types: Option<BTreeSet<ContentType>>,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            topics: Topics::default(),
+            batch_size: 100,
+            retry: RetrySchedule::default(),
+            poll_wait: Duration::from_secs(1),
+            ship_partitions: 1,
+            offline_after: Duration::from_secs(90),
+            policies: Policies::default(),
+            content_types: None,
+        }
+    }
+}
+
+pub(crate) fn synced(types: Option<&BTreeSet<ContentType>>, ct: &ContentType) -> bool {
+    types.is_none_or(|t| t.contains(ct))
+}

@@ -1,0 +1,97 @@
+//! Engine errors, sorted into the kinds the HTTP layer and binaries branch on.
+
+use offline_sync_model::ContentType;
+
+/// Result with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What an engine call failed with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The document or conflict does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The document already exists.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The request is not acceptable.
+    #[error("invalid request: {reason}")]
+    Invalid {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The content type is not synced by this node (`SYNC_CONTENT_TYPES`).
+    #[error("content type {0} is not synced")]
+    NotSynced(ContentType),
+    /// The request contradicts the current state (a conflict already resolved).
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What contradicts.
+        reason: String,
+    },
+    /// The stored offset is outside what the broker holds (retention removed records this
+    /// replica never read, or the topic was recreated): it must resync from the master's
+    /// state instead of skipping data.
+    #[error("resync required: offset {offset} outside {earliest}..{latest} of {topic}")]
+    ResyncRequired {
+        /// Topic.
+        topic: String,
+        /// The stored offset.
+        offset: i64,
+        /// Earliest offset the broker holds.
+        earliest: i64,
+        /// Latest offset.
+        latest: i64,
+    },
+    /// The database failed.
+    #[error("storage failed")]
+    Storage(#[source] offline_sync_storage::Error),
+    /// The transport failed.
+    #[error("transport failed")]
+    Transport(#[source] offline_sync_transport::Error),
+}
+
+impl Error {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Storage(e) => e.is_retryable(),
+            Error::Transport(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl From<offline_sync_storage::Error> for Error {
+    fn from(e: offline_sync_storage::Error) -> Self {
+        use offline_sync_storage::Error as S;
+        match e {
+            S::NotFound => Error::NotFound,
+            S::AlreadyExists => Error::AlreadyExists,
+            S::Invalid { reason } => Error::Invalid { reason },
+            S::Conflict { reason } => Error::Conflict { reason },
+            other => Error::Storage(other),
+        }
+    }
+}
+
+impl From<offline_sync_transport::Error> for Error {
+    fn from(e: offline_sync_transport::Error) -> Self {
+        match e {
+            offline_sync_transport::Error::OffsetOutOfRange {
+                topic,
+                offset,
+                earliest,
+                latest,
+                ..
+            } => Error::ResyncRequired {
+                topic,
+                offset,
+                earliest,
+                latest,
+            },
+            other => Error::Transport(other),
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The master engine: applies ship batches, commits local writes and resolutions, broadcasts
+//! every commit after it is durable, keeps the ship registry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use offline_sync_model::{
+    Conflict, ConflictId, ConflictStatus, ContentType, DocumentId, Fields, HlcClock, LocalWrite, Message,
+    Strategy,
+};
+use offline_sync_storage::{MasterBatch, Page, ShipRecord, Storage, StoredDoc, TopicOffset};
+use offline_sync_transport::Transport;
+use tokio::sync::{Mutex, Notify};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{MasterConfig, synced};
+use crate::error::{Error, Result};
+use crate::inbox::{Reader, decode_batch};
+
+/// The master node. Cheap to clone; clones share the node.
+#[derive(Clone, Debug)]
+pub struct Master {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cfg: MasterConfig,
+    storage: Arc<dyn Storage>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    hlc: std::sync::Mutex<HlcClock>,
+    /// Serialises commits, so CSN order is commit order is broadcast order.
+    writer: Mutex<()>,
+    publisher: Mutex<()>,
+    puller: Mutex<()>,
+    /// Rung after every commit: there is something to broadcast.
+    pub(crate) wake: Notify,
+    online: AtomicBool,
+    topics_ready: AtomicBool,
+}
+
+/// A ship with its online state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShipStatus {
+    /// What the registry holds.
+    pub record: ShipRecord,
+    /// Heard from within the offline threshold.
+    pub online: bool,
+}
+
+/// What the master reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterStatus {
+    /// Whether the last call to the broker succeeded.
+    pub online: bool,
+    /// The last CSN committed.
+    pub last_csn: u64,
+    /// Conflicts waiting for an operator.
+    pub open_conflicts: u64,
+    /// Registered ships.
+    pub ships_total: u64,
+    /// Ships heard from within the offline threshold.
+    pub ships_online: u64,
+}
+
+impl Master {
+    /// A master on the system clock.
+    pub fn new(cfg: MasterConfig, storage: Arc<dyn Storage>, transport: Arc<dyn Transport>) -> Self {
+        Self::with_clock(cfg, storage, transport, Arc::new(SystemClock))
+    }
+
+    /// A master on the given clock.
+    pub fn with_clock(
+        cfg: MasterConfig,
+        storage: Arc<dyn Storage>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cfg,
+                storage,
+                transport,
+                clock,
+                hlc: std::sync::Mutex::new(HlcClock::new()),
+                writer: Mutex::new(()),
+                publisher: Mutex::new(()),
+                puller: Mutex::new(()),
+                wake: Notify::new(),
+                online: AtomicBool::new(false),
+                topics_ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MasterConfig {
+        &self.inner.cfg
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    fn tick(&self) -> offline_sync_model::Hlc {
+        let now = self.now();
+        self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner()).tick(now)
+    }
+
+    fn check(&self, ct: &ContentType) -> Result<()> {
+        if synced(self.inner.cfg.content_types.as_ref(), ct) {
+            Ok(())
+        } else {
+            Err(Error::NotSynced(ct.clone()))
+        }
+    }
+
+    async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
+        let hlc = self.tick();
+        let now = self.now();
+        let (doc, commit) = {
+            let _w = self.inner.writer.lock().await;
+            self.inner.storage.master_write(&write, hlc, now).await?
+        };
+        if let Some(c) = commit {
+            tracing::debug!(csn = c.csn, document = %c.id, "master change committed");
+            self.inner.wake.notify_one();
+        }
+        Ok(StoredDoc {
+            content_type: doc.content_type,
+            id: doc.id,
+            fields: doc.fields,
+            deleted: doc.deleted,
+            version: doc.version,
+            updated_at_ms: now,
+        })
+    }
+
+    /// Creates a document with a fresh UUIDv7.
+    pub async fn create(&self, ct: &ContentType, fields: Fields) -> Result<StoredDoc> {
+        self.create_with_id(ct, DocumentId::new_v7(), fields).await
+    }
+
+    /// Creates a document with the given id.
+    pub async fn create_with_id(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+    ) -> Result<StoredDoc> {
+        self.check(ct)?;
+        self.write(LocalWrite::Create {
+            content_type: ct.clone(),
+            id,
+            fields,
+        })
+        .await
+    }
+
+    /// Sets some fields of a live document.
+    pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
+        self.check(ct)?;
+        self.write(LocalWrite::Update {
+            content_type: ct.clone(),
+            id,
+            fields,
+        })
+        .await
+    }
+
+    /// Deletes a live document.
+    pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
+        self.check(ct)?;
+        self.write(LocalWrite::Delete {
+            content_type: ct.clone(),
+            id,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A live document.
+    pub async fn get(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        Ok(self.inner.storage.document(ct, id).await?.filter(|d| !d.deleted))
+    }
+
+    /// Live documents of a type, and their total count.
+    pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    fn link(&self, up: bool) {
+        let was = self.inner.online.swap(up, Ordering::SeqCst);
+        if was != up {
+            if up {
+                tracing::info!("link up: broker reachable");
+            } else {
+                tracing::warn!("link down: broker unreachable");
+            }
+        }
+    }
+
+    fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
+        match r {
+            Ok(v) => {
+                self.link(true);
+                Ok(v)
+            }
+            Err(e) => {
+                if e.is_retryable() {
+                    self.link(false);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether the last call to the broker succeeded.
+    pub fn is_online(&self) -> bool {
+        self.inner.online.load(Ordering::SeqCst)
+    }
+
+    async fn ensure_topics(&self) -> Result<()> {
+        if self.inner.topics_ready.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let t = &self.inner.cfg.topics;
+        let r = self
+            .inner
+            .transport
+            .ensure_topic(&t.ship_updates, self.inner.cfg.ship_partitions)
+            .await;
+        self.transport(r)?;
+        let r = self.inner.transport.ensure_topic(&t.master_updates, 1).await;
+        self.transport(r)?;
+        self.inner.topics_ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Reads up to one batch from every partition of `ship-updates` and applies it all in one
+    /// database transaction with the offsets after it, then broadcasts the commits. Returns
+    /// how many records were read.
+    pub async fn pull_once(&self) -> Result<usize> {
+        let _p = self.inner.puller.lock().await;
+        self.ensure_topics().await?;
+        let topic = self.inner.cfg.topics.ship_updates.clone();
+        let r = self.inner.transport.partitions(&topic).await;
+        let partitions = self.transport(r)?;
+        let wait = self.inner.cfg.poll_wait / partitions.max(1);
+        let mut batch = MasterBatch::default();
+        let mut read = 0;
+        for p in 0..partitions {
+            let remaining = self.inner.cfg.batch_size.saturating_sub(read);
+            if remaining == 0 {
+                break;
+            }
+            let from = self.inner.storage.offset(&topic, p).await?.unwrap_or(0);
+            let r = self.inner.transport.fetch(&topic, p, from, remaining, wait).await;
+            let fetched = match self.transport(r) {
+                Ok(b) => b,
+                Err(Error::ResyncRequired {
+                    earliest,
+                    latest,
+                    offset,
+                    ..
+                }) => {
+                    // Ship changes are kept in the ships' outboxes until answered, so they are
+                    // sent again: skip to what the broker holds.
+                    let next = earliest;
+                    tracing::warn!(
+                        topic,
+                        partition = p,
+                        offset,
+                        earliest,
+                        latest,
+                        next,
+                        "stored offset outside the partition, moving on; ships resend what is unanswered"
+                    );
+                    batch.offsets.push(TopicOffset {
+                        topic: topic.clone(),
+                        partition: p,
+                        next,
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if fetched.records.is_empty() {
+                continue;
+            }
+            read += fetched.records.len();
+            let decoded = decode_batch(Reader::Master, &topic, p, &fetched, from);
+            for m in decoded.messages {
+                match m {
+                    Message::Change(c) if !synced(self.inner.cfg.content_types.as_ref(), &c.ct) => {
+                        let reason = format!("content type {} is not synced", c.ct);
+                        batch.rejected.push((c, reason));
+                    }
+                    Message::Change(c) => batch.changes.push(c),
+                    Message::Heartbeat(h) => batch.heartbeats.push(h),
+                    Message::Commit(_) | Message::Ack(_) => {}
+                }
+            }
+            batch.dead_letters.extend(decoded.dead_letters);
+            batch.offsets.push(TopicOffset {
+                topic: topic.clone(),
+                partition: p,
+                next: decoded.next,
+            });
+        }
+        if batch.offsets.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
+            for c in &batch.changes {
+                hlc.observe(c.hlc);
+            }
+        }
+        let applied = {
+            let _w = self.inner.writer.lock().await;
+            self.inner
+                .storage
+                .master_apply(&batch, &self.inner.cfg.policies, self.now())
+                .await?
+        };
+        if applied.conflicts > 0 {
+            tracing::warn!(
+                conflicts = applied.conflicts,
+                "conflicts recorded for an operator"
+            );
+        }
+        tracing::debug!(
+            read,
+            committed = applied.committed,
+            duplicates = applied.duplicates,
+            "ship batch applied"
+        );
+        self.inner.wake.notify_one();
+        self.publish_all().await?;
+        Ok(read)
+    }
+
+    /// Reads and applies `ship-updates` until nothing new is there; returns how many records.
+    pub async fn pull_all(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.pull_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Publishes one batch of committed, unpublished broadcasts to `master-updates`, in commit
+    /// order; returns how many. Marked published only once the broker accepted them.
+    pub async fn publish_once(&self) -> Result<usize> {
+        let _p = self.inner.publisher.lock().await;
+        self.ensure_topics().await?;
+        let rows = self.inner.storage.unpublished(self.inner.cfg.batch_size).await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok(0);
+        };
+        let n = rows.len();
+        let values = rows.into_iter().map(|r| r.payload).collect();
+        let r = self
+            .inner
+            .transport
+            .publish(&self.inner.cfg.topics.master_updates, None, values)
+            .await;
+        self.transport(r)?;
+        self.inner.storage.mark_published(last).await?;
+        Ok(n)
+    }
+
+    /// Publishes every unpublished broadcast; returns how many.
+    pub async fn publish_all(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.publish_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Conflicts, newest first, optionally of one status.
+    pub async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
+        Ok(self.inner.storage.conflicts(status, page).await?)
+    }
+
+    /// One conflict.
+    pub async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
+        Ok(self.inner.storage.conflict(id).await?)
+    }
+
+    /// Resolves an open conflict; the result is committed and broadcast like any change.
+    pub async fn resolve(&self, id: ConflictId, strategy: &Strategy) -> Result<Conflict> {
+        let hlc = self.tick();
+        let now = self.now();
+        let (conflict, commit) = {
+            let _w = self.inner.writer.lock().await;
+            self.inner
+                .storage
+                .resolve_conflict(id, strategy, hlc, now)
+                .await?
+        };
+        tracing::info!(
+            conflict = id,
+            strategy = strategy.as_str(),
+            csn = commit.csn,
+            "conflict resolved"
+        );
+        self.inner.wake.notify_one();
+        Ok(conflict)
+    }
+
+    /// The ship registry with online states.
+    pub async fn ships(&self) -> Result<Vec<ShipStatus>> {
+        let now = self.now();
+        let threshold = u64::try_from(self.inner.cfg.offline_after.as_millis()).unwrap_or(u64::MAX);
+        let ships = self.inner.storage.ships().await?;
+        Ok(ships
+            .into_iter()
+            .map(|record| {
+                let online = record
+                    .last_seen_ms
+                    .is_some_and(|seen| now.saturating_sub(seen) < threshold);
+                ShipStatus { record, online }
+            })
+            .collect())
+    }
+
+    /// What the master reports about itself.
+    pub async fn status(&self) -> Result<MasterStatus> {
+        let ships = self.ships().await?;
+        let open = self
+            .inner
+            .storage
+            .conflicts(Some(ConflictStatus::Open), Page::all())
+            .await?;
+        Ok(MasterStatus {
+            online: self.is_online(),
+            last_csn: self.inner.storage.last_csn().await?,
+            open_conflicts: open.len() as u64,
+            ships_total: ships.len() as u64,
+            ships_online: ships.iter().filter(|s| s.online).count() as u64,
+        })
+    }
+}

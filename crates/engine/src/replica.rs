@@ -1,0 +1,473 @@
+//! The replica engine: local document API, outbox pusher, inbox applier, heartbeats.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use offline_sync_model::{
+    ContentType, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, MAX_ENVELOPE_BYTES, Message,
+    ReplicaDoc, ShipId, encode,
+};
+use offline_sync_storage::{Page, ReplicaBatch, Storage, StoredDoc, TopicOffset};
+use offline_sync_transport::Transport;
+use tokio::sync::{Mutex, Notify};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ReplicaConfig, synced};
+use crate::error::{Error, Result};
+use crate::inbox::{Reader, decode_batch};
+
+/// Room left in an envelope for everything but the fields.
+const ENVELOPE_OVERHEAD: usize = 4 * 1024;
+
+/// A replica (ship) node. Cheap to clone; clones share the node.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cfg: ReplicaConfig,
+    storage: Arc<dyn Storage>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    hlc: std::sync::Mutex<HlcClock>,
+    /// Serialises the node's mutating storage calls.
+    writer: Mutex<()>,
+    pusher: Mutex<()>,
+    puller: Mutex<()>,
+    /// Rung after a local write or when the link comes back: the pusher has work.
+    pub(crate) wake: Notify,
+    online: AtomicBool,
+    topics_ready: AtomicBool,
+    resync: std::sync::Mutex<Option<String>>,
+}
+
+/// What a replica reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// This ship.
+    pub ship: ShipId,
+    /// Whether the last call to the broker succeeded.
+    pub online: bool,
+    /// Changes not yet accepted by the broker.
+    pub pending: u64,
+    /// Changes accepted by the broker, not yet answered by the master.
+    pub in_flight: u64,
+    /// Changes the master refused.
+    pub rejected: u64,
+    /// The last seq written.
+    pub last_seq: u64,
+    /// The highest master CSN applied.
+    pub applied_csn: u64,
+    /// Age of the oldest unanswered change.
+    pub oldest_unacked_age_ms: Option<u64>,
+    /// The next offset to read from `master-updates`.
+    pub offset: Option<i64>,
+    /// Set when the broker no longer holds what this replica must read next.
+    pub resync_required: Option<String>,
+}
+
+fn view(doc: ReplicaDoc, now_ms: u64) -> StoredDoc {
+    StoredDoc {
+        content_type: doc.content_type,
+        id: doc.id,
+        fields: doc.fields,
+        deleted: doc.deleted,
+        version: doc.base_version,
+        updated_at_ms: now_ms,
+    }
+}
+
+impl Replica {
+    /// A replica on the system clock.
+    pub fn new(cfg: ReplicaConfig, storage: Arc<dyn Storage>, transport: Arc<dyn Transport>) -> Self {
+        Self::with_clock(cfg, storage, transport, Arc::new(SystemClock))
+    }
+
+    /// A replica on the given clock.
+    pub fn with_clock(
+        cfg: ReplicaConfig,
+        storage: Arc<dyn Storage>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cfg,
+                storage,
+                transport,
+                clock,
+                hlc: std::sync::Mutex::new(HlcClock::new()),
+                writer: Mutex::new(()),
+                pusher: Mutex::new(()),
+                puller: Mutex::new(()),
+                wake: Notify::new(),
+                online: AtomicBool::new(false),
+                topics_ready: AtomicBool::new(false),
+                resync: std::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// This ship.
+    pub fn ship(&self) -> &ShipId {
+        &self.inner.cfg.ship
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.inner.cfg
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    fn check(&self, ct: &ContentType, fields: Option<&Fields>) -> Result<()> {
+        if !synced(self.inner.cfg.content_types.as_ref(), ct) {
+            return Err(Error::NotSynced(ct.clone()));
+        }
+        if let Some(fields) = fields {
+            let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD {
+                return Err(Error::Invalid {
+                    reason: format!(
+                        "document of {size} bytes exceeds the {} byte limit",
+                        MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
+        let now = self.now();
+        let hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner()).tick(now);
+        let written = {
+            let _w = self.inner.writer.lock().await;
+            self.inner
+                .storage
+                .local_write(self.ship(), &write, hlc, now)
+                .await?
+        };
+        if let Some(seq) = written.seq {
+            tracing::debug!(ship = %self.ship(), seq, "local change queued");
+            self.inner.wake.notify_one();
+        }
+        Ok(view(written.doc, now))
+    }
+
+    /// Creates a document with a fresh UUIDv7.
+    pub async fn create(&self, ct: &ContentType, fields: Fields) -> Result<StoredDoc> {
+        self.create_with_id(ct, DocumentId::new_v7(), fields).await
+    }
+
+    /// Creates a document with the given id.
+    pub async fn create_with_id(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+    ) -> Result<StoredDoc> {
+        self.check(ct, Some(&fields))?;
+        self.write(LocalWrite::Create {
+            content_type: ct.clone(),
+            id,
+            fields,
+        })
+        .await
+    }
+
+    /// Sets some fields of a live document.
+    pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
+        self.check(ct, Some(&fields))?;
+        self.write(LocalWrite::Update {
+            content_type: ct.clone(),
+            id,
+            fields,
+        })
+        .await
+    }
+
+    /// Deletes a live document.
+    pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
+        self.check(ct, None)?;
+        self.write(LocalWrite::Delete {
+            content_type: ct.clone(),
+            id,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A live document.
+    pub async fn get(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        Ok(self.inner.storage.document(ct, id).await?.filter(|d| !d.deleted))
+    }
+
+    /// Live documents of a type, and their total count.
+    pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    fn link(&self, up: bool) {
+        let was = self.inner.online.swap(up, Ordering::SeqCst);
+        if was != up {
+            if up {
+                tracing::info!(ship = %self.ship(), "link up: broker reachable");
+                self.inner.wake.notify_one();
+            } else {
+                tracing::warn!(ship = %self.ship(), "link down: broker unreachable, changes stay queued");
+            }
+        }
+    }
+
+    /// Whether the last call to the broker succeeded.
+    pub fn is_online(&self) -> bool {
+        self.inner.online.load(Ordering::SeqCst)
+    }
+
+    fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
+        match r {
+            Ok(v) => {
+                self.link(true);
+                Ok(v)
+            }
+            Err(e) => {
+                if e.is_retryable() {
+                    self.link(false);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn ensure_topics(&self) -> Result<()> {
+        if self.inner.topics_ready.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let t = &self.inner.cfg.topics;
+        let r = self
+            .inner
+            .transport
+            .ensure_topic(&t.ship_updates, self.inner.cfg.ship_partitions)
+            .await;
+        self.transport(r)?;
+        let r = self.inner.transport.ensure_topic(&t.master_updates, 1).await;
+        self.transport(r)?;
+        self.inner.topics_ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Sends one batch of unsent outbox rows, in order; returns how many. A row counts as sent
+    /// only once the broker accepted it; on error nothing is marked and the batch goes again.
+    pub async fn push_once(&self) -> Result<usize> {
+        let _p = self.inner.pusher.lock().await;
+        self.ensure_topics().await?;
+        let rows = self
+            .inner
+            .storage
+            .outbox_unsent(self.ship(), self.inner.cfg.batch_size)
+            .await?;
+        let Some(last) = rows.last().map(|r| r.change.seq) else {
+            return Ok(0);
+        };
+        let values: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| encode(&Message::Change(r.change.clone())))
+            .collect();
+        let key = self.ship().as_str().as_bytes();
+        let r = self
+            .inner
+            .transport
+            .publish(&self.inner.cfg.topics.ship_updates, Some(key), values)
+            .await;
+        self.transport(r)?;
+        {
+            let _w = self.inner.writer.lock().await;
+            self.inner.storage.outbox_mark_sent(last, self.now()).await?;
+        }
+        tracing::debug!(ship = %self.ship(), count = rows.len(), last_seq = last, "changes sent");
+        Ok(rows.len())
+    }
+
+    /// Sends every unsent outbox row; returns how many.
+    pub async fn push_all(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.push_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Reads one batch from `master-updates` and applies it with its offset; returns how many
+    /// records were read. Waits up to the poll wait when nothing is there.
+    pub async fn pull_once(&self) -> Result<usize> {
+        let _p = self.inner.puller.lock().await;
+        self.ensure_topics().await?;
+        let topic = self.inner.cfg.topics.master_updates.clone();
+        let from = self.inner.storage.offset(&topic, 0).await?.unwrap_or(0);
+        let r = self
+            .inner
+            .transport
+            .fetch(
+                &topic,
+                0,
+                from,
+                self.inner.cfg.batch_size,
+                self.inner.cfg.poll_wait,
+            )
+            .await;
+        let batch = match self.transport(r) {
+            Ok(b) => b,
+            Err(e @ Error::ResyncRequired { .. }) => {
+                tracing::error!(ship = %self.ship(), error = %e, "cannot continue from the stored offset");
+                *self.inner.resync.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if batch.records.is_empty() {
+            return Ok(0);
+        }
+        let decoded = decode_batch(Reader::Replica, &topic, 0, &batch, from);
+        {
+            let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
+            for m in &decoded.messages {
+                if let Message::Commit(c) = m {
+                    hlc.observe(c.hlc);
+                }
+            }
+        }
+        let input = ReplicaBatch {
+            messages: decoded.messages,
+            dead_letters: decoded.dead_letters,
+            offset: TopicOffset {
+                topic,
+                partition: 0,
+                next: decoded.next,
+            },
+        };
+        let applied = {
+            let _w = self.inner.writer.lock().await;
+            self.inner
+                .storage
+                .replica_apply(self.ship(), &input, self.now())
+                .await?
+        };
+        if applied.resend > 0 {
+            tracing::info!(ship = %self.ship(), rows = applied.resend, "master asked to send changes again");
+            self.inner.wake.notify_one();
+        }
+        if let Some(master_last) = applied.restored_below {
+            tracing::error!(
+                ship = %self.ship(),
+                master_last_seq = master_last,
+                "the master applied more changes from this ship than its database holds: restored from a backup?"
+            );
+        }
+        Ok(batch.records.len())
+    }
+
+    /// Reads and applies `master-updates` until nothing new is there; returns how many records.
+    pub async fn pull_all(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            match self.pull_once().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Publishes a heartbeat with this replica's backlog.
+    pub async fn heartbeat(&self) -> Result<()> {
+        self.ensure_topics().await?;
+        let now = self.now();
+        let stats = self.inner.storage.outbox_stats().await?;
+        let progress = self.inner.storage.replica_progress().await?;
+        let hb = Heartbeat {
+            ship: self.ship().clone(),
+            pending: stats.unacked(),
+            oldest_unacked_ms: stats.oldest_unacked_at_ms.map(|t| now.saturating_sub(t)),
+            applied_csn: progress.applied_csn,
+            last_seq: progress.last_seq,
+        };
+        let key = self.ship().as_str().as_bytes();
+        let r = self
+            .inner
+            .transport
+            .publish(
+                &self.inner.cfg.topics.ship_updates,
+                Some(key),
+                vec![encode(&Message::Heartbeat(hb))],
+            )
+            .await;
+        self.transport(r)?;
+        Ok(())
+    }
+
+    /// Sends again the changes the master has not answered within the ack timeout; returns
+    /// how many. Harmless when the master has them: it skips what it already applied.
+    pub async fn resend_stale(&self) -> Result<u64> {
+        let stats = self.inner.storage.outbox_stats().await?;
+        let (Some(sent_at), Some(first)) = (stats.oldest_sent_at_ms, stats.first_unacked_seq) else {
+            return Ok(0);
+        };
+        let timeout = u64::try_from(self.inner.cfg.ack_timeout.as_millis()).unwrap_or(u64::MAX);
+        if self.now().saturating_sub(sent_at) < timeout {
+            return Ok(0);
+        }
+        self.resend_unacked(first).await
+    }
+
+    /// Sends again every sent, unanswered change from seq `from` on.
+    pub async fn resend_unacked(&self, from: u64) -> Result<u64> {
+        let n = {
+            let _w = self.inner.writer.lock().await;
+            self.inner.storage.outbox_resend(from).await?
+        };
+        if n > 0 {
+            tracing::info!(ship = %self.ship(), rows = n, "sending unanswered changes again");
+            self.inner.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// What this replica reports about itself.
+    pub async fn status(&self) -> Result<ReplicaStatus> {
+        let stats = self.inner.storage.outbox_stats().await?;
+        let progress = self.inner.storage.replica_progress().await?;
+        let now = self.now();
+        Ok(ReplicaStatus {
+            ship: self.ship().clone(),
+            online: self.is_online(),
+            pending: stats.pending,
+            in_flight: stats.sent,
+            rejected: stats.rejected,
+            last_seq: progress.last_seq,
+            applied_csn: progress.applied_csn,
+            oldest_unacked_age_ms: stats.oldest_unacked_at_ms.map(|t| now.saturating_sub(t)),
+            offset: self
+                .inner
+                .storage
+                .offset(&self.inner.cfg.topics.master_updates, 0)
+                .await?,
+            resync_required: self
+                .inner
+                .resync
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! Background loops of the engines and their graceful stop.
+//!
+//! Each loop runs one step at a time (a push, a pull, a publish: each one transaction) and
+//! checks for the stop signal between steps, so stopping lets the step in flight finish.
+//! Anything not yet acknowledged stays in the database and is redone after a restart.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::master::Master;
+use crate::replica::Replica;
+
+/// Background loops of a started node.
+#[derive(Debug)]
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks every loop to stop after its current step and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "engine task ended abnormally");
+            }
+        }
+    }
+}
+
+/// Sleeps for `d` unless asked to stop first; returns whether to stop.
+async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// A jitter in `0..1` for the retry schedule; it need not be random, only differ between
+/// ships reconnecting at the same moment.
+fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos) / 1e9
+}
+
+fn log_step_error(what: &'static str, e: &Error) {
+    if e.is_retryable() {
+        tracing::debug!(step = what, error = %e, "will retry");
+    } else {
+        tracing::warn!(step = what, error = %e, "step failed, will retry");
+    }
+}
+
+impl Replica {
+    /// Starts the pusher, puller and heartbeat loops on the current tokio runtime.
+    pub fn start(&self) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(push_loop(self.clone(), rx.clone())),
+            tokio::spawn(pull_loop(self.clone(), rx.clone())),
+            tokio::spawn(heartbeat_loop(self.clone(), rx)),
+        ];
+        Running { stop, tasks }
+    }
+}
+
+async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
+    let cfg = r.config().clone();
+    let mut attempt = 0u32;
+    loop {
+        // Wait for a local write (or a periodic check for stale, unanswered changes).
+        tokio::select! {
+            _ = r.inner.wake.notified() => {
+                if pause(&mut stop, cfg.debounce).await { return; }
+            }
+            _ = tokio::time::sleep(cfg.heartbeat_interval) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(e) = r.resend_stale().await {
+            log_step_error("resend", &e);
+        }
+        loop {
+            match r.push_once().await {
+                Ok(0) => {
+                    attempt = 0;
+                    break;
+                }
+                Ok(_) => attempt = 0,
+                Err(e) => {
+                    log_step_error("push", &e);
+                    if pause(&mut stop, cfg.retry.delay(attempt, jitter())).await {
+                        return;
+                    }
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
+    let cfg = r.config().clone();
+    let mut attempt = 0u32;
+    while !*stop.borrow() {
+        match r.pull_once().await {
+            Ok(_) => attempt = 0,
+            Err(e) => {
+                log_step_error("pull", &e);
+                let delay = match e {
+                    Error::ResyncRequired { .. } => cfg.retry.max,
+                    _ => cfg.retry.delay(attempt, jitter()),
+                };
+                if pause(&mut stop, delay).await {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
+    let interval = r.config().heartbeat_interval;
+    loop {
+        if let Err(e) = r.heartbeat().await {
+            log_step_error("heartbeat", &e);
+        }
+        if pause(&mut stop, interval).await {
+            return;
+        }
+    }
+}
+
+impl Master {
+    /// Starts the puller and publisher loops on the current tokio runtime.
+    pub fn start(&self) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(master_pull_loop(self.clone(), rx.clone())),
+            tokio::spawn(publish_loop(self.clone(), rx)),
+        ];
+        Running { stop, tasks }
+    }
+}
+
+async fn master_pull_loop(m: Master, mut stop: watch::Receiver<bool>) {
+    let retry = m.config().retry;
+    let mut attempt = 0u32;
+    while !*stop.borrow() {
+        match m.pull_once().await {
+            Ok(_) => attempt = 0,
+            Err(e) => {
+                log_step_error("apply", &e);
+                if pause(&mut stop, retry.delay(attempt, jitter())).await {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
+    let retry = m.config().retry;
+    let mut attempt = 0u32;
+    loop {
+        match m.publish_all().await {
+            Ok(_) => attempt = 0,
+            Err(e) => {
+                log_step_error("publish", &e);
+                if pause(&mut stop, retry.delay(attempt, jitter())).await {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = m.inner.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A fleet in one process for end-to-end tests: a master and several replicas over one
+//! in-memory broker, each node behind its own fault-injecting link, each on its own database
+//! (replicas on SQLite files, the master on a fresh PostgreSQL database or a SQLite file).
+
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offline_sync::engine::{Master, MasterConfig, Replica, ReplicaConfig};
+use offline_sync::model::{ContentType, DocumentId, Fields, ShipId};
+use offline_sync::storage::{Page, SeaStorage, Storage};
+use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport};
+
+/// Where the master keeps its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MasterDb {
+    Postgres,
+    Sqlite,
+}
+
+pub struct Fleet {
+    pub broker: MemoryTransport,
+    pub master: Master,
+    pub master_link: FaultControl,
+    pub ships: Vec<Replica>,
+    pub links: Vec<FaultControl>,
+    master_url: String,
+    ship_urls: Vec<String>,
+    pub master_cfg: MasterConfig,
+    dir: tempfile::TempDir,
+}
+
+pub fn ct() -> ContentType {
+    ContentType::new("api::article.article").unwrap()
+}
+
+pub fn fields(v: serde_json::Value) -> Fields {
+    v.as_object().unwrap().clone()
+}
+
+pub fn replica_config(i: usize) -> ReplicaConfig {
+    let mut cfg = ReplicaConfig::new(ShipId::new(format!("ship-{i}")).unwrap());
+    cfg.poll_wait = Duration::ZERO;
+    cfg.debounce = Duration::from_millis(10);
+    cfg
+}
+
+pub fn master_config() -> MasterConfig {
+    MasterConfig {
+        poll_wait: Duration::ZERO,
+        ship_partitions: 2,
+        ..MasterConfig::default()
+    }
+}
+
+async fn open(url: &str) -> Arc<dyn Storage> {
+    Arc::new(SeaStorage::connect(url).await.unwrap())
+}
+
+impl Fleet {
+    pub async fn new(ships: usize, db: MasterDb, label: &str) -> Fleet {
+        Self::with_config(ships, db, label, master_config()).await
+    }
+
+    pub async fn with_config(ships: usize, db: MasterDb, label: &str, master_cfg: MasterConfig) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = MemoryTransport::new();
+        let master_url = match db {
+            MasterDb::Postgres => offline_sync::storage::testing::fresh_postgres(label)
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432 is required"),
+            MasterDb::Sqlite => SeaStorage::sqlite_url(&dir.path().join("master.db")),
+        };
+        let (link, master_link) = FaultyTransport::new(Arc::new(broker.clone()));
+        let master = Master::new(master_cfg.clone(), open(&master_url).await, Arc::new(link));
+        let mut fleet = Fleet {
+            broker,
+            master,
+            master_link,
+            ships: vec![],
+            links: vec![],
+            master_url,
+            ship_urls: vec![],
+            master_cfg,
+            dir,
+        };
+        for i in 0..ships {
+            let url = SeaStorage::sqlite_url(&fleet.dir.path().join(format!("ship-{i}.db")));
+            let (link, control) = FaultyTransport::new(Arc::new(fleet.broker.clone()));
+            fleet
+                .ships
+                .push(Replica::new(replica_config(i), open(&url).await, Arc::new(link)));
+            fleet.links.push(control);
+            fleet.ship_urls.push(url);
+        }
+        fleet
+    }
+
+    /// Drops replica `i` and opens it again from its database, as after a crash.
+    pub async fn restart_ship(&mut self, i: usize) {
+        let (link, control) = FaultyTransport::new(Arc::new(self.broker.clone()));
+        self.ships[i] = Replica::new(replica_config(i), open(&self.ship_urls[i]).await, Arc::new(link));
+        self.links[i] = control;
+    }
+
+    /// Drops the master and opens it again from its database.
+    pub async fn restart_master(&mut self) {
+        let (link, control) = FaultyTransport::new(Arc::new(self.broker.clone()));
+        self.master = Master::new(
+            self.master_cfg.clone(),
+            open(&self.master_url).await,
+            Arc::new(link),
+        );
+        self.master_link = control;
+    }
+
+    /// Moves every message until nothing moves any more (links that are down stay down).
+    pub async fn sync(&self) {
+        for _ in 0..100 {
+            let mut moved = 0;
+            for s in &self.ships {
+                moved += s.push_all().await.unwrap_or(0);
+            }
+            moved += self.master.pull_all().await.unwrap_or(0);
+            moved += self.master.publish_all().await.unwrap_or(0);
+            for s in &self.ships {
+                moved += s.pull_all().await.unwrap_or(0);
+            }
+            if moved == 0 {
+                return;
+            }
+        }
+        panic!("the fleet did not quiesce");
+    }
+
+    pub async fn master_docs(&self) -> Vec<(DocumentId, Fields)> {
+        let (docs, _) = self.master.storage().documents(None, Page::all()).await.unwrap();
+        docs.into_iter().map(|d| (d.id, d.fields)).collect()
+    }
+
+    pub async fn ship_docs(&self, i: usize) -> Vec<(DocumentId, Fields)> {
+        let (docs, _) = self.ships[i]
+            .storage()
+            .documents(None, Page::all())
+            .await
+            .unwrap();
+        docs.into_iter().map(|d| (d.id, d.fields)).collect()
+    }
+
+    /// Every replica holds exactly the master's live documents and nothing unanswered.
+    pub async fn assert_converged(&self) {
+        let want = self.master_docs().await;
+        for (i, s) in self.ships.iter().enumerate() {
+            assert_eq!(
+                self.ship_docs(i).await,
+                want,
+                "{} differs from the master",
+                s.ship()
+            );
+            let st = s.status().await.unwrap();
+            assert_eq!(
+                (st.pending, st.in_flight),
+                (0, 0),
+                "{} has unanswered changes",
+                s.ship()
+            );
+        }
+    }
+}
