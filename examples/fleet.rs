@@ -1,0 +1,203 @@
+//! Quick start: a master and two ships in one process, over the in-memory transport, with
+//! SQLite files in a temporary directory.
+//!
+//! Run with `cargo run --release --example fleet`. It narrates a ship editing offline and
+//! reconnecting, a concurrent edit merged automatically, a real conflict recorded and
+//! resolved, then compares every node's documents with the master's and prints `converged`
+//! (exit status 1 if they differ).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use offline_sync::engine::{Master, MasterConfig, Page, Replica, ReplicaConfig};
+use offline_sync::model::{ConflictStatus, ContentType, Fields, ShipId, Strategy};
+use offline_sync::storage::{SeaStorage, Storage};
+use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport};
+use serde_json::json;
+
+fn fields(v: serde_json::Value) -> Fields {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Polls `check` until it holds, for at most ten seconds.
+async fn until<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    while !check().await? {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("timed out waiting until {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn storage(dir: &std::path::Path, name: &str) -> Result<Arc<dyn Storage>> {
+    let url = SeaStorage::sqlite_url(&dir.join(format!("{name}.db")));
+    Ok(Arc::new(SeaStorage::connect(&url).await.with_context(|| format!("opening {name}.db"))?))
+}
+
+struct Ship {
+    replica: Replica,
+    link: FaultControl,
+}
+
+async fn ship(dir: &std::path::Path, broker: &MemoryTransport, name: &str) -> Result<Ship> {
+    let mut cfg = ReplicaConfig::new(ShipId::new(name)?);
+    cfg.debounce = Duration::from_millis(50);
+    cfg.poll_wait = Duration::from_millis(100);
+    cfg.heartbeat_interval = Duration::from_millis(500);
+    cfg.retry.initial = Duration::from_millis(100);
+    cfg.retry.max = Duration::from_millis(500);
+    let (link, control) = FaultyTransport::new(Arc::new(broker.clone()));
+    let replica = Replica::new(cfg, storage(dir, name).await?, Arc::new(link));
+    Ok(Ship { replica, link: control })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let broker = MemoryTransport::new();
+    let plans = ContentType::new("api::voyage-plan.voyage-plan")?;
+
+    println!("offline-sync quick start: one master, two ships, one in-memory broker");
+    println!("  databases: SQLite files under {}", dir.path().display());
+    let master_cfg = MasterConfig {
+        poll_wait: Duration::from_millis(100),
+        offline_after: Duration::from_secs(2),
+        ..MasterConfig::default()
+    };
+    let master = Master::new(master_cfg, storage(dir.path(), "master").await?, Arc::new(broker.clone()));
+    let atlantic = ship(dir.path(), &broker, "ship-atlantic").await?;
+    let pacific = ship(dir.path(), &broker, "ship-pacific").await?;
+    let running = [master.start(), atlantic.replica.start(), pacific.replica.start()];
+
+    println!("\n1. The master publishes a voyage plan; both ships receive it.");
+    let plan = master
+        .create(&plans, fields(json!({"route": "Oslo → Reykjavik", "status": "planned", "cargo": "timber"})))
+        .await?;
+    for s in [&atlantic, &pacific] {
+        until("the plan reaches the ships", || async { Ok(s.replica.get(&plans, plan.id).await?.is_some()) })
+            .await?;
+        println!("   {} has the plan: {}", s.replica.ship(), serde_json::Value::Object(plan.fields.clone()));
+    }
+
+    println!("\n2. ship-atlantic loses its satellite link and keeps working.");
+    atlantic.link.set_offline(true);
+    for status in ["departed", "at sea", "storm detour"] {
+        atlantic.replica.update(&plans, plan.id, fields(json!({"status": status}))).await?;
+        println!("   ship-atlantic sets status = {status:?} (stored locally, queued)");
+    }
+    let queued = atlantic.replica.status().await?.pending;
+    println!("   {queued} changes wait in ship-atlantic's outbox");
+    println!("   the link comes back...");
+    atlantic.link.set_offline(false);
+    until("the queued changes reach the master", || async {
+        Ok(master.get(&plans, plan.id).await?.is_some_and(|d| d.fields["status"] == "storm detour"))
+    })
+    .await?;
+    until("ship-pacific sees them", || async {
+        Ok(pacific.replica.get(&plans, plan.id).await?.is_some_and(|d| d.fields["status"] == "storm detour"))
+    })
+    .await?;
+    println!("   drained: the master and ship-pacific now show status = \"storm detour\"");
+
+    println!("\n3. Concurrent edits of different fields merge automatically.");
+    atlantic.link.set_offline(true);
+    atlantic.replica.update(&plans, plan.id, fields(json!({"eta": "2026-12-02"}))).await?;
+    println!("   ship-atlantic (offline) sets eta");
+    master.update(&plans, plan.id, fields(json!({"cargo": "timber, salmon"}))).await?;
+    println!("   the master, meanwhile, sets cargo");
+    atlantic.link.set_offline(false);
+    until("both edits are merged on every node", || async {
+        let mut all = true;
+        for r in [&atlantic.replica, &pacific.replica] {
+            all &= r
+                .get(&plans, plan.id)
+                .await?
+                .is_some_and(|d| d.fields.get("eta").is_some() && d.fields["cargo"] == "timber, salmon");
+        }
+        Ok(all)
+    })
+    .await?;
+    let open = master.conflicts(Some(ConflictStatus::Open), Page::default()).await?;
+    println!("   merged field by field; open conflicts: {}", open.len());
+
+    println!("\n4. The same field edited on both sides is a real conflict.");
+    atlantic.link.set_offline(true);
+    atlantic.replica.update(&plans, plan.id, fields(json!({"route": "Oslo → Tórshavn → Reykjavik"}))).await?;
+    println!("   ship-atlantic (offline) reroutes via Tórshavn");
+    master.update(&plans, plan.id, fields(json!({"route": "Oslo → Bergen → Reykjavik"}))).await?;
+    println!("   the master reroutes via Bergen");
+    atlantic.link.set_offline(false);
+    until("the conflict is recorded", || async {
+        Ok(!master.conflicts(Some(ConflictStatus::Open), Page::default()).await?.is_empty())
+    })
+    .await?;
+    let conflict = master
+        .conflicts(Some(ConflictStatus::Open), Page::default())
+        .await?
+        .into_iter()
+        .next()
+        .context("an open conflict")?;
+    println!(
+        "   conflict #{} ({}) on {:?}: ship says {}, master says {}",
+        conflict.id,
+        conflict.draft.kind.as_str(),
+        conflict.draft.fields,
+        serde_json::Value::Object(conflict.draft.ship_values.clone()),
+        serde_json::Value::Object(conflict.draft.master_values.clone()),
+    );
+    let merged = fields(json!({"route": "Oslo → Bergen → Tórshavn → Reykjavik"}));
+    master.resolve(conflict.id, &Strategy::Merge { merge_data: merged }).await?;
+    println!("   the operator resolves it with merge: both stops");
+    until("the resolution reaches every ship", || async {
+        let mut all = true;
+        for r in [&atlantic.replica, &pacific.replica] {
+            all &= r.get(&plans, plan.id).await?.is_some_and(|d| {
+                d.fields["route"] == "Oslo → Bergen → Tórshavn → Reykjavik"
+            }) && r.status().await?.pending + r.status().await?.in_flight == 0;
+        }
+        Ok(all)
+    })
+    .await?;
+
+    let ships = master.ships().await?;
+    println!("\n5. The master's ship registry:");
+    for s in &ships {
+        println!(
+            "   {}: {} changes applied, {}",
+            s.record.ship,
+            s.record.changes_applied,
+            if s.online { "online" } else { "offline" }
+        );
+    }
+
+    for r in running {
+        r.shutdown().await;
+    }
+
+    let (want, _) = master.list(&plans, Page::all()).await?;
+    let mut differ = 0;
+    for r in [&atlantic.replica, &pacific.replica] {
+        let (got, _) = r.list(&plans, Page::all()).await?;
+        let same = got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.id == b.id && a.fields == b.fields);
+        if !same {
+            differ += 1;
+            println!("   {} differs from the master", r.ship());
+        }
+    }
+    if differ > 0 {
+        println!("\nNOT converged: {differ} ship(s) differ from the master");
+        std::process::exit(1);
+    }
+    println!(
+        "\nAll 3 nodes converged: {} document(s) identical on the master and both ships.",
+        want.len()
+    );
+    Ok(())
+}

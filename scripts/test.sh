@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Every check and test of offline-sync, on a fresh machine or a developer's:
+#   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (starts the installed cluster, or
+#      installs one with apt-get) and fails loudly when it cannot;
+#   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
+#   3. every test with cargo nextest (the simulation with OFFLINE_SYNC_SIM_SEEDS seeds,
+#      200 unless set), the doc tests, and the quick start example.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export OFFLINE_SYNC_SIM_SEEDS="${OFFLINE_SYNC_SIM_SEEDS:-200}"
+PG_HOST=127.0.0.1
+PG_PORT=5432
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi
+}
+
+pg_up() {
+  (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") 2>/dev/null
+}
+
+ensure_postgres() {
+  step "PostgreSQL on $PG_HOST:$PG_PORT"
+  if ! pg_up; then
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+      echo "no PostgreSQL cluster installed: installing one with apt-get"
+      as_root apt-get update -qq || die "apt-get update failed"
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+        || die "could not install PostgreSQL"
+    fi
+    for version in $(ls /etc/postgresql); do
+      echo "starting cluster $version/main"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+    for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  fi
+  pg_up || die "PostgreSQL is not reachable on $PG_HOST:$PG_PORT; the storage and end-to-end tests need it"
+  if command -v psql >/dev/null; then
+    psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc 'select 1' >/dev/null \
+      || die "PostgreSQL answers but refuses user postgres without a password (the tests expect trust auth on 127.0.0.1)"
+    # Databases left by earlier runs (each test creates its own).
+    psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc \
+      "select datname from pg_database where datname like 'offline_sync_%'" | while read -r db; do
+      psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -qc "drop database if exists \"$db\"" >/dev/null || true
+    done
+  fi
+  echo "PostgreSQL is up"
+}
+
+ensure_tool() {
+  local cmd=$1 crate=$2
+  if ! cargo "$cmd" --version >/dev/null 2>&1; then
+    step "installing $crate"
+    cargo install --locked "$crate" || die "could not install $crate"
+  fi
+}
+
+ensure_postgres
+ensure_tool nextest cargo-nextest
+ensure_tool deny cargo-deny
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo deny check bans licenses sources"
+cargo deny --offline check bans licenses sources
+
+step "rustdoc with -D warnings"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
+step "cargo nextest run (simulation: $OFFLINE_SYNC_SIM_SEEDS seeds)"
+cargo nextest run --workspace --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --doc --quiet
+
+step "quick start example"
+out=$(cargo run --quiet --example fleet) || { echo "$out"; die "the quick start example failed"; }
+echo "$out" | tail -n 1
+echo "$out" | grep -q converged || die "the quick start example did not converge"
+
+step "all checks passed"
