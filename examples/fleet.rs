@@ -38,7 +38,11 @@ where
 
 async fn storage(dir: &std::path::Path, name: &str) -> Result<Arc<dyn Storage>> {
     let url = SeaStorage::sqlite_url(&dir.join(format!("{name}.db")));
-    Ok(Arc::new(SeaStorage::connect(&url).await.with_context(|| format!("opening {name}.db"))?))
+    Ok(Arc::new(
+        SeaStorage::connect(&url)
+            .await
+            .with_context(|| format!("opening {name}.db"))?,
+    ))
 }
 
 struct Ship {
@@ -55,7 +59,10 @@ async fn ship(dir: &std::path::Path, broker: &MemoryTransport, name: &str) -> Re
     cfg.retry.max = Duration::from_millis(500);
     let (link, control) = FaultyTransport::new(Arc::new(broker.clone()));
     let replica = Replica::new(cfg, storage(dir, name).await?, Arc::new(link));
-    Ok(Ship { replica, link: control })
+    Ok(Ship {
+        replica,
+        link: control,
+    })
 }
 
 #[tokio::main]
@@ -71,25 +78,41 @@ async fn main() -> Result<()> {
         offline_after: Duration::from_secs(2),
         ..MasterConfig::default()
     };
-    let master = Master::new(master_cfg, storage(dir.path(), "master").await?, Arc::new(broker.clone()));
+    let master = Master::new(
+        master_cfg,
+        storage(dir.path(), "master").await?,
+        Arc::new(broker.clone()),
+    );
     let atlantic = ship(dir.path(), &broker, "ship-atlantic").await?;
     let pacific = ship(dir.path(), &broker, "ship-pacific").await?;
     let running = [master.start(), atlantic.replica.start(), pacific.replica.start()];
 
     println!("\n1. The master publishes a voyage plan; both ships receive it.");
     let plan = master
-        .create(&plans, fields(json!({"route": "Oslo → Reykjavik", "status": "planned", "cargo": "timber"})))
+        .create(
+            &plans,
+            fields(json!({"route": "Oslo → Reykjavik", "status": "planned", "cargo": "timber"})),
+        )
         .await?;
     for s in [&atlantic, &pacific] {
-        until("the plan reaches the ships", || async { Ok(s.replica.get(&plans, plan.id).await?.is_some()) })
-            .await?;
-        println!("   {} has the plan: {}", s.replica.ship(), serde_json::Value::Object(plan.fields.clone()));
+        until("the plan reaches the ships", || async {
+            Ok(s.replica.get(&plans, plan.id).await?.is_some())
+        })
+        .await?;
+        println!(
+            "   {} has the plan: {}",
+            s.replica.ship(),
+            serde_json::Value::Object(plan.fields.clone())
+        );
     }
 
     println!("\n2. ship-atlantic loses its satellite link and keeps working.");
     atlantic.link.set_offline(true);
     for status in ["departed", "at sea", "storm detour"] {
-        atlantic.replica.update(&plans, plan.id, fields(json!({"status": status}))).await?;
+        atlantic
+            .replica
+            .update(&plans, plan.id, fields(json!({"status": status})))
+            .await?;
         println!("   ship-atlantic sets status = {status:?} (stored locally, queued)");
     }
     let queued = atlantic.replica.status().await?.pending;
@@ -97,20 +120,32 @@ async fn main() -> Result<()> {
     println!("   the link comes back...");
     atlantic.link.set_offline(false);
     until("the queued changes reach the master", || async {
-        Ok(master.get(&plans, plan.id).await?.is_some_and(|d| d.fields["status"] == "storm detour"))
+        Ok(master
+            .get(&plans, plan.id)
+            .await?
+            .is_some_and(|d| d.fields["status"] == "storm detour"))
     })
     .await?;
     until("ship-pacific sees them", || async {
-        Ok(pacific.replica.get(&plans, plan.id).await?.is_some_and(|d| d.fields["status"] == "storm detour"))
+        Ok(pacific
+            .replica
+            .get(&plans, plan.id)
+            .await?
+            .is_some_and(|d| d.fields["status"] == "storm detour"))
     })
     .await?;
     println!("   drained: the master and ship-pacific now show status = \"storm detour\"");
 
     println!("\n3. Concurrent edits of different fields merge automatically.");
     atlantic.link.set_offline(true);
-    atlantic.replica.update(&plans, plan.id, fields(json!({"eta": "2026-12-02"}))).await?;
+    atlantic
+        .replica
+        .update(&plans, plan.id, fields(json!({"eta": "2026-12-02"})))
+        .await?;
     println!("   ship-atlantic (offline) sets eta");
-    master.update(&plans, plan.id, fields(json!({"cargo": "timber, salmon"}))).await?;
+    master
+        .update(&plans, plan.id, fields(json!({"cargo": "timber, salmon"})))
+        .await?;
     println!("   the master, meanwhile, sets cargo");
     atlantic.link.set_offline(false);
     until("both edits are merged on every node", || async {
@@ -124,18 +159,36 @@ async fn main() -> Result<()> {
         Ok(all)
     })
     .await?;
-    let open = master.conflicts(Some(ConflictStatus::Open), Page::default()).await?;
+    let open = master
+        .conflicts(Some(ConflictStatus::Open), Page::default())
+        .await?;
     println!("   merged field by field; open conflicts: {}", open.len());
 
     println!("\n4. The same field edited on both sides is a real conflict.");
     atlantic.link.set_offline(true);
-    atlantic.replica.update(&plans, plan.id, fields(json!({"route": "Oslo → Tórshavn → Reykjavik"}))).await?;
+    atlantic
+        .replica
+        .update(
+            &plans,
+            plan.id,
+            fields(json!({"route": "Oslo → Tórshavn → Reykjavik"})),
+        )
+        .await?;
     println!("   ship-atlantic (offline) reroutes via Tórshavn");
-    master.update(&plans, plan.id, fields(json!({"route": "Oslo → Bergen → Reykjavik"}))).await?;
+    master
+        .update(
+            &plans,
+            plan.id,
+            fields(json!({"route": "Oslo → Bergen → Reykjavik"})),
+        )
+        .await?;
     println!("   the master reroutes via Bergen");
     atlantic.link.set_offline(false);
     until("the conflict is recorded", || async {
-        Ok(!master.conflicts(Some(ConflictStatus::Open), Page::default()).await?.is_empty())
+        Ok(!master
+            .conflicts(Some(ConflictStatus::Open), Page::default())
+            .await?
+            .is_empty())
     })
     .await?;
     let conflict = master
@@ -153,14 +206,18 @@ async fn main() -> Result<()> {
         serde_json::Value::Object(conflict.draft.master_values.clone()),
     );
     let merged = fields(json!({"route": "Oslo → Bergen → Tórshavn → Reykjavik"}));
-    master.resolve(conflict.id, &Strategy::Merge { merge_data: merged }).await?;
+    master
+        .resolve(conflict.id, &Strategy::Merge { merge_data: merged })
+        .await?;
     println!("   the operator resolves it with merge: both stops");
     until("the resolution reaches every ship", || async {
         let mut all = true;
         for r in [&atlantic.replica, &pacific.replica] {
-            all &= r.get(&plans, plan.id).await?.is_some_and(|d| {
-                d.fields["route"] == "Oslo → Bergen → Tórshavn → Reykjavik"
-            }) && r.status().await?.pending + r.status().await?.in_flight == 0;
+            all &= r
+                .get(&plans, plan.id)
+                .await?
+                .is_some_and(|d| d.fields["route"] == "Oslo → Bergen → Tórshavn → Reykjavik")
+                && r.status().await?.pending + r.status().await?.in_flight == 0;
         }
         Ok(all)
     })
@@ -185,7 +242,11 @@ async fn main() -> Result<()> {
     let mut differ = 0;
     for r in [&atlantic.replica, &pacific.replica] {
         let (got, _) = r.list(&plans, Page::all()).await?;
-        let same = got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.id == b.id && a.fields == b.fields);
+        let same = got.len() == want.len()
+            && got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.id == b.id && a.fields == b.fields);
         if !same {
             differ += 1;
             println!("   {} differs from the master", r.ship());

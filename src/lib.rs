@@ -1,5 +1,4 @@
-//! offline-sync: offline-first, bi-directional data sync between one master and many
-//! replicas over Kafka.
+#![doc = include_str!("../README.md")]
 //!
 //! This facade re-exports the layers: [`model`] (pure domain), [`transport`] (the transport
 //! trait and its in-memory implementation), [`storage`] (the storage trait and its sea-orm

@@ -25,7 +25,7 @@ use offline_sync::model::{
 use offline_sync::storage::Page;
 use offline_sync::transport::Transport;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use support::{Fleet, MasterDb, ct};
 

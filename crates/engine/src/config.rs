@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use offline_sync_model::{ContentType, Policies, RetrySchedule, ShipId};
 
+/// How long log rows are kept once nothing depends on them any more.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The two topics (DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
@@ -48,6 +51,8 @@ pub struct ReplicaConfig {
     pub ship_partitions: u32,
     /// Content types synced (`SYNC_CONTENT_TYPES`); `None` syncs every type.
     pub content_types: Option<BTreeSet<ContentType>>,
+    /// Answered outbox rows and handled dead letters are kept this long (default 7 days).
+    pub retention: Duration,
 }
 
 impl ReplicaConfig {
@@ -64,6 +69,7 @@ impl ReplicaConfig {
             poll_wait: Duration::from_secs(1),
             ship_partitions: 1,
             content_types: None,
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct MasterConfig {
     pub policies: Policies,
     /// Content types synced (`SYNC_CONTENT_TYPES`); `None` syncs every type.
     pub content_types: Option<BTreeSet<ContentType>>,
+    /// Published broadcasts and handled dead letters are kept this long (default 7 days).
+    pub retention: Duration,
 }
 
 impl Default for MasterConfig {
@@ -100,6 +108,7 @@ impl Default for MasterConfig {
             offline_after: Duration::from_secs(90),
             policies: Policies::default(),
             content_types: None,
+            retention: DEFAULT_RETENTION,
         }
     }
 }

@@ -443,6 +443,19 @@ impl Replica {
         Ok(n)
     }
 
+    /// Applies the retention rules of the log tables (see `Storage::prune`); returns how many
+    /// rows were deleted.
+    pub async fn prune(&self) -> Result<u64> {
+        let keep = u64::try_from(self.inner.cfg.retention.as_millis()).unwrap_or(u64::MAX);
+        let before = self.now().saturating_sub(keep);
+        let _w = self.inner.writer.lock().await;
+        let n = self.inner.storage.prune(before).await?;
+        if n > 0 {
+            tracing::info!(rows = n, "old log rows pruned");
+        }
+        Ok(n)
+    }
+
     /// What this replica reports about itself.
     pub async fn status(&self) -> Result<ReplicaStatus> {
         let stats = self.inner.storage.outbox_stats().await?;

@@ -53,6 +53,9 @@ fn jitter() -> f64 {
     f64::from(nanos) / 1e9
 }
 
+/// Rest between empty polls when the transport returns at once (a zero poll wait).
+const IDLE: Duration = Duration::from_millis(50);
+
 fn log_step_error(what: &'static str, e: &Error) {
     if e.is_retryable() {
         tracing::debug!(step = what, error = %e, "will retry");
@@ -119,6 +122,12 @@ async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let mut attempt = 0u32;
     while !*stop.borrow() {
         match r.pull_once().await {
+            Ok(0) if cfg.poll_wait < IDLE => {
+                attempt = 0;
+                if pause(&mut stop, IDLE).await {
+                    return;
+                }
+            }
             Ok(_) => attempt = 0,
             Err(e) => {
                 log_step_error("pull", &e);
@@ -135,11 +144,21 @@ async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How often the retention rules run.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let interval = r.config().heartbeat_interval;
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = r.heartbeat().await {
             log_step_error("heartbeat", &e);
+        }
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            if let Err(e) = r.prune().await {
+                log_step_error("prune", &e);
+            }
+            pruned = Some(std::time::Instant::now());
         }
         if pause(&mut stop, interval).await {
             return;
@@ -161,9 +180,16 @@ impl Master {
 
 async fn master_pull_loop(m: Master, mut stop: watch::Receiver<bool>) {
     let retry = m.config().retry;
+    let poll_wait = m.config().poll_wait;
     let mut attempt = 0u32;
     while !*stop.borrow() {
         match m.pull_once().await {
+            Ok(0) if poll_wait < IDLE => {
+                attempt = 0;
+                if pause(&mut stop, IDLE).await {
+                    return;
+                }
+            }
             Ok(_) => attempt = 0,
             Err(e) => {
                 log_step_error("apply", &e);
@@ -179,7 +205,14 @@ async fn master_pull_loop(m: Master, mut stop: watch::Receiver<bool>) {
 async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
     let retry = m.config().retry;
     let mut attempt = 0u32;
+    let mut pruned: Option<std::time::Instant> = None;
     loop {
+        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            if let Err(e) = m.prune().await {
+                log_step_error("prune", &e);
+            }
+            pruned = Some(std::time::Instant::now());
+        }
         match m.publish_all().await {
             Ok(_) => attempt = 0,
             Err(e) => {

@@ -200,3 +200,171 @@ pub fn release_marks(mut doc: ReplicaDoc, seq: Seq) -> ReplicaDoc {
     }
     doc
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::change::ConflictRef;
+    use crate::ids::{ContentType, DocumentId};
+
+    fn fields(v: serde_json::Value) -> Fields {
+        v.as_object().unwrap().clone()
+    }
+
+    fn me() -> ShipId {
+        ShipId::new("me").unwrap()
+    }
+
+    fn ct() -> ContentType {
+        ContentType::new("t").unwrap()
+    }
+
+    fn commit(origin: Origin, seq: Option<Seq>, op: CommitOp, f: serde_json::Value, csn: Csn) -> Commit {
+        Commit {
+            csn,
+            origin,
+            seq,
+            ct: ct(),
+            id: DocumentId::from_uuid(uuid::Uuid::nil()),
+            op,
+            fields: fields(f),
+            hlc: Hlc::default(),
+            resolves: None,
+            conflict: None,
+        }
+    }
+
+    fn created(f: serde_json::Value) -> ReplicaDoc {
+        let w = LocalWrite::Create {
+            content_type: ct(),
+            id: DocumentId::from_uuid(uuid::Uuid::nil()),
+            fields: fields(f),
+        };
+        local_write(None, &w, &me(), 1, Hlc::default()).unwrap().0
+    }
+
+    #[test]
+    fn local_writes_mark_fields_and_produce_changes() {
+        let doc = created(json!({"a": 1, "b": 2}));
+        assert_eq!(doc.marks.len(), 2);
+        let id = doc.id;
+        let same = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"a": 1})),
+        };
+        let (doc, change) = local_write(Some(doc), &same, &me(), 2, Hlc::default()).unwrap();
+        assert!(
+            change.is_none(),
+            "an update that changes nothing produces no change"
+        );
+        let upd = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"a": 5, "b": 2})),
+        };
+        let (doc, change) = local_write(Some(doc), &upd, &me(), 2, Hlc::default()).unwrap();
+        let change = change.unwrap();
+        assert_eq!(
+            change.fields,
+            fields(json!({"a": 5})),
+            "only changed fields travel"
+        );
+        assert_eq!(doc.marks["a"], Mark::Pending { seq: 2 });
+        let del = LocalWrite::Delete {
+            content_type: ct(),
+            id,
+        };
+        let (doc, change) = local_write(Some(doc), &del, &me(), 3, Hlc::default()).unwrap();
+        assert_eq!(change.unwrap().op, Op::Delete);
+        assert!(doc.deleted);
+        assert_eq!(
+            local_write(Some(doc.clone()), &upd, &me(), 4, Hlc::default()).unwrap_err(),
+            Error::NotFound
+        );
+        let again = LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: Fields::new(),
+        };
+        assert_eq!(
+            local_write(Some(doc), &again, &me(), 4, Hlc::default()).unwrap_err(),
+            Error::AlreadyExists
+        );
+    }
+
+    #[test]
+    fn others_commits_do_not_overwrite_pending_fields() {
+        let doc = created(json!({"a": 1, "b": 2}));
+        let c = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 9, "c": 3}), 4);
+        let doc = apply_commit(Some(doc), &c, &me());
+        assert_eq!(doc.fields, fields(json!({"a": 1, "b": 2, "c": 3})));
+        assert_eq!(doc.base_version, 4);
+    }
+
+    #[test]
+    fn the_own_echo_rules_on_marks_up_to_its_seq() {
+        let doc = created(json!({"a": 1}));
+        let upd = LocalWrite::Update {
+            content_type: ct(),
+            id: doc.id,
+            fields: fields(json!({"b": 7})),
+        };
+        let (doc, _) = local_write(Some(doc), &upd, &me(), 2, Hlc::default()).unwrap();
+        let echo = commit(Origin::Ship(me()), Some(1), CommitOp::Put, json!({"a": 1}), 5);
+        let doc = apply_commit(Some(doc), &echo, &me());
+        assert!(!doc.marks.contains_key("a"));
+        assert_eq!(doc.marks["b"], Mark::Pending { seq: 2 });
+        assert_eq!(
+            doc.fields,
+            fields(json!({"a": 1, "b": 7})),
+            "a put keeps fields still pending"
+        );
+    }
+
+    #[test]
+    fn held_fields_stay_until_the_resolution() {
+        let doc = created(json!({"a": 1}));
+        let mut echo = commit(Origin::Ship(me()), Some(1), CommitOp::Patch, json!({}), 5);
+        echo.conflict = Some(ConflictRef {
+            id: 3,
+            fields: vec!["a".into()],
+            whole: false,
+        });
+        let doc = apply_commit(Some(doc), &echo, &me());
+        assert_eq!(doc.marks["a"], Mark::Held { conflict: 3, seq: 1 });
+        let other = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 2}), 6);
+        let doc = apply_commit(Some(doc), &other, &me());
+        assert_eq!(doc.fields["a"], json!(1));
+        let mut resolution = commit(Origin::Master, None, CommitOp::Put, json!({"a": 8}), 7);
+        resolution.resolves = Some(3);
+        let doc = apply_commit(Some(doc), &resolution, &me());
+        assert_eq!(doc.fields["a"], json!(8));
+        assert!(!doc.is_dirty());
+    }
+
+    #[test]
+    fn a_delete_waits_for_pending_changes() {
+        let doc = created(json!({"a": 1}));
+        let del = commit(Origin::Master, None, CommitOp::Delete, json!({}), 5);
+        let kept = apply_commit(Some(doc.clone()), &del, &me());
+        assert!(
+            !kept.deleted,
+            "the pending create keeps the document until the master rules"
+        );
+        let mut clean = doc;
+        clean.marks.clear();
+        assert!(apply_commit(Some(clean), &del, &me()).deleted);
+    }
+
+    #[test]
+    fn released_marks_let_the_master_values_in_again() {
+        let doc = created(json!({"a": 1}));
+        let doc = release_marks(doc, 1);
+        assert!(!doc.is_dirty());
+        let c = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 2}), 5);
+        assert_eq!(apply_commit(Some(doc), &c, &me()).fields["a"], json!(2));
+    }
+}

@@ -50,6 +50,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Dead letters, newest first.
     async fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>>;
 
+    /// Applies the retention rules of the log tables: deletes answered outbox rows, published
+    /// broadcasts and handled (retried or discarded) dead letters written before `before_ms`.
+    /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
+    /// how many rows were deleted. Safe to repeat.
+    async fn prune(&self, before_ms: u64) -> Result<u64>;
+
     // ---- replica ----
 
     /// A replica's copy of a document, with its marks.

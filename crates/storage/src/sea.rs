@@ -106,6 +106,13 @@ impl Storage for SeaStorage {
         common::dead_letters(&self.db, page).await
     }
 
+    async fn prune(&self, before_ms: u64) -> Result<u64> {
+        let txn = self.db.begin().await?;
+        let n = common::prune(&txn, before_ms).await?;
+        txn.commit().await?;
+        Ok(n)
+    }
+
     async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
         common::replica_doc(&self.db, ct, id).await
     }

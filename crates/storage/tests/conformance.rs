@@ -481,6 +481,87 @@ pub async fn master_local_writes_are_broadcast_in_commit_order(s: SeaStorage) {
     );
 }
 
+pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
+    let id = DocumentId::new_v7();
+    let w = |n: i64| LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"n": n})),
+    };
+    s.local_write(
+        &ship(),
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": 0})),
+        },
+        Hlc::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
+    s.outbox_mark_sent(2, 3).await.unwrap();
+    let ack = Message::Ack(offline_sync_model::Ack {
+        ship: ship(),
+        seq: 1,
+        outcome: AckOutcome::Duplicate { last_seq: 1 },
+    });
+    let batch = ReplicaBatch {
+        messages: vec![ack],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 1,
+        },
+    };
+    s.replica_apply(&ship(), &batch, 10).await.unwrap();
+    s.master_write(
+        &LocalWrite::Create {
+            content_type: ct(),
+            id: DocumentId::new_v7(),
+            fields: fields(json!({})),
+        },
+        Hlc::default(),
+        10,
+    )
+    .await
+    .unwrap();
+    s.master_write(
+        &LocalWrite::Create {
+            content_type: ct(),
+            id: DocumentId::new_v7(),
+            fields: fields(json!({})),
+        },
+        Hlc::default(),
+        10,
+    )
+    .await
+    .unwrap();
+    let first = s.unpublished(1).await.unwrap();
+    s.mark_published(first[0].id).await.unwrap();
+
+    assert_eq!(s.prune(10).await.unwrap(), 0, "nothing is older than the cut-off");
+    assert_eq!(
+        s.prune(11).await.unwrap(),
+        2,
+        "the acked outbox row and the published broadcast"
+    );
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.sent, stats.last_seq), (1, 2), "the unanswered row stays");
+    assert_eq!(
+        s.unpublished(10).await.unwrap().len(),
+        1,
+        "the unpublished broadcast stays"
+    );
+    assert_eq!(
+        s.replica_doc(&ct(), id).await.unwrap().unwrap().fields["n"],
+        json!(1)
+    );
+    assert_eq!(s.prune(11).await.unwrap(), 0);
+}
+
 macro_rules! storage_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -514,6 +595,11 @@ macro_rules! storage_suite {
             #[tokio::test]
             async fn overlapping_edits_make_one_conflict_that_resolves() {
                 super::overlapping_edits_make_one_conflict_that_resolves(make("conflicts").await).await;
+            }
+
+            #[tokio::test]
+            async fn retention_prunes_only_answered_rows() {
+                super::retention_prunes_only_answered_rows(make("retention").await).await;
             }
 
             #[tokio::test]

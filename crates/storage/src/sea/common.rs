@@ -10,9 +10,9 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::entity::{counters, dead_letters, documents, offsets};
+use crate::entity::{broadcasts, counters, dead_letters, documents, offsets, outbox};
 use crate::error::{Error, Result};
-use crate::types::{DeadLetter, DeadLetterStatus, NewDeadLetter, Page, StoredDoc, TopicOffset};
+use crate::types::{DeadLetter, DeadLetterStatus, NewDeadLetter, OutboxState, Page, StoredDoc, TopicOffset};
 
 /// The master's last CSN.
 pub(super) const CSN: &str = "csn";
@@ -323,4 +323,29 @@ pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc
         now_ms,
     );
     upsert(c, row).await
+}
+
+pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u64> {
+    let before = to_i64(before_ms);
+    let answered = [OutboxState::Acked.as_str(), OutboxState::Rejected.as_str()];
+    let outbox = outbox::Entity::delete_many()
+        .filter(outbox::Column::State.is_in(answered))
+        .filter(outbox::Column::AckedAtMs.lt(before))
+        .exec(c)
+        .await?;
+    let broadcasts = broadcasts::Entity::delete_many()
+        .filter(broadcasts::Column::Published.eq(true))
+        .filter(broadcasts::Column::CreatedAtMs.lt(before))
+        .exec(c)
+        .await?;
+    let handled = [
+        DeadLetterStatus::Retried.as_str(),
+        DeadLetterStatus::Discarded.as_str(),
+    ];
+    let letters = dead_letters::Entity::delete_many()
+        .filter(dead_letters::Column::Status.is_in(handled))
+        .filter(dead_letters::Column::CreatedAtMs.lt(before))
+        .exec(c)
+        .await?;
+    Ok(outbox.rows_affected + broadcasts.rows_affected + letters.rows_affected)
 }
