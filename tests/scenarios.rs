@@ -569,3 +569,35 @@ async fn background_loops_deliver_by_themselves_and_stop_gracefully() {
     );
     f.assert_converged().await;
 }
+
+/// Heartbeats fill the master's ship registry; a ship not heard from within the threshold is
+/// reported offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_the_ship_registry_and_its_online_state() {
+    let cfg = offline_sync::engine::MasterConfig {
+        offline_after: std::time::Duration::from_millis(300),
+        ..support::master_config()
+    };
+    let f = Fleet::with_config(2, MasterDb::Postgres, "registry", cfg).await;
+    f.links[1].set_offline(true);
+    f.ships[0].create(&ct(), fields(json!({"a": 1}))).await.unwrap();
+    f.ships[0].heartbeat().await.unwrap();
+    assert!(
+        f.ships[1].heartbeat().await.is_err(),
+        "no heartbeat without a link"
+    );
+    f.master.pull_all().await.unwrap();
+    let ships = f.master.ships().await.unwrap();
+    assert_eq!(ships.len(), 1);
+    assert_eq!(ships[0].record.ship, *f.ships[0].ship());
+    assert!(ships[0].online);
+    assert_eq!(ships[0].record.pending, 1, "the heartbeat carries the backlog");
+    let status = f.master.status().await.unwrap();
+    assert_eq!((status.ships_total, status.ships_online), (1, 1));
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(
+        !f.master.ships().await.unwrap()[0].online,
+        "silent past the threshold: offline"
+    );
+    assert_eq!(f.master.status().await.unwrap().ships_online, 0);
+}
