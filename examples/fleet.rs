@@ -5,15 +5,21 @@
 //! reconnecting, a concurrent edit merged automatically, a real conflict recorded and
 //! resolved, then compares every node's documents with the master's and prints `converged`
 //! (exit status 1 if they differ).
+//!
+//! With `-- --kafka HOST:PORT` the same walk-through runs over a real Kafka-protocol broker,
+//! on the topics `ship-updates` and `master-updates`, each node with its own connection. Use
+//! a fresh broker (or delete those topics first): a fresh master must not meet another
+//! master's history.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use offline_sync::engine::{Master, MasterConfig, Page, Replica, ReplicaConfig};
+use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{ConflictStatus, ContentType, Fields, ShipId, Strategy};
 use offline_sync::storage::{SeaStorage, Storage};
-use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport};
+use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport, Transport};
 use serde_json::json;
 
 fn fields(v: serde_json::Value) -> Fields {
@@ -50,14 +56,32 @@ struct Ship {
     link: FaultControl,
 }
 
-async fn ship(dir: &std::path::Path, broker: &MemoryTransport, name: &str) -> Result<Ship> {
+/// How each node reaches the broker.
+enum Broker {
+    Memory(MemoryTransport),
+    Kafka(String),
+}
+
+impl Broker {
+    fn connect(&self) -> Result<Arc<dyn Transport>> {
+        Ok(match self {
+            Broker::Memory(m) => Arc::new(m.clone()),
+            Broker::Kafka(address) => Arc::new(
+                KafkaTransport::new(KafkaConfig::new(vec![address.clone()]))
+                    .with_context(|| format!("configuring the Kafka transport for {address}"))?,
+            ),
+        })
+    }
+}
+
+async fn ship(dir: &std::path::Path, broker: &Broker, name: &str) -> Result<Ship> {
     let mut cfg = ReplicaConfig::new(ShipId::new(name)?);
     cfg.debounce = Duration::from_millis(50);
     cfg.poll_wait = Duration::from_millis(100);
     cfg.heartbeat_interval = Duration::from_millis(500);
     cfg.retry.initial = Duration::from_millis(100);
     cfg.retry.max = Duration::from_millis(500);
-    let (link, control) = FaultyTransport::new(Arc::new(broker.clone()));
+    let (link, control) = FaultyTransport::new(broker.connect()?);
     let replica = Replica::new(cfg, storage(dir, name).await?, Arc::new(link));
     Ok(Ship {
         replica,
@@ -67,11 +91,21 @@ async fn ship(dir: &std::path::Path, broker: &MemoryTransport, name: &str) -> Re
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let broker = match args.as_slice() {
+        [] => Broker::Memory(MemoryTransport::new()),
+        [flag, address] if flag == "--kafka" => Broker::Kafka(address.clone()),
+        _ => bail!("usage: fleet [--kafka HOST:PORT]"),
+    };
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let broker = MemoryTransport::new();
     let plans = ContentType::new("api::voyage-plan.voyage-plan")?;
 
-    println!("offline-sync quick start: one master, two ships, one in-memory broker");
+    match &broker {
+        Broker::Memory(_) => {
+            println!("offline-sync quick start: one master, two ships, one in-memory broker")
+        }
+        Broker::Kafka(a) => println!("offline-sync quick start: one master, two ships, over Kafka at {a}"),
+    }
     println!("  databases: SQLite files under {}", dir.path().display());
     let master_cfg = MasterConfig {
         poll_wait: Duration::from_millis(100),
@@ -81,7 +115,7 @@ async fn main() -> Result<()> {
     let master = Master::new(
         master_cfg,
         storage(dir.path(), "master").await?,
-        Arc::new(broker.clone()),
+        broker.connect()?,
     );
     let atlantic = ship(dir.path(), &broker, "ship-atlantic").await?;
     let pacific = ship(dir.path(), &broker, "ship-pacific").await?;

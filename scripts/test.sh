@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check and test of offline-sync, on a fresh machine or a developer's:
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (starts the installed cluster, or
-#      installs one with apt-get) and fails loudly when it cannot;
+#      installs one with apt-get) and fails loudly when it cannot; installs tansu 0.6.0 into
+#      ~/.cargo/bin when it is not there yet (the Kafka tests start their own brokers);
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
 #   3. every test with cargo nextest (the simulation with OFFLINE_SYNC_SIM_SEEDS seeds,
 #      200 unless set), the doc tests, and the quick start example.
@@ -52,6 +53,20 @@ ensure_postgres() {
   echo "PostgreSQL is up"
 }
 
+ensure_tansu() {
+  step "tansu 0.6.0 (the Kafka-protocol broker the Kafka tests start, one per test)"
+  local bin="${TANSU:-$HOME/.cargo/bin/tansu}"
+  if [ ! -x "$bin" ] && command -v tansu >/dev/null; then bin=$(command -v tansu); fi
+  if [ ! -x "$bin" ]; then
+    echo "installing tansu 0.6.0 with cargo (about 20 minutes once on a 2-core machine; reused afterwards)"
+    cargo install --locked tansu --version 0.6.0 --features dynostore,libsql || die "could not install tansu"
+    bin="$HOME/.cargo/bin/tansu"
+  fi
+  "$bin" --version >/dev/null 2>&1 || die "tansu at $bin does not run"
+  export TANSU="$bin"
+  echo "using $("$bin" --version 2>&1 | head -n 1) at $bin"
+}
+
 ensure_tool() {
   local cmd=$1 crate=$2
   if ! cargo "$cmd" --version >/dev/null 2>&1; then
@@ -61,6 +76,7 @@ ensure_tool() {
 }
 
 ensure_postgres
+ensure_tansu
 ensure_tool nextest cargo-nextest
 ensure_tool deny cargo-deny
 

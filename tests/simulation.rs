@@ -23,11 +23,10 @@ use offline_sync::model::{
     Commit, CommitOp, ConflictStatus, DocumentId, Fields, Message, Origin, Strategy, decode,
 };
 use offline_sync::storage::Page;
-use offline_sync::transport::Transport;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
-use support::{Fleet, MasterDb, ct};
+use support::{Broker, Fleet, MasterDb, Setup, ct};
 
 const SHIPS: usize = 4;
 const STEPS: usize = 150;
@@ -354,14 +353,14 @@ impl Sim {
     }
 }
 
-async fn run_seed(seed: u64) {
-    eprintln!("simulation seed {seed} (replay with OFFLINE_SYNC_SIM_SEED={seed})");
-    let db = if seed.is_multiple_of(4) {
+async fn run_seed(seed: u64, broker: Broker, steps: usize) {
+    eprintln!("simulation seed {seed} over {broker:?} (replay with OFFLINE_SYNC_SIM_SEED={seed})");
+    let db = if seed.is_multiple_of(4) || broker == Broker::Kafka {
         MasterDb::Postgres
     } else {
         MasterDb::Sqlite
     };
-    let fleet = Fleet::new(SHIPS, db, &format!("sim{seed}")).await;
+    let fleet = Fleet::new(SHIPS, Setup { db, broker }, &format!("sim{seed}")).await;
     let mut sim = Sim {
         seed,
         rng: StdRng::seed_from_u64(seed),
@@ -369,7 +368,7 @@ async fn run_seed(seed: u64) {
         docs: vec![],
         history: vec![],
     };
-    for _ in 0..STEPS {
+    for _ in 0..steps {
         sim.step().await;
     }
     sim.quiesce().await;
@@ -408,7 +407,23 @@ fn seeds(shard: u64) -> Vec<u64> {
 
 async fn shard(shard: u64) {
     for seed in seeds(shard) {
-        run_seed(seed).await;
+        run_seed(seed, Broker::Memory, STEPS).await;
+    }
+}
+
+/// A shortened run over a real broker: `OFFLINE_SYNC_SIM_KAFKA_SEEDS` seeds (default 3) of
+/// 80 steps, each with its own tansu broker and a PostgreSQL master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulation_over_kafka() {
+    let n: u64 = std::env::var("OFFLINE_SYNC_SIM_KAFKA_SEEDS")
+        .map(|s| s.parse().expect("OFFLINE_SYNC_SIM_KAFKA_SEEDS is a number"))
+        .unwrap_or(3);
+    let seeds: Vec<u64> = match std::env::var("OFFLINE_SYNC_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("OFFLINE_SYNC_SIM_SEED is a number")],
+        Err(_) => (1_000..1_000 + n).collect(),
+    };
+    for seed in seeds {
+        run_seed(seed, Broker::Kafka, 80).await;
     }
 }
 

@@ -1,16 +1,22 @@
 //! A fleet in one process for end-to-end tests: a master and several replicas over one
-//! in-memory broker, each node behind its own fault-injecting link, each on its own database
-//! (replicas on SQLite files, the master on a fresh PostgreSQL database or a SQLite file).
+//! broker (the in-memory transport, or a real tansu broker reached with the Kafka transport,
+//! one connection per node), each node behind its own fault-injecting link, each on its own
+//! database (replicas on SQLite files, the master on a fresh PostgreSQL database or a SQLite
+//! file).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+pub mod scenarios;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use offline_sync::engine::{Master, MasterConfig, Replica, ReplicaConfig};
+use offline_sync::kafka::testing::Tansu;
+use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{ContentType, DocumentId, Fields, ShipId};
 use offline_sync::storage::{Page, SeaStorage, Storage};
-use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport};
+use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport, Transport};
 
 /// Where the master keeps its data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,8 +25,53 @@ pub enum MasterDb {
     Sqlite,
 }
 
+/// What carries the messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broker {
+    Memory,
+    /// A tansu broker started for the fleet, with `memory://` storage.
+    Kafka,
+}
+
+/// The master's database and the broker of a fleet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub db: MasterDb,
+    pub broker: Broker,
+}
+
+impl From<MasterDb> for Setup {
+    fn from(db: MasterDb) -> Self {
+        Setup {
+            db,
+            broker: Broker::Memory,
+        }
+    }
+}
+
+/// Connections to the fleet's broker.
+enum Hub {
+    Memory(MemoryTransport),
+    Kafka(Tansu),
+}
+
+impl Hub {
+    fn connect(&self) -> Arc<dyn Transport> {
+        match self {
+            Hub::Memory(m) => Arc::new(m.clone()),
+            Hub::Kafka(t) => {
+                let mut cfg = KafkaConfig::new(vec![t.address()]);
+                cfg.request_timeout = Duration::from_secs(10);
+                Arc::new(KafkaTransport::new(cfg).unwrap())
+            }
+        }
+    }
+}
+
 pub struct Fleet {
-    pub broker: MemoryTransport,
+    /// A connection of the test's own to the broker, to publish or read behind the nodes.
+    pub broker: Arc<dyn Transport>,
+    hub: Hub,
     pub master: Master,
     pub master_link: FaultControl,
     pub ships: Vec<Replica>,
@@ -59,23 +110,36 @@ async fn open(url: &str) -> Arc<dyn Storage> {
 }
 
 impl Fleet {
-    pub async fn new(ships: usize, db: MasterDb, label: &str) -> Fleet {
-        Self::with_config(ships, db, label, master_config()).await
+    pub async fn new(ships: usize, setup: impl Into<Setup>, label: &str) -> Fleet {
+        Self::with_config(ships, setup, label, master_config()).await
     }
 
-    pub async fn with_config(ships: usize, db: MasterDb, label: &str, master_cfg: MasterConfig) -> Fleet {
+    pub async fn with_config(
+        ships: usize,
+        setup: impl Into<Setup>,
+        label: &str,
+        master_cfg: MasterConfig,
+    ) -> Fleet {
+        let setup = setup.into();
         let dir = tempfile::tempdir().unwrap();
-        let broker = MemoryTransport::new();
-        let master_url = match db {
+        let hub = match setup.broker {
+            Broker::Memory => Hub::Memory(MemoryTransport::new()),
+            Broker::Kafka => {
+                Hub::Kafka(Tansu::start().expect("tansu must be installed (./scripts/test.sh installs it)"))
+            }
+        };
+        let broker = hub.connect();
+        let master_url = match setup.db {
             MasterDb::Postgres => offline_sync::storage::testing::fresh_postgres(label)
                 .await
                 .expect("PostgreSQL on 127.0.0.1:5432 is required"),
             MasterDb::Sqlite => SeaStorage::sqlite_url(&dir.path().join("master.db")),
         };
-        let (link, master_link) = FaultyTransport::new(Arc::new(broker.clone()));
+        let (link, master_link) = FaultyTransport::new(hub.connect());
         let master = Master::new(master_cfg.clone(), open(&master_url).await, Arc::new(link));
         let mut fleet = Fleet {
             broker,
+            hub,
             master,
             master_link,
             ships: vec![],
@@ -87,7 +151,7 @@ impl Fleet {
         };
         for i in 0..ships {
             let url = SeaStorage::sqlite_url(&fleet.dir.path().join(format!("ship-{i}.db")));
-            let (link, control) = FaultyTransport::new(Arc::new(fleet.broker.clone()));
+            let (link, control) = FaultyTransport::new(fleet.hub.connect());
             fleet
                 .ships
                 .push(Replica::new(replica_config(i), open(&url).await, Arc::new(link)));
@@ -99,14 +163,14 @@ impl Fleet {
 
     /// Drops replica `i` and opens it again from its database, as after a crash.
     pub async fn restart_ship(&mut self, i: usize) {
-        let (link, control) = FaultyTransport::new(Arc::new(self.broker.clone()));
+        let (link, control) = FaultyTransport::new(self.hub.connect());
         self.ships[i] = Replica::new(replica_config(i), open(&self.ship_urls[i]).await, Arc::new(link));
         self.links[i] = control;
     }
 
     /// Drops the master and opens it again from its database.
     pub async fn restart_master(&mut self) {
-        let (link, control) = FaultyTransport::new(Arc::new(self.broker.clone()));
+        let (link, control) = FaultyTransport::new(self.hub.connect());
         self.master = Master::new(
             self.master_cfg.clone(),
             open(&self.master_url).await,

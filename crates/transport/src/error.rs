@@ -34,6 +34,13 @@ pub enum Error {
         /// Latest offset.
         latest: i64,
     },
+    /// The broker refused this client: authentication, authorisation or TLS failed. Not
+    /// retryable until the settings change.
+    #[error("refused by the broker: {reason}")]
+    Refused {
+        /// What the broker or the TLS layer said.
+        reason: String,
+    },
     /// The request itself is wrong (unknown partition, empty batch, oversize record).
     #[error("invalid request: {reason}")]
     Invalid {

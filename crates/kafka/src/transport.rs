@@ -1,0 +1,420 @@
+//! [`KafkaTransport`]: the [`Transport`] trait over rskafka.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use offline_sync_transport::{Batch, Error, Fetched, OffsetRange, Record, Result, Transport, partition_for};
+use rskafka::BackoffConfig;
+use rskafka::chrono::{DateTime, Utc};
+use rskafka::client::error::{Error as KafkaError, ProtocolError};
+use rskafka::client::partition::{Compression as Codec, OffsetAt, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
+use rskafka::record::Record as KafkaRecord;
+use tokio::sync::Mutex;
+
+use crate::config::{Compression, KafkaConfig, SaslMechanism};
+use crate::tls;
+
+/// Which connection a partition client is for: a long-polling fetch must not hold up a
+/// produce (brokers such as tansu answer one request per connection at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Role {
+    Produce,
+    Fetch,
+}
+
+#[derive(Default)]
+struct State {
+    client: Option<Arc<Client>>,
+    partitions: HashMap<(String, i32, Role), Arc<PartitionClient>>,
+    counts: HashMap<String, u32>,
+    /// Partitions whose stored offset was already compared with the broker's range.
+    checked: HashSet<(String, u32)>,
+}
+
+/// The Kafka transport. Cheap to share behind an `Arc`; connects lazily and reconnects after
+/// any failed call.
+pub struct KafkaTransport {
+    cfg: KafkaConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for KafkaTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaTransport")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn codec(c: Compression) -> Codec {
+    match c {
+        Compression::None => Codec::NoCompression,
+        Compression::Gzip => Codec::Gzip,
+        Compression::Lz4 => Codec::Lz4,
+        Compression::Snappy => Codec::Snappy,
+        Compression::Zstd => Codec::Zstd,
+    }
+}
+
+/// Sorts an rskafka error into the transport's kinds. Authentication and TLS failures are
+/// refusals (retrying will not help until the settings change); the rest of the connection
+/// and request failures are retryable.
+fn sort(e: KafkaError, topic: &str) -> Error {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    let refused = [
+        "sasl",
+        "authenticat",
+        "authoriz",
+        "certificate",
+        "tls",
+        "handshake",
+    ];
+    if refused.iter().any(|r| lower.contains(r)) {
+        return Error::Refused { reason: text };
+    }
+    match e {
+        KafkaError::ServerError {
+            protocol_error: ProtocolError::UnknownTopicOrPartition,
+            ..
+        } => Error::UnknownTopic {
+            topic: topic.to_owned(),
+        },
+        KafkaError::ServerError {
+            protocol_error: ProtocolError::InvalidTopicException,
+            ..
+        } => Error::Invalid { reason: text },
+        _ => Error::unavailable(text),
+    }
+}
+
+impl KafkaTransport {
+    /// A transport for `cfg`. Fails at once on unusable TLS files, before any connection.
+    pub fn new(cfg: KafkaConfig) -> Result<Self> {
+        if cfg.brokers.is_empty() {
+            return Err(Error::Invalid {
+                reason: "no Kafka broker configured".into(),
+            });
+        }
+        let tls = match &cfg.tls {
+            Some(t) => Some(tls::client_config(t).map_err(|reason| Error::Invalid { reason })?),
+            None => None,
+        };
+        Ok(Self {
+            cfg,
+            tls,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.cfg
+    }
+
+    /// Forgets every connection; the next call reconnects.
+    async fn reset(&self) {
+        let mut s = self.state.lock().await;
+        s.client = None;
+        s.partitions.clear();
+        s.checked.clear();
+    }
+
+    /// Runs one network call under the request timeout; a failure drops the connections.
+    async fn call<T, F>(&self, topic: &str, extra: Duration, fut: F) -> Result<T>
+    where
+        F: Future<Output = std::result::Result<T, KafkaError>>,
+    {
+        let limit = self.cfg.request_timeout + extra;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let e = sort(e, topic);
+                if e.is_retryable() || matches!(e, Error::Refused { .. }) {
+                    self.reset().await;
+                }
+                Err(e)
+            }
+            Err(_) => {
+                self.reset().await;
+                Err(Error::unavailable(format!(
+                    "no answer from the broker within {limit:?}"
+                )))
+            }
+        }
+    }
+
+    async fn client(&self) -> Result<Arc<Client>> {
+        if let Some(c) = self.state.lock().await.client.clone() {
+            return Ok(c);
+        }
+        let backoff = BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+            deadline: Some(self.cfg.request_timeout),
+        };
+        let mut builder = ClientBuilder::new(self.cfg.brokers.clone())
+            .client_id(self.cfg.client_id.clone())
+            .backoff_config(backoff);
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.clone());
+        }
+        if let Some(sasl) = &self.cfg.sasl {
+            let creds = Credentials::new(sasl.username.clone(), sasl.password.clone());
+            builder = builder.sasl_config(match sasl.mechanism {
+                SaslMechanism::Plain => SaslConfig::Plain(creds),
+                SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(creds),
+                SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(creds),
+            });
+        }
+        let client = Arc::new(self.call("", Duration::ZERO, builder.build()).await?);
+        self.state.lock().await.client = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn partition(&self, topic: &str, partition: u32, role: Role) -> Result<Arc<PartitionClient>> {
+        let p = i32::try_from(partition).map_err(|_| Error::Invalid {
+            reason: "partition out of range".into(),
+        })?;
+        let key = (topic.to_owned(), p, role);
+        if let Some(pc) = self.state.lock().await.partitions.get(&key).cloned() {
+            return Ok(pc);
+        }
+        let client = self.client().await?;
+        let pc = Arc::new(
+            self.call(
+                topic,
+                Duration::ZERO,
+                client.partition_client(topic, p, UnknownTopicHandling::Error),
+            )
+            .await?,
+        );
+        self.state.lock().await.partitions.insert(key, pc.clone());
+        Ok(pc)
+    }
+
+    async fn count(&self, topic: &str, fresh: bool) -> Result<Option<u32>> {
+        if !fresh && let Some(n) = self.state.lock().await.counts.get(topic).copied() {
+            return Ok(Some(n));
+        }
+        let client = self.client().await?;
+        let topics = self.call(topic, Duration::ZERO, client.list_topics()).await?;
+        let n = topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map(|t| u32::try_from(t.partitions.len()).unwrap_or(u32::MAX));
+        if let Some(n) = n.filter(|n| *n > 0) {
+            self.state.lock().await.counts.insert(topic.to_owned(), n);
+            return Ok(Some(n));
+        }
+        Ok(None)
+    }
+
+    async fn checked_partition(&self, topic: &str, partition: u32) -> Result<()> {
+        let n = self.partitions(topic).await?;
+        if partition >= n {
+            return Err(Error::Invalid {
+                reason: format!("{topic} has no partition {partition}"),
+            });
+        }
+        Ok(())
+    }
+
+    fn out_of_range(topic: &str, partition: u32, offset: i64, r: OffsetRange) -> Error {
+        Error::OffsetOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            earliest: r.earliest,
+            latest: r.latest,
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for KafkaTransport {
+    async fn ensure_topic(&self, topic: &str, partitions: u32) -> Result<()> {
+        if partitions == 0 {
+            return Err(Error::Invalid {
+                reason: "a topic needs at least one partition".into(),
+            });
+        }
+        if self.count(topic, false).await?.is_some() {
+            return Ok(());
+        }
+        let client = self.client().await?;
+        let controller = self
+            .call(topic, Duration::ZERO, async { client.controller_client() })
+            .await?;
+        let n = i32::try_from(partitions).unwrap_or(i32::MAX);
+        let timeout_ms = i32::try_from(self.cfg.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let created = tokio::time::timeout(
+            self.cfg.request_timeout,
+            controller.create_topic(topic, n, self.cfg.replication_factor, timeout_ms),
+        )
+        .await;
+        match created {
+            Ok(Ok(())) => tracing::info!(topic, partitions, "topic created"),
+            Ok(Err(KafkaError::ServerError {
+                protocol_error: ProtocolError::TopicAlreadyExists,
+                ..
+            })) => {}
+            Ok(Err(e)) => {
+                let e = sort(e, topic);
+                self.reset().await;
+                return Err(e);
+            }
+            Err(_) => {
+                self.reset().await;
+                return Err(Error::unavailable("no answer to create topic"));
+            }
+        }
+        // The broker may take a moment to show a new topic in its metadata.
+        for _ in 0..50 {
+            if self.count(topic, true).await?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::unavailable(format!(
+            "topic {topic} created but not visible in the metadata"
+        )))
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<u32> {
+        self.count(topic, false)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: topic.to_owned(),
+            })
+    }
+
+    async fn publish(&self, topic: &str, key: Option<&[u8]>, values: Vec<Vec<u8>>) -> Result<(u32, i64)> {
+        if values.is_empty() {
+            return Err(Error::Invalid {
+                reason: "empty batch".into(),
+            });
+        }
+        let n = self.partitions(topic).await?;
+        let partition = partition_for(key, n);
+        let pc = self.partition(topic, partition, Role::Produce).await?;
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let now = DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or_default();
+        let records = values
+            .into_iter()
+            .map(|v| KafkaRecord {
+                key: key.map(<[u8]>::to_vec),
+                value: Some(v),
+                headers: BTreeMap::new(),
+                timestamp: now,
+            })
+            .collect();
+        let offsets = self
+            .call(
+                topic,
+                Duration::ZERO,
+                pc.produce(records, codec(self.cfg.compression)),
+            )
+            .await?;
+        let first = offsets
+            .first()
+            .copied()
+            .ok_or_else(|| Error::unavailable("the broker returned no offsets"))?;
+        Ok((partition, first))
+    }
+
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_records: usize,
+        max_wait: Duration,
+    ) -> Result<Batch> {
+        if max_records == 0 {
+            return Err(Error::Invalid {
+                reason: "max_records must be at least 1".into(),
+            });
+        }
+        self.checked_partition(topic, partition).await?;
+        let key = (topic.to_owned(), partition);
+        if !self.state.lock().await.checked.contains(&key) {
+            let range = self.offsets(topic, partition).await?;
+            if offset < range.earliest || offset > range.latest {
+                return Err(Self::out_of_range(topic, partition, offset, range));
+            }
+            self.state.lock().await.checked.insert(key);
+        }
+        let pc = self.partition(topic, partition, Role::Fetch).await?;
+        let wait_ms = i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX);
+        let fetched = self
+            .call(
+                topic,
+                max_wait,
+                pc.fetch_records(offset, 1..self.cfg.max_fetch_bytes, wait_ms),
+            )
+            .await;
+        let (records, high_watermark) = match fetched {
+            Ok(v) => v,
+            Err(e) => {
+                // A broker that does send OFFSET_OUT_OF_RANGE: report it with the range.
+                if e.to_string().contains("OffsetOutOfRange") {
+                    let range = self.offsets(topic, partition).await?;
+                    return Err(Self::out_of_range(topic, partition, offset, range));
+                }
+                return Err(e);
+            }
+        };
+        let skipped = records.first().is_some_and(|r| r.offset > offset);
+        if offset > high_watermark || skipped || (records.is_empty() && offset < high_watermark) {
+            let range = self.offsets(topic, partition).await?;
+            if offset < range.earliest || offset > range.latest {
+                return Err(Self::out_of_range(topic, partition, offset, range));
+            }
+        }
+        let records = records
+            .into_iter()
+            .filter(|r| r.offset >= offset)
+            .take(max_records)
+            .map(|r| Fetched {
+                offset: r.offset,
+                record: Record {
+                    key: r.record.key,
+                    value: r.record.value.unwrap_or_default(),
+                },
+            })
+            .collect();
+        Ok(Batch {
+            records,
+            high_watermark,
+        })
+    }
+
+    async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {
+        self.checked_partition(topic, partition).await?;
+        let pc = self.partition(topic, partition, Role::Fetch).await?;
+        let earliest = self
+            .call(topic, Duration::ZERO, pc.get_offset(OffsetAt::Earliest))
+            .await?;
+        let listed = self
+            .call(topic, Duration::ZERO, pc.get_offset(OffsetAt::Latest))
+            .await?;
+        // Some brokers misreport the latest offset after multi-record batches (DESIGN.md §9):
+        // the high watermark of a fetch is authoritative.
+        let (_, high_watermark) = self
+            .call(topic, Duration::ZERO, pc.fetch_records(earliest, 1..2, 0))
+            .await?;
+        Ok(OffsetRange {
+            earliest,
+            latest: listed.max(high_watermark),
+        })
+    }
+}
