@@ -91,6 +91,12 @@ async fn ship(dir: &std::path::Path, broker: &Broker, name: &str) -> Result<Ship
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let broker = match args.as_slice() {
         [] => Broker::Memory(MemoryTransport::new()),

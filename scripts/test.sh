@@ -67,6 +67,28 @@ ensure_tansu() {
   echo "using $("$bin" --version 2>&1 | head -n 1) at $bin"
 }
 
+ensure_python_kafka() {
+  step "Python venv with confluent-kafka (librdkafka) for the interop test"
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv || die "could not create a Python venv (python3 -m venv)"
+  fi
+  if ! .venv/bin/python -c 'import confluent_kafka' 2>/dev/null; then
+    .venv/bin/pip install --quiet confluent-kafka || die "could not install confluent-kafka from PyPI"
+  fi
+  export OFFLINE_SYNC_PYTHON="$PWD/.venv/bin/python"
+  echo "confluent-kafka $("$OFFLINE_SYNC_PYTHON" -c 'import confluent_kafka as c; print(c.version()[0], "librdkafka", c.libversion()[0])')"
+}
+
+ensure_stunnel() {
+  step "stunnel4 and openssl (TLS in front of tansu for the TLS test)"
+  if ! command -v stunnel4 >/dev/null && ! command -v stunnel >/dev/null || ! command -v openssl >/dev/null; then
+    as_root apt-get update -qq || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 openssl >/dev/null \
+      || die "could not install stunnel4"
+  fi
+  echo "$(openssl version); stunnel $(dpkg-query -W -f='${Version}' stunnel4 2>/dev/null || echo present)"
+}
+
 ensure_tool() {
   local cmd=$1 crate=$2
   if ! cargo "$cmd" --version >/dev/null 2>&1; then
@@ -77,6 +99,8 @@ ensure_tool() {
 
 ensure_postgres
 ensure_tansu
+ensure_python_kafka
+ensure_stunnel
 ensure_tool nextest cargo-nextest
 ensure_tool deny cargo-deny
 

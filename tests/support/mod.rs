@@ -31,6 +31,8 @@ pub enum Broker {
     Memory,
     /// A tansu broker started for the fleet, with `memory://` storage.
     Kafka,
+    /// A tansu broker with `sqlite://` storage, which survives a restart.
+    KafkaDurable,
 }
 
 /// The master's database and the broker of a fleet.
@@ -127,6 +129,9 @@ impl Fleet {
             Broker::Kafka => {
                 Hub::Kafka(Tansu::start().expect("tansu must be installed (./scripts/test.sh installs it)"))
             }
+            Broker::KafkaDurable => Hub::Kafka(
+                Tansu::start_sqlite().expect("tansu must be installed (./scripts/test.sh installs it)"),
+            ),
         };
         let broker = hub.connect();
         let master_url = match setup.db {
@@ -159,6 +164,28 @@ impl Fleet {
             fleet.ship_urls.push(url);
         }
         fleet
+    }
+
+    /// The tansu broker's address, for a fleet over Kafka.
+    pub fn kafka_address(&self) -> Option<String> {
+        match &self.hub {
+            Hub::Kafka(t) => Some(t.address()),
+            Hub::Memory(_) => None,
+        }
+    }
+
+    /// Stops the fleet's tansu broker.
+    pub fn stop_broker(&mut self) {
+        if let Hub::Kafka(t) = &mut self.hub {
+            t.stop();
+        }
+    }
+
+    /// Starts the fleet's tansu broker again.
+    pub fn restart_broker(&mut self) {
+        if let Hub::Kafka(t) = &mut self.hub {
+            t.restart().unwrap();
+        }
     }
 
     /// Drops replica `i` and opens it again from its database, as after a crash.

@@ -116,3 +116,54 @@ impl Default for MasterConfig {
 pub(crate) fn synced(types: Option<&BTreeSet<ContentType>>, ct: &ContentType) -> bool {
     types.is_none_or(|t| t.contains(ct))
 }
+
+/// Room left in an envelope for everything but the fields.
+const ENVELOPE_OVERHEAD: usize = 4 * 1024;
+
+/// Refuses field values too large to travel in one envelope (whole documents travel in
+/// creates, revivals and resolutions).
+pub(crate) fn check_size(fields: Option<&offline_sync_model::Fields>) -> crate::Result<()> {
+    let Some(fields) = fields else { return Ok(()) };
+    let limit = offline_sync_model::MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD;
+    let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > limit {
+        return Err(crate::Error::Invalid {
+            reason: format!("document of {size} bytes exceeds the {limit} byte limit"),
+        });
+    }
+    Ok(())
+}
+
+/// Most bytes of records sent in one produce request, so a batch stays well under the
+/// broker's message size limit and finishes within a request timeout on a slow link.
+pub(crate) const MAX_BATCH_BYTES: usize = 900 * 1024;
+
+/// The longest prefix of `records` (sequence, encoded value) that fits in
+/// [`MAX_BATCH_BYTES`]; at least one record.
+pub(crate) fn fit_batch<K>(records: Vec<(K, Vec<u8>)>) -> Vec<(K, Vec<u8>)> {
+    let mut total = 0;
+    let mut out = Vec::with_capacity(records.len());
+    for (k, v) in records {
+        total += v.len();
+        if total > MAX_BATCH_BYTES && !out.is_empty() {
+            break;
+        }
+        out.push((k, v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_by_bytes_but_never_empty() {
+        let big = vec![0u8; MAX_BATCH_BYTES / 2];
+        let batch = fit_batch(vec![(1, big.clone()), (2, big.clone()), (3, big.clone())]);
+        assert_eq!(batch.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2]);
+        let huge = vec![0u8; MAX_BATCH_BYTES * 2];
+        assert_eq!(fit_batch(vec![(1, huge), (2, big)]).len(), 1);
+        assert!(fit_batch::<u8>(vec![]).is_empty());
+    }
+}

@@ -113,12 +113,11 @@ impl Master {
         self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner()).tick(now)
     }
 
-    fn check(&self, ct: &ContentType) -> Result<()> {
-        if synced(self.inner.cfg.content_types.as_ref(), ct) {
-            Ok(())
-        } else {
-            Err(Error::NotSynced(ct.clone()))
+    fn check(&self, ct: &ContentType, fields: Option<&Fields>) -> Result<()> {
+        if !synced(self.inner.cfg.content_types.as_ref(), ct) {
+            return Err(Error::NotSynced(ct.clone()));
         }
+        crate::config::check_size(fields)
     }
 
     async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
@@ -154,7 +153,7 @@ impl Master {
         id: DocumentId,
         fields: Fields,
     ) -> Result<StoredDoc> {
-        self.check(ct)?;
+        self.check(ct, Some(&fields))?;
         self.write(LocalWrite::Create {
             content_type: ct.clone(),
             id,
@@ -165,7 +164,7 @@ impl Master {
 
     /// Sets some fields of a live document.
     pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
-        self.check(ct)?;
+        self.check(ct, Some(&fields))?;
         self.write(LocalWrite::Update {
             content_type: ct.clone(),
             id,
@@ -176,7 +175,7 @@ impl Master {
 
     /// Deletes a live document.
     pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
-        self.check(ct)?;
+        self.check(ct, None)?;
         self.write(LocalWrite::Delete {
             content_type: ct.clone(),
             id,
@@ -319,8 +318,9 @@ impl Master {
         }
         {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
+            let now = self.inner.clock.now_ms();
             for c in &batch.changes {
-                hlc.observe(c.hlc);
+                hlc.observe(c.hlc, now);
             }
         }
         let applied = {
@@ -364,11 +364,12 @@ impl Master {
         let _p = self.inner.publisher.lock().await;
         self.ensure_topics().await?;
         let rows = self.inner.storage.unpublished(self.inner.cfg.batch_size).await?;
-        let Some(last) = rows.last().map(|r| r.id) else {
+        let rows = crate::config::fit_batch(rows.into_iter().map(|r| (r.id, r.payload)).collect());
+        let Some(last) = rows.last().map(|r| r.0) else {
             return Ok(0);
         };
         let n = rows.len();
-        let values = rows.into_iter().map(|r| r.payload).collect();
+        let values = rows.into_iter().map(|r| r.1).collect();
         let r = self
             .inner
             .transport
@@ -402,6 +403,9 @@ impl Master {
 
     /// Resolves an open conflict; the result is committed and broadcast like any change.
     pub async fn resolve(&self, id: ConflictId, strategy: &Strategy) -> Result<Conflict> {
+        if let Strategy::Merge { merge_data } = strategy {
+            crate::config::check_size(Some(merge_data))?;
+        }
         let hlc = self.tick();
         let now = self.now();
         let (conflict, commit) = {

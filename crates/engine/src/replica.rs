@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
-    ContentType, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, MAX_ENVELOPE_BYTES, Message,
-    ReplicaDoc, ShipId, encode,
+    ContentType, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, Message, ReplicaDoc, ShipId, encode,
 };
 use offline_sync_storage::{Page, ReplicaBatch, Storage, StoredDoc, TopicOffset};
 use offline_sync_transport::Transport;
@@ -15,9 +14,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ReplicaConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::{Reader, decode_batch};
-
-/// Room left in an envelope for everything but the fields.
-const ENVELOPE_OVERHEAD: usize = 4 * 1024;
 
 /// A replica (ship) node. Cheap to clone; clones share the node.
 #[derive(Clone, Debug)]
@@ -133,18 +129,7 @@ impl Replica {
         if !synced(self.inner.cfg.content_types.as_ref(), ct) {
             return Err(Error::NotSynced(ct.clone()));
         }
-        if let Some(fields) = fields {
-            let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
-            if size > MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD {
-                return Err(Error::Invalid {
-                    reason: format!(
-                        "document of {size} bytes exceeds the {} byte limit",
-                        MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD
-                    ),
-                });
-            }
-        }
-        Ok(())
+        crate::config::check_size(fields)
     }
 
     async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
@@ -276,13 +261,16 @@ impl Replica {
             .storage
             .outbox_unsent(self.ship(), self.inner.cfg.batch_size)
             .await?;
-        let Some(last) = rows.last().map(|r| r.change.seq) else {
+        let encoded: Vec<(u64, Vec<u8>)> = rows
+            .iter()
+            .map(|r| (r.change.seq, encode(&Message::Change(r.change.clone()))))
+            .collect();
+        let values = crate::config::fit_batch(encoded);
+        let (Some(first), Some(last)) = (values.first().map(|v| v.0), values.last().map(|v| v.0)) else {
             return Ok(0);
         };
-        let values: Vec<Vec<u8>> = rows
-            .iter()
-            .map(|r| encode(&Message::Change(r.change.clone())))
-            .collect();
+        let count = values.len();
+        let values: Vec<Vec<u8>> = values.into_iter().map(|v| v.1).collect();
         let key = self.ship().as_str().as_bytes();
         let r = self
             .inner
@@ -292,10 +280,13 @@ impl Replica {
         self.transport(r)?;
         {
             let _w = self.inner.writer.lock().await;
-            self.inner.storage.outbox_mark_sent(last, self.now()).await?;
+            self.inner
+                .storage
+                .outbox_mark_sent(first, last, self.now())
+                .await?;
         }
-        tracing::debug!(ship = %self.ship(), count = rows.len(), last_seq = last, "changes sent");
-        Ok(rows.len())
+        tracing::debug!(ship = %self.ship(), count, last_seq = last, "changes sent");
+        Ok(count)
     }
 
     /// Sends every unsent outbox row; returns how many.
@@ -344,7 +335,7 @@ impl Replica {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
             for m in &decoded.messages {
                 if let Message::Commit(c) = m {
-                    hlc.observe(c.hlc);
+                    hlc.observe(c.hlc, self.inner.clock.now_ms());
                 }
             }
         }

@@ -32,6 +32,7 @@ pub fn free_port() -> std::io::Result<u16> {
 pub struct Tansu {
     child: Option<Child>,
     port: u16,
+    advertised: u16,
     storage: String,
     dir: tempfile::TempDir,
     extra: Vec<String>,
@@ -50,9 +51,22 @@ impl Tansu {
 
     /// Starts a broker with the given storage URL and extra arguments.
     pub fn start_with(storage: &str, extra: &[&str]) -> std::io::Result<Self> {
+        let port = free_port()?;
+        Self::start_advertising(storage, extra, port, port)
+    }
+
+    /// Starts a broker listening on `port` that tells clients to connect to `advertised`
+    /// (a proxy or a TLS terminator in front of it).
+    pub fn start_advertising(
+        storage: &str,
+        extra: &[&str],
+        port: u16,
+        advertised: u16,
+    ) -> std::io::Result<Self> {
         let mut t = Tansu {
             child: None,
-            port: free_port()?,
+            port,
+            advertised,
             storage: storage.to_owned(),
             dir: tempfile::tempdir()?,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
@@ -63,10 +77,11 @@ impl Tansu {
 
     fn spawn(&mut self) -> std::io::Result<()> {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let log = std::fs::File::create(self.dir.path().join("tansu.log"))?;
         let child = Command::new(tansu_binary())
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--listener-url", &url, "--advertised-listener-url", &advertised])
             .args(["--storage-engine", &self.storage])
             .args(&self.extra)
             .current_dir(self.dir.path())
@@ -112,9 +127,14 @@ impl Tansu {
         )))
     }
 
-    /// The broker address, `127.0.0.1:PORT`.
+    /// The address clients use, `127.0.0.1:PORT` (the advertised one).
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
+    }
+
+    /// The port the broker itself listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The broker's working directory.
@@ -125,6 +145,46 @@ impl Tansu {
     /// What the broker logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
+    }
+
+    /// Creates a topic with tansu's own client, with topic configs (`key=value`) that rskafka
+    /// cannot set, such as `retention.ms`.
+    pub fn topic_create(&self, name: &str, partitions: u32, configs: &[&str]) -> std::io::Result<()> {
+        let mut cmd = Command::new(tansu_binary());
+        cmd.args(["topic", "create", name, "--partitions", &partitions.to_string()]);
+        for c in configs {
+            cmd.args(["--config", c]);
+        }
+        self.cli(cmd)
+    }
+
+    /// Deletes a topic with tansu's own client.
+    pub fn topic_delete(&self, name: &str) -> std::io::Result<()> {
+        let mut cmd = Command::new(tansu_binary());
+        cmd.args(["topic", "delete", name]);
+        self.cli(cmd)
+    }
+
+    fn cli(&self, mut cmd: Command) -> std::io::Result<()> {
+        let out = cmd
+            .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )))
+        }
+    }
+
+    /// Replaces the extra arguments used by the next [`Tansu::restart`].
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
     }
 
     /// Stops the broker (it stays stopped until [`Tansu::restart`]).

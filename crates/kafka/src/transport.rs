@@ -32,6 +32,8 @@ struct State {
     counts: HashMap<String, u32>,
     /// Partitions whose stored offset was already compared with the broker's range.
     checked: HashSet<(String, u32)>,
+    /// Records fetched beyond `max_records`, with the high watermark seen, per partition.
+    stash: HashMap<(String, u32), (Vec<Fetched>, i64)>,
 }
 
 /// The Kafka transport. Cheap to share behind an `Arc`; connects lazily and reconnects after
@@ -71,8 +73,8 @@ fn sort(e: KafkaError, topic: &str) -> Error {
         "authenticat",
         "authoriz",
         "certificate",
-        "tls",
-        "handshake",
+        "unknownissuer",
+        "bad signature",
     ];
     if refused.iter().any(|r| lower.contains(r)) {
         return Error::Refused { reason: text };
@@ -122,6 +124,7 @@ impl KafkaTransport {
         s.client = None;
         s.partitions.clear();
         s.checked.clear();
+        s.stash.clear();
     }
 
     /// Runs one network call under the request timeout; a failure drops the connections.
@@ -156,7 +159,9 @@ impl KafkaTransport {
             init_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             base: 2.0,
-            deadline: Some(self.cfg.request_timeout),
+            // Well inside the outer timeout of every call, so that what made rskafka give up
+            // (a refused SASL exchange, a bad certificate) is reported rather than a timeout.
+            deadline: Some(self.cfg.request_timeout / 3),
         };
         let mut builder = ClientBuilder::new(self.cfg.brokers.clone())
             .client_id(self.cfg.client_id.clone())
@@ -223,6 +228,51 @@ impl KafkaTransport {
             });
         }
         Ok(())
+    }
+
+    /// Records left over from the last fetch of a partition when it returned more than asked
+    /// for: the next sequential fetch is served from them, so no stored offset ever needs a
+    /// read from the middle of a batch.
+    async fn take_stashed(&self, key: &(String, u32), offset: i64, max_records: usize) -> Option<Batch> {
+        let mut state = self.state.lock().await;
+        let (rest, high_watermark) = state.stash.remove(key)?;
+        if rest.first().map(|r| r.offset) != Some(offset) {
+            return None;
+        }
+        let mut records = rest;
+        if records.len() > max_records {
+            let more = records.split_off(max_records);
+            state.stash.insert(key.clone(), (more, high_watermark));
+        }
+        Some(Batch {
+            records,
+            high_watermark,
+        })
+    }
+
+    /// Reads from ever further back until the batch holding `offset` comes back.
+    async fn containing_batch(
+        &self,
+        pc: &PartitionClient,
+        topic: &str,
+        offset: i64,
+        earliest: i64,
+    ) -> Result<Vec<rskafka::record::RecordAndOffset>> {
+        let mut back = 1;
+        loop {
+            let probe = (offset - back).max(earliest);
+            let (records, _) = self
+                .call(
+                    topic,
+                    Duration::ZERO,
+                    pc.fetch_records(probe, 1..self.cfg.max_fetch_bytes, 0),
+                )
+                .await?;
+            if records.first().is_some_and(|r| r.offset <= offset) || probe == earliest {
+                return Ok(records);
+            }
+            back = back.saturating_mul(2);
+        }
     }
 
     fn out_of_range(topic: &str, partition: u32, offset: i64, r: OffsetRange) -> Error {
@@ -351,7 +401,10 @@ impl Transport for KafkaTransport {
             if offset < range.earliest || offset > range.latest {
                 return Err(Self::out_of_range(topic, partition, offset, range));
             }
-            self.state.lock().await.checked.insert(key);
+            self.state.lock().await.checked.insert(key.clone());
+        }
+        if let Some(batch) = self.take_stashed(&key, offset, max_records).await {
+            return Ok(batch);
         }
         let pc = self.partition(topic, partition, Role::Fetch).await?;
         let wait_ms = i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX);
@@ -362,7 +415,7 @@ impl Transport for KafkaTransport {
                 pc.fetch_records(offset, 1..self.cfg.max_fetch_bytes, wait_ms),
             )
             .await;
-        let (records, high_watermark) = match fetched {
+        let (mut records, high_watermark) = match fetched {
             Ok(v) => v,
             Err(e) => {
                 // A broker that does send OFFSET_OUT_OF_RANGE: report it with the range.
@@ -379,11 +432,24 @@ impl Transport for KafkaTransport {
             if offset < range.earliest || offset > range.latest {
                 return Err(Self::out_of_range(topic, partition, offset, range));
             }
+            if offset < range.latest {
+                // The offset lies inside a record batch and the broker only returns batches
+                // starting at or after it (tansu does): read from further back.
+                records = self.containing_batch(&pc, topic, offset, range.earliest).await?;
+            }
         }
-        let records = records
+        // Offsets strictly increase from the one asked for: a broker that repeats a batch in one
+        // response must not make the engine see a record twice.
+        let mut next = offset;
+        let mut records: Vec<Fetched> = records
             .into_iter()
-            .filter(|r| r.offset >= offset)
-            .take(max_records)
+            .filter(|r| {
+                let keep = r.offset >= next;
+                if keep {
+                    next = r.offset + 1;
+                }
+                keep
+            })
             .map(|r| Fetched {
                 offset: r.offset,
                 record: Record {
@@ -392,6 +458,10 @@ impl Transport for KafkaTransport {
                 },
             })
             .collect();
+        if records.len() > max_records {
+            let rest = records.split_off(max_records);
+            self.state.lock().await.stash.insert(key, (rest, high_watermark));
+        }
         Ok(Batch {
             records,
             high_watermark,

@@ -41,6 +41,45 @@ mod tansu_memory {
 }
 
 #[tokio::test]
+async fn fetch_above_latest_after_the_topic_is_recreated() {
+    let k = kafka().await;
+    let prefix = offline_sync_transport::conformance::unique_prefix("recreate");
+    offline_sync_transport::conformance::check_fetch_above_latest_after_recreate(
+        &k.transport,
+        &prefix,
+        async |topic: &str| {
+            k.broker.topic_delete(topic).unwrap();
+            k.broker.topic_create(topic, 2, &[]).unwrap();
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_fetch_from_inside_a_batch_returns_the_rest_of_it() {
+    let k = kafka().await;
+    k.ensure_topic("mid", 1).await.unwrap();
+    let values: Vec<Vec<u8>> = (0..10).map(|i| format!("a{i}").into_bytes()).collect();
+    k.publish("mid", None, values).await.unwrap();
+    k.publish("mid", None, vec![b"b10".to_vec(), b"b11".to_vec()])
+        .await
+        .unwrap();
+    // A fresh transport, as after a restart with a stored offset inside the first batch.
+    let t = KafkaTransport::new(config(&k.broker)).unwrap();
+    let got = t
+        .fetch("mid", 0, 4, 100, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let offsets: Vec<i64> = got.records.iter().map(|r| r.offset).collect();
+    assert_eq!(
+        offsets,
+        (4..12).collect::<Vec<_>>(),
+        "nothing skipped, nothing repeated"
+    );
+    assert_eq!(got.records[0].record.value, b"a4".to_vec());
+}
+
+#[tokio::test]
 async fn every_codec_round_trips() {
     let broker = Tansu::start().unwrap();
     for codec in [

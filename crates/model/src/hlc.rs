@@ -13,6 +13,9 @@ pub struct Hlc {
     pub c: u32,
 }
 
+/// How far ahead of the local wall clock a remote timestamp may be and still be observed.
+pub const MAX_DRIFT_MS: u64 = 24 * 3600 * 1000;
+
 /// The clock of one node. Pure: the caller passes the wall time in.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HlcClock {
@@ -39,9 +42,11 @@ impl HlcClock {
         self.last
     }
 
-    /// Takes a remote timestamp into account so later local events order after it.
-    pub fn observe(&mut self, remote: Hlc) {
-        if remote > self.last {
+    /// Takes a remote timestamp into account so later local events order after it. A
+    /// timestamp more than [`MAX_DRIFT_MS`] ahead of the local wall time `wall_ms` is ignored:
+    /// one ship's runaway clock must not drag every node's clock into the future.
+    pub fn observe(&mut self, remote: Hlc, wall_ms: u64) {
+        if remote > self.last && remote.ms <= wall_ms.saturating_add(MAX_DRIFT_MS) {
             self.last = remote;
         }
     }
@@ -71,8 +76,15 @@ mod tests {
     #[test]
     fn observing_a_remote_stamp_orders_later_events_after_it() {
         let mut c = HlcClock::new();
-        c.observe(Hlc { ms: 1_000, c: 5 });
+        c.observe(Hlc { ms: 1_000, c: 5 }, 10);
         assert!(c.tick(10) > Hlc { ms: 1_000, c: 5 });
+    }
+
+    #[test]
+    fn a_runaway_remote_clock_is_ignored() {
+        let mut c = HlcClock::new();
+        c.observe(Hlc { ms: u64::MAX, c: 0 }, 10);
+        assert_eq!(c.tick(10), Hlc { ms: 10, c: 0 });
     }
 
     proptest! {

@@ -24,7 +24,7 @@ pub use document::{
 };
 pub use envelope::{DecodeError, MAX_ENVELOPE_BYTES, Message, WIRE_VERSION, decode, encode};
 pub use error::{Error, Result};
-pub use hlc::{Hlc, HlcClock};
+pub use hlc::{Hlc, HlcClock, MAX_DRIFT_MS};
 pub use ids::{ContentType, DocumentId, Origin, ShipId};
 pub use replica::{apply_commit, local_write, master_write, release_marks};
 pub use resolve::resolve;

@@ -35,7 +35,7 @@ pub fn resolve(
     match strategy {
         Strategy::KeepShip if conflict.draft.ship_deleted => {
             new.deleted = true;
-            new.delete_stamp = Some(stamp);
+            new.delete_stamp = Some(stamp.clone());
         }
         Strategy::KeepShip => {
             revive(&mut new);
@@ -57,6 +57,16 @@ pub fn resolve(
             revive(&mut new);
             new.set_fields(merge_data, &stamp);
         }
+    }
+    // Every field the conflict held, and a deletion, now date from the resolution: a ship
+    // change made without seeing it is contested again instead of silently undoing it.
+    for f in &conflict.draft.fields {
+        if new.fields.contains_key(f) {
+            new.stamps.insert(f.clone(), stamp.clone());
+        }
+    }
+    if new.deleted {
+        new.delete_stamp = Some(stamp.clone());
     }
     let (op, fields) = if new.deleted {
         (CommitOp::Delete, Default::default())

@@ -75,9 +75,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Up to `limit` outbox rows not yet sent, in seq order, as changes of `ship`.
     async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>>;
 
-    /// Marks unsent rows with seq ≤ `up_to` as sent (the transport accepted them). Safe to
-    /// repeat.
-    async fn outbox_mark_sent(&self, up_to: Seq, now_ms: u64) -> Result<()>;
+    /// Marks unsent rows with seq in `from..=up_to` as sent (the transport accepted exactly
+    /// those). Safe to repeat.
+    async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()>;
 
     /// Marks sent, unacknowledged rows with seq ≥ `from` as unsent again, so they are sent
     /// once more. Returns how many. Safe to repeat.

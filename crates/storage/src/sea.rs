@@ -134,8 +134,8 @@ impl Storage for SeaStorage {
         replica::outbox_unsent(&self.db, ship, limit).await
     }
 
-    async fn outbox_mark_sent(&self, up_to: Seq, now_ms: u64) -> Result<()> {
-        replica::outbox_mark_sent(&self.db, up_to, now_ms).await
+    async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()> {
+        replica::outbox_mark_sent(&self.db, from, up_to, now_ms).await
     }
 
     async fn outbox_resend(&self, from: Seq) -> Result<u64> {

@@ -140,8 +140,8 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: SeaStorage) {
         };
         s.local_write(&ship(), &w, Hlc::default(), 100 + i).await.unwrap();
     }
-    s.outbox_mark_sent(2, 200).await.unwrap();
-    s.outbox_mark_sent(2, 300).await.unwrap();
+    s.outbox_mark_sent(1, 2, 200).await.unwrap();
+    s.outbox_mark_sent(1, 2, 300).await.unwrap();
     let stats = s.outbox_stats().await.unwrap();
     assert_eq!((stats.pending, stats.sent, stats.last_seq), (1, 2, 3));
     assert_eq!(stats.oldest_sent_at_ms, Some(200));
@@ -214,7 +214,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
     )
     .await
     .unwrap();
-    s.outbox_mark_sent(2, 2).await.unwrap();
+    s.outbox_mark_sent(1, 2, 2).await.unwrap();
     let ack = |seq, outcome| {
         Message::Ack(offline_sync_model::Ack {
             ship: ship(),
@@ -277,6 +277,47 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
     let stats = s.outbox_stats().await.unwrap();
     assert_eq!((stats.unacked(), stats.rejected), (0, 1));
     assert!(s.replica_doc(&ct(), id).await.unwrap().unwrap().marks.is_empty());
+
+    // A database restored from a backup reuses seqs the master already applied: the
+    // duplicate answer must not acknowledge the new write behind the reused seq.
+    let w = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"a": 3})),
+    };
+    assert_eq!(
+        s.local_write(&ship(), &w, Hlc::default(), 5).await.unwrap().seq,
+        Some(3)
+    );
+    let restored = ReplicaBatch {
+        messages: vec![ack(3, AckOutcome::Duplicate { last_seq: 40 })],
+        dead_letters: vec![NewDeadLetter {
+            topic: "master-updates".into(),
+            partition: 0,
+            offset: 10,
+            key: None,
+            payload: vec![0, 1, 2],
+            reason: "unknown variant `\u{0}` with a NUL".into(),
+        }],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 11,
+        },
+    };
+    let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
+    assert_eq!(out.restored_below, Some(40));
+    assert_eq!(
+        s.outbox_stats().await.unwrap().unacked(),
+        1,
+        "the new write stays unanswered"
+    );
+    let letters = s.dead_letters(Page::default()).await.unwrap();
+    assert!(
+        letters[0].letter.reason.contains("\\u{0}"),
+        "{:?}",
+        letters[0].letter.reason
+    );
 }
 
 pub async fn master_applies_a_batch_exactly_once(s: SeaStorage) {
@@ -501,7 +542,7 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
     .await
     .unwrap();
     s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
-    s.outbox_mark_sent(2, 3).await.unwrap();
+    s.outbox_mark_sent(1, 2, 3).await.unwrap();
     let ack = Message::Ack(offline_sync_model::Ack {
         ship: ship(),
         seq: 1,

@@ -29,6 +29,25 @@ pub(super) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Text from untrusted input made safe to store: control characters (a NUL is refused by
+/// PostgreSQL) are escaped and the length is capped.
+pub(super) fn clean_text(text: &str) -> String {
+    const MAX: usize = 2_000;
+    let mut out = String::with_capacity(text.len().min(MAX));
+    for c in text.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub(super) fn parse_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::corrupt(format!("unreadable {what}: {e}")))
 }
@@ -94,7 +113,7 @@ pub(super) async fn insert_dead_letters<C: ConnectionTrait>(
             offset: Set(l.offset),
             key: Set(l.key.clone()),
             payload: Set(l.payload.clone()),
-            reason: Set(l.reason.clone()),
+            reason: Set(clean_text(&l.reason)),
             status: Set(DeadLetterStatus::Pending.as_str().to_owned()),
             created_at_ms: Set(to_i64(now_ms)),
         })

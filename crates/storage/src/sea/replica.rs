@@ -99,11 +99,17 @@ pub(super) async fn outbox_unsent<C: ConnectionTrait>(
     rows.into_iter().map(|r| entry(ship, r)).collect()
 }
 
-pub(super) async fn outbox_mark_sent<C: ConnectionTrait>(c: &C, up_to: Seq, now_ms: u64) -> Result<()> {
+pub(super) async fn outbox_mark_sent<C: ConnectionTrait>(
+    c: &C,
+    from: Seq,
+    up_to: Seq,
+    now_ms: u64,
+) -> Result<()> {
     outbox::Entity::update_many()
         .col_expr(outbox::Column::State, Expr::value(OutboxState::Sent.as_str()))
         .col_expr(outbox::Column::SentAtMs, Expr::value(to_i64(now_ms)))
         .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+        .filter(outbox::Column::Seq.gte(to_i64(from)))
         .filter(outbox::Column::Seq.lte(to_i64(up_to)))
         .exec(c)
         .await?;
@@ -168,7 +174,7 @@ async fn settle<C: ConnectionTrait>(
     };
     let res = outbox::Entity::update_many()
         .col_expr(outbox::Column::State, Expr::value(state.as_str()))
-        .col_expr(outbox::Column::Outcome, Expr::value(outcome))
+        .col_expr(outbox::Column::Outcome, Expr::value(common::clean_text(outcome)))
         .col_expr(outbox::Column::AckedAtMs, Expr::value(to_i64(now_ms)))
         .filter(outbox::Column::State.is_in(unacked))
         .filter(seq)
@@ -211,9 +217,15 @@ pub(super) async fn apply(
                     last_seq: master_last,
                 } => {
                     if *master_last > last_seq {
+                        // The master applied seqs this database never wrote: it was restored
+                        // from a backup, and this row's seq was used before. Acknowledging it
+                        // would drop a write the master never saw, so it stays unanswered
+                        // (and visible) until it is renumbered.
                         out.restored_below = Some(*master_last);
+                    } else {
+                        out.acked +=
+                            settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
                     }
-                    out.acked += settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
                 }
                 AckOutcome::Gap { expected } => {
                     out.resend += outbox_resend(txn, *expected).await?;
