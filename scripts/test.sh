@@ -111,7 +111,7 @@ step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo deny check bans licenses sources"
-cargo deny --offline check bans licenses sources
+cargo deny check bans licenses sources
 
 step "rustdoc with -D warnings"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
@@ -126,5 +126,19 @@ step "quick start example"
 out=$(cargo run --quiet --example fleet) || { echo "$out"; die "the quick start example failed"; }
 echo "$out" | tail -n 1
 echo "$out" | grep -q converged || die "the quick start example did not converge"
+
+step "quick start example over Kafka (a tansu broker on a free port)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+broker_dir=$(mktemp -d)
+(cd "$broker_dir" && exec env -i PATH="$PATH" "$TANSU" broker --silent \
+  --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine memory://tansu/ >"$broker_dir/tansu.log" 2>&1) &
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null || true; rm -rf "$broker_dir"' EXIT
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.2; done
+out=$(cargo run --quiet --example fleet -- --kafka "127.0.0.1:$port") \
+  || { echo "$out"; cat "$broker_dir/tansu.log"; die "the quick start example over Kafka failed"; }
+echo "$out" | tail -n 1
+echo "$out" | grep -q converged || die "the quick start example over Kafka did not converge"
 
 step "all checks passed"

@@ -124,6 +124,72 @@ impl KafkaConfig {
     }
 }
 
+impl KafkaConfig {
+    /// Builds the settings from the plugin's variables, looked up with `get` (the binaries
+    /// pass the environment; this library never reads it): `KAFKA_BROKERS` (comma-separated,
+    /// default `localhost:9092`), `KAFKA_SSL_ENABLED` (`true`/`false`), `KAFKA_SSL_CA_FILE`,
+    /// `KAFKA_SASL_MECHANISM` (`plain`, `scram-sha-256`, `scram-sha-512`),
+    /// `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, and `KAFKA_COMPRESSION` (`zstd` default,
+    /// `none`, `gzip`, `lz4`, `snappy`). An invalid value is refused with one line naming the
+    /// setting and the accepted values.
+    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let brokers: Vec<String> = get("KAFKA_BROKERS")
+            .unwrap_or_else(|| "localhost:9092".to_owned())
+            .split(',')
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if brokers.is_empty() || brokers.iter().any(|b| !b.contains(':') || b.contains("://")) {
+            return Err("KAFKA_BROKERS: expected comma-separated host:port pairs".into());
+        }
+        let mut cfg = KafkaConfig::new(brokers);
+        if let Some(c) = get("KAFKA_COMPRESSION") {
+            cfg.compression = Compression::parse(&c).ok_or_else(|| {
+                format!("KAFKA_COMPRESSION: {c:?} is not one of none, gzip, lz4, snappy, zstd")
+            })?;
+        }
+        let ssl = match get("KAFKA_SSL_ENABLED")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("" | "false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => return Err(format!("KAFKA_SSL_ENABLED: {other:?} is not true or false")),
+        };
+        let ca_file = get("KAFKA_SSL_CA_FILE")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
+        if ca_file.is_some() && !ssl {
+            return Err("KAFKA_SSL_CA_FILE: set, but KAFKA_SSL_ENABLED is not true".into());
+        }
+        if ssl {
+            cfg.tls = Some(TlsSettings {
+                ca_file,
+                client_cert: None,
+            });
+        }
+        if let Some(m) = get("KAFKA_SASL_MECHANISM").filter(|m| !m.is_empty()) {
+            let mechanism = SaslMechanism::parse(&m).ok_or_else(|| {
+                format!("KAFKA_SASL_MECHANISM: {m:?} is not one of plain, scram-sha-256, scram-sha-512")
+            })?;
+            let username = get("KAFKA_SASL_USERNAME")
+                .filter(|u| !u.is_empty())
+                .ok_or("KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM")?;
+            let password = get("KAFKA_SASL_PASSWORD")
+                .filter(|p| !p.is_empty())
+                .ok_or("KAFKA_SASL_PASSWORD: required with KAFKA_SASL_MECHANISM")?;
+            cfg.sasl = Some(SaslSettings {
+                mechanism,
+                username,
+                password,
+            });
+        }
+        Ok(cfg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +205,69 @@ mod tests {
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("hunter2-secret"));
         assert!(debug.contains("<redacted>") && debug.contains("ship"));
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<KafkaConfig, String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        KafkaConfig::from_settings(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_seed_variables_configure_tls_and_sasl() {
+        let cfg = settings(&[
+            ("KAFKA_BROKERS", "b1:9092, b2:9093"),
+            ("KAFKA_SSL_ENABLED", "true"),
+            ("KAFKA_SSL_CA_FILE", "/etc/ca.pem"),
+            ("KAFKA_SASL_MECHANISM", "scram-sha-512"),
+            ("KAFKA_SASL_USERNAME", "ship"),
+            ("KAFKA_SASL_PASSWORD", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.brokers, vec!["b1:9092".to_owned(), "b2:9093".to_owned()]);
+        assert_eq!(cfg.tls.unwrap().ca_file, Some(PathBuf::from("/etc/ca.pem")));
+        let sasl = cfg.sasl.unwrap();
+        assert_eq!(
+            (sasl.mechanism, sasl.username.as_str()),
+            (SaslMechanism::ScramSha512, "ship")
+        );
+        assert_eq!(cfg.compression, Compression::Zstd);
+        let plain = settings(&[]).unwrap();
+        assert_eq!(plain.brokers, vec!["localhost:9092".to_owned()]);
+        assert!(plain.tls.is_none() && plain.sasl.is_none());
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting_and_the_accepted_values() {
+        let err = settings(&[("KAFKA_SASL_MECHANISM", "gssapi")]).unwrap_err();
+        assert!(
+            err.starts_with("KAFKA_SASL_MECHANISM:") && err.contains("scram-sha-256"),
+            "{err}"
+        );
+        let err = settings(&[("KAFKA_SASL_MECHANISM", "plain"), ("KAFKA_SASL_USERNAME", "u")]).unwrap_err();
+        assert!(err.starts_with("KAFKA_SASL_PASSWORD:"), "{err}");
+        assert!(
+            settings(&[("KAFKA_SSL_ENABLED", "maybe")])
+                .unwrap_err()
+                .starts_with("KAFKA_SSL_ENABLED:")
+        );
+        assert!(
+            settings(&[("KAFKA_BROKERS", "tcp://x:1")])
+                .unwrap_err()
+                .starts_with("KAFKA_BROKERS:")
+        );
+        assert!(
+            settings(&[("KAFKA_COMPRESSION", "brotli")])
+                .unwrap_err()
+                .starts_with("KAFKA_COMPRESSION:")
+        );
+        assert!(
+            settings(&[("KAFKA_SSL_CA_FILE", "/ca.pem")])
+                .unwrap_err()
+                .starts_with("KAFKA_SSL_CA_FILE:")
+        );
     }
 
     #[test]

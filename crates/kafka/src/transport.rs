@@ -471,20 +471,33 @@ impl Transport for KafkaTransport {
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {
         self.checked_partition(topic, partition).await?;
         let pc = self.partition(topic, partition, Role::Fetch).await?;
-        let earliest = self
+        let listed_earliest = self
             .call(topic, Duration::ZERO, pc.get_offset(OffsetAt::Earliest))
             .await?;
         let listed = self
             .call(topic, Duration::ZERO, pc.get_offset(OffsetAt::Latest))
             .await?;
-        // Some brokers misreport the latest offset after multi-record batches (DESIGN.md §9):
-        // the high watermark of a fetch is authoritative.
-        let (_, high_watermark) = self
-            .call(topic, Duration::ZERO, pc.fetch_records(earliest, 1..2, 0))
-            .await?;
-        Ok(OffsetRange {
-            earliest,
-            latest: listed.max(high_watermark),
-        })
+        // Some brokers misreport the latest offset after multi-record batches, and report 0 as
+        // the earliest offset of a partition whose records retention removed (DESIGN.md §9):
+        // what a fetch from the listed earliest offset returns is authoritative.
+        // Kafka returns the first batch whatever the byte limit; a broker that keeps to the
+        // limit (tansu on sqlite://) needs room for one whole batch.
+        let mut probe = (Vec::new(), 0);
+        for max_bytes in [2, 2 * 1024 * 1024] {
+            probe = self
+                .call(
+                    topic,
+                    Duration::ZERO,
+                    pc.fetch_records(listed_earliest, 1..max_bytes, 0),
+                )
+                .await?;
+            if !probe.0.is_empty() || listed_earliest >= probe.1 {
+                break;
+            }
+        }
+        let (records, high_watermark) = probe;
+        let latest = listed.max(high_watermark);
+        let earliest = records.first().map_or(latest, |r| r.offset).max(listed_earliest);
+        Ok(OffsetRange { earliest, latest })
     }
 }

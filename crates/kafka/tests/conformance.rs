@@ -80,6 +80,34 @@ async fn a_fetch_from_inside_a_batch_returns_the_rest_of_it() {
 }
 
 #[tokio::test]
+async fn fetch_below_earliest_after_retention() {
+    let broker = Tansu::start_with("sqlite://tansu.db?maintenance_interval=1s", &[]).unwrap();
+    let t = KafkaTransport::new(config(&broker)).unwrap();
+    let prefix = offline_sync_transport::conformance::unique_prefix("retention");
+    broker
+        .topic_create(
+            &format!("{prefix}-truncated"),
+            1,
+            &["cleanup.policy=delete", "retention.ms=1000"],
+        )
+        .unwrap();
+    offline_sync_transport::conformance::check_fetch_below_earliest_after_truncation(
+        &t,
+        &prefix,
+        async |topic: &str, partition, _before| {
+            for _ in 0..150 {
+                if t.offsets(topic, partition).await.unwrap().earliest > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("retention removed nothing within 30 s: {}", broker.log());
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn every_codec_round_trips() {
     let broker = Tansu::start().unwrap();
     for codec in [
