@@ -4,6 +4,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_init;
+mod m20261126_000001_dead_letter_handled;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -12,7 +13,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_init::Migration)]
+        vec![
+            Box::new(m20261125_000001_init::Migration),
+            Box::new(m20261126_000001_dead_letter_handled::Migration),
+        ]
     }
 }
 

@@ -427,8 +427,12 @@ pub async fn malformed_envelopes_become_dead_letters_and_consumption_goes_on(db:
         f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["title"],
         json!("still flowing")
     );
-    let master_dl = f.master.storage().dead_letters(Page::all()).await.unwrap();
-    let ship_dl = f.ships[0].storage().dead_letters(Page::all()).await.unwrap();
+    let (master_dl, _) = f.master.storage().dead_letters(None, Page::all()).await.unwrap();
+    let (ship_dl, _) = f.ships[0]
+        .storage()
+        .dead_letters(None, Page::all())
+        .await
+        .unwrap();
     for dl in [&master_dl, &ship_dl] {
         assert_eq!(dl.len(), garbage.len(), "{dl:?}");
         for (reason, _) in &garbage {

@@ -168,6 +168,7 @@ pub(crate) mod dead_letters {
         pub reason: String,
         pub status: String,
         pub created_at_ms: i64,
+        pub handled_at_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

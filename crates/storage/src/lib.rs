@@ -21,9 +21,9 @@ use offline_sync_model::{
 pub use error::{Error, Result};
 pub use sea::SeaStorage;
 pub use types::{
-    Broadcast, DeadLetter, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch, NewDeadLetter,
-    OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
-    StoredDoc, TopicOffset,
+    Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch,
+    NewDeadLetter, OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch,
+    ReplicaProgress, ShipRecord, StoredDoc, TopicOffset,
 };
 
 /// Durable state of one node (master or replica).
@@ -37,6 +37,10 @@ pub use types::{
 pub trait Storage: Send + Sync + std::fmt::Debug {
     // ---- both roles ----
 
+    /// Checks the database answers; returns how long the round trip took. Errors: `Unavailable`
+    /// when the database cannot be reached. Reads nothing and changes nothing; safe to repeat.
+    async fn ping(&self) -> Result<std::time::Duration>;
+
     /// One document as users see it (a tombstone reads as deleted).
     async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>>;
 
@@ -47,11 +51,27 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The stored next offset of a topic partition, if any record of it was processed.
     async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>>;
 
-    /// Dead letters, newest first.
-    async fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>>;
+    /// Dead letters, newest first, optionally of one status, and how many match in all.
+    async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> Result<(Vec<DeadLetter>, u64)>;
 
-    /// Applies the retention rules of the log tables: deletes answered outbox rows, published
-    /// broadcasts and handled (retried or discarded) dead letters written before `before_ms`.
+    /// One dead letter.
+    async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>>;
+
+    /// How many dead letters are in each status.
+    async fn dead_letter_counts(&self) -> Result<DeadLetterCounts>;
+
+    /// Marks a pending dead letter as retried or discarded (the time is kept in `handled_at_ms`,
+    /// which retention uses). Errors: `NotFound`; `Conflict` when it is not pending any more;
+    /// `Invalid` when `status` is `Pending`. Of two calls for one letter only the first
+    /// succeeds, so repeating it returns `Conflict` and changes nothing.
+    async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter>;
+
+    /// Applies the retention rules of the log tables: deletes outbox rows answered, broadcasts
+    /// published and dead letters handled (retried or discarded) before `before_ms`.
     /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
     /// how many rows were deleted. Safe to repeat.
     async fn prune(&self, before_ms: u64) -> Result<u64>;
@@ -71,6 +91,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         hlc: Hlc,
         now_ms: u64,
     ) -> Result<LocalWritten>;
+
+    /// A replica's outbox rows as changes of `ship`, newest first (seq descending), optionally of
+    /// one state, and how many match in all.
+    async fn outbox(
+        &self,
+        ship: &ShipId,
+        state: Option<OutboxState>,
+        page: Page,
+    ) -> Result<(Vec<OutboxEntry>, u64)>;
 
     /// Up to `limit` outbox rows not yet sent, in seq order, as changes of `ship`.
     async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>>;
@@ -135,6 +164,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Conflicts, newest first, optionally of one status.
     async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>>;
+
+    /// How many conflicts there are, optionally of one status.
+    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64>;
 
     /// One conflict.
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>>;

@@ -17,8 +17,9 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use crate::Storage;
 use crate::error::{Error, Result};
 use crate::types::{
-    Broadcast, DeadLetter, LocalWritten, MasterApplied, MasterBatch, OutboxEntry, OutboxStats, Page,
-    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
+    Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch,
+    OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
+    StoredDoc,
 };
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
@@ -75,13 +76,6 @@ impl SeaStorage {
         }
     }
 
-    /// Checks the database answers; returns how long it took.
-    pub async fn ping(&self) -> Result<Duration> {
-        let start = Instant::now();
-        self.db.ping().await?;
-        Ok(start.elapsed())
-    }
-
     /// Closes the connection pool.
     pub async fn close(self) -> Result<()> {
         self.db.close().await.map_err(Error::from)
@@ -90,6 +84,14 @@ impl SeaStorage {
 
 #[async_trait]
 impl Storage for SeaStorage {
+    async fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        // Whatever stops the round trip (a refused connection, a closed pool, a timeout)
+        // means the database cannot be used right now.
+        self.db.ping().await.map_err(Error::Unavailable)?;
+        Ok(start.elapsed())
+    }
+
     async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
         common::document(&self.db, ct, id).await
     }
@@ -102,8 +104,27 @@ impl Storage for SeaStorage {
         common::offset(&self.db, topic, partition).await
     }
 
-    async fn dead_letters(&self, page: Page) -> Result<Vec<DeadLetter>> {
-        common::dead_letters(&self.db, page).await
+    async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> Result<(Vec<DeadLetter>, u64)> {
+        common::dead_letters(&self.db, status, page).await
+    }
+
+    async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
+        common::dead_letter(&self.db, id).await
+    }
+
+    async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
+        common::dead_letter_counts(&self.db).await
+    }
+
+    async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter> {
+        let txn = self.db.begin().await?;
+        let letter = common::settle_dead_letter(&txn, id, status, now_ms).await?;
+        txn.commit().await?;
+        Ok(letter)
     }
 
     async fn prune(&self, before_ms: u64) -> Result<u64> {
@@ -132,6 +153,15 @@ impl Storage for SeaStorage {
 
     async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
         replica::outbox_unsent(&self.db, ship, limit).await
+    }
+
+    async fn outbox(
+        &self,
+        ship: &ShipId,
+        state: Option<OutboxState>,
+        page: Page,
+    ) -> Result<(Vec<OutboxEntry>, u64)> {
+        replica::outbox_page(&self.db, ship, state, page).await
     }
 
     async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()> {
@@ -208,6 +238,10 @@ impl Storage for SeaStorage {
 
     async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
         master::conflicts(&self.db, status, page).await
+    }
+
+    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
+        master::count_conflicts(&self.db, status).await
     }
 
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {

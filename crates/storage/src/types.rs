@@ -204,6 +204,19 @@ pub struct DeadLetter {
     pub status: DeadLetterStatus,
     /// Stored at (milliseconds).
     pub created_at_ms: u64,
+    /// When an operator retried or discarded it.
+    pub handled_at_ms: Option<u64>,
+}
+
+/// How many dead letters are in each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterCounts {
+    /// Waiting for an operator.
+    pub pending: u64,
+    /// Sent for processing again.
+    pub retried: u64,
+    /// Dropped by an operator.
+    pub discarded: u64,
 }
 
 /// Messages a replica read from `master-updates`, with the offset after them.

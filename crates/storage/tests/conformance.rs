@@ -8,7 +8,8 @@ use offline_sync_model::{
     Hlc, LocalWrite, Message, Op, Policies, ShipId, Strategy, decode,
 };
 use offline_sync_storage::{
-    MasterBatch, NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, Storage, TopicOffset,
+    DeadLetterCounts, DeadLetterStatus, Error, MasterBatch, NewDeadLetter, OutboxState, Page, ReplicaBatch,
+    SeaStorage, Storage, TopicOffset,
 };
 use serde_json::json;
 
@@ -251,7 +252,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
     assert_eq!((out.acked, out.resend, out.restored_below), (1, 1, None));
     let stats = s.outbox_stats().await.unwrap();
     assert_eq!((stats.pending, stats.sent), (1, 0));
-    let dl = s.dead_letters(Page::default()).await.unwrap();
+    let (dl, _) = s.dead_letters(None, Page::default()).await.unwrap();
     assert_eq!(dl.len(), 1);
     assert_eq!(dl[0].letter.payload, b"{oops".to_vec());
 
@@ -312,7 +313,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
         1,
         "the new write stays unanswered"
     );
-    let letters = s.dead_letters(Page::default()).await.unwrap();
+    let (letters, _) = s.dead_letters(None, Page::default()).await.unwrap();
     assert!(
         letters[0].letter.reason.contains("\\u{0}"),
         "{:?}",
@@ -603,6 +604,326 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
     assert_eq!(s.prune(11).await.unwrap(), 0);
 }
 
+fn letter(offset: i64) -> NewDeadLetter {
+    NewDeadLetter {
+        topic: "ship-updates".into(),
+        partition: 0,
+        offset,
+        key: Some(format!("k{offset}").into_bytes()),
+        payload: format!("garbage {offset}").into_bytes(),
+        reason: format!("bad record {offset}"),
+    }
+}
+
+/// Stores dead letters with offsets `1..=n` at `now_ms`; returns their ids, oldest first.
+async fn store_dead_letters(s: &SeaStorage, n: i64, now_ms: u64) -> Vec<u64> {
+    let batch = MasterBatch {
+        dead_letters: (1..=n).map(letter).collect(),
+        ..MasterBatch::default()
+    };
+    s.master_apply(&batch, &Policies::default(), now_ms)
+        .await
+        .unwrap();
+    let (all, _) = s.dead_letters(None, Page::all()).await.unwrap();
+    let mut ids: Vec<u64> = all.iter().map(|l| l.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+pub async fn dead_letters_list_by_status_with_totals(s: SeaStorage) {
+    assert_eq!(s.dead_letter_counts().await.unwrap(), DeadLetterCounts::default());
+    let ids = store_dead_letters(&s, 4, 10).await;
+    assert_eq!(ids.len(), 4);
+
+    let (all, total) = s.dead_letters(None, Page::all()).await.unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(
+        all.iter().map(|l| l.letter.offset).collect::<Vec<_>>(),
+        vec![4, 3, 2, 1],
+        "newest first"
+    );
+    assert!(
+        all.iter()
+            .all(|l| l.status == DeadLetterStatus::Pending && l.handled_at_ms.is_none())
+    );
+    let (page, total) = s.dead_letters(None, Page { offset: 1, limit: 2 }).await.unwrap();
+    assert_eq!(total, 4, "the total counts every match, not the page");
+    assert_eq!(
+        page.iter().map(|l| l.letter.offset).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+
+    let one = s.dead_letter(ids[1]).await.unwrap().unwrap();
+    assert_eq!(one.letter, letter(2));
+    assert_eq!((one.created_at_ms, one.status), (10, DeadLetterStatus::Pending));
+    assert_eq!(s.dead_letter(ids[3] + 1000).await.unwrap(), None);
+    assert_eq!(s.dead_letter(u64::MAX).await.unwrap(), None);
+
+    s.settle_dead_letter(ids[0], DeadLetterStatus::Retried, 20)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 21)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[2], DeadLetterStatus::Discarded, 22)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            retried: 1,
+            discarded: 2
+        }
+    );
+    let (pending, total) = s
+        .dead_letters(Some(DeadLetterStatus::Pending), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((pending.len(), total), (1, 1));
+    assert_eq!(pending[0].id, ids[3]);
+    let (retried, total) = s
+        .dead_letters(Some(DeadLetterStatus::Retried), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((retried.len(), total), (1, 1));
+    assert_eq!(retried[0].id, ids[0]);
+    let (discarded, total) = s
+        .dead_letters(Some(DeadLetterStatus::Discarded), Page { offset: 0, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(discarded.iter().map(|l| l.id).collect::<Vec<_>>(), vec![ids[2]]);
+}
+
+pub async fn settling_a_dead_letter_happens_once(s: SeaStorage) {
+    let ids = store_dead_letters(&s, 3, 10).await;
+
+    let retried = s
+        .settle_dead_letter(ids[0], DeadLetterStatus::Retried, 20)
+        .await
+        .unwrap();
+    assert_eq!(retried.status, DeadLetterStatus::Retried);
+    assert_eq!((retried.created_at_ms, retried.handled_at_ms), (10, Some(20)));
+    assert_eq!(retried.letter, letter(1));
+    assert_eq!(s.dead_letter(ids[0]).await.unwrap(), Some(retried.clone()));
+
+    let discarded = s
+        .settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        (discarded.status, discarded.handled_at_ms),
+        (DeadLetterStatus::Discarded, Some(30))
+    );
+
+    for status in [DeadLetterStatus::Retried, DeadLetterStatus::Discarded] {
+        assert!(matches!(
+            s.settle_dead_letter(ids[0], status, 40).await,
+            Err(Error::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.settle_dead_letter(ids[1], status, 40).await,
+            Err(Error::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.settle_dead_letter(ids[2] + 1000, status, 40).await,
+            Err(Error::NotFound)
+        ));
+    }
+    assert_eq!(
+        s.dead_letter(ids[0]).await.unwrap(),
+        Some(retried),
+        "a refused settle changes nothing"
+    );
+    assert!(matches!(
+        s.settle_dead_letter(ids[2], DeadLetterStatus::Pending, 40).await,
+        Err(Error::Invalid { .. })
+    ));
+    let still = s.dead_letter(ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        (still.status, still.handled_at_ms),
+        (DeadLetterStatus::Pending, None)
+    );
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            retried: 1,
+            discarded: 1
+        }
+    );
+}
+
+pub async fn retention_prunes_dead_letters_by_when_they_were_handled(s: SeaStorage) {
+    // All three arrived long before any cut-off used below.
+    let ids = store_dead_letters(&s, 3, 1).await;
+    s.settle_dead_letter(ids[0], DeadLetterStatus::Discarded, 100)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[1], DeadLetterStatus::Retried, 500)
+        .await
+        .unwrap();
+
+    assert_eq!(s.prune(100).await.unwrap(), 0, "nothing was handled before 100");
+    assert_eq!(
+        s.prune(300).await.unwrap(),
+        1,
+        "only the letter handled before the cut-off"
+    );
+    assert_eq!(s.dead_letter(ids[0]).await.unwrap(), None);
+    assert!(
+        s.dead_letter(ids[1]).await.unwrap().is_some(),
+        "handled after the cut-off, though it arrived long before"
+    );
+    assert_eq!(s.prune(10_000).await.unwrap(), 1);
+    assert_eq!(s.dead_letter(ids[1]).await.unwrap(), None);
+    let pending = s.dead_letter(ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        pending.status,
+        DeadLetterStatus::Pending,
+        "pending letters are kept"
+    );
+    assert_eq!(s.dead_letters(None, Page::all()).await.unwrap().1, 1);
+}
+
+pub async fn outbox_lists_newest_first_by_state_with_total(s: SeaStorage) {
+    let id = DocumentId::new_v7();
+    s.local_write(
+        &ship(),
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": 0})),
+        },
+        Hlc::default(),
+        100,
+    )
+    .await
+    .unwrap();
+    for n in 1..5 {
+        let w = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": n})),
+        };
+        s.local_write(&ship(), &w, Hlc::default(), 100 + n).await.unwrap();
+    }
+    s.outbox_mark_sent(1, 3, 200).await.unwrap();
+    let seqs =
+        |rows: &[offline_sync_storage::OutboxEntry]| rows.iter().map(|r| r.change.seq).collect::<Vec<_>>();
+
+    let (all, total) = s.outbox(&ship(), None, Page::all()).await.unwrap();
+    assert_eq!((seqs(&all), total), (vec![5, 4, 3, 2, 1], 5));
+    assert!(all.iter().all(|r| r.change.ship == ship() && r.change.id == id));
+    assert_eq!(all[4].change.op, Op::Create);
+    assert_eq!(all[0].change.fields, fields(json!({"n": 4})));
+    assert_eq!((all[0].created_at_ms, all[0].sent_at_ms), (104, None));
+
+    let (sent, total) = s
+        .outbox(&ship(), Some(OutboxState::Sent), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((seqs(&sent), total), (vec![3, 2, 1], 3));
+    assert!(
+        sent.iter()
+            .all(|r| r.state == OutboxState::Sent && r.sent_at_ms == Some(200))
+    );
+    let (pending, total) = s
+        .outbox(&ship(), Some(OutboxState::Pending), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((seqs(&pending), total), (vec![5, 4], 2));
+    let (acked, total) = s
+        .outbox(&ship(), Some(OutboxState::Acked), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((acked.len(), total), (0, 0));
+
+    let (page, total) = s
+        .outbox(&ship(), None, Page { offset: 1, limit: 2 })
+        .await
+        .unwrap();
+    assert_eq!((seqs(&page), total), (vec![4, 3], 5));
+    let (page, total) = s
+        .outbox(&ship(), Some(OutboxState::Sent), Page { offset: 2, limit: 5 })
+        .await
+        .unwrap();
+    assert_eq!((seqs(&page), total), (vec![1], 3));
+}
+
+pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
+    for status in [None, Some(ConflictStatus::Open), Some(ConflictStatus::Resolved)] {
+        assert_eq!(s.count_conflicts(status).await.unwrap(), 0);
+    }
+    // Two documents the master edits while the ship edits the same field of each.
+    let ids = [DocumentId::new_v7(), DocumentId::new_v7()];
+    for id in ids {
+        let create = LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"title": "m0"})),
+        };
+        s.master_write(&create, Hlc::default(), 1).await.unwrap();
+    }
+    let base = s.last_csn().await.unwrap();
+    for id in ids {
+        let edit = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"title": "m1"})),
+        };
+        s.master_write(&edit, Hlc::default(), 2).await.unwrap();
+    }
+    let batch = MasterBatch {
+        changes: vec![
+            change(1, ids[0], Op::Update, json!({"title": "s1"}), base),
+            change(2, ids[1], Op::Update, json!({"title": "s1"}), base),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        s.master_apply(&batch, &Policies::default(), 3)
+            .await
+            .unwrap()
+            .conflicts,
+        2
+    );
+    assert_eq!(s.count_conflicts(None).await.unwrap(), 2);
+    assert_eq!(s.count_conflicts(Some(ConflictStatus::Open)).await.unwrap(), 2);
+    assert_eq!(
+        s.count_conflicts(Some(ConflictStatus::Resolved)).await.unwrap(),
+        0
+    );
+
+    let open = s
+        .conflicts(Some(ConflictStatus::Open), Page::default())
+        .await
+        .unwrap();
+    s.resolve_conflict(open[0].id, &Strategy::KeepMaster, Hlc::default(), 4)
+        .await
+        .unwrap();
+    assert_eq!(s.count_conflicts(None).await.unwrap(), 2);
+    assert_eq!(s.count_conflicts(Some(ConflictStatus::Open)).await.unwrap(), 1);
+    assert_eq!(
+        s.count_conflicts(Some(ConflictStatus::Resolved)).await.unwrap(),
+        1
+    );
+}
+
+pub async fn ping_answers_and_a_closed_pool_is_unavailable(s: SeaStorage) {
+    let took = s.ping().await.unwrap();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    let dyn_storage: &dyn Storage = &s;
+    dyn_storage.ping().await.unwrap();
+
+    s.clone().close().await.unwrap();
+    match s.ping().await {
+        Err(e @ Error::Unavailable(_)) => assert!(e.is_retryable()),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
 macro_rules! storage_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -641,6 +962,39 @@ macro_rules! storage_suite {
             #[tokio::test]
             async fn retention_prunes_only_answered_rows() {
                 super::retention_prunes_only_answered_rows(make("retention").await).await;
+            }
+
+            #[tokio::test]
+            async fn dead_letters_list_by_status_with_totals() {
+                super::dead_letters_list_by_status_with_totals(make("dead_letter_list").await).await;
+            }
+
+            #[tokio::test]
+            async fn settling_a_dead_letter_happens_once() {
+                super::settling_a_dead_letter_happens_once(make("dead_letter_settle").await).await;
+            }
+
+            #[tokio::test]
+            async fn retention_prunes_dead_letters_by_when_they_were_handled() {
+                super::retention_prunes_dead_letters_by_when_they_were_handled(
+                    make("dead_letter_retention").await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn outbox_lists_newest_first_by_state_with_total() {
+                super::outbox_lists_newest_first_by_state_with_total(make("outbox_list").await).await;
+            }
+
+            #[tokio::test]
+            async fn conflicts_are_counted_by_status() {
+                super::conflicts_are_counted_by_status(make("conflict_count").await).await;
+            }
+
+            #[tokio::test]
+            async fn ping_answers_and_a_closed_pool_is_unavailable() {
+                super::ping_answers_and_a_closed_pool_is_unavailable(make("ping").await).await;
             }
 
             #[tokio::test]

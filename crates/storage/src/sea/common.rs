@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use offline_sync_model::{ContentType, DocumentId, Fields, Mark, MasterDoc, ReplicaDoc, Stamp};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::entity::{broadcasts, counters, dead_letters, documents, offsets, outbox};
 use crate::error::{Error, Result};
-use crate::types::{DeadLetter, DeadLetterStatus, NewDeadLetter, OutboxState, Page, StoredDoc, TopicOffset};
+use crate::types::{
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, NewDeadLetter, OutboxState, Page, StoredDoc, TopicOffset,
+};
 
 /// The master's last CSN.
 pub(super) const CSN: &str = "csn";
@@ -116,6 +118,7 @@ pub(super) async fn insert_dead_letters<C: ConnectionTrait>(
             reason: Set(clean_text(&l.reason)),
             status: Set(DeadLetterStatus::Pending.as_str().to_owned()),
             created_at_ms: Set(to_i64(now_ms)),
+            handled_at_ms: Set(None),
         })
         .exec(c)
         .await?;
@@ -123,31 +126,105 @@ pub(super) async fn insert_dead_letters<C: ConnectionTrait>(
     Ok(())
 }
 
-pub(super) async fn dead_letters<C: ConnectionTrait>(c: &C, page: Page) -> Result<Vec<DeadLetter>> {
-    let rows = dead_letters::Entity::find()
+fn to_dead_letter(r: dead_letters::Model) -> Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: to_u64(r.id),
+        status: DeadLetterStatus::parse(&r.status)
+            .ok_or_else(|| Error::corrupt(format!("dead letter status {:?}", r.status)))?,
+        created_at_ms: to_u64(r.created_at_ms),
+        handled_at_ms: r.handled_at_ms.map(to_u64),
+        letter: NewDeadLetter {
+            topic: r.topic,
+            partition: u32::try_from(r.partition).unwrap_or(0),
+            offset: r.offset,
+            key: r.key,
+            payload: r.payload,
+            reason: r.reason,
+        },
+    })
+}
+
+pub(super) async fn dead_letters<C: ConnectionTrait>(
+    c: &C,
+    status: Option<DeadLetterStatus>,
+    page: Page,
+) -> Result<(Vec<DeadLetter>, u64)> {
+    let mut q = dead_letters::Entity::find();
+    if let Some(status) = status {
+        q = q.filter(dead_letters::Column::Status.eq(status.as_str()));
+    }
+    let total = q.clone().count(c).await?;
+    let rows = q
         .order_by_desc(dead_letters::Column::Id)
         .offset(page.offset)
         .limit(page.limit)
         .all(c)
         .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(DeadLetter {
-                id: to_u64(r.id),
-                status: DeadLetterStatus::parse(&r.status)
-                    .ok_or_else(|| Error::corrupt(format!("dead letter status {:?}", r.status)))?,
-                created_at_ms: to_u64(r.created_at_ms),
-                letter: NewDeadLetter {
-                    topic: r.topic,
-                    partition: u32::try_from(r.partition).unwrap_or(0),
-                    offset: r.offset,
-                    key: r.key,
-                    payload: r.payload,
-                    reason: r.reason,
-                },
-            })
-        })
-        .collect()
+    let letters = rows.into_iter().map(to_dead_letter).collect::<Result<_>>()?;
+    Ok((letters, total))
+}
+
+pub(super) async fn dead_letter<C: ConnectionTrait>(c: &C, id: u64) -> Result<Option<DeadLetter>> {
+    let Ok(id) = i64::try_from(id) else {
+        return Ok(None);
+    };
+    dead_letters::Entity::find_by_id(id)
+        .one(c)
+        .await?
+        .map(to_dead_letter)
+        .transpose()
+}
+
+pub(super) async fn dead_letter_counts<C: ConnectionTrait>(c: &C) -> Result<DeadLetterCounts> {
+    let rows: Vec<(String, i64)> = dead_letters::Entity::find()
+        .select_only()
+        .column(dead_letters::Column::Status)
+        .column_as(dead_letters::Column::Id.count(), "n")
+        .group_by(dead_letters::Column::Status)
+        .into_tuple()
+        .all(c)
+        .await?;
+    let mut counts = DeadLetterCounts::default();
+    for (status, n) in rows {
+        let slot = match DeadLetterStatus::parse(&status) {
+            Some(DeadLetterStatus::Pending) => &mut counts.pending,
+            Some(DeadLetterStatus::Retried) => &mut counts.retried,
+            Some(DeadLetterStatus::Discarded) => &mut counts.discarded,
+            None => return Err(Error::corrupt(format!("dead letter status {status:?}"))),
+        };
+        *slot = to_u64(n);
+    }
+    Ok(counts)
+}
+
+/// Moves a pending dead letter to `status`; the update only matches a pending row, so two
+/// operators settling the same letter cannot both succeed.
+pub(super) async fn settle_dead_letter<C: ConnectionTrait>(
+    c: &C,
+    id: u64,
+    status: DeadLetterStatus,
+    now_ms: u64,
+) -> Result<DeadLetter> {
+    if status == DeadLetterStatus::Pending {
+        return Err(Error::Invalid {
+            reason: "a dead letter is settled as retried or discarded, not pending".into(),
+        });
+    }
+    let pending = DeadLetterStatus::Pending.as_str();
+    let res = dead_letters::Entity::update_many()
+        .col_expr(dead_letters::Column::Status, Expr::value(status.as_str()))
+        .col_expr(dead_letters::Column::HandledAtMs, Expr::value(to_i64(now_ms)))
+        .filter(dead_letters::Column::Id.eq(to_i64(id)))
+        .filter(dead_letters::Column::Status.eq(pending))
+        .exec(c)
+        .await?;
+    let letter = dead_letter(c, id).await?.ok_or(Error::NotFound)?;
+    if res.rows_affected == 0 {
+        return Err(Error::Conflict {
+            reason: format!("dead letter {id} is already {}", letter.status.as_str()),
+        });
+    }
+    Ok(letter)
 }
 
 /// Per-field versions of a master document, stored in `documents.meta`.
@@ -363,7 +440,7 @@ pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u
     ];
     let letters = dead_letters::Entity::delete_many()
         .filter(dead_letters::Column::Status.is_in(handled))
-        .filter(dead_letters::Column::CreatedAtMs.lt(before))
+        .filter(dead_letters::Column::HandledAtMs.lt(before))
         .exec(c)
         .await?;
     Ok(outbox.rows_affected + broadcasts.rows_affected + letters.rows_affected)

@@ -10,7 +10,8 @@ use offline_sync_model::{
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 
 use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
@@ -372,20 +373,30 @@ pub(super) async fn conflict<C: ConnectionTrait>(c: &C, id: ConflictId) -> Resul
         .transpose()
 }
 
+/// Conflicts, of `status` when given.
+fn with_status(status: Option<ConflictStatus>) -> Select<conflicts::Entity> {
+    let q = conflicts::Entity::find();
+    match status {
+        Some(ConflictStatus::Open) => q.filter(conflicts::Column::Status.eq("open")),
+        Some(ConflictStatus::Resolved) => q.filter(conflicts::Column::Status.eq("resolved")),
+        None => q,
+    }
+}
+
+pub(super) async fn count_conflicts<C: ConnectionTrait>(
+    c: &C,
+    status: Option<ConflictStatus>,
+) -> Result<u64> {
+    Ok(with_status(status).count(c).await?)
+}
+
 pub(super) async fn conflicts<C: ConnectionTrait>(
     c: &C,
     status: Option<ConflictStatus>,
     page: Page,
 ) -> Result<Vec<Conflict>> {
-    let mut q = conflicts::Entity::find();
-    if let Some(status) = status {
-        let s = match status {
-            ConflictStatus::Open => "open",
-            ConflictStatus::Resolved => "resolved",
-        };
-        q = q.filter(conflicts::Column::Status.eq(s));
-    }
-    q.order_by_desc(conflicts::Column::Id)
+    with_status(status)
+        .order_by_desc(conflicts::Column::Id)
         .offset(page.offset)
         .limit(page.limit)
         .all(c)

@@ -13,7 +13,7 @@ use sea_orm::{
 use super::common::{self, APPLIED_CSN, SEQ, to_i64, to_u64};
 use crate::entity::outbox;
 use crate::error::{Error, Result};
-use crate::types::{LocalWritten, OutboxEntry, OutboxState, OutboxStats, ReplicaApplied, ReplicaBatch};
+use crate::types::{LocalWritten, OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch};
 
 pub(super) async fn local_write(
     txn: &DatabaseTransaction,
@@ -97,6 +97,27 @@ pub(super) async fn outbox_unsent<C: ConnectionTrait>(
         .all(c)
         .await?;
     rows.into_iter().map(|r| entry(ship, r)).collect()
+}
+
+pub(super) async fn outbox_page<C: ConnectionTrait>(
+    c: &C,
+    ship: &ShipId,
+    state: Option<OutboxState>,
+    page: Page,
+) -> Result<(Vec<OutboxEntry>, u64)> {
+    let mut q = outbox::Entity::find();
+    if let Some(state) = state {
+        q = q.filter(outbox::Column::State.eq(state.as_str()));
+    }
+    let total = q.clone().count(c).await?;
+    let rows = q
+        .order_by_desc(outbox::Column::Seq)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(c)
+        .await?;
+    let entries = rows.into_iter().map(|r| entry(ship, r)).collect::<Result<_>>()?;
+    Ok((entries, total))
 }
 
 pub(super) async fn outbox_mark_sent<C: ConnectionTrait>(
