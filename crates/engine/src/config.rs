@@ -8,6 +8,31 @@ use offline_sync_model::{ContentType, Policies, RetrySchedule, ShipId};
 /// How long log rows are kept once nothing depends on them any more.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Which side of the protocol a node plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The master onshore: applies ship changes, numbers commits, broadcasts them.
+    Master,
+    /// A replica (ship): writes locally, pushes its outbox, applies the master's commits.
+    Replica,
+}
+
+impl Mode {
+    /// `master` or `replica`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Master => "master",
+            Mode::Replica => "replica",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The two topics (DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
@@ -129,6 +154,21 @@ pub(crate) fn check_size(fields: Option<&offline_sync_model::Fields>) -> crate::
     if size > limit {
         return Err(crate::Error::Invalid {
             reason: format!("document of {size} bytes exceeds the {limit} byte limit"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a write made against another version than the document's current one.
+pub(crate) fn check_version(
+    current: Option<offline_sync_storage::StoredDoc>,
+    expected: offline_sync_model::Csn,
+) -> crate::Result<()> {
+    let doc = current.filter(|d| !d.deleted).ok_or(crate::Error::NotFound)?;
+    if doc.version != expected {
+        return Err(crate::Error::Stale {
+            expected,
+            current: doc.version,
         });
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! Engine errors, sorted into the kinds the HTTP layer and binaries branch on.
 
-use offline_sync_model::ContentType;
+use offline_sync_model::{ContentType, Csn};
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,6 +29,15 @@ pub enum Error {
     Conflict {
         /// What contradicts.
         reason: String,
+    },
+    /// The caller's version of the document is not the current one (an optimistic check
+    /// failed: someone else changed it first).
+    #[error("version {expected} is stale: the document is at version {current}")]
+    Stale {
+        /// The version the caller had.
+        expected: Csn,
+        /// The document's current version.
+        current: Csn,
     },
     /// The stored offset is outside what the broker holds (retention removed records this
     /// replica never read, or the topic was recreated): it must resync from the master's

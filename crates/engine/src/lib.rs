@@ -9,17 +9,22 @@
 
 mod clock;
 mod config;
+mod dead_letters;
 mod error;
 mod inbox;
 mod master;
+pub mod metrics;
 mod replica;
 mod run;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{MasterConfig, ReplicaConfig, Topics};
+pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
 pub use master::{Master, MasterStatus, ShipStatus};
 pub use replica::{Replica, ReplicaStatus};
 pub use run::Running;
 
-pub use offline_sync_storage::{DeadLetter, Page, StoredDoc};
+pub use metrics::MessageCounts;
+pub use offline_sync_storage::{
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, OutboxEntry, OutboxState, Page, ShipRecord, StoredDoc,
+};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
-    Conflict, ConflictId, ConflictStatus, ContentType, DocumentId, Fields, HlcClock, LocalWrite, Message,
-    Strategy,
+    Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, HlcClock, LocalWrite,
+    Message, Strategy,
 };
 use offline_sync_storage::{MasterBatch, Page, ShipRecord, Storage, StoredDoc, TopicOffset};
 use offline_sync_transport::Transport;
@@ -16,6 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{MasterConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::{Reader, decode_batch};
+use crate::metrics::{MessageCounts, Stats};
 
 /// The master node. Cheap to clone; clones share the node.
 #[derive(Clone, Debug)]
@@ -26,18 +27,19 @@ pub struct Master {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) cfg: MasterConfig,
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     hlc: std::sync::Mutex<HlcClock>,
     /// Serialises commits, so CSN order is commit order is broadcast order.
-    writer: Mutex<()>,
+    pub(crate) writer: Mutex<()>,
     publisher: Mutex<()>,
     puller: Mutex<()>,
     /// Rung after every commit: there is something to broadcast.
     pub(crate) wake: Notify,
     online: AtomicBool,
     topics_ready: AtomicBool,
+    pub(crate) stats: Stats,
 }
 
 /// A ship with its online state.
@@ -90,6 +92,7 @@ impl Master {
                 wake: Notify::new(),
                 online: AtomicBool::new(false),
                 topics_ready: AtomicBool::new(false),
+                stats: Stats::default(),
             }),
         }
     }
@@ -104,7 +107,7 @@ impl Master {
         &self.inner.storage
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.inner.clock.now_ms()
     }
 
@@ -120,11 +123,15 @@ impl Master {
         crate::config::check_size(fields)
     }
 
-    async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
+    async fn write(&self, write: LocalWrite, expected: Option<Csn>) -> Result<StoredDoc> {
         let hlc = self.tick();
         let now = self.now();
         let (doc, commit) = {
             let _w = self.inner.writer.lock().await;
+            if let Some(expected) = expected {
+                let (ct, id) = write.target();
+                crate::config::check_version(self.inner.storage.document(ct, id).await?, expected)?;
+            }
             self.inner.storage.master_write(&write, hlc, now).await?
         };
         if let Some(c) = commit {
@@ -154,32 +161,59 @@ impl Master {
         fields: Fields,
     ) -> Result<StoredDoc> {
         self.check(ct, Some(&fields))?;
-        self.write(LocalWrite::Create {
-            content_type: ct.clone(),
-            id,
-            fields,
-        })
+        self.write(
+            LocalWrite::Create {
+                content_type: ct.clone(),
+                id,
+                fields,
+            },
+            None,
+        )
         .await
     }
 
     /// Sets some fields of a live document.
     pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
+        self.update_if(ct, id, fields, None).await
+    }
+
+    /// Sets some fields of a live document if its version is still `expected` (when given);
+    /// otherwise [`Error::Stale`]. The check and the write happen under the node's writer
+    /// lock, so no other write of this node comes between them.
+    pub async fn update_if(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+        expected: Option<Csn>,
+    ) -> Result<StoredDoc> {
         self.check(ct, Some(&fields))?;
-        self.write(LocalWrite::Update {
-            content_type: ct.clone(),
-            id,
-            fields,
-        })
+        self.write(
+            LocalWrite::Update {
+                content_type: ct.clone(),
+                id,
+                fields,
+            },
+            expected,
+        )
         .await
     }
 
     /// Deletes a live document.
     pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
+        self.delete_if(ct, id, None).await
+    }
+
+    /// Deletes a live document if its version is still `expected` (when given).
+    pub async fn delete_if(&self, ct: &ContentType, id: DocumentId, expected: Option<Csn>) -> Result<()> {
         self.check(ct, None)?;
-        self.write(LocalWrite::Delete {
-            content_type: ct.clone(),
-            id,
-        })
+        self.write(
+            LocalWrite::Delete {
+                content_type: ct.clone(),
+                id,
+            },
+            expected,
+        )
         .await
         .map(|_| ())
     }
@@ -192,6 +226,16 @@ impl Master {
     /// Live documents of a type, and their total count.
     pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
         Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    /// Checks the database answers; returns how long it took.
+    pub async fn ping(&self) -> Result<std::time::Duration> {
+        Ok(self.inner.storage.ping().await?)
+    }
+
+    /// Records read from `ship-updates` since this node started.
+    pub fn message_counts(&self) -> MessageCounts {
+        self.inner.stats.counts()
     }
 
     fn link(&self, up: bool) {
@@ -254,6 +298,7 @@ impl Master {
         let wait = self.inner.cfg.poll_wait / partitions.max(1);
         let mut batch = MasterBatch::default();
         let mut read = 0;
+        let mut bytes = 0;
         for p in 0..partitions {
             let remaining = self.inner.cfg.batch_size.saturating_sub(read);
             if remaining == 0 {
@@ -294,18 +339,13 @@ impl Master {
                 continue;
             }
             read += fetched.records.len();
+            bytes += fetched
+                .records
+                .iter()
+                .map(|r| r.record.value.len())
+                .sum::<usize>();
             let decoded = decode_batch(Reader::Master, &topic, p, &fetched, from);
-            for m in decoded.messages {
-                match m {
-                    Message::Change(c) if !synced(self.inner.cfg.content_types.as_ref(), &c.ct) => {
-                        let reason = format!("content type {} is not synced", c.ct);
-                        batch.rejected.push((c, reason));
-                    }
-                    Message::Change(c) => batch.changes.push(c),
-                    Message::Heartbeat(h) => batch.heartbeats.push(h),
-                    Message::Commit(_) | Message::Ack(_) => {}
-                }
-            }
+            self.sort_into(decoded.messages, &mut batch);
             batch.dead_letters.extend(decoded.dead_letters);
             batch.offsets.push(TopicOffset {
                 topic: topic.clone(),
@@ -323,13 +363,14 @@ impl Master {
                 hlc.observe(c.hlc, now);
             }
         }
-        let applied = {
-            let _w = self.inner.writer.lock().await;
-            self.inner
-                .storage
-                .master_apply(&batch, &self.inner.cfg.policies, self.now())
-                .await?
-        };
+        let started = std::time::Instant::now();
+        let applied = self.apply(&batch).await?;
+        self.inner.stats.applied(
+            batch.changes.len() + batch.rejected.len() + batch.heartbeats.len(),
+            batch.dead_letters.len(),
+            bytes,
+            started.elapsed(),
+        );
         if applied.conflicts > 0 {
             tracing::warn!(
                 conflicts = applied.conflicts,
@@ -342,9 +383,37 @@ impl Master {
             duplicates = applied.duplicates,
             "ship batch applied"
         );
-        self.inner.wake.notify_one();
         self.publish_all().await?;
         Ok(read)
+    }
+
+    /// Sorts messages read from `ship-updates` into the batch to apply: changes of synced
+    /// content types, changes to refuse, heartbeats.
+    pub(crate) fn sort_into(&self, messages: Vec<Message>, batch: &mut MasterBatch) {
+        for m in messages {
+            match m {
+                Message::Change(c) if !synced(self.inner.cfg.content_types.as_ref(), &c.ct) => {
+                    let reason = format!("content type {} is not synced", c.ct);
+                    batch.rejected.push((c, reason));
+                }
+                Message::Change(c) => batch.changes.push(c),
+                Message::Heartbeat(h) => batch.heartbeats.push(h),
+                Message::Commit(_) | Message::Ack(_) => {}
+            }
+        }
+    }
+
+    /// Applies a batch in one transaction under the writer lock and wakes the publisher.
+    pub(crate) async fn apply(&self, batch: &MasterBatch) -> Result<offline_sync_storage::MasterApplied> {
+        let applied = {
+            let _w = self.inner.writer.lock().await;
+            self.inner
+                .storage
+                .master_apply(batch, &self.inner.cfg.policies, self.now())
+                .await?
+        };
+        self.inner.wake.notify_one();
+        Ok(applied)
     }
 
     /// Reads and applies `ship-updates` until nothing new is there; returns how many records.
@@ -369,13 +438,15 @@ impl Master {
             return Ok(0);
         };
         let n = rows.len();
-        let values = rows.into_iter().map(|r| r.1).collect();
+        let values: Vec<Vec<u8>> = rows.into_iter().map(|r| r.1).collect();
+        let bytes = values.iter().map(Vec::len).sum();
         let r = self
             .inner
             .transport
             .publish(&self.inner.cfg.topics.master_updates, None, values)
             .await;
         self.transport(r)?;
+        self.inner.stats.sent(bytes);
         self.inner.storage.mark_published(last).await?;
         Ok(n)
     }
@@ -454,18 +525,33 @@ impl Master {
         Ok(n)
     }
 
+    /// Committed messages not yet published on `master-updates`, counted up to 10,000.
+    pub async fn unpublished_count(&self) -> Result<u64> {
+        Ok(self.inner.storage.unpublished(10_000).await?.len() as u64)
+    }
+
+    /// The last CSN committed.
+    pub async fn last_csn(&self) -> Result<Csn> {
+        Ok(self.inner.storage.last_csn().await?)
+    }
+
+    /// How many conflicts there are, optionally of one status.
+    pub async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
+        Ok(self.inner.storage.count_conflicts(status).await?)
+    }
+
     /// What the master reports about itself.
     pub async fn status(&self) -> Result<MasterStatus> {
         let ships = self.ships().await?;
         let open = self
             .inner
             .storage
-            .conflicts(Some(ConflictStatus::Open), Page::all())
+            .count_conflicts(Some(ConflictStatus::Open))
             .await?;
         Ok(MasterStatus {
             online: self.is_online(),
             last_csn: self.inner.storage.last_csn().await?,
-            open_conflicts: open.len() as u64,
+            open_conflicts: open,
             ships_total: ships.len() as u64,
             ships_online: ships.iter().filter(|s| s.online).count() as u64,
         })

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
-    ContentType, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, Message, ReplicaDoc, ShipId, encode,
+    ContentType, Csn, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, Message, ReplicaDoc, ShipId,
+    encode,
 };
-use offline_sync_storage::{Page, ReplicaBatch, Storage, StoredDoc, TopicOffset};
+use offline_sync_storage::{OutboxEntry, OutboxState, Page, ReplicaBatch, Storage, StoredDoc, TopicOffset};
 use offline_sync_transport::Transport;
 use tokio::sync::{Mutex, Notify};
 
@@ -14,6 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{ReplicaConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::{Reader, decode_batch};
+use crate::metrics::{MessageCounts, Stats};
 
 /// A replica (ship) node. Cheap to clone; clones share the node.
 #[derive(Clone, Debug)]
@@ -24,12 +26,12 @@ pub struct Replica {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) cfg: ReplicaConfig,
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     hlc: std::sync::Mutex<HlcClock>,
     /// Serialises the node's mutating storage calls.
-    writer: Mutex<()>,
+    pub(crate) writer: Mutex<()>,
     pusher: Mutex<()>,
     puller: Mutex<()>,
     /// Rung after a local write or when the link comes back: the pusher has work.
@@ -37,6 +39,7 @@ pub(crate) struct Inner {
     online: AtomicBool,
     topics_ready: AtomicBool,
     resync: std::sync::Mutex<Option<String>>,
+    pub(crate) stats: Stats,
 }
 
 /// What a replica reports about itself.
@@ -102,6 +105,7 @@ impl Replica {
                 online: AtomicBool::new(false),
                 topics_ready: AtomicBool::new(false),
                 resync: std::sync::Mutex::new(None),
+                stats: Stats::default(),
             }),
         }
     }
@@ -121,7 +125,7 @@ impl Replica {
         &self.inner.storage
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.inner.clock.now_ms()
     }
 
@@ -132,11 +136,15 @@ impl Replica {
         crate::config::check_size(fields)
     }
 
-    async fn write(&self, write: LocalWrite) -> Result<StoredDoc> {
+    async fn write(&self, write: LocalWrite, expected: Option<Csn>) -> Result<StoredDoc> {
         let now = self.now();
         let hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner()).tick(now);
         let written = {
             let _w = self.inner.writer.lock().await;
+            if let Some(expected) = expected {
+                let (ct, id) = write.target();
+                crate::config::check_version(self.inner.storage.document(ct, id).await?, expected)?;
+            }
             self.inner
                 .storage
                 .local_write(self.ship(), &write, hlc, now)
@@ -162,32 +170,59 @@ impl Replica {
         fields: Fields,
     ) -> Result<StoredDoc> {
         self.check(ct, Some(&fields))?;
-        self.write(LocalWrite::Create {
-            content_type: ct.clone(),
-            id,
-            fields,
-        })
+        self.write(
+            LocalWrite::Create {
+                content_type: ct.clone(),
+                id,
+                fields,
+            },
+            None,
+        )
         .await
     }
 
     /// Sets some fields of a live document.
     pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
+        self.update_if(ct, id, fields, None).await
+    }
+
+    /// Sets some fields of a live document if its version (the master CSN this replica last
+    /// incorporated) is still `expected` (when given); otherwise [`Error::Stale`]. The check
+    /// and the write happen under the node's writer lock.
+    pub async fn update_if(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+        expected: Option<Csn>,
+    ) -> Result<StoredDoc> {
         self.check(ct, Some(&fields))?;
-        self.write(LocalWrite::Update {
-            content_type: ct.clone(),
-            id,
-            fields,
-        })
+        self.write(
+            LocalWrite::Update {
+                content_type: ct.clone(),
+                id,
+                fields,
+            },
+            expected,
+        )
         .await
     }
 
     /// Deletes a live document.
     pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
+        self.delete_if(ct, id, None).await
+    }
+
+    /// Deletes a live document if its version is still `expected` (when given).
+    pub async fn delete_if(&self, ct: &ContentType, id: DocumentId, expected: Option<Csn>) -> Result<()> {
         self.check(ct, None)?;
-        self.write(LocalWrite::Delete {
-            content_type: ct.clone(),
-            id,
-        })
+        self.write(
+            LocalWrite::Delete {
+                content_type: ct.clone(),
+                id,
+            },
+            expected,
+        )
         .await
         .map(|_| ())
     }
@@ -200,6 +235,21 @@ impl Replica {
     /// Live documents of a type, and their total count.
     pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
         Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    /// Checks the database answers; returns how long it took.
+    pub async fn ping(&self) -> Result<std::time::Duration> {
+        Ok(self.inner.storage.ping().await?)
+    }
+
+    /// Records read from `master-updates` since this node started.
+    pub fn message_counts(&self) -> MessageCounts {
+        self.inner.stats.counts()
+    }
+
+    /// Outbox rows, newest first, optionally of one state, and how many match in all.
+    pub async fn queue(&self, state: Option<OutboxState>, page: Page) -> Result<(Vec<OutboxEntry>, u64)> {
+        Ok(self.inner.storage.outbox(self.ship(), state, page).await?)
     }
 
     fn link(&self, up: bool) {
@@ -271,6 +321,7 @@ impl Replica {
         };
         let count = values.len();
         let values: Vec<Vec<u8>> = values.into_iter().map(|v| v.1).collect();
+        let bytes = values.iter().map(Vec::len).sum();
         let key = self.ship().as_str().as_bytes();
         let r = self
             .inner
@@ -278,6 +329,7 @@ impl Replica {
             .publish(&self.inner.cfg.topics.ship_updates, Some(key), values)
             .await;
         self.transport(r)?;
+        self.inner.stats.sent(bytes);
         {
             let _w = self.inner.writer.lock().await;
             self.inner
@@ -339,6 +391,8 @@ impl Replica {
                 }
             }
         }
+        let (processed, failed) = (decoded.messages.len(), decoded.dead_letters.len());
+        let bytes = batch.records.iter().map(|r| r.record.value.len()).sum();
         let input = ReplicaBatch {
             messages: decoded.messages,
             dead_letters: decoded.dead_letters,
@@ -348,6 +402,7 @@ impl Replica {
                 next: decoded.next,
             },
         };
+        let started = std::time::Instant::now();
         let applied = {
             let _w = self.inner.writer.lock().await;
             self.inner
@@ -355,6 +410,9 @@ impl Replica {
                 .replica_apply(self.ship(), &input, self.now())
                 .await?
         };
+        self.inner
+            .stats
+            .applied(processed, failed, bytes, started.elapsed());
         if applied.resend > 0 {
             tracing::info!(ship = %self.ship(), rows = applied.resend, "master asked to send changes again");
             self.inner.wake.notify_one();
@@ -394,16 +452,15 @@ impl Replica {
             last_seq: progress.last_seq,
         };
         let key = self.ship().as_str().as_bytes();
+        let value = encode(&Message::Heartbeat(hb));
+        let bytes = value.len();
         let r = self
             .inner
             .transport
-            .publish(
-                &self.inner.cfg.topics.ship_updates,
-                Some(key),
-                vec![encode(&Message::Heartbeat(hb))],
-            )
+            .publish(&self.inner.cfg.topics.ship_updates, Some(key), vec![value])
             .await;
         self.transport(r)?;
+        self.inner.stats.sent(bytes);
         Ok(())
     }
 

@@ -32,6 +32,33 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Asks every loop to stop after its current step and waits up to `limit` for them; a
+    /// step still running then (a network call waiting on an unreachable broker) is dropped.
+    /// Dropping a step is safe: each is one database transaction, and what it had not
+    /// committed is redone after a restart. Returns whether every loop stopped by itself.
+    pub async fn shutdown_within(self, limit: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut clean = true;
+        for mut t in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut t).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "engine task ended abnormally");
+                    clean = false;
+                }
+                Err(_) => {
+                    t.abort();
+                    let _ = t.await;
+                    clean = false;
+                }
+            }
+        }
+        clean
+    }
+}
+
 /// Sleeps for `d` unless asked to stop first; returns whether to stop.
 async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     if *stop.borrow() {

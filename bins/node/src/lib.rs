@@ -1,0 +1,286 @@
+//! What the `master` and `replica` binaries run, in this order: settings (an invalid one
+//! stops start-up with one line naming it), logging, the metrics exporter, the HTTP server
+//! (probes answer at once; everything else answers 503 until the database is connected), the
+//! database with its migrations, the Kafka transport (which connects lazily: a replica starts
+//! and serves its documents with no broker in reach), the engine's loops, and on SIGTERM or
+//! SIGINT a graceful stop.
+
+mod signal;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
+use offline_sync_config::{DatabaseClient, Settings};
+use offline_sync_engine::{Master, Replica, Running};
+use offline_sync_http::{HttpConfig, Node, NodeSlot, Server};
+use offline_sync_kafka::KafkaTransport;
+use offline_sync_storage::{SeaStorage, Storage};
+
+pub use offline_sync_engine::Mode;
+
+/// How long requests in flight may take to finish once a stop is asked for.
+const HTTP_GRACE: Duration = Duration::from_secs(3);
+/// How long the engine's loops may take to finish their step once a stop is asked for.
+const ENGINE_GRACE: Duration = Duration::from_secs(4);
+
+#[derive(Debug, Parser)]
+struct Cli {
+    /// A TOML file of settings (the environment wins over it). Names as in the environment,
+    /// e.g. `sync_ship_id = "ship-atlantic-001"`.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn cli(mode: Mode) -> Cli {
+    let about = match mode {
+        Mode::Master => {
+            "The onshore node of offline-sync: applies ship changes, numbers and broadcasts commits, keeps conflicts for an operator."
+        }
+        Mode::Replica => {
+            "The node on a ship: serves documents from its own database with or without a link, queues every change and syncs with the master over Kafka."
+        }
+    };
+    let command = Cli::command()
+        .name(mode.as_str())
+        .bin_name(mode.as_str())
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about)
+        .after_help(format!(
+            "Settings (environment variables, or the same names in the --config file):\n\n{}",
+            offline_sync_config::help_text(mode)
+        ));
+    match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Runs a node of `mode` until SIGTERM or SIGINT. Exit status: 0 after a graceful stop, 2 for
+/// an invalid setting, 1 for a failure at start-up.
+pub fn main(mode: Mode) -> ExitCode {
+    let cli = cli(mode);
+    let settings = match Settings::load(mode, cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    // rskafka reports every failed connection attempt; the engine logs the link going down
+    // and up once each.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rskafka=error,sqlx=warn,sea_orm=warn,actix_server=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Installs the Prometheus recorder; its text is served by our own route.
+fn metrics_exporter() -> Result<offline_sync_http::RenderMetrics, String> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(offline_sync_engine::metrics::APPLY_DURATION_SECONDS.to_owned()),
+            offline_sync_engine::metrics::APPLY_BUCKETS,
+        )
+        .map_err(|e| format!("metrics: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    offline_sync_engine::metrics::describe();
+    offline_sync_http::describe_metrics();
+    Ok(Arc::new(move || handle.render()))
+}
+
+fn http_config(s: &Settings, render: offline_sync_http::RenderMetrics) -> Result<HttpConfig, String> {
+    let ip: IpAddr = s.http.host.parse().map_err(|_| {
+        format!(
+            "HOST: {:?} is not an IP address (such as 0.0.0.0 or 127.0.0.1)",
+            s.http.host
+        )
+    })?;
+    let mut cfg = HttpConfig::new(SocketAddr::new(ip, s.http.port), s.mode);
+    cfg.ship_id = s.ship_id.as_ref().map(ToString::to_string);
+    cfg.admin_token = s.http.admin_token.as_ref().map(|t| t.expose().to_owned());
+    cfg.read_token = s.http.read_token.as_ref().map(|t| t.expose().to_owned());
+    cfg.database_type = s.database.client.as_str().to_owned();
+    cfg.topics = s.master.topics.clone();
+    cfg.shutdown_timeout = HTTP_GRACE;
+    cfg.render_metrics = Some(render);
+    Ok(cfg)
+}
+
+async fn run(s: Settings) -> Result<(), String> {
+    let render = metrics_exporter()?;
+    let stop = signal::Stop::install().map_err(|e| format!("cannot listen for signals: {e}"))?;
+    tracing::info!(
+        mode = s.mode.as_str(),
+        ship = s.ship_id.as_ref().map(|s| s.as_str()).unwrap_or("-"),
+        database = %s.database.display,
+        brokers = %s.kafka.brokers.join(","),
+        ship_updates = %s.master.topics.ship_updates,
+        master_updates = %s.master.topics.master_updates,
+        "starting offline-sync {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if s.http.loopback_only {
+        tracing::warn!(
+            "no SYNC_ADMIN_TOKEN or SYNC_READ_TOKEN set: the API needs no token and listens on 127.0.0.1 only"
+        );
+    }
+    let transport = KafkaTransport::new(s.kafka.clone()).map_err(|e| format!("Kafka settings: {e}"))?;
+    let slot = NodeSlot::new();
+    let server = offline_sync_http::serve(http_config(&s, render)?, slot.clone())
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", s.http.host, s.http.port))?;
+    tracing::info!(addr = %server.addr(), "HTTP API listening");
+    let db = tokio::select! {
+        db = connect(&s) => db,
+        () = stop.wait() => {
+            tracing::info!("stop asked before the database was connected");
+            server.stop().await;
+            return Ok(());
+        }
+    };
+    let db = match db {
+        Ok(db) => db,
+        Err(e) => {
+            server.stop().await;
+            return Err(e);
+        }
+    };
+    let storage: Arc<dyn Storage> = Arc::new(db.clone());
+    let transport = Arc::new(transport);
+    let (node, running) = match s.mode {
+        Mode::Master => {
+            let m = Master::new(s.master.clone(), storage, transport);
+            let running = m.start();
+            (Node::Master(m), running)
+        }
+        Mode::Replica => {
+            let cfg = s.replica.clone().ok_or("a replica needs SYNC_SHIP_ID")?;
+            let r = Replica::new(cfg, storage, transport);
+            let running = r.start();
+            (Node::Replica(r), running)
+        }
+    };
+    slot.set(node);
+    tracing::info!("ready");
+    stop.wait().await;
+    shutdown(server, running, db).await;
+    Ok(())
+}
+
+/// Connects to the database and applies the migrations. PostgreSQL that does not answer yet
+/// is retried (readiness says 503 meanwhile); a SQLite file that cannot be opened is a
+/// start-up failure.
+async fn connect(s: &Settings) -> Result<SeaStorage, String> {
+    let url = s.database.url.expose();
+    if s.database.client == DatabaseClient::Sqlite {
+        create_parent_dir(url)?;
+        return SeaStorage::connect(url).await.map_err(|e| {
+            format!(
+                "cannot open the SQLite database {}: {}",
+                s.database.display,
+                chain(&e)
+            )
+        });
+    }
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match SeaStorage::connect(url).await {
+            Ok(db) => {
+                tracing::info!(database = %s.database.display, "database connected, migrations applied");
+                return Ok(db);
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(database = %s.database.display, error = %chain(&e), retry_in = ?delay, "database unreachable");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => {
+                return Err(format!("database {}: {}", s.database.display, chain(&e)));
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Creates the directory of a `sqlite://PATH?...` file when missing.
+fn create_parent_dir(url: &str) -> Result<(), String> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    match std::path::Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create the directory {} of the SQLite database: {e}",
+                dir.display()
+            )
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Stops taking requests, lets those in flight finish, stops the engine's loops after their
+/// step (each one transaction: what was not committed is redone after a restart), closes
+/// the database.
+async fn shutdown(server: Server, running: Running, db: SeaStorage) {
+    tracing::info!("stopping: no new requests");
+    server.stop().await;
+    if !running.shutdown_within(ENGINE_GRACE).await {
+        tracing::warn!(
+            "a step was still waiting on the broker and was abandoned; it is redone after a restart"
+        );
+    }
+    if let Err(e) = db.close().await {
+        tracing::warn!(error = %e, "closing the database");
+    }
+    tracing::info!("stopped");
+}

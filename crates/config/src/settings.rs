@@ -1,0 +1,821 @@
+//! [`Settings`]: everything the `master` and `replica` binaries are configured with, read
+//! from an optional TOML file and the environment (which wins).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use offline_sync_engine::{MasterConfig, ReplicaConfig, Topics};
+use offline_sync_kafka::KafkaConfig;
+use offline_sync_model::{ContentType, Policies, Policy, RetrySchedule, ShipId};
+
+use crate::database::{DatabaseSettings, database};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::values::{Values, loaded_names};
+
+/// The longest retry delay, whatever `SYNC_RETRY_DELAY` and `SYNC_RETRY_ATTEMPTS` say.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+/// Longest heartbeat / connectivity check interval, in milliseconds (one day).
+const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Longest offline threshold, in milliseconds (three days).
+const MAX_OFFLINE_MS: u64 = 3 * MAX_INTERVAL_MS;
+/// The accepted ship id characters, for error messages.
+const SHIP_ID_RULE: &str = "use 1 to 64 of A-Z a-z 0-9 . _ - (not \"master\")";
+/// The accepted conflict policies, for error messages.
+const POLICIES: &str = "manual, master-wins, ship-wins, last-writer-wins";
+
+/// Which binary is loading its settings (the engine's mode).
+pub use offline_sync_engine::Mode;
+
+/// The HTTP API's listener and access tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Address to bind (`HOST`, default `0.0.0.0`; `127.0.0.1` when [`Self::loopback_only`]).
+    pub host: String,
+    /// Port to bind (`PORT`, default 1337).
+    pub port: u16,
+    /// Token granting full access (`SYNC_ADMIN_TOKEN`).
+    pub admin_token: Option<Secret>,
+    /// Token granting read-only access (`SYNC_READ_TOKEN`).
+    pub read_token: Option<Secret>,
+    /// No token is configured, so `host` was forced to `127.0.0.1`: an API without
+    /// authentication is never reachable from another machine.
+    pub loopback_only: bool,
+}
+
+/// The typed settings of one binary. `Debug` output never shows a password or token.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Which binary these settings are for.
+    pub mode: Mode,
+    /// This ship (`SYNC_SHIP_ID`): `Some` for a replica, where it is required; `None` for the
+    /// master.
+    pub ship_id: Option<ShipId>,
+    /// Kafka connection, client id (`offline-sync-master` or `offline-sync-<ship id>`) and
+    /// replication factor of created topics.
+    pub kafka: KafkaConfig,
+    /// The master engine's settings, always built (used when `mode` is [`Mode::Master`]).
+    pub master: MasterConfig,
+    /// The replica engine's settings: `Some` when `mode` is [`Mode::Replica`].
+    pub replica: Option<ReplicaConfig>,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// The HTTP API.
+    pub http: HttpSettings,
+}
+
+impl Settings {
+    /// Loads from the optional TOML file (must exist if given) and the process environment;
+    /// the environment wins over the file. Only the names of [`crate::SETTINGS`] are read
+    /// from the environment.
+    pub fn load(mode: Mode, file: Option<&Path>) -> Result<Settings> {
+        let mut env = Vec::new();
+        for name in loaded_names() {
+            if let Some(value) = std::env::var_os(name) {
+                let value = value
+                    .into_string()
+                    .map_err(|_| Error::invalid(name, "is not valid UTF-8"))?;
+                env.push((name.to_owned(), value));
+            }
+        }
+        Self::from_sources(mode, file, env)
+    }
+
+    /// Same as [`Settings::load`], from an explicit environment of (NAME, value) pairs
+    /// (tests). Names the loader does not read are ignored; empty values count as unset.
+    pub fn from_sources(
+        mode: Mode,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings> {
+        resolve(mode, &Values::load(file, env)?)
+    }
+}
+
+/// Builds the settings from the merged values.
+fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
+    if let Some(raw) = v.get("SYNC_MODE")
+        && raw.trim().to_ascii_lowercase() != mode.as_str()
+    {
+        return Err(Error::invalid(
+            "SYNC_MODE",
+            format!("{raw:?} does not match this binary ({mode}); unset it or set it to {mode}"),
+        ));
+    }
+    let ship_id = match mode {
+        Mode::Master => None,
+        Mode::Replica => Some(ship_id(v)?),
+    };
+
+    let mut kafka = KafkaConfig::from_settings(|name| v.get(name)).map_err(|e| Error::from_line(&e))?;
+    kafka.client_id = match &ship_id {
+        Some(ship) => format!("offline-sync-{ship}"),
+        None => "offline-sync-master".to_owned(),
+    };
+    let factor = v.number("KAFKA_REPLICATION_FACTOR", 1, 1, 32_767, "")?;
+    kafka.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
+
+    let topics = Topics {
+        ship_updates: topic(v, "KAFKA_TOPIC_SHIP_UPDATES", "ship-updates")?,
+        master_updates: topic(v, "KAFKA_TOPIC_MASTER_UPDATES", "master-updates")?,
+    };
+    if topics.ship_updates == topics.master_updates {
+        return Err(Error::invalid(
+            "KAFKA_TOPIC_MASTER_UPDATES",
+            format!(
+                "{:?} is also KAFKA_TOPIC_SHIP_UPDATES; the two topics must differ",
+                topics.master_updates
+            ),
+        ));
+    }
+    let partitions = v.number("KAFKA_SHIP_UPDATES_PARTITIONS", 1, 1, 1000, "")?;
+    let ship_partitions = u32::try_from(partitions).unwrap_or(u32::MAX);
+    let batch = v.number("SYNC_BATCH_SIZE", 100, 1, 10_000, "")?;
+    let batch_size = usize::try_from(batch).unwrap_or(usize::MAX);
+
+    let delay = v.millis("SYNC_RETRY_DELAY", 5_000, 1, 3_600_000)?;
+    let attempts = v.number("SYNC_RETRY_ATTEMPTS", 3, 0, 20, "")?;
+    let retry = retry_schedule(delay, u32::try_from(attempts).unwrap_or(20));
+
+    let check = v.number(
+        "SYNC_CONNECTIVITY_CHECK_INTERVAL",
+        30_000,
+        100,
+        MAX_INTERVAL_MS,
+        " (milliseconds)",
+    )?;
+    let heartbeat = v.number(
+        "SYNC_HEARTBEAT_INTERVAL",
+        check,
+        100,
+        MAX_INTERVAL_MS,
+        " (milliseconds)",
+    )?;
+    let offline = v.number(
+        "SYNC_OFFLINE_THRESHOLD",
+        (3 * heartbeat).min(MAX_OFFLINE_MS),
+        heartbeat,
+        MAX_OFFLINE_MS,
+        " (milliseconds, at least SYNC_HEARTBEAT_INTERVAL)",
+    )?;
+    let debounce = v.millis("SYNC_DEBOUNCE_MS", 1_000, 0, 600_000)?;
+    let content_types = content_types(v)?;
+    let policies = policies(v)?;
+    let poll_wait = v.millis("SYNC_POLL_WAIT", 1_000, 0, 60_000)?;
+    let ack_timeout = v.millis("SYNC_ACK_TIMEOUT", 300_000, 1_000, MAX_INTERVAL_MS)?;
+    let hours = v.number("SYNC_LOG_RETENTION_HOURS", 168, 1, 87_600, " (hours)")?;
+    let retention = Duration::from_secs(hours * 3600);
+
+    let master = MasterConfig {
+        topics: topics.clone(),
+        batch_size,
+        retry,
+        poll_wait,
+        ship_partitions,
+        offline_after: Duration::from_millis(offline),
+        policies,
+        content_types: content_types.clone(),
+        retention,
+    };
+    let replica = ship_id.clone().map(|ship| {
+        let mut r = ReplicaConfig::new(ship);
+        r.topics = topics;
+        r.batch_size = batch_size;
+        r.debounce = debounce;
+        r.retry = retry;
+        r.heartbeat_interval = Duration::from_millis(heartbeat);
+        r.ack_timeout = ack_timeout;
+        r.poll_wait = poll_wait;
+        r.ship_partitions = ship_partitions;
+        r.content_types = content_types;
+        r.retention = retention;
+        r
+    });
+    let node = ship_id.as_ref().map_or("master", ShipId::as_str);
+    let database = database(node, v)?;
+    let http = http(v)?;
+    Ok(Settings {
+        mode,
+        ship_id,
+        kafka,
+        master,
+        replica,
+        database,
+        http,
+    })
+}
+
+/// `SYNC_SHIP_ID`, required.
+fn ship_id(v: &Values) -> Result<ShipId> {
+    let raw = v.get("SYNC_SHIP_ID").ok_or_else(|| {
+        Error::invalid(
+            "SYNC_SHIP_ID",
+            format!("required by the replica: this ship's id; {SHIP_ID_RULE}"),
+        )
+    })?;
+    ShipId::new(raw.trim()).map_err(|_| {
+        Error::invalid(
+            "SYNC_SHIP_ID",
+            format!("{raw:?} is not a ship id; {SHIP_ID_RULE}"),
+        )
+    })
+}
+
+/// The retry backoff: `delay` doubles for `attempts` retries, capped at one hour, then stays.
+pub(crate) fn retry_schedule(delay: Duration, attempts: u32) -> RetrySchedule {
+    let factor = 1u32.checked_shl(attempts).unwrap_or(u32::MAX);
+    RetrySchedule {
+        initial: delay,
+        max: delay.saturating_mul(factor).min(MAX_RETRY_DELAY).max(delay),
+    }
+}
+
+/// A Kafka topic name: 1 to 249 of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
+fn topic(v: &Values, name: &str, default: &str) -> Result<String> {
+    let Some(raw) = v.get(name) else {
+        return Ok(default.to_owned());
+    };
+    let t = raw.trim();
+    let ok = (1..=249).contains(&t.len())
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(Error::invalid(
+            name,
+            format!(
+                "{raw:?} is not a Kafka topic name; use 1 to 249 of A-Z a-z 0-9 . _ - (not \".\" or \"..\")"
+            ),
+        ))
+    }
+}
+
+/// One content type of `setting`.
+fn content_type(setting: &str, raw: &str) -> Result<ContentType> {
+    ContentType::new(raw).map_err(|_| {
+        Error::invalid(
+            setting,
+            format!("{raw:?} is not a content type; use 1 to 128 of A-Z a-z 0-9 . _ - :"),
+        )
+    })
+}
+
+/// `SYNC_CONTENT_TYPES`: comma-separated, blanks ignored; `None` (all types) when empty.
+fn content_types(v: &Values) -> Result<Option<BTreeSet<ContentType>>> {
+    let Some(raw) = v.get("SYNC_CONTENT_TYPES") else {
+        return Ok(None);
+    };
+    let set = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| content_type("SYNC_CONTENT_TYPES", s))
+        .collect::<Result<BTreeSet<_>>>()?;
+    Ok(Some(set).filter(|s| !s.is_empty()))
+}
+
+/// One conflict policy of `setting`.
+fn policy(setting: &str, raw: &str) -> Result<Policy> {
+    Policy::parse(&raw.trim().to_ascii_lowercase())
+        .map_err(|_| Error::invalid(setting, format!("{raw:?} is not one of {POLICIES}")))
+}
+
+/// `SYNC_CONFLICT_POLICY` and `SYNC_CONFLICT_POLICIES` (`type=policy,type=policy`).
+fn policies(v: &Values) -> Result<Policies> {
+    let mut policies = Policies::default();
+    if let Some(raw) = v.get("SYNC_CONFLICT_POLICY") {
+        policies.default = policy("SYNC_CONFLICT_POLICY", &raw)?;
+    }
+    let Some(raw) = v.get("SYNC_CONFLICT_POLICIES") else {
+        return Ok(policies);
+    };
+    const NAME: &str = "SYNC_CONFLICT_POLICIES";
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (ct, p) = entry.split_once('=').ok_or_else(|| {
+            Error::invalid(
+                NAME,
+                format!("{entry:?} is not content-type=policy (policy one of {POLICIES})"),
+            )
+        })?;
+        let ct = content_type(NAME, ct.trim())?;
+        let p = policy(NAME, p)?;
+        if policies.per_type.insert(ct.clone(), p).is_some() {
+            return Err(Error::invalid(NAME, format!("{ct} is listed twice")));
+        }
+    }
+    Ok(policies)
+}
+
+/// An access token: no whitespace. The message never repeats the value.
+fn token(v: &Values, name: &str) -> Result<Option<Secret>> {
+    let Some(raw) = v.get(name) else {
+        return Ok(None);
+    };
+    if raw.chars().any(char::is_whitespace) {
+        return Err(Error::invalid(
+            name,
+            "contains whitespace; use a token without spaces, tabs or line breaks",
+        ));
+    }
+    Ok(Some(Secret::new(raw)))
+}
+
+/// `HOST`, `PORT` and the tokens; forces `127.0.0.1` when no token is set.
+fn http(v: &Values) -> Result<HttpSettings> {
+    let host = v.host("HOST", "0.0.0.0")?;
+    let port = v.number("PORT", 1337, 1, 65_535, "")?;
+    let admin_token = token(v, "SYNC_ADMIN_TOKEN")?;
+    let read_token = token(v, "SYNC_READ_TOKEN")?;
+    if admin_token.is_some() && admin_token == read_token {
+        return Err(Error::invalid(
+            "SYNC_READ_TOKEN",
+            "is the same as SYNC_ADMIN_TOKEN; the two tokens must differ",
+        ));
+    }
+    let loopback_only = admin_token.is_none() && read_token.is_none();
+    Ok(HttpSettings {
+        host: if loopback_only {
+            "127.0.0.1".to_owned()
+        } else {
+            host
+        },
+        port: u16::try_from(port).unwrap_or(u16::MAX),
+        admin_token,
+        read_token,
+        loopback_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn load(mode: Mode, pairs: &[(&str, &str)]) -> Result<Settings> {
+        Settings::from_sources(mode, None, env(pairs))
+    }
+
+    fn err(mode: Mode, pairs: &[(&str, &str)]) -> String {
+        load(mode, pairs).unwrap_err().to_string()
+    }
+
+    fn toml(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    const SHIP: (&str, &str) = ("SYNC_SHIP_ID", "ship-1");
+
+    #[test]
+    fn master_defaults() {
+        let s = load(Mode::Master, &[]).unwrap();
+        assert_eq!((s.mode, s.ship_id.as_ref()), (Mode::Master, None));
+        assert!(s.replica.is_none());
+        assert_eq!(s.kafka.brokers, vec!["localhost:9092".to_owned()]);
+        assert_eq!(s.kafka.client_id, "offline-sync-master");
+        assert_eq!(s.kafka.replication_factor, 1);
+        assert!(s.kafka.tls.is_none() && s.kafka.sasl.is_none());
+        let m = &s.master;
+        assert_eq!(m.topics, Topics::default());
+        assert_eq!((m.batch_size, m.ship_partitions), (100, 1));
+        assert_eq!(
+            m.retry,
+            RetrySchedule {
+                initial: Duration::from_secs(5),
+                max: Duration::from_secs(40),
+            }
+        );
+        assert_eq!(m.poll_wait, Duration::from_secs(1));
+        assert_eq!(m.offline_after, Duration::from_secs(90));
+        assert_eq!(m.policies, Policies::default());
+        assert_eq!(m.content_types, None);
+        assert_eq!(m.retention, Duration::from_secs(168 * 3600));
+        assert_eq!(s.database.client, crate::DatabaseClient::Sqlite);
+        assert_eq!(
+            s.database.url.expose(),
+            "sqlite://offline-sync-master.db?mode=rwc"
+        );
+        assert_eq!(s.http.port, 1337);
+        assert_eq!(s.http.host, "127.0.0.1");
+        assert!(s.http.loopback_only && s.http.admin_token.is_none() && s.http.read_token.is_none());
+    }
+
+    #[test]
+    fn replica_defaults() {
+        let s = load(Mode::Replica, &[SHIP]).unwrap();
+        assert_eq!(s.ship_id.as_ref().map(ShipId::as_str), Some("ship-1"));
+        assert_eq!(s.kafka.client_id, "offline-sync-ship-1");
+        assert_eq!(
+            s.database.url.expose(),
+            "sqlite://offline-sync-ship-1.db?mode=rwc"
+        );
+        let r = s.replica.unwrap();
+        let d = ReplicaConfig::new(ShipId::new("ship-1").unwrap());
+        assert_eq!(r.ship, d.ship);
+        assert_eq!(r.topics, d.topics);
+        assert_eq!(r.batch_size, d.batch_size);
+        assert_eq!(r.debounce, d.debounce);
+        assert_eq!(r.heartbeat_interval, d.heartbeat_interval);
+        assert_eq!(r.ack_timeout, d.ack_timeout);
+        assert_eq!(r.poll_wait, d.poll_wait);
+        assert_eq!(r.ship_partitions, d.ship_partitions);
+        assert_eq!(r.content_types, d.content_types);
+        assert_eq!(r.retention, d.retention);
+        assert_eq!(r.retry.initial, Duration::from_secs(5));
+    }
+
+    /// Every seed variable, with a non-default value.
+    const ALL: &[(&str, &str)] = &[
+        ("SYNC_MODE", "Replica"),
+        ("SYNC_SHIP_ID", "atlantic-7"),
+        ("KAFKA_BROKERS", "k1:9093,k2:9093"),
+        ("KAFKA_SSL_ENABLED", "true"),
+        ("KAFKA_SSL_CA_FILE", "/etc/ca.pem"),
+        ("KAFKA_SASL_MECHANISM", "scram-sha-256"),
+        ("KAFKA_SASL_USERNAME", "ship"),
+        ("KAFKA_SASL_PASSWORD", "sasl-secret-1"),
+        ("KAFKA_COMPRESSION", "lz4"),
+        ("KAFKA_REPLICATION_FACTOR", "3"),
+        ("KAFKA_TOPIC_SHIP_UPDATES", "up.ship"),
+        ("KAFKA_TOPIC_MASTER_UPDATES", "down_master"),
+        ("KAFKA_SHIP_UPDATES_PARTITIONS", "12"),
+        ("SYNC_BATCH_SIZE", "250"),
+        ("SYNC_RETRY_DELAY", "2000"),
+        ("SYNC_RETRY_ATTEMPTS", "5"),
+        ("SYNC_CONNECTIVITY_CHECK_INTERVAL", "10000"),
+        ("SYNC_HEARTBEAT_INTERVAL", "15000"),
+        ("SYNC_OFFLINE_THRESHOLD", "60000"),
+        ("SYNC_DEBOUNCE_MS", "0"),
+        ("SYNC_CONTENT_TYPES", "api::article.article, ,api::note.note"),
+        ("SYNC_CONFLICT_POLICY", "master-wins"),
+        (
+            "SYNC_CONFLICT_POLICIES",
+            "api::article.article=ship-wins,api::note.note=last-writer-wins",
+        ),
+        ("SYNC_POLL_WAIT", "250"),
+        ("SYNC_ACK_TIMEOUT", "60000"),
+        ("SYNC_LOG_RETENTION_HOURS", "24"),
+        ("DATABASE_CLIENT", "postgres"),
+        ("DATABASE_HOST", "db"),
+        ("DATABASE_PORT", "5433"),
+        ("DATABASE_NAME", "fleet"),
+        ("DATABASE_USERNAME", "sync"),
+        ("DATABASE_PASSWORD", "db-secret-2"),
+        ("DATABASE_FILENAME", "unused.db"),
+        ("HOST", "10.0.0.5"),
+        ("PORT", "8080"),
+        ("SYNC_ADMIN_TOKEN", "admin-secret-3"),
+        ("SYNC_READ_TOKEN", "read-secret-4"),
+    ];
+
+    #[test]
+    fn every_seed_variable_is_parsed() {
+        let s = load(Mode::Replica, ALL).unwrap();
+        let k = &s.kafka;
+        assert_eq!(k.brokers, vec!["k1:9093".to_owned(), "k2:9093".to_owned()]);
+        assert_eq!(
+            k.tls.as_ref().and_then(|t| t.ca_file.as_deref()),
+            Some(Path::new("/etc/ca.pem"))
+        );
+        let sasl = k.sasl.as_ref().unwrap();
+        assert_eq!(
+            (sasl.mechanism, sasl.username.as_str(), sasl.password.as_str()),
+            (
+                offline_sync_kafka::SaslMechanism::ScramSha256,
+                "ship",
+                "sasl-secret-1"
+            )
+        );
+        assert_eq!(k.compression, offline_sync_kafka::Compression::Lz4);
+        assert_eq!(
+            (k.replication_factor, k.client_id.as_str()),
+            (3, "offline-sync-atlantic-7")
+        );
+        let topics = Topics {
+            ship_updates: "up.ship".into(),
+            master_updates: "down_master".into(),
+        };
+        let types: BTreeSet<ContentType> = ["api::article.article", "api::note.note"]
+            .into_iter()
+            .map(|t| ContentType::new(t).unwrap())
+            .collect();
+        let retry = RetrySchedule {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(64),
+        };
+        let m = &s.master;
+        assert_eq!(m.topics, topics);
+        assert_eq!((m.batch_size, m.ship_partitions, m.retry), (250, 12, retry));
+        assert_eq!(m.offline_after, Duration::from_secs(60));
+        assert_eq!(m.poll_wait, Duration::from_millis(250));
+        assert_eq!(m.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(m.content_types.as_ref(), Some(&types));
+        assert_eq!(m.policies.default, Policy::MasterWins);
+        let article = ContentType::new("api::article.article").unwrap();
+        let note = ContentType::new("api::note.note").unwrap();
+        assert_eq!(m.policies.for_type(&article), Policy::ShipWins);
+        assert_eq!(m.policies.for_type(&note), Policy::LastWriterWins);
+        let r = s.replica.as_ref().unwrap();
+        assert_eq!(r.ship.as_str(), "atlantic-7");
+        assert_eq!(r.topics, topics);
+        assert_eq!((r.batch_size, r.ship_partitions, r.retry), (250, 12, retry));
+        assert_eq!(r.debounce, Duration::ZERO);
+        assert_eq!(r.heartbeat_interval, Duration::from_secs(15));
+        assert_eq!(r.ack_timeout, Duration::from_secs(60));
+        assert_eq!(r.poll_wait, Duration::from_millis(250));
+        assert_eq!(r.content_types.as_ref(), Some(&types));
+        assert_eq!(r.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(
+            s.database.url.expose(),
+            "postgres://sync:db-secret-2@db:5433/fleet"
+        );
+        assert_eq!(s.database.display, "postgres://sync:***@db:5433/fleet");
+        let h = &s.http;
+        assert_eq!(
+            (h.host.as_str(), h.port, h.loopback_only),
+            ("10.0.0.5", 8080, false)
+        );
+        assert_eq!(h.admin_token.as_ref().map(Secret::expose), Some("admin-secret-3"));
+        assert_eq!(h.read_token.as_ref().map(Secret::expose), Some("read-secret-4"));
+    }
+
+    #[test]
+    fn debug_output_hides_every_secret() {
+        let s = load(Mode::Replica, ALL).unwrap();
+        let debug = format!("{s:?} {s:#?}");
+        for secret in ["sasl-secret-1", "db-secret-2", "admin-secret-3", "read-secret-4"] {
+            assert!(!debug.contains(secret), "{secret} leaked");
+        }
+        assert!(debug.contains("postgres://sync:***@db:5433/fleet") && debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let file = toml(
+            "sync_ship_id = \"from-file\"\nSYNC_BATCH_SIZE = 7\nkafka_ssl_enabled = true\n\
+             Sync_Poll_Wait = \"20\"\nsync_debounce_ms = 5\n",
+        );
+        let s = Settings::from_sources(
+            Mode::Replica,
+            Some(file.path()),
+            env(&[("SYNC_BATCH_SIZE", "9"), ("SYNC_DEBOUNCE_MS", "")]),
+        )
+        .unwrap();
+        let r = s.replica.unwrap();
+        assert_eq!(r.ship.as_str(), "from-file");
+        assert_eq!(r.batch_size, 9);
+        assert_eq!(r.poll_wait, Duration::from_millis(20));
+        // An empty environment value is unset: the file's value stands.
+        assert_eq!(r.debounce, Duration::from_millis(5));
+        assert!(s.kafka.tls.is_some());
+    }
+
+    #[test]
+    fn file_mistakes_are_refused_naming_the_key_or_file() {
+        let load_file = |text: &str| {
+            let file = toml(text);
+            Settings::from_sources(Mode::Master, Some(file.path()), Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            load_file("sync_batch_sise = 5\n"),
+            "sync_batch_sise: unknown setting (did you mean SYNC_BATCH_SIZE?)"
+        );
+        assert!(load_file("[sync]\nmode = \"x\"\n").starts_with("sync: unknown setting"));
+        assert_eq!(
+            load_file("rust_log = \"debug\"\n"),
+            "rust_log: is read from the environment only, not from the settings file"
+        );
+        assert_eq!(
+            load_file("sync_poll_wait = 1.5\n"),
+            "SYNC_POLL_WAIT: expected a string, a whole number or a boolean in the settings file"
+        );
+        assert!(load_file("port = 1\nPORT = 2\n").contains(": set twice in the settings file"));
+        let bad = load_file("port = \n");
+        assert!(bad.starts_with("settings file ") && !bad.contains('\n'), "{bad}");
+        assert!(
+            bad.contains(": TOML parse error at line 1, column 8: string values must be quoted"),
+            "{bad}"
+        );
+        let missing =
+            Settings::from_sources(Mode::Master, Some(Path::new("/nonexistent/x.toml")), Vec::new())
+                .unwrap_err();
+        assert!(matches!(missing, Error::File { .. }));
+        assert!(
+            missing
+                .to_string()
+                .starts_with("settings file /nonexistent/x.toml: ")
+        );
+    }
+
+    #[test]
+    fn bad_values_give_one_line_naming_the_accepted_values() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "SYNC_BATCH_SIZE",
+                "abc",
+                "SYNC_BATCH_SIZE: \"abc\" is not a whole number from 1 to 10000",
+            ),
+            (
+                "SYNC_BATCH_SIZE",
+                "0",
+                "SYNC_BATCH_SIZE: \"0\" is not a whole number from 1 to 10000",
+            ),
+            (
+                "SYNC_RETRY_ATTEMPTS",
+                "21",
+                "SYNC_RETRY_ATTEMPTS: \"21\" is not a whole number from 0 to 20",
+            ),
+            (
+                "SYNC_LOG_RETENTION_HOURS",
+                "0",
+                "SYNC_LOG_RETENTION_HOURS: \"0\" is not a whole number from 1 to 87600 (hours)",
+            ),
+            (
+                "SYNC_ACK_TIMEOUT",
+                "5",
+                "SYNC_ACK_TIMEOUT: \"5\" is not a whole number from 1000 to 86400000 (milliseconds)",
+            ),
+            (
+                "DATABASE_CLIENT",
+                "mysql",
+                "DATABASE_CLIENT: \"mysql\" is not one of postgres, sqlite",
+            ),
+            (
+                "SYNC_MODE",
+                "x",
+                "SYNC_MODE: \"x\" does not match this binary (replica); unset it or set it to replica",
+            ),
+            (
+                "SYNC_SHIP_ID",
+                "a b",
+                "SYNC_SHIP_ID: \"a b\" is not a ship id; use 1 to 64 of A-Z a-z 0-9 . _ - (not \"master\")",
+            ),
+            (
+                "SYNC_CONFLICT_POLICY",
+                "ours",
+                "SYNC_CONFLICT_POLICY: \"ours\" is not one of manual, master-wins, ship-wins, last-writer-wins",
+            ),
+            (
+                "SYNC_CONFLICT_POLICIES",
+                "api::a.a",
+                "SYNC_CONFLICT_POLICIES: \"api::a.a\" is not content-type=policy (policy one of manual, master-wins, ship-wins, last-writer-wins)",
+            ),
+            (
+                "SYNC_CONFLICT_POLICIES",
+                "a=manual,a=ship-wins",
+                "SYNC_CONFLICT_POLICIES: a is listed twice",
+            ),
+            (
+                "SYNC_CONTENT_TYPES",
+                "a,b c",
+                "SYNC_CONTENT_TYPES: \"b c\" is not a content type; use 1 to 128 of A-Z a-z 0-9 . _ - :",
+            ),
+            (
+                "KAFKA_TOPIC_SHIP_UPDATES",
+                "..",
+                "KAFKA_TOPIC_SHIP_UPDATES: \"..\" is not a Kafka topic name; use 1 to 249 of A-Z a-z 0-9 . _ - (not \".\" or \"..\")",
+            ),
+            (
+                "KAFKA_TOPIC_MASTER_UPDATES",
+                "ship-updates",
+                "KAFKA_TOPIC_MASTER_UPDATES: \"ship-updates\" is also KAFKA_TOPIC_SHIP_UPDATES; the two topics must differ",
+            ),
+            (
+                "KAFKA_REPLICATION_FACTOR",
+                "40000",
+                "KAFKA_REPLICATION_FACTOR: \"40000\" is not a whole number from 1 to 32767",
+            ),
+            (
+                "KAFKA_SHIP_UPDATES_PARTITIONS",
+                "1001",
+                "KAFKA_SHIP_UPDATES_PARTITIONS: \"1001\" is not a whole number from 1 to 1000",
+            ),
+            (
+                "KAFKA_COMPRESSION",
+                "brotli",
+                "KAFKA_COMPRESSION: \"brotli\" is not one of none, gzip, lz4, snappy, zstd",
+            ),
+            (
+                "KAFKA_SSL_ENABLED",
+                "maybe",
+                "KAFKA_SSL_ENABLED: \"maybe\" is not true or false",
+            ),
+            ("HOST", "a b", "HOST: \"a b\" is not a host name or IP address"),
+            (
+                "PORT",
+                "70000",
+                "PORT: \"70000\" is not a whole number from 1 to 65535",
+            ),
+            (
+                "SYNC_ADMIN_TOKEN",
+                "has space",
+                "SYNC_ADMIN_TOKEN: contains whitespace; use a token without spaces, tabs or line breaks",
+            ),
+            (
+                "SYNC_OFFLINE_THRESHOLD",
+                "29999",
+                "SYNC_OFFLINE_THRESHOLD: \"29999\" is not a whole number from 30000 to 259200000 (milliseconds, at least SYNC_HEARTBEAT_INTERVAL)",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let got = err(Mode::Replica, &[SHIP, (name, value)]);
+            assert_eq!(&got, expected);
+            assert!(!got.contains('\n'));
+        }
+        assert_eq!(
+            err(Mode::Master, &[("SYNC_MODE", "replica")]),
+            "SYNC_MODE: \"replica\" does not match this binary (master); unset it or set it to master"
+        );
+        let same = err(
+            Mode::Master,
+            &[("SYNC_ADMIN_TOKEN", "t0k"), ("SYNC_READ_TOKEN", "t0k")],
+        );
+        assert_eq!(
+            same,
+            "SYNC_READ_TOKEN: is the same as SYNC_ADMIN_TOKEN; the two tokens must differ"
+        );
+        assert!(!same.contains("t0k"));
+    }
+
+    #[test]
+    fn a_replica_needs_a_ship_id_and_the_master_ignores_it() {
+        assert_eq!(
+            err(Mode::Replica, &[]),
+            "SYNC_SHIP_ID: required by the replica: this ship's id; use 1 to 64 of A-Z a-z 0-9 . _ - (not \"master\")"
+        );
+        assert!(err(Mode::Replica, &[("SYNC_SHIP_ID", "master")]).starts_with("SYNC_SHIP_ID: \"master\""));
+        let m = load(Mode::Master, &[("SYNC_SHIP_ID", "not valid!")]).unwrap();
+        assert!(m.ship_id.is_none());
+    }
+
+    #[test]
+    fn no_token_forces_loopback() {
+        let open = load(Mode::Master, &[("HOST", "0.0.0.0")]).unwrap().http;
+        assert!(open.loopback_only);
+        assert_eq!(open.host, "127.0.0.1");
+        let read_only = load(Mode::Master, &[("SYNC_READ_TOKEN", "r")]).unwrap().http;
+        assert!(!read_only.loopback_only);
+        assert_eq!(read_only.host, "0.0.0.0");
+        assert!(read_only.admin_token.is_none());
+    }
+
+    #[test]
+    fn retry_delay_doubles_for_the_attempts_then_stays_under_an_hour() {
+        let ms = Duration::from_millis;
+        assert_eq!(retry_schedule(ms(5000), 3).max, ms(40_000));
+        assert_eq!(retry_schedule(ms(5000), 0).max, ms(5000));
+        assert_eq!(retry_schedule(ms(1), 20).max, ms(1 << 20));
+        assert_eq!(retry_schedule(ms(1000), 20).max, Duration::from_secs(3600));
+        assert_eq!(
+            retry_schedule(Duration::from_secs(3600), 20).max,
+            Duration::from_secs(3600)
+        );
+        let r = retry_schedule(ms(100), 2);
+        assert_eq!(r.delay(0, 1.0), ms(100));
+        assert_eq!(r.delay(2, 1.0), ms(400));
+        assert_eq!(r.delay(9, 1.0), ms(400));
+    }
+
+    #[test]
+    fn heartbeat_and_offline_threshold_default_from_the_connectivity_check() {
+        let s = load(
+            Mode::Replica,
+            &[SHIP, ("SYNC_CONNECTIVITY_CHECK_INTERVAL", "1000")],
+        )
+        .unwrap();
+        assert_eq!(s.replica.unwrap().heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(s.master.offline_after, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn settings_lists_every_name_the_loader_reads() {
+        let mut read = BTreeSet::new();
+        let runs: [(Mode, &[(&str, &str)]); 3] = [
+            (Mode::Replica, ALL),
+            (Mode::Master, &[("DATABASE_CLIENT", "sqlite")]),
+            (Mode::Master, &[("DATABASE_URL", "sqlite:x.db")]),
+        ];
+        for (mode, pairs) in runs {
+            let v = Values::load(None, env(pairs)).unwrap();
+            resolve(mode, &v).unwrap();
+            read.extend(v.read_names());
+        }
+        let documented: BTreeSet<_> = loaded_names().collect();
+        assert_eq!(read, documented);
+        assert!(crate::SETTINGS.iter().any(|s| s.name == "RUST_LOG"));
+    }
+}

@@ -1,0 +1,159 @@
+//! Dead letters: listing them, and an operator's retry or discard.
+//!
+//! A retry processes the stored record again with this build's decoder — what helps after an
+//! upgrade that understands an envelope an older build did not. A record that still fails
+//! stays pending (the call answers [`Error::Conflict`] with the reason). Processing is the
+//! ordinary path, so a retry never applies anything twice: the master skips ship changes it
+//! already applied, a replica skips commits at or below its applied CSN.
+
+use offline_sync_model::Message;
+use offline_sync_storage::{
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, ReplicaBatch, Storage, TopicOffset,
+};
+use offline_sync_transport::{Batch, Fetched, Record};
+
+use crate::error::{Error, Result};
+use crate::inbox::{Reader, decode_batch};
+use crate::master::Master;
+use crate::replica::Replica;
+
+/// Decodes a pending dead letter again; returns its messages, or why it still fails.
+async fn reprocess(storage: &dyn Storage, reader: Reader, id: u64) -> Result<(DeadLetter, Vec<Message>)> {
+    let letter = storage.dead_letter(id).await?.ok_or(Error::NotFound)?;
+    if letter.status != DeadLetterStatus::Pending {
+        return Err(Error::Conflict {
+            reason: format!("dead letter {id} is already {}", letter.status.as_str()),
+        });
+    }
+    let l = &letter.letter;
+    let batch = Batch {
+        records: vec![Fetched {
+            offset: l.offset,
+            record: Record {
+                key: l.key.clone(),
+                value: l.payload.clone(),
+            },
+        }],
+        high_watermark: l.offset + 1,
+    };
+    let decoded = decode_batch(reader, &l.topic, l.partition, &batch, l.offset);
+    if let Some(still) = decoded.dead_letters.first() {
+        return Err(Error::Conflict {
+            reason: format!("dead letter {id} still fails: {}", still.reason),
+        });
+    }
+    Ok((letter, decoded.messages))
+}
+
+impl Master {
+    /// Dead letters, newest first, optionally of one status, and how many match in all.
+    pub async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> Result<(Vec<DeadLetter>, u64)> {
+        Ok(self.inner.storage.dead_letters(status, page).await?)
+    }
+
+    /// One dead letter.
+    pub async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
+        Ok(self.inner.storage.dead_letter(id).await?)
+    }
+
+    /// How many dead letters are in each status.
+    pub async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
+        Ok(self.inner.storage.dead_letter_counts().await?)
+    }
+
+    /// Drops a pending dead letter for good (it stays listed as discarded until retention).
+    pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
+        let _w = self.inner.writer.lock().await;
+        Ok(self
+            .inner
+            .storage
+            .settle_dead_letter(id, DeadLetterStatus::Discarded, self.now())
+            .await?)
+    }
+
+    /// Processes a pending dead letter again and marks it retried.
+    pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
+        let (_, messages) = reprocess(self.inner.storage.as_ref(), Reader::Master, id).await?;
+        let mut batch = MasterBatch::default();
+        self.sort_into(messages, &mut batch);
+        self.apply(&batch).await?;
+        let _w = self.inner.writer.lock().await;
+        let letter = self
+            .inner
+            .storage
+            .settle_dead_letter(id, DeadLetterStatus::Retried, self.now())
+            .await?;
+        tracing::info!(dead_letter = id, "dead letter processed again");
+        Ok(letter)
+    }
+}
+
+impl Replica {
+    /// Dead letters, newest first, optionally of one status, and how many match in all.
+    pub async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> Result<(Vec<DeadLetter>, u64)> {
+        Ok(self.inner.storage.dead_letters(status, page).await?)
+    }
+
+    /// One dead letter.
+    pub async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
+        Ok(self.inner.storage.dead_letter(id).await?)
+    }
+
+    /// How many dead letters are in each status.
+    pub async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
+        Ok(self.inner.storage.dead_letter_counts().await?)
+    }
+
+    /// Drops a pending dead letter for good (it stays listed as discarded until retention).
+    pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
+        let _w = self.inner.writer.lock().await;
+        Ok(self
+            .inner
+            .storage
+            .settle_dead_letter(id, DeadLetterStatus::Discarded, self.now())
+            .await?)
+    }
+
+    /// Processes a pending dead letter again (with the stored offset unchanged) and marks it
+    /// retried.
+    pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
+        let storage = self.inner.storage.as_ref();
+        let (letter, messages) = reprocess(storage, Reader::Replica, id).await?;
+        let topic = letter.letter.topic.clone();
+        let partition = letter.letter.partition;
+        let _w = self.inner.writer.lock().await;
+        // The offset stays where consumption is: a retry never moves it.
+        let next = storage
+            .offset(&topic, partition)
+            .await?
+            .ok_or_else(|| Error::Conflict {
+                reason: format!("no stored offset for {topic}/{partition}"),
+            })?;
+        let batch = ReplicaBatch {
+            messages,
+            dead_letters: Vec::new(),
+            offset: TopicOffset {
+                topic,
+                partition,
+                next,
+            },
+        };
+        let applied = storage.replica_apply(self.ship(), &batch, self.now()).await?;
+        if applied.resend > 0 {
+            self.inner.wake.notify_one();
+        }
+        let letter = storage
+            .settle_dead_letter(id, DeadLetterStatus::Retried, self.now())
+            .await?;
+        tracing::info!(dead_letter = id, "dead letter processed again");
+        Ok(letter)
+    }
+}

@@ -1,0 +1,324 @@
+//! Request and response bodies, separate from the engine's and storage's types. Names are
+//! camelCase, as the seed's clients expect.
+
+use offline_sync_engine::{DeadLetter, OutboxEntry, ShipStatus, StoredDoc};
+use offline_sync_model::{Conflict, Csn, Fields};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, Result};
+
+/// Milliseconds since the epoch as an RFC 3339 UTC timestamp with milliseconds
+/// (`2024-01-15T10:30:00.000Z`), the seed's format.
+pub(crate) fn timestamp(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    let t =
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Body of a document create or update: `{"data":{...fields}}`. In `data`, `documentId`
+/// (create only) chooses the new document's id and `version` asks for an optimistic check;
+/// neither is stored as a field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DocumentBody {
+    pub(crate) data: Map<String, Value>,
+}
+
+/// What a document body asks for.
+#[derive(Debug, PartialEq)]
+pub(crate) struct DocumentInput {
+    pub(crate) document_id: Option<String>,
+    pub(crate) version: Option<Csn>,
+    pub(crate) fields: Fields,
+}
+
+impl DocumentBody {
+    pub(crate) fn into_input(self) -> Result<DocumentInput> {
+        let mut fields = self.data;
+        let document_id = match fields.remove("documentId") {
+            None => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(ApiError::bad_request("data.documentId must be a string (a UUID)")),
+        };
+        let version = match fields.remove("version") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| ApiError::bad_request("data.version must be a whole number ≥ 0"))?,
+            ),
+        };
+        offline_sync_model::validate_fields(&fields).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(DocumentInput {
+            document_id,
+            version,
+            fields,
+        })
+    }
+}
+
+/// A document as the content API shows it: its fields plus `documentId`, `version` and
+/// `updatedAt`.
+pub(crate) fn document(doc: StoredDoc) -> Value {
+    let mut out = doc.fields;
+    out.insert("documentId".into(), json!(doc.id.to_string()));
+    out.insert("version".into(), json!(doc.version));
+    out.insert("updatedAt".into(), json!(timestamp(doc.updated_at_ms)));
+    Value::Object(out)
+}
+
+/// `page`/`pageSize` (or Strapi's `pagination[page]`/`pagination[pageSize]`) of a listing.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PageQuery {
+    page: Option<u64>,
+    #[serde(rename = "pageSize")]
+    page_size: Option<u64>,
+    #[serde(rename = "pagination[page]")]
+    pagination_page: Option<u64>,
+    #[serde(rename = "pagination[pageSize]")]
+    pagination_page_size: Option<u64>,
+    /// Status filter of listings that have one.
+    pub(crate) status: Option<String>,
+}
+
+/// Default and largest page size.
+pub(crate) const DEFAULT_PAGE_SIZE: u64 = 25;
+pub(crate) const MAX_PAGE_SIZE: u64 = 100;
+
+/// A resolved page request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PageRequest {
+    pub(crate) page: u64,
+    pub(crate) size: u64,
+}
+
+impl PageQuery {
+    pub(crate) fn page(&self) -> Result<PageRequest> {
+        let page = self.pagination_page.or(self.page).unwrap_or(1);
+        let size = self
+            .pagination_page_size
+            .or(self.page_size)
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        if page == 0 || page > 1_000_000 {
+            return Err(ApiError::bad_request("page must be from 1 to 1000000"));
+        }
+        if size == 0 || size > MAX_PAGE_SIZE {
+            return Err(ApiError::bad_request(format!(
+                "pageSize must be from 1 to {MAX_PAGE_SIZE}"
+            )));
+        }
+        Ok(PageRequest { page, size })
+    }
+}
+
+impl PageRequest {
+    pub(crate) fn storage(self) -> offline_sync_engine::Page {
+        offline_sync_engine::Page {
+            offset: (self.page - 1) * self.size,
+            limit: self.size,
+        }
+    }
+
+    /// `{"pagination":{"page","pageSize","pageCount","total"}}`.
+    pub(crate) fn meta(self, total: u64) -> Value {
+        json!({"pagination": {
+            "page": self.page,
+            "pageSize": self.size,
+            "pageCount": total.div_ceil(self.size),
+            "total": total,
+        }})
+    }
+}
+
+/// A list response: `{"data":[...],"meta":{"pagination":{...}}}`.
+pub(crate) fn list(items: Vec<Value>, page: PageRequest, total: u64) -> Value {
+    json!({"data": items, "meta": page.meta(total)})
+}
+
+/// A conflict, with the seed's names (`conflictType`, `shipData`, `masterData`, `contentId`)
+/// beside ours.
+pub(crate) fn conflict(c: Conflict) -> Value {
+    let d = c.draft;
+    json!({
+        "id": c.id,
+        "contentType": c.content_type.as_str(),
+        "documentId": c.document_id.to_string(),
+        "contentId": c.document_id.to_string(),
+        "shipId": d.ship.as_str(),
+        "shipSeq": d.ship_seq,
+        "conflictType": d.kind.as_str(),
+        "fields": d.fields,
+        "shipData": d.ship_values,
+        "masterData": d.master_values,
+        "shipDeleted": d.ship_deleted,
+        "masterDeleted": d.master_deleted,
+        "shipVersion": d.base_version,
+        "masterVersion": d.master_version,
+        "status": match c.status {
+            offline_sync_model::ConflictStatus::Open => "open",
+            offline_sync_model::ConflictStatus::Resolved => "resolved",
+        },
+        "resolutionStrategy": c.resolution.as_ref().map(|s| s.as_str()),
+        "resolvedCsn": c.resolved_csn,
+        "createdAt": timestamp(c.created_at_ms),
+        "updatedAt": timestamp(c.updated_at_ms),
+    })
+}
+
+/// Body of `POST /conflicts/{id}/resolve`, the seed's shape.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveBody {
+    strategy: String,
+    #[serde(rename = "mergeData")]
+    merge_data: Option<Fields>,
+}
+
+impl ResolveBody {
+    pub(crate) fn strategy(self) -> Result<offline_sync_model::Strategy> {
+        use offline_sync_model::Strategy;
+        match (self.strategy.as_str(), self.merge_data) {
+            ("keep-ship", None) => Ok(Strategy::KeepShip),
+            ("keep-master", None) => Ok(Strategy::KeepMaster),
+            ("merge", Some(merge_data)) => Ok(Strategy::Merge { merge_data }),
+            ("merge", None) => Err(ApiError::bad_request(
+                "mergeData is required with the merge strategy",
+            )),
+            ("keep-ship" | "keep-master", Some(_)) => Err(ApiError::bad_request(
+                "mergeData is only accepted with the merge strategy",
+            )),
+            (other, _) => Err(ApiError::bad_request(format!(
+                "strategy {other:?} is not one of keep-ship, keep-master, merge"
+            ))),
+        }
+    }
+}
+
+/// A ship of the master's registry, with its lag behind `last_csn`.
+pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
+    let r = s.record;
+    json!({
+        "shipId": r.ship.as_str(),
+        "status": if s.online { "online" } else { "offline" },
+        "online": s.online,
+        "lastSeen": r.last_seen_ms.map(timestamp),
+        "lastSeq": r.last_seq,
+        "changesApplied": r.changes_applied,
+        "pending": r.pending,
+        "oldestUnackedMs": r.oldest_unacked_ms,
+        "appliedCsn": r.applied_csn,
+        "lagCsn": last_csn.saturating_sub(r.applied_csn),
+        "registeredAt": timestamp(r.registered_at_ms),
+    })
+}
+
+/// An outbox row of a replica.
+pub(crate) fn queue_entry(e: OutboxEntry) -> Value {
+    json!({
+        "seq": e.change.seq,
+        "contentType": e.change.ct.as_str(),
+        "documentId": e.change.id.to_string(),
+        "operation": e.change.op.as_str(),
+        "status": e.state.as_str(),
+        "outcome": e.outcome,
+        "baseVersion": e.change.base,
+        "fields": e.change.fields,
+        "createdAt": timestamp(e.created_at_ms),
+        "sentAt": e.sent_at_ms.map(timestamp),
+    })
+}
+
+/// Longest part of a dead letter's payload shown.
+const PAYLOAD_SHOWN: usize = 64 * 1024;
+
+/// A dead letter; the payload as (lossy) text, cut at 64 KiB.
+pub(crate) fn dead_letter(d: DeadLetter) -> Value {
+    let l = d.letter;
+    let shown = &l.payload[..l.payload.len().min(PAYLOAD_SHOWN)];
+    json!({
+        "id": d.id,
+        "topic": l.topic,
+        "partition": l.partition,
+        "offset": l.offset,
+        "key": l.key.as_deref().map(String::from_utf8_lossy),
+        "payload": String::from_utf8_lossy(shown),
+        "payloadBytes": l.payload.len(),
+        "reason": l.reason,
+        "status": d.status.as_str(),
+        "createdAt": timestamp(d.created_at_ms),
+        "handledAt": d.handled_at_ms.map(timestamp),
+    })
+}
+
+/// `{"data": value}`.
+pub(crate) fn data(value: impl Serialize) -> Value {
+    json!({ "data": value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_the_seed_format() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(1_705_314_600_123), "2024-01-15T10:30:00.123Z");
+    }
+
+    #[test]
+    fn document_bodies_split_reserved_members() {
+        let body: DocumentBody =
+            serde_json::from_value(json!({"data": {"title": "T", "version": 3, "documentId": "x"}})).unwrap();
+        let input = body.into_input().unwrap();
+        assert_eq!(input.version, Some(3));
+        assert_eq!(input.document_id.as_deref(), Some("x"));
+        assert_eq!(Value::Object(input.fields), json!({"title": "T"}));
+        let bad: DocumentBody = serde_json::from_value(json!({"data": {"version": -1}})).unwrap();
+        assert!(bad.into_input().is_err());
+        let reserved: DocumentBody = serde_json::from_value(json!({"data": {"id": 1}})).unwrap();
+        assert!(reserved.into_input().is_err());
+        assert!(serde_json::from_value::<DocumentBody>(json!({"data": {}, "extra": 1})).is_err());
+        assert!(serde_json::from_value::<DocumentBody>(json!({"data": []})).is_err());
+    }
+
+    #[test]
+    fn resolve_bodies_follow_the_seed() {
+        let parse = |v: Value| serde_json::from_value::<ResolveBody>(v).unwrap().strategy();
+        assert!(parse(json!({"strategy": "keep-ship"})).is_ok());
+        assert!(parse(json!({"strategy": "merge", "mergeData": {"a": 1}})).is_ok());
+        assert!(parse(json!({"strategy": "merge"})).is_err());
+        assert!(parse(json!({"strategy": "keep-master", "mergeData": {}})).is_err());
+        assert!(parse(json!({"strategy": "newest"})).is_err());
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        let q: PageQuery = serde_json::from_value(json!({"pagination[page]": 2, "pageSize": 10})).unwrap();
+        let p = q.page().unwrap();
+        assert_eq!(p, PageRequest { page: 2, size: 10 });
+        assert_eq!(p.storage().offset, 10);
+        assert_eq!(p.meta(21)["pagination"]["pageCount"], 3);
+        let zero: PageQuery = serde_json::from_value(json!({"page": 0})).unwrap();
+        assert!(zero.page().is_err());
+        let huge: PageQuery = serde_json::from_value(json!({"pageSize": 1000})).unwrap();
+        assert!(huge.page().is_err());
+    }
+}

@@ -1,0 +1,471 @@
+//! The OpenAPI 3 document of a node, made from the route table, so it lists exactly the
+//! routes the node serves.
+
+use offline_sync_engine::Mode;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Access;
+use crate::routes;
+
+/// The document for a node of `mode`.
+pub(crate) fn document(mode: Mode, version: &str) -> Value {
+    let mut paths = Map::new();
+    for op in routes::served(mode) {
+        let mut operation = json!({
+            "operationId": op.id,
+            "summary": op.summary,
+            "tags": [op.tag],
+        });
+        let fields = operation.as_object_mut().map(std::mem::take).unwrap_or_default();
+        let mut operation = fields;
+        if let Value::Object(extra) = (op.spec)() {
+            operation.extend(extra);
+        }
+        let responses = operation
+            .entry("responses")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        operation.insert(
+            "responses".into(),
+            Value::Object(with_errors(responses, op.access)),
+        );
+        let security = match op.access {
+            Access::Public => json!([]),
+            Access::Read | Access::Admin => json!([{"bearerAuth": []}]),
+        };
+        operation.insert("security".into(), security);
+        let item = paths
+            .entry(op.path)
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut item = item;
+        item.insert(op.method.as_str().to_lowercase(), Value::Object(operation));
+        paths.insert(op.path.to_owned(), Value::Object(item));
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": format!("offline-sync {}", mode.as_str()),
+            "version": version,
+            "description": "Offline-first sync between a master and its replicas over Kafka. \
+                Endpoints marked with bearerAuth need `Authorization: Bearer <token>`: \
+                the read token (SYNC_READ_TOKEN) for reads, the admin token (SYNC_ADMIN_TOKEN) for writes. \
+                Errors are `{\"error\":{\"code\",\"message\"}}`.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas(),
+        },
+    })
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    })
+}
+
+/// Adds the error answers every operation may give.
+fn with_errors(mut responses: Map<String, Value>, access: Access) -> Map<String, Value> {
+    let mut add = |code: &str, description: &str| {
+        responses
+            .entry(code.to_owned())
+            .or_insert_with(|| error_response(description));
+    };
+    if access != Access::Public {
+        add("401", "No token, or not a known one");
+        add("503", "The database is not connected yet or unreachable");
+    }
+    if access == Access::Admin {
+        add("403", "A read-only token on a write");
+    }
+    add("default", "An error");
+    responses
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn id_param(description: &str) -> Value {
+    json!({"name": "id", "in": "path", "required": true, "description": description,
+           "schema": {"type": "integer", "format": "int64", "minimum": 1}})
+}
+
+fn page_params() -> Vec<Value> {
+    let int = |name: &str, max: u64, description: &str| {
+        json!({"name": name, "in": "query", "required": false, "description": description,
+               "schema": {"type": "integer", "minimum": 1, "maximum": max}})
+    };
+    vec![
+        int("page", 1_000_000, "Page number, from 1"),
+        int("pageSize", 100, "Items per page (default 25)"),
+        int("pagination[page]", 1_000_000, "Strapi's name for page"),
+        int("pagination[pageSize]", 100, "Strapi's name for pageSize"),
+    ]
+}
+
+fn status_param(values: &[&str], description: &str) -> Value {
+    json!({"name": "status", "in": "query", "required": false, "description": description,
+           "schema": {"type": "string", "enum": values}})
+}
+
+fn list_of(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["data", "meta"],
+        "properties": {
+            "data": {"type": "array", "items": reference(item)},
+            "meta": {"type": "object", "required": ["pagination"],
+                     "properties": {"pagination": reference("Pagination")}},
+        },
+    })
+}
+
+fn data_of(schema: Value) -> Value {
+    json!({"type": "object", "required": ["data"], "properties": {"data": schema}})
+}
+
+fn content_type_param() -> Value {
+    json!({"name": "content_type", "in": "path", "required": true,
+           "description": "Content type, such as api::article.article",
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}})
+}
+
+fn document_id_param() -> Value {
+    json!({"name": "document_id", "in": "path", "required": true, "description": "Document id (UUID)",
+           "schema": {"type": "string", "format": "uuid"}})
+}
+
+fn if_match_param() -> Value {
+    json!({"name": "If-Match", "in": "header", "required": false,
+           "description": "Only if the document is still at this version (optimistic check; 409 otherwise)",
+           "schema": {"type": "string", "pattern": "^\"?[0-9]{1,18}\"?$"}})
+}
+
+/// Field names: 1–128 characters, no control characters, not `id` (nor the members with a
+/// meaning of their own).
+fn document_body(extra: Value, reserved: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": false,
+        "properties": {"data": {
+            "type": "object",
+            "description": "The document's fields. documentId picks the id of a new document; version asks for an optimistic check on update.",
+            "properties": extra,
+            "propertyNames": {
+                "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,128}$",
+                "not": {"enum": reserved},
+            },
+        }},
+    })
+}
+
+/// Parameters, bodies and success responses of each operation.
+pub(crate) mod spec {
+    use super::*;
+
+    pub(crate) fn status() -> Value {
+        json!({"responses": {"200": ok("This node's sync status", data_of(json!({"oneOf": [reference("MasterStatus"), reference("ReplicaStatus")]})))}})
+    }
+
+    pub(crate) fn push() -> Value {
+        json!({"responses": {"200": ok("How many changes were sent", data_of(json!({
+            "type": "object", "required": ["pushed"], "properties": {"pushed": {"type": "integer"}}})))}})
+    }
+
+    pub(crate) fn pull() -> Value {
+        json!({"responses": {"200": ok("How many records were applied", data_of(json!({
+            "type": "object", "required": ["pulled"], "properties": {"pulled": {"type": "integer"}}})))}})
+    }
+
+    pub(crate) fn queue() -> Value {
+        let mut params = page_params();
+        params.push(status_param(
+            &["pending", "sent", "acked", "rejected", "all"],
+            "Delivery state (default all)",
+        ));
+        json!({"parameters": params, "responses": {"200": ok("Outbox rows, newest first", list_of("QueueEntry"))}})
+    }
+
+    pub(crate) fn pending() -> Value {
+        json!({"responses": {"200": ok("Unanswered local changes", data_of(reference("PendingCount")))}})
+    }
+
+    pub(crate) fn ships() -> Value {
+        json!({"responses": {"200": ok("Every registered ship", data_of(json!({"type": "array", "items": reference("Ship")})))}})
+    }
+
+    pub(crate) fn conflicts() -> Value {
+        let mut params = page_params();
+        params.push(status_param(
+            &["open", "resolved", "all"],
+            "Which conflicts (default open)",
+        ));
+        json!({"parameters": params, "responses": {"200": ok("Conflicts, newest first", list_of("Conflict"))}})
+    }
+
+    pub(crate) fn conflict() -> Value {
+        json!({"parameters": [id_param("Conflict id")],
+               "responses": {"200": ok("The conflict", data_of(reference("Conflict"))),
+                             "404": error_response("No such conflict")}})
+    }
+
+    pub(crate) fn resolve() -> Value {
+        json!({
+            "parameters": [id_param("Conflict id")],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
+                {"type": "object", "required": ["strategy"], "additionalProperties": false,
+                 "properties": {"strategy": {"type": "string", "enum": ["keep-ship", "keep-master"]}}},
+                {"type": "object", "required": ["strategy", "mergeData"], "additionalProperties": false,
+                 "properties": {"strategy": {"type": "string", "enum": ["merge"]},
+                                "mergeData": {"type": "object", "description": "Values written over the master's document"}}},
+            ]}}}},
+            "responses": {
+                "200": ok("The resolved conflict; the result is committed and broadcast", data_of(reference("Conflict"))),
+                "400": error_response("Bad body or merge data"),
+                "404": error_response("No such conflict"),
+                "409": error_response("Already resolved"),
+                "413": error_response("Body too large"),
+            },
+        })
+    }
+
+    pub(crate) fn dead_letters() -> Value {
+        let mut params = page_params();
+        params.push(status_param(
+            &["pending", "retried", "discarded", "all"],
+            "Which dead letters (default all)",
+        ));
+        json!({"parameters": params, "responses": {"200": ok("Dead letters, newest first", list_of("DeadLetter"))}})
+    }
+
+    pub(crate) fn dead_letter() -> Value {
+        json!({"parameters": [id_param("Dead letter id")],
+               "responses": {"200": ok("The dead letter", data_of(reference("DeadLetter"))),
+                             "404": error_response("No such dead letter")}})
+    }
+
+    pub(crate) fn dead_letter_action() -> Value {
+        json!({"parameters": [id_param("Dead letter id")],
+               "responses": {"200": ok("The dead letter after the action", data_of(reference("DeadLetter"))),
+                             "404": error_response("No such dead letter"),
+                             "409": error_response("Not pending any more, or it still fails")}})
+    }
+
+    pub(crate) fn live() -> Value {
+        json!({"responses": {"200": ok("The process serves HTTP", reference("Probe"))}})
+    }
+
+    pub(crate) fn ready() -> Value {
+        json!({"responses": {"200": ok("The database answers", reference("Probe")),
+                             "503": error_response("The database does not answer")}})
+    }
+
+    pub(crate) fn health() -> Value {
+        json!({"responses": {"200": ok("Healthy or degraded (broker out of reach)", reference("Health")),
+                             "503": ok("Unhealthy: the database does not answer", reference("Health"))}})
+    }
+
+    pub(crate) fn metrics() -> Value {
+        json!({"responses": {"200": {"description": "Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+    }
+
+    pub(crate) fn openapi() -> Value {
+        json!({"responses": {"200": ok("This document", json!({"type": "object"}))}})
+    }
+
+    pub(crate) fn list_documents() -> Value {
+        let mut params = vec![content_type_param()];
+        params.extend(page_params());
+        json!({"parameters": params, "responses": {
+            "200": ok("Live documents of the type", list_of("Document")),
+            "400": error_response("Bad content type or page"),
+            "404": error_response("Content type not synced by this node"),
+        }})
+    }
+
+    pub(crate) fn create_document() -> Value {
+        json!({
+            "parameters": [content_type_param()],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(
+                json!({"documentId": {"type": "string", "format": "uuid"}}), &["id", "version"])}}},
+            "responses": {
+                "201": ok("Created; on a replica also queued for the master", data_of(reference("Document"))),
+                "400": error_response("Bad body"),
+                "404": error_response("Content type not synced by this node"),
+                "409": error_response("A document with this id exists"),
+                "413": error_response("Body too large"),
+            },
+        })
+    }
+
+    pub(crate) fn get_document() -> Value {
+        json!({"parameters": [content_type_param(), document_id_param()], "responses": {
+            "200": ok("The document", data_of(reference("Document"))),
+            "400": error_response("Bad content type or id"),
+            "404": error_response("No such document"),
+        }})
+    }
+
+    pub(crate) fn update_document() -> Value {
+        json!({
+            "parameters": [content_type_param(), document_id_param(), if_match_param()],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(
+                json!({"documentId": {"type": "string", "format": "uuid"},
+                       "version": {"type": "integer", "minimum": 0}}), &["id"])}}},
+            "responses": {
+                "200": ok("The document after the update", data_of(reference("Document"))),
+                "400": error_response("Bad body"),
+                "404": error_response("No such document"),
+                "409": error_response("Version conflict: the document changed since that version"),
+                "413": error_response("Body too large"),
+            },
+        })
+    }
+
+    pub(crate) fn delete_document() -> Value {
+        json!({"parameters": [content_type_param(), document_id_param(), if_match_param()], "responses": {
+            "204": {"description": "Deleted; on a replica also queued for the master"},
+            "400": error_response("Bad content type, id or If-Match"),
+            "404": error_response("No such document"),
+            "409": error_response("Version conflict"),
+        }})
+    }
+}
+
+fn schemas() -> Value {
+    let int = json!({"type": "integer"});
+    let nint = json!({"type": "integer", "nullable": true});
+    let string = json!({"type": "string"});
+    let nstring = json!({"type": "string", "nullable": true});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": string, "message": string}}}},
+        "Pagination": {"type": "object", "required": ["page", "pageSize", "pageCount", "total"],
+            "properties": {"page": int, "pageSize": int, "pageCount": int, "total": int}},
+        "Document": {"type": "object", "required": ["documentId", "version", "updatedAt"],
+            "properties": {"documentId": string, "version": int, "updatedAt": string},
+            "additionalProperties": true},
+        "Conflict": {"type": "object",
+            "required": ["id", "contentType", "documentId", "shipId", "conflictType", "fields", "shipData",
+                         "masterData", "status", "createdAt", "updatedAt"],
+            "properties": {
+                "id": int, "contentType": string, "documentId": string, "contentId": string,
+                "shipId": string, "shipSeq": int,
+                "conflictType": {"type": "string", "enum": ["update-update", "update-delete", "delete-update"]},
+                "fields": {"type": "array", "items": string},
+                "shipData": {"type": "object"}, "masterData": {"type": "object"},
+                "shipDeleted": {"type": "boolean"}, "masterDeleted": {"type": "boolean"},
+                "shipVersion": int, "masterVersion": int,
+                "status": {"type": "string", "enum": ["open", "resolved"]},
+                "resolutionStrategy": {"type": "string", "nullable": true, "enum": ["keep-ship", "keep-master", "merge", null]},
+                "resolvedCsn": nint, "createdAt": string, "updatedAt": string}},
+        "Ship": {"type": "object", "required": ["shipId", "status", "online", "lastSeq", "appliedCsn", "lagCsn"],
+            "properties": {
+                "shipId": string, "status": {"type": "string", "enum": ["online", "offline"]},
+                "online": {"type": "boolean"}, "lastSeen": nstring, "lastSeq": int, "changesApplied": int,
+                "pending": int, "oldestUnackedMs": nint, "appliedCsn": int, "lagCsn": int, "registeredAt": string}},
+        "QueueEntry": {"type": "object", "required": ["seq", "contentType", "documentId", "operation", "status"],
+            "properties": {
+                "seq": int, "contentType": string, "documentId": string,
+                "operation": {"type": "string", "enum": ["create", "update", "delete"]},
+                "status": {"type": "string", "enum": ["pending", "sent", "acked", "rejected"]},
+                "outcome": nstring, "baseVersion": int, "fields": {"type": "object"},
+                "createdAt": string, "sentAt": nstring}},
+        "PendingCount": {"type": "object", "required": ["pending", "unsent", "inFlight", "rejected"],
+            "properties": {"pending": int, "unsent": int, "inFlight": int, "rejected": int, "oldestUnackedAgeMs": nint}},
+        "DeadLetter": {"type": "object", "required": ["id", "topic", "partition", "offset", "payload", "reason", "status"],
+            "properties": {
+                "id": int, "topic": string, "partition": int, "offset": int, "key": nstring,
+                "payload": string, "payloadBytes": int, "reason": string,
+                "status": {"type": "string", "enum": ["pending", "retried", "discarded"]},
+                "createdAt": string, "handledAt": nstring}},
+        "MasterStatus": {"type": "object", "required": ["mode", "link", "online", "lastCsn", "openConflicts", "shipsTotal", "shipsOnline"],
+            "properties": {
+                "mode": {"type": "string", "enum": ["master"]}, "shipId": {"type": "string", "nullable": true},
+                "link": {"type": "string", "enum": ["online", "offline"]}, "online": {"type": "boolean"},
+                "lastCsn": int, "openConflicts": int, "shipsTotal": int, "shipsOnline": int}},
+        "ReplicaStatus": {"type": "object", "required": ["mode", "shipId", "link", "online", "pending", "appliedCsn"],
+            "properties": {
+                "mode": {"type": "string", "enum": ["replica"]}, "shipId": string,
+                "link": {"type": "string", "enum": ["online", "offline"]}, "online": {"type": "boolean"},
+                "pending": int, "unsent": int, "inFlight": int, "rejected": int, "lastSeq": int, "appliedCsn": int,
+                "oldestUnackedAgeMs": nint, "offset": nint, "resyncRequired": nstring}},
+        "Probe": {"type": "object", "required": ["status"], "properties": {"status": string}},
+        "Health": {"type": "object", "required": ["status", "mode", "timestamp", "uptime", "version", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
+                "mode": {"type": "string", "enum": ["master", "replica"]},
+                "shipId": nstring, "timestamp": string, "uptime": {"type": "number"}, "version": string,
+                "checks": {"type": "object",
+                    "required": ["database", "kafka", "messageTracker", "deadLetterQueue", "ships"],
+                    "properties": {
+                        "database": {"type": "object", "required": ["status", "type"],
+                            "properties": {"status": string, "latency": {"type": "number", "nullable": true}, "type": string}},
+                        "kafka": {"type": "object", "required": ["status", "role", "topics", "online"]},
+                        "messageTracker": {"type": "object", "required": ["status", "total", "processed", "failed"]},
+                        "deadLetterQueue": {"type": "object", "required": ["status", "pending"]},
+                        "ships": {"type": "object", "required": ["status", "total", "online", "offline"]}}}}},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_lists_exactly_the_served_routes() {
+        for mode in [Mode::Master, Mode::Replica] {
+            let doc = document(mode, "0.1.0");
+            let paths = doc["paths"].as_object().unwrap();
+            let mut listed = 0;
+            for (path, item) in paths {
+                for (method, op) in item.as_object().unwrap() {
+                    listed += 1;
+                    let served = routes::served(mode)
+                        .any(|o| o.path == path && o.method.as_str().eq_ignore_ascii_case(method));
+                    assert!(served, "{method} {path} documented but not served");
+                    assert!(op["responses"]["default"].is_object());
+                }
+            }
+            assert_eq!(listed, routes::served(mode).count());
+        }
+        let master = document(Mode::Master, "0.1.0");
+        assert!(
+            master["paths"]["/api/offline-sync/conflicts/{id}/resolve"]["post"]["security"][0]["bearerAuth"]
+                .is_array()
+        );
+        assert_eq!(
+            master["paths"]["/api/offline-sync/health/live"]["get"]["security"],
+            json!([])
+        );
+        assert!(master["paths"].get("/api/offline-sync/queue").is_none());
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document(Mode::Replica, "0.1.0");
+        let text = doc.to_string();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "{name} is not defined"
+            );
+        }
+    }
+}

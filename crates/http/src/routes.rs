@@ -1,0 +1,206 @@
+//! The route table: every endpoint once, with its method, path, the modes that serve it, who
+//! may call it and its OpenAPI description. The server registers routes from it, the token
+//! middleware reads access from it, and the OpenAPI document is made from it, so the three
+//! cannot disagree.
+
+mod conflicts;
+mod dead_letters;
+mod documents;
+mod health;
+mod sync;
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+use offline_sync_engine::Mode;
+use serde_json::Value;
+
+use crate::auth::Access;
+use crate::error::ApiError;
+use crate::openapi::spec;
+
+/// Which nodes serve an endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Serves {
+    Both,
+    Master,
+    Replica,
+}
+
+impl Serves {
+    pub(crate) fn includes(self, mode: Mode) -> bool {
+        matches!(
+            (self, mode),
+            (Serves::Both, _) | (Serves::Master, Mode::Master) | (Serves::Replica, Mode::Replica)
+        )
+    }
+}
+
+/// One endpoint.
+pub(crate) struct Op {
+    pub(crate) method: Method,
+    pub(crate) path: &'static str,
+    pub(crate) serves: Serves,
+    pub(crate) access: Access,
+    pub(crate) id: &'static str,
+    pub(crate) tag: &'static str,
+    pub(crate) summary: &'static str,
+    /// The handler, as a route without a method.
+    pub(crate) route: fn() -> Route,
+    /// Parameters, request body and success responses of the OpenAPI operation.
+    pub(crate) spec: fn() -> Value,
+}
+
+macro_rules! op {
+    ($method:ident $path:expr, $serves:ident, $access:ident, $id:literal, $tag:literal, $summary:literal,
+     $handler:path, $spec:path) => {
+        Op {
+            method: Method::$method,
+            path: $path,
+            serves: Serves::$serves,
+            access: Access::$access,
+            id: $id,
+            tag: $tag,
+            summary: $summary,
+            route: || web::route().to($handler),
+            spec: $spec,
+        }
+    };
+}
+
+/// Every endpoint.
+pub(crate) static OPS: &[Op] = &[
+    op!(GET "/api/offline-sync/status", Both, Read, "getStatus", "sync", "Sync status of this node", sync::status, spec::status),
+    op!(POST "/api/offline-sync/push", Replica, Admin, "push", "sync", "Send every queued change now", sync::push, spec::push),
+    op!(POST "/api/offline-sync/pull", Replica, Admin, "pull", "sync", "Apply what the master published, now", sync::pull, spec::pull),
+    op!(GET "/api/offline-sync/queue", Replica, Read, "listQueue", "sync", "The outbox: local changes and their delivery state", sync::queue, spec::queue),
+    op!(GET "/api/offline-sync/queue/pending", Replica, Read, "getPendingCount", "sync", "How many local changes the master has not answered", sync::pending, spec::pending),
+    op!(GET "/api/offline-sync/ships", Master, Read, "listShips", "sync", "The ship registry", sync::ships, spec::ships),
+    op!(GET "/api/offline-sync/conflicts", Master, Read, "listConflicts", "conflicts", "Conflicts (open ones unless status says otherwise)", conflicts::list, spec::conflicts),
+    op!(GET "/api/offline-sync/conflicts/{id}", Master, Read, "getConflict", "conflicts", "One conflict", conflicts::get, spec::conflict),
+    op!(POST "/api/offline-sync/conflicts/{id}/resolve", Master, Admin, "resolveConflict", "conflicts", "Resolve a conflict: keep-ship, keep-master or merge", conflicts::resolve, spec::resolve),
+    op!(GET "/api/offline-sync/dead-letters", Both, Read, "listDeadLetters", "dead letters", "Records that could not be processed", dead_letters::list, spec::dead_letters),
+    op!(GET "/api/offline-sync/dead-letters/{id}", Both, Read, "getDeadLetter", "dead letters", "One dead letter", dead_letters::get, spec::dead_letter),
+    op!(POST "/api/offline-sync/dead-letters/{id}/retry", Both, Admin, "retryDeadLetter", "dead letters", "Process a dead letter again", dead_letters::retry, spec::dead_letter_action),
+    op!(POST "/api/offline-sync/dead-letters/{id}/discard", Both, Admin, "discardDeadLetter", "dead letters", "Drop a dead letter", dead_letters::discard, spec::dead_letter_action),
+    op!(GET "/api/offline-sync/health/live", Both, Public, "live", "health", "Liveness probe", health::live, spec::live),
+    op!(GET "/api/offline-sync/health/ready", Both, Public, "ready", "health", "Readiness probe: the database answers", health::ready, spec::ready),
+    op!(GET "/api/offline-sync/health", Both, Public, "health", "health", "Detailed health report", health::health, spec::health),
+    op!(GET "/api/offline-sync/health/metrics", Both, Public, "metrics", "health", "Prometheus metrics", health::metrics, spec::metrics),
+    op!(GET "/metrics", Both, Public, "metricsRoot", "health", "Prometheus metrics (same as health/metrics)", health::metrics, spec::metrics),
+    op!(GET "/api/offline-sync/openapi.json", Both, Public, "openapi", "health", "This OpenAPI document", health::openapi, spec::openapi),
+    op!(GET "/api/documents/{content_type}", Both, Read, "listDocuments", "documents", "Documents of a content type", documents::list, spec::list_documents),
+    op!(POST "/api/documents/{content_type}", Both, Admin, "createDocument", "documents", "Create a document", documents::create, spec::create_document),
+    op!(GET "/api/documents/{content_type}/{document_id}", Both, Read, "getDocument", "documents", "One document", documents::get, spec::get_document),
+    op!(PUT "/api/documents/{content_type}/{document_id}", Both, Admin, "updateDocument", "documents", "Set fields of a document", documents::update, spec::update_document),
+    op!(DELETE "/api/documents/{content_type}/{document_id}", Both, Admin, "deleteDocument", "documents", "Delete a document", documents::delete, spec::delete_document),
+];
+
+/// The endpoints a node of `mode` serves.
+pub(crate) fn served(mode: Mode) -> impl Iterator<Item = &'static Op> {
+    OPS.iter().filter(move |op| op.serves.includes(mode))
+}
+
+/// Who may call `method` on the route `pattern` (as actix matched it).
+pub(crate) fn access_of(method: &Method, pattern: &str) -> Option<Access> {
+    OPS.iter()
+        .find(|op| op.method == *method && op.path == pattern)
+        .map(|op| op.access)
+}
+
+/// Registers the routes a node of `mode` serves; any other method on a known path answers
+/// 405 with the allowed ones.
+pub(crate) fn configure(mode: Mode) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let mut paths: Vec<&'static str> = Vec::new();
+        for op in served(mode) {
+            if !paths.contains(&op.path) {
+                paths.push(op.path);
+            }
+        }
+        for path in paths {
+            let ops: Vec<&Op> = served(mode).filter(|op| op.path == path).collect();
+            let allow = ops
+                .iter()
+                .map(|op| op.method.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut resource = web::resource(path);
+            for op in &ops {
+                resource = resource.route((op.route)().method(op.method.clone()));
+            }
+            let resource = resource.default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move { method_not_allowed(&req, &allow) }
+            }));
+            cfg.service(resource);
+        }
+    }
+}
+
+fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut res = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed here; use {allow}", req.method()),
+    )
+    .error_response();
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(allow) {
+        res.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    res
+}
+
+/// Answers paths no route matches.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.path())).error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_listed_once_with_a_unique_id() {
+        let mut seen = std::collections::BTreeSet::new();
+        for op in OPS {
+            assert!(
+                seen.insert((op.method.as_str(), op.path)),
+                "{} {} twice",
+                op.method,
+                op.path
+            );
+        }
+        let ids: std::collections::BTreeSet<_> = OPS.iter().map(|op| op.id).collect();
+        assert_eq!(ids.len(), OPS.len(), "operation ids are unique");
+    }
+
+    #[test]
+    fn writes_need_the_admin_token_and_probes_none() {
+        for op in OPS {
+            if op.method != Method::GET {
+                assert_eq!(op.access, Access::Admin, "{} {}", op.method, op.path);
+            }
+            if op.path.contains("/health") || op.path == "/metrics" || op.path.ends_with("openapi.json") {
+                assert_eq!(op.access, Access::Public, "{}", op.path);
+            }
+        }
+    }
+
+    #[test]
+    fn modes_serve_the_seed_endpoints_where_the_seed_did() {
+        let paths = |mode| served(mode).map(|op| op.path).collect::<Vec<_>>();
+        let master = paths(Mode::Master);
+        let replica = paths(Mode::Replica);
+        assert!(
+            master.contains(&"/api/offline-sync/conflicts")
+                && !replica.contains(&"/api/offline-sync/conflicts")
+        );
+        assert!(replica.contains(&"/api/offline-sync/queue") && !master.contains(&"/api/offline-sync/queue"));
+        assert!(
+            master.contains(&"/api/documents/{content_type}")
+                && replica.contains(&"/api/documents/{content_type}")
+        );
+    }
+}

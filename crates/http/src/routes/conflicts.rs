@@ -1,0 +1,58 @@
+//! Conflicts on the master: list (open ones by default), one, resolve.
+
+use actix_web::{HttpResponse, web};
+use offline_sync_model::ConflictStatus;
+
+use crate::dto::{self, PageQuery, ResolveBody};
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+fn status_filter(raw: Option<&str>) -> Result<Option<ConflictStatus>> {
+    Ok(match raw {
+        None | Some("open") => Some(ConflictStatus::Open),
+        Some("resolved") => Some(ConflictStatus::Resolved),
+        Some("all") => None,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status {other:?} is not one of open, resolved, all"
+            )));
+        }
+    })
+}
+
+pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
+    let status = status_filter(query.status.as_deref())?;
+    let page = query.page()?;
+    let m = state.master()?;
+    let (rows, total) = state
+        .run(async move {
+            let rows = m.conflicts(status, page.storage()).await?;
+            Ok((rows, m.count_conflicts(status).await?))
+        })
+        .await?;
+    let items = rows.into_iter().map(dto::conflict).collect();
+    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+}
+
+pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let m = state.master()?;
+    let c = state
+        .run(async move { m.conflict(id).await })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no conflict {id}")))?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::conflict(c))))
+}
+
+/// Resolves an open conflict; the result is committed and broadcast like any change.
+pub(crate) async fn resolve(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+    body: web::Json<ResolveBody>,
+) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let strategy = body.into_inner().strategy()?;
+    let m = state.master()?;
+    let c = state.run(async move { m.resolve(id, &strategy).await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::conflict(c))))
+}

@@ -1,0 +1,61 @@
+//! Dead letters: records from the broker that could not be processed, kept with their
+//! reason; an operator retries or discards them.
+
+use actix_web::{HttpResponse, web};
+use offline_sync_engine::DeadLetterStatus;
+
+use crate::dto::{self, PageQuery};
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+fn status_filter(raw: Option<&str>) -> Result<Option<DeadLetterStatus>> {
+    Ok(match raw {
+        None | Some("all") => None,
+        Some("pending") => Some(DeadLetterStatus::Pending),
+        Some("retried") => Some(DeadLetterStatus::Retried),
+        Some("discarded") => Some(DeadLetterStatus::Discarded),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status {other:?} is not one of pending, retried, discarded, all"
+            )));
+        }
+    })
+}
+
+pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
+    let status = status_filter(query.status.as_deref())?;
+    let page = query.page()?;
+    let node = state.node()?;
+    let (rows, total) = state
+        .run(async move { node.dead_letters(status, page.storage()).await })
+        .await?;
+    let items = rows.into_iter().map(dto::dead_letter).collect();
+    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+}
+
+pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let node = state.node()?;
+    let d = state
+        .run(async move { node.dead_letter(id).await })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
+}
+
+/// Processes the record again with this build; 409 if it still fails (it stays pending).
+pub(crate) async fn retry(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let node = state.node()?;
+    let d = state.run(async move { node.retry_dead_letter(id).await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
+}
+
+pub(crate) async fn discard(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let node = state.node()?;
+    let d = state
+        .run(async move { node.discard_dead_letter(id).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
+}

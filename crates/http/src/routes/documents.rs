@@ -1,0 +1,128 @@
+//! The document API, the content API a Strapi user knows: `/api/documents/{content_type}`
+//! (list, create) and `/api/documents/{content_type}/{document_id}` (get, update, delete).
+//! On a replica every write is queued for the master in the same transaction.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use offline_sync_model::{ContentType, Csn, DocumentId};
+
+use crate::dto::{self, DocumentBody, PageQuery};
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+fn content_type(raw: &str) -> Result<ContentType> {
+    ContentType::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn document_id(raw: &str) -> Result<DocumentId> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a document id (a UUID)")))
+}
+
+/// The version asked for by `If-Match` (`"3"` or `3`), if any; `data.version` wins.
+fn if_match(req: &HttpRequest) -> Result<Option<Csn>> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = v
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"');
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("If-Match must hold a document version (a whole number)"))
+}
+
+pub(crate) async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse> {
+    let ct = content_type(&path)?;
+    let page = query.page()?;
+    let node = state.node()?;
+    let (docs, total) = state
+        .run(async move { node.list(&ct, page.storage()).await })
+        .await?;
+    let items = docs.into_iter().map(dto::document).collect();
+    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+}
+
+pub(crate) async fn create(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<DocumentBody>,
+) -> Result<HttpResponse> {
+    let ct = content_type(&path)?;
+    let input = body.into_inner().into_input()?;
+    if input.version.is_some() {
+        return Err(ApiError::bad_request("data.version is not accepted on create"));
+    }
+    let id = match input.document_id {
+        Some(raw) => document_id(&raw)?,
+        None => DocumentId::new_v7(),
+    };
+    let node = state.node()?;
+    let fields = input.fields;
+    let doc = state
+        .run(async move { node.create(&ct, id, fields).await })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/documents/{}/{}", doc.content_type, doc.id),
+        ))
+        .json(dto::data(dto::document(doc))))
+}
+
+pub(crate) async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let ct = content_type(&path.0)?;
+    let id = document_id(&path.1)?;
+    let node = state.node()?;
+    let doc = state
+        .run(async move { node.get(&ct, id).await })
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such document"))?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
+}
+
+pub(crate) async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<DocumentBody>,
+) -> Result<HttpResponse> {
+    let ct = content_type(&path.0)?;
+    let id = document_id(&path.1)?;
+    let input = body.into_inner().into_input()?;
+    if input.document_id.is_some_and(|d| d != id.to_string()) {
+        return Err(ApiError::bad_request("data.documentId differs from the path"));
+    }
+    let expected = input.version.or(if_match(&req)?);
+    let node = state.node()?;
+    let fields = input.fields;
+    let doc = state
+        .run(async move { node.update(&ct, id, fields, expected).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
+}
+
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let ct = content_type(&path.0)?;
+    let id = document_id(&path.1)?;
+    let expected = if_match(&req)?;
+    let node = state.node()?;
+    state
+        .run(async move { node.delete(&ct, id, expected).await })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,115 @@
+//! The seed's sync endpoints: `status` (both), `push`, `pull`, `queue`, `queue/pending`
+//! (replica) and `ships` (master).
+
+use actix_web::{HttpResponse, web};
+use offline_sync_engine::OutboxState;
+use serde_json::json;
+
+use crate::dto::{self, PageQuery};
+use crate::error::{ApiError, Result};
+use crate::state::{AppState, Node};
+
+fn link(online: bool) -> &'static str {
+    if online { "online" } else { "offline" }
+}
+
+pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let body = match state.node()? {
+        Node::Master(m) => {
+            let s = state.run(async move { m.status().await }).await?;
+            json!({
+                "mode": "master",
+                "shipId": null,
+                "link": link(s.online),
+                "online": s.online,
+                "lastCsn": s.last_csn,
+                "openConflicts": s.open_conflicts,
+                "shipsTotal": s.ships_total,
+                "shipsOnline": s.ships_online,
+            })
+        }
+        Node::Replica(r) => {
+            let s = state.run(async move { r.status().await }).await?;
+            json!({
+                "mode": "replica",
+                "shipId": s.ship.as_str(),
+                "link": link(s.online),
+                "online": s.online,
+                "pending": s.pending + s.in_flight,
+                "unsent": s.pending,
+                "inFlight": s.in_flight,
+                "rejected": s.rejected,
+                "lastSeq": s.last_seq,
+                "appliedCsn": s.applied_csn,
+                "oldestUnackedAgeMs": s.oldest_unacked_age_ms,
+                "offset": s.offset,
+                "resyncRequired": s.resync_required,
+            })
+        }
+    };
+    Ok(HttpResponse::Ok().json(dto::data(body)))
+}
+
+/// Sends every queued change now instead of waiting for the pusher.
+pub(crate) async fn push(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let r = state.replica()?;
+    let pushed = state.run(async move { r.push_all().await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(json!({ "pushed": pushed }))))
+}
+
+/// Reads and applies what the master has published, now.
+pub(crate) async fn pull(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let r = state.replica()?;
+    let pulled = state.run(async move { r.pull_all().await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(json!({ "pulled": pulled }))))
+}
+
+fn outbox_state(raw: Option<&str>) -> Result<Option<OutboxState>> {
+    Ok(match raw {
+        None | Some("all") => None,
+        Some("pending") => Some(OutboxState::Pending),
+        Some("sent") => Some(OutboxState::Sent),
+        Some("acked") => Some(OutboxState::Acked),
+        Some("rejected") => Some(OutboxState::Rejected),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "status {other:?} is not one of pending, sent, acked, rejected, all"
+            )));
+        }
+    })
+}
+
+pub(crate) async fn queue(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
+    let filter = outbox_state(query.status.as_deref())?;
+    let page = query.page()?;
+    let r = state.replica()?;
+    let (rows, total) = state
+        .run(async move { r.queue(filter, page.storage()).await })
+        .await?;
+    let items = rows.into_iter().map(dto::queue_entry).collect();
+    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+}
+
+pub(crate) async fn pending(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let r = state.replica()?;
+    let s = state.run(async move { r.status().await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(json!({
+        "pending": s.pending + s.in_flight,
+        "unsent": s.pending,
+        "inFlight": s.in_flight,
+        "rejected": s.rejected,
+        "oldestUnackedAgeMs": s.oldest_unacked_age_ms,
+    }))))
+}
+
+pub(crate) async fn ships(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let m = state.master()?;
+    let (ships, last_csn) = state
+        .run(async move {
+            let ships = m.ships().await?;
+            Ok((ships, m.last_csn().await?))
+        })
+        .await?;
+    let items: Vec<_> = ships.into_iter().map(|s| dto::ship(s, last_csn)).collect();
+    Ok(HttpResponse::Ok().json(dto::data(items)))
+}

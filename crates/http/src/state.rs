@@ -1,0 +1,208 @@
+//! What every handler shares: the node (once its database is connected), the settings shown
+//! in health and metrics, the tokens, and the runtime the engine runs on.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use offline_sync_engine::{
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, Master, MessageCounts, Mode, Page, Replica, StoredDoc,
+};
+use offline_sync_model::{ContentType, Csn, DocumentId, Fields};
+
+use crate::auth::Tokens;
+use crate::error::{ApiError, Result};
+use crate::server::RenderMetrics;
+
+/// The engine behind the API.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// The master onshore.
+    Master(Master),
+    /// A replica (ship).
+    Replica(Replica),
+}
+
+/// Delegates a call to whichever engine the node is.
+macro_rules! both {
+    ($node:expr, $n:ident => $call:expr) => {
+        match $node {
+            Node::Master($n) => $call,
+            Node::Replica($n) => $call,
+        }
+    };
+}
+
+impl Node {
+    /// Which side this node plays.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Node::Master(_) => Mode::Master,
+            Node::Replica(_) => Mode::Replica,
+        }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+    ) -> offline_sync_engine::Result<StoredDoc> {
+        both!(self, n => n.create_with_id(ct, id, fields).await)
+    }
+
+    pub(crate) async fn get(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+    ) -> offline_sync_engine::Result<Option<StoredDoc>> {
+        both!(self, n => n.get(ct, id).await)
+    }
+
+    pub(crate) async fn list(
+        &self,
+        ct: &ContentType,
+        page: Page,
+    ) -> offline_sync_engine::Result<(Vec<StoredDoc>, u64)> {
+        both!(self, n => n.list(ct, page).await)
+    }
+
+    pub(crate) async fn update(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        fields: Fields,
+        expected: Option<Csn>,
+    ) -> offline_sync_engine::Result<StoredDoc> {
+        both!(self, n => n.update_if(ct, id, fields, expected).await)
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        expected: Option<Csn>,
+    ) -> offline_sync_engine::Result<()> {
+        both!(self, n => n.delete_if(ct, id, expected).await)
+    }
+
+    pub(crate) async fn ping(&self) -> offline_sync_engine::Result<Duration> {
+        both!(self, n => n.ping().await)
+    }
+
+    pub(crate) fn is_online(&self) -> bool {
+        both!(self, n => n.is_online())
+    }
+
+    pub(crate) fn message_counts(&self) -> MessageCounts {
+        both!(self, n => n.message_counts())
+    }
+
+    pub(crate) async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> offline_sync_engine::Result<(Vec<DeadLetter>, u64)> {
+        both!(self, n => n.dead_letters(status, page).await)
+    }
+
+    pub(crate) async fn dead_letter(&self, id: u64) -> offline_sync_engine::Result<Option<DeadLetter>> {
+        both!(self, n => n.dead_letter(id).await)
+    }
+
+    pub(crate) async fn dead_letter_counts(&self) -> offline_sync_engine::Result<DeadLetterCounts> {
+        both!(self, n => n.dead_letter_counts().await)
+    }
+
+    pub(crate) async fn retry_dead_letter(&self, id: u64) -> offline_sync_engine::Result<DeadLetter> {
+        both!(self, n => n.retry_dead_letter(id).await)
+    }
+
+    pub(crate) async fn discard_dead_letter(&self, id: u64) -> offline_sync_engine::Result<DeadLetter> {
+        both!(self, n => n.discard_dead_letter(id).await)
+    }
+}
+
+/// Where the node appears once its database is connected: the server answers probes (and
+/// 503 elsewhere) before that. Cheap to clone; clones share the slot.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSlot(Arc<OnceLock<Node>>);
+
+impl NodeSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts the node in; returns false if one was already there.
+    pub fn set(&self, node: Node) -> bool {
+        self.0.set(node).is_ok()
+    }
+
+    /// The node, once set.
+    pub fn get(&self) -> Option<&Node> {
+        self.0.get()
+    }
+}
+
+/// What the server says about itself in health and metrics.
+#[derive(Clone, Debug)]
+pub(crate) struct Info {
+    pub(crate) mode: Mode,
+    pub(crate) ship_id: Option<String>,
+    pub(crate) database_type: String,
+    pub(crate) ship_updates_topic: String,
+    pub(crate) master_updates_topic: String,
+    pub(crate) version: String,
+    pub(crate) started: Instant,
+}
+
+/// The state behind every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) info: Arc<Info>,
+    pub(crate) slot: NodeSlot,
+    pub(crate) tokens: Arc<Tokens>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) render: Option<RenderMetrics>,
+}
+
+impl AppState {
+    /// The node, or 503 while its database is not connected yet.
+    pub(crate) fn node(&self) -> Result<Node> {
+        self.slot
+            .get()
+            .cloned()
+            .ok_or_else(|| ApiError::not_ready("the database is not connected yet"))
+    }
+
+    pub(crate) fn master(&self) -> Result<Master> {
+        match self.node()? {
+            Node::Master(m) => Ok(m),
+            Node::Replica(_) => Err(ApiError::not_found("not available on a replica")),
+        }
+    }
+
+    pub(crate) fn replica(&self) -> Result<Replica> {
+        match self.node()? {
+            Node::Replica(r) => Ok(r),
+            Node::Master(_) => Err(ApiError::not_found("not available on the master")),
+        }
+    }
+
+    /// Runs engine work on the engine's runtime (where its connections live) and maps its
+    /// error. A panic in the work answers 500 instead of killing the worker.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = offline_sync_engine::Result<T>> + Send + 'static,
+    {
+        match self.runtime.spawn(work).await {
+            Ok(r) => r.map_err(ApiError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "request task failed");
+                Err(ApiError::internal())
+            }
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The HTTP server in-process over a real socket, with a replica and a master on SQLite and
+//! the in-memory transport: error shapes and statuses, limits, the document API, dead
+//! letters, and 503 before the node is there.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offline_sync_engine::{Master, MasterConfig, Mode, Replica, ReplicaConfig};
+use offline_sync_http::{HttpConfig, Node, NodeSlot, Server, serve};
+use offline_sync_model::ShipId;
+use offline_sync_storage::{SeaStorage, Storage};
+use offline_sync_transport::{MemoryTransport, Transport};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-for-the-api-tests";
+const CT: &str = "api::note.note";
+
+struct Api {
+    server: Server,
+    _dir: tempfile::TempDir,
+    slot: NodeSlot,
+    storage: Arc<dyn Storage>,
+    transport: Arc<dyn Transport>,
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Api {
+    async fn start(mode: Mode, with_node: bool) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let url = SeaStorage::sqlite_url(&dir.path().join("node.db"));
+        let storage: Arc<dyn Storage> = Arc::new(SeaStorage::connect(&url).await.unwrap());
+        let transport: Arc<dyn Transport> = Arc::new(MemoryTransport::new());
+        let slot = NodeSlot::new();
+        if with_node {
+            let node = match mode {
+                Mode::Master => Node::Master(Master::new(
+                    MasterConfig::default(),
+                    storage.clone(),
+                    transport.clone(),
+                )),
+                Mode::Replica => Node::Replica(Replica::new(
+                    ReplicaConfig::new(ShipId::new("ship-api").unwrap()),
+                    storage.clone(),
+                    transport.clone(),
+                )),
+            };
+            assert!(slot.set(node));
+        }
+        let mut cfg = HttpConfig::new("127.0.0.1:0".parse().unwrap(), mode);
+        cfg.admin_token = Some(ADMIN.into());
+        cfg.workers = 1;
+        let server = serve(cfg, slot.clone()).unwrap();
+        Api {
+            server,
+            _dir: dir,
+            slot,
+            storage,
+            transport,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<String>, content_type: &str) -> Answer {
+        let url = format!("http://{}{path}", self.server.addr());
+        let method = method.to_owned();
+        let content_type = content_type.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(20)))
+                .build()
+                .into();
+            let req = ureq::http::Request::builder()
+                .method(method.as_str())
+                .uri(&url)
+                .header("Authorization", format!("Bearer {ADMIN}"))
+                .header("Content-Type", content_type);
+            let mut res = match body {
+                Some(b) => agent.run(req.body(b).unwrap()),
+                None => agent.run(req.body(()).unwrap()),
+            }
+            .unwrap();
+            Answer {
+                status: res.status().as_u16(),
+                headers: res
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect(),
+                body: res.body_mut().read_to_string().unwrap_or_default(),
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Value) -> Answer {
+        self.call(method, path, Some(body.to_string()), "application/json")
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, None, "application/json").await
+    }
+}
+
+fn error_code(a: &Answer) -> String {
+    a.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_api_creates_reads_updates_and_deletes() {
+    let api = Api::start(Mode::Replica, true).await;
+    let docs = format!("/api/documents/{CT}");
+    let created = api
+        .json("POST", &docs, json!({"data": {"title": "A", "tags": ["x"]}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let doc = created.json()["data"].clone();
+    let id = doc["documentId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (doc["title"].as_str(), doc["version"].as_u64()),
+        (Some("A"), Some(0))
+    );
+    let one = format!("{docs}/{id}");
+    assert_eq!(api.get(&one).await.json()["data"]["tags"], json!(["x"]));
+
+    let updated = api
+        .json("PUT", &one, json!({"data": {"title": "B", "version": 0}}))
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.json()["data"]["title"], "B");
+    let stale = api
+        .json("PUT", &one, json!({"data": {"title": "C", "version": 7}}))
+        .await;
+    assert_eq!(
+        (stale.status, error_code(&stale).as_str()),
+        (409, "version_conflict")
+    );
+    assert_eq!(
+        api.get(&one).await.json()["data"]["title"],
+        "B",
+        "a stale write changes nothing"
+    );
+
+    let chosen = "0190e5a6-0000-7000-8000-000000000001";
+    let with_id = api
+        .json("POST", &docs, json!({"data": {"documentId": chosen, "n": 1}}))
+        .await;
+    assert_eq!(with_id.status, 201, "{}", with_id.body);
+    assert_eq!(with_id.json()["data"]["documentId"], chosen);
+    let twice = api
+        .json("POST", &docs, json!({"data": {"documentId": chosen, "n": 2}}))
+        .await;
+    assert_eq!(
+        (twice.status, error_code(&twice).as_str()),
+        (409, "already_exists")
+    );
+
+    let list = api.get(&format!("{docs}?pageSize=1&page=2")).await.json();
+    assert_eq!(
+        list["meta"]["pagination"],
+        json!({"page": 2, "pageSize": 1, "pageCount": 2, "total": 2})
+    );
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    let deleted = api.call("DELETE", &one, None, "application/json").await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(api.get(&one).await.status, 404);
+    let queue = api.get("/api/offline-sync/queue").await.json();
+    assert_eq!(
+        queue["meta"]["pagination"]["total"], 4,
+        "create, update, create, delete queued"
+    );
+    assert_eq!(queue["data"][0]["operation"], "delete");
+    assert_eq!(
+        api.get("/api/offline-sync/queue/pending").await.json()["data"]["pending"],
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_json_errors_with_the_right_status() {
+    let api = Api::start(Mode::Replica, true).await;
+    let docs = format!("/api/documents/{CT}");
+    let cases = [
+        (
+            api.call("POST", &docs, Some("{not json".into()), "application/json")
+                .await,
+            400,
+        ),
+        (
+            api.json("POST", &docs, json!({"title": "no data member"})).await,
+            400,
+        ),
+        (api.json("POST", &docs, json!({"data": {"id": 1}})).await, 400),
+        (
+            api.json("POST", &docs, json!({"data": {}, "extra": true})).await,
+            400,
+        ),
+        (
+            api.json("POST", "/api/documents/bad%20type", json!({"data": {}}))
+                .await,
+            400,
+        ),
+        (api.get(&format!("{docs}/not-a-uuid")).await, 400),
+        (api.get(&format!("{docs}?page=0")).await, 400),
+        (api.get(&format!("{docs}?pageSize=abc")).await, 400),
+        (
+            api.get(&format!("{docs}/0190e5a6-0000-7000-8000-0000000000ff"))
+                .await,
+            404,
+        ),
+        (api.get("/api/offline-sync/conflicts").await, 404),
+        (api.get("/nowhere").await, 404),
+        (api.call("PATCH", &docs, None, "application/json").await, 405),
+        (
+            api.call(
+                "POST",
+                &docs,
+                Some("x=1".into()),
+                "application/x-www-form-urlencoded",
+            )
+            .await,
+            415,
+        ),
+        (api.get("/api/offline-sync/queue?status=lost").await, 400),
+    ];
+    for (i, (answer, status)) in cases.iter().enumerate() {
+        assert_eq!(answer.status, *status, "case {i}: {}", answer.body);
+        assert!(!error_code(answer).is_empty(), "case {i}: {}", answer.body);
+        assert!(answer.json()["error"]["message"].is_string());
+    }
+    assert_eq!(cases[11].0.header("allow"), Some("GET, POST"));
+    let big = json!({"data": {"text": "x".repeat(offline_sync_http::MAX_BODY_BYTES)}});
+    let too_large = api.json("POST", &docs, big).await;
+    assert_eq!(
+        (too_large.status, error_code(&too_large).as_str()),
+        (413, "payload_too_large")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_database_is_connected_only_liveness_answers_200() {
+    let api = Api::start(Mode::Master, false).await;
+    assert_eq!(api.get("/api/offline-sync/health/live").await.status, 200);
+    let ready = api.get("/api/offline-sync/health/ready").await;
+    assert_eq!((ready.status, error_code(&ready).as_str()), (503, "not_ready"));
+    let docs = api.get(&format!("/api/documents/{CT}")).await;
+    assert_eq!(docs.status, 503);
+    let health = api.get("/api/offline-sync/health").await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (503, Some("unhealthy"))
+    );
+    assert!(api.slot.get().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_and_dead_letters_answer_not_found_and_bad_bodies() {
+    let api = Api::start(Mode::Master, true).await;
+    assert_eq!(
+        api.get("/api/offline-sync/conflicts").await.json()["data"],
+        json!([])
+    );
+    assert_eq!(api.get("/api/offline-sync/conflicts/9").await.status, 404);
+    let resolve = "/api/offline-sync/conflicts/9/resolve";
+    assert_eq!(
+        api.json("POST", resolve, json!({"strategy": "keep-ship"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.json("POST", resolve, json!({"strategy": "merge"}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.json("POST", resolve, json!({"strategy": "newest"}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(api.get("/api/offline-sync/conflicts/abc").await.status, 400);
+    assert_eq!(
+        api.get("/api/offline-sync/dead-letters").await.json()["meta"]["pagination"]["total"],
+        0
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/offline-sync/dead-letters/3/retry",
+            None,
+            "application/json"
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        api.get("/api/offline-sync/queue").await.status,
+        404,
+        "a master has no outbox"
+    );
+    let openapi = api.get("/api/offline-sync/openapi.json").await.json();
+    assert_eq!(openapi["openapi"], "3.0.3");
+    assert!(openapi["paths"]["/api/offline-sync/conflicts/{id}/resolve"]["post"].is_object());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_retried_and_discarded() {
+    use offline_sync_model::{Commit, CommitOp, ContentType, DocumentId, Hlc, Message, Origin, encode};
+    use offline_sync_storage::{NewDeadLetter, ReplicaBatch, TopicOffset};
+
+    let api = Api::start(Mode::Replica, true).await;
+    let Some(Node::Replica(replica)) = api.slot.get().cloned() else {
+        panic!("a replica")
+    };
+    // Garbage on master-updates becomes dead letters; consumption goes on.
+    api.transport.ensure_topic("master-updates", 1).await.unwrap();
+    api.transport
+        .publish(
+            "master-updates",
+            None,
+            vec![b"\x00garbage".to_vec(), br#"{"v":9}"#.to_vec()],
+        )
+        .await
+        .unwrap();
+    replica.pull_all().await.unwrap();
+    let list = api
+        .get("/api/offline-sync/dead-letters?status=pending")
+        .await
+        .json();
+    assert_eq!(list["meta"]["pagination"]["total"], 2, "{list}");
+    let newest = &list["data"][0];
+    assert_eq!(
+        (newest["topic"].as_str(), newest["offset"].as_i64()),
+        (Some("master-updates"), Some(1))
+    );
+    assert!(
+        newest["reason"].as_str().unwrap().contains("version 9"),
+        "{newest}"
+    );
+    let id = newest["id"].as_u64().unwrap();
+    assert_eq!(
+        api.get(&format!("/api/offline-sync/dead-letters/{id}"))
+            .await
+            .json()["data"]["id"],
+        id
+    );
+
+    let retry = api
+        .call(
+            "POST",
+            &format!("/api/offline-sync/dead-letters/{id}/retry"),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (retry.status, error_code(&retry).as_str()),
+        (409, "conflict"),
+        "it still fails"
+    );
+    let discard = format!("/api/offline-sync/dead-letters/{id}/discard");
+    let discarded = api.call("POST", &discard, None, "application/json").await;
+    assert_eq!(discarded.status, 200, "{}", discarded.body);
+    assert_eq!(discarded.json()["data"]["status"], "discarded");
+    assert!(discarded.json()["data"]["handledAt"].is_string());
+    assert_eq!(
+        api.call("POST", &discard, None, "application/json").await.status,
+        409
+    );
+
+    // A record an older build could not read, kept as a dead letter: a retry applies it.
+    let doc = DocumentId::new_v7();
+    let commit = Message::Commit(Commit {
+        csn: 1,
+        origin: Origin::Master,
+        seq: None,
+        ct: ContentType::new(CT).unwrap(),
+        id: doc,
+        op: CommitOp::Put,
+        fields: serde_json::from_value(json!({"title": "late"})).unwrap(),
+        hlc: Hlc { ms: 1, c: 0 },
+        resolves: None,
+        conflict: None,
+    });
+    let next = api.storage.offset("master-updates", 0).await.unwrap().unwrap();
+    let batch = ReplicaBatch {
+        messages: vec![],
+        dead_letters: vec![NewDeadLetter {
+            topic: "master-updates".into(),
+            partition: 0,
+            offset: next - 1,
+            key: None,
+            payload: encode(&commit),
+            reason: "unknown to an older build".into(),
+        }],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next,
+        },
+    };
+    api.storage
+        .replica_apply(replica.ship(), &batch, 1)
+        .await
+        .unwrap();
+    let pending = api
+        .get("/api/offline-sync/dead-letters?status=pending")
+        .await
+        .json();
+    let late = pending["data"][0]["id"].as_u64().unwrap();
+    let retried = api
+        .call(
+            "POST",
+            &format!("/api/offline-sync/dead-letters/{late}/retry"),
+            None,
+            "application/json",
+        )
+        .await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(retried.json()["data"]["status"], "retried");
+    let got = api.get(&format!("/api/documents/{CT}/{doc}")).await;
+    assert_eq!(got.json()["data"]["title"], "late", "{}", got.body);
+    assert_eq!(
+        api.storage.offset("master-updates", 0).await.unwrap(),
+        Some(next),
+        "a retry never moves the offset"
+    );
+}

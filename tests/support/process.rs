@@ -1,0 +1,336 @@
+//! The real `master` and `replica` binaries as processes, driven over HTTP: what an operator
+//! runs. Each node gets its own directory, port and database; its log is kept in a file and
+//! printed when a check fails.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The directory holding the binaries of this build (`target/debug`), built once per test
+/// process with the same cargo and profile (a no-op when they are fresh).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // target/<profile>/deps/<test> → target/<profile>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or("unexpected test binary location")?
+            .to_path_buf();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug")
+            .to_owned();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "-p", "offline-sync-master", "-p", "offline-sync-replica"]);
+        if profile == "release" {
+            cmd.arg("--release");
+        } else if profile != "debug" {
+            cmd.args(["--profile", &profile]);
+        }
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd.status().map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo build of the binaries failed: {status}"));
+        }
+        Ok(dir)
+    });
+    match dir {
+        Ok(d) => d.join(name),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Sends a request; `token` goes in `Authorization: Bearer`.
+pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+    let agent = agent();
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let res = match body {
+        Some(b) => {
+            let req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string())
+                .unwrap();
+            agent.run(req)
+        }
+        None => agent.run(req.body(()).unwrap()),
+    };
+    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let body = res.body_mut().read_to_string().unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Polls `check` every 100 ms for up to `limit`; true once it holds.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `master` or `replica`.
+pub struct Node {
+    pub name: String,
+    bin: String,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+    pub admin: Option<String>,
+}
+
+impl Node {
+    /// Starts `bin` with `env` (and nothing else of the test's environment but PATH and
+    /// HOME) in `dir`, on a free port, and waits until it answers its liveness probe.
+    pub fn start(bin: &str, name: &str, dir: &Path, env: &[(&str, String)]) -> Node {
+        let port = free_port();
+        let mut node = Node {
+            name: name.to_owned(),
+            bin: bin.to_owned(),
+            port,
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            dir: dir.to_path_buf(),
+            child: None,
+            log: dir.join(format!("{name}.log")),
+            admin: env
+                .iter()
+                .find(|(k, _)| *k == "SYNC_ADMIN_TOKEN")
+                .map(|(_, v)| v.clone()),
+        };
+        node.spawn();
+        node
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(binary(&self.bin));
+        cmd.current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("PORT", self.port.to_string())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin)),
+        );
+        let live = self.url("/api/offline-sync/health/live");
+        let up = eventually(Duration::from_secs(60), || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("{} exited at start with {status}:\n{}", self.name, self.log());
+            }
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && request("GET", &live, None, None).status == 200
+        });
+        assert!(up, "{} did not answer within 60 s:\n{}", self.name, self.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A request with the admin token (if the node has one).
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        request(method, &self.url(path), self.admin.as_deref(), body)
+    }
+
+    /// Waits until the readiness probe says 200.
+    pub fn wait_ready(&self) {
+        let ready = eventually(Duration::from_secs(60), || {
+            self.call("GET", "/api/offline-sync/health/ready", None).status == 200
+        });
+        assert!(ready, "{} not ready:\n{}", self.name, self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; returns the status and how long it
+    /// took.
+    pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "{} did not exit within {limit:?} of SIGTERM:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again with the same settings, port, directory and database.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- log of {} ----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// A TCP proxy that can cut every connection and refuse new ones: a database "unreachable"
+/// without touching the real server.
+pub struct Proxy {
+    pub port: u16,
+    down: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(target: (String, u16)) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let (d, s) = (down.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect((target.0.as_str(), target.1)) else {
+                    continue;
+                };
+                {
+                    let mut all = s.lock().unwrap();
+                    all.push(client.try_clone().unwrap());
+                    all.push(server.try_clone().unwrap());
+                }
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, down, streams }
+    }
+
+    /// Cuts every open connection and refuses new ones (or lets them through again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for s in self.streams.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
