@@ -2,10 +2,11 @@
 # Every check and test of offline-sync, on a fresh machine or a developer's:
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (starts the installed cluster, or
 #      installs one with apt-get) and fails loudly when it cannot; installs tansu 0.6.0 into
-#      ~/.cargo/bin when it is not there yet (the Kafka tests start their own brokers);
+#      ~/.cargo/bin when it is not there yet (the Kafka tests start their own brokers); makes a
+#      Python venv with confluent-kafka and schemathesis;
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
-#   3. every test with cargo nextest (the simulation with OFFLINE_SYNC_SIM_SEEDS seeds,
-#      200 unless set), the doc tests, and the quick start example.
+#   3. builds the master and replica binaries; every test with cargo nextest (the simulation
+#      with OFFLINE_SYNC_SIM_SEEDS seeds, 200 unless set), the doc tests, the quick start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,16 +68,20 @@ ensure_tansu() {
   echo "using $("$bin" --version 2>&1 | head -n 1) at $bin"
 }
 
-ensure_python_kafka() {
-  step "Python venv with confluent-kafka (librdkafka) for the interop test"
+ensure_python_tools() {
+  step "Python venv with confluent-kafka (librdkafka, the interop test) and schemathesis (the API fuzz test)"
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv || die "could not create a Python venv (python3 -m venv)"
   fi
   if ! .venv/bin/python -c 'import confluent_kafka' 2>/dev/null; then
     .venv/bin/pip install --quiet confluent-kafka || die "could not install confluent-kafka from PyPI"
   fi
+  if [ ! -x .venv/bin/schemathesis ]; then
+    .venv/bin/pip install --quiet schemathesis || die "could not install schemathesis from PyPI"
+  fi
   export OFFLINE_SYNC_PYTHON="$PWD/.venv/bin/python"
   echo "confluent-kafka $("$OFFLINE_SYNC_PYTHON" -c 'import confluent_kafka as c; print(c.version()[0], "librdkafka", c.libversion()[0])')"
+  echo "$(.venv/bin/schemathesis --version)"
 }
 
 ensure_stunnel() {
@@ -99,7 +104,7 @@ ensure_tool() {
 
 ensure_postgres
 ensure_tansu
-ensure_python_kafka
+ensure_python_tools
 ensure_stunnel
 ensure_tool nextest cargo-nextest
 ensure_tool deny cargo-deny
@@ -115,6 +120,9 @@ cargo deny check bans licenses sources
 
 step "rustdoc with -D warnings"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
+step "the master and replica binaries (tests/nodes.rs starts them as processes)"
+cargo build --workspace --bins
 
 step "cargo nextest run (simulation: $OFFLINE_SYNC_SIM_SEEDS seeds)"
 cargo nextest run --workspace --no-fail-fast

@@ -494,3 +494,192 @@ fn tokens_guard_the_api_and_never_reach_the_log() {
     assert!(log.contains("127.0.0.1 only"), "{log}");
     assert!(log.contains(&format!("127.0.0.1:{}", open.port)), "{log}");
 }
+
+/// An invalid setting stops start-up with one line naming it (and what it accepts) and a
+/// non-zero status; `--help` documents every setting.
+#[test]
+fn bad_settings_stop_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    /// Binary, environment, the setting the error must name.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        ("master", &[("SYNC_BATCH_SIZE", "lots")], "SYNC_BATCH_SIZE"),
+        ("master", &[("DATABASE_CLIENT", "mysql")], "DATABASE_CLIENT"),
+        ("master", &[("PORT", "99999")], "PORT"),
+        (
+            "master",
+            &[("KAFKA_SASL_MECHANISM", "gssapi")],
+            "KAFKA_SASL_MECHANISM",
+        ),
+        (
+            "master",
+            &[("SYNC_CONFLICT_POLICY", "coin-toss")],
+            "SYNC_CONFLICT_POLICY",
+        ),
+        ("master", &[("SYNC_MODE", "replica")], "SYNC_MODE"),
+        ("replica", &[], "SYNC_SHIP_ID"),
+        ("replica", &[("SYNC_SHIP_ID", "no spaces please")], "SYNC_SHIP_ID"),
+        (
+            "replica",
+            &[("SYNC_SHIP_ID", "s1"), ("SYNC_DEBOUNCE_MS", "-5")],
+            "SYNC_DEBOUNCE_MS",
+        ),
+        (
+            "replica",
+            &[("SYNC_SHIP_ID", "s1"), ("KAFKA_SSL_ENABLED", "maybe")],
+            "KAFKA_SSL_ENABLED",
+        ),
+    ];
+    for (bin, env, setting) in cases {
+        let out = std::process::Command::new(support::process::binary(bin))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bin} {env:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{bin} {env:?}: one line, got {stderr}"
+        );
+        assert!(stderr.contains(setting), "{bin} {env:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{bin} {env:?}");
+    }
+    let secret = "never-print-this-password";
+    let out = std::process::Command::new(support::process::binary("master"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("KAFKA_SASL_MECHANISM", "scram-sha-256")
+        .env("KAFKA_SASL_PASSWORD", secret)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("KAFKA_SASL_USERNAME") && !stderr.contains(secret),
+        "{stderr}"
+    );
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "sync_batch_sise = 10\n").unwrap();
+    let out = std::process::Command::new(support::process::binary("master"))
+        .args(["--config", file.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sync_batch_sise"));
+
+    for (bin, mode) in [
+        ("master", offline_sync::engine::Mode::Master),
+        ("replica", offline_sync::engine::Mode::Replica),
+    ] {
+        let out = std::process::Command::new(support::process::binary(bin))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for s in offline_sync_config::SETTINGS {
+            let here = s.modes == "both" || s.modes == mode.as_str();
+            assert_eq!(help.contains(s.name), here, "{bin} --help and {}", s.name);
+        }
+    }
+}
+
+/// SIGTERM while changes are in flight: both binaries exit 0 within seconds, and after a
+/// restart nothing written before the stop is missing.
+#[test]
+fn sigterm_stops_cleanly_and_loses_nothing() {
+    let broker = Tansu::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = master(dir.path(), &broker.address(), fresh_postgres("nodes_sigterm"));
+    let mut r = replica(dir.path(), &broker.address(), "ship-term", &[]);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let a = r.call(
+            "POST",
+            &format!("/api/documents/{CT}"),
+            Some(&json!({"data": {"n": i}})),
+        );
+        assert_eq!(a.status, 201, "{}", a.body);
+        ids.push(a.json()["data"]["documentId"].as_str().unwrap().to_owned());
+    }
+    let (status, took) = r.terminate(Duration::from_secs(15));
+    assert!(status.success(), "replica exit {status}:\n{}", r.log());
+    assert!(took < Duration::from_secs(10), "replica took {took:?} to stop");
+    let (status, took) = m.terminate(Duration::from_secs(15));
+    assert!(status.success(), "master exit {status}:\n{}", m.log());
+    assert!(took < Duration::from_secs(10), "master took {took:?} to stop");
+    assert!(m.log().contains("stopped") && r.log().contains("stopped"));
+
+    m.restart();
+    m.wait_ready();
+    r.restart();
+    r.wait_ready();
+    assert_eq!(
+        all_docs(&r).len(),
+        30,
+        "the replica kept every write across the stop"
+    );
+    assert!(
+        eventually(WAIT, || pending(&r) == 0),
+        "queued changes not delivered after the restart"
+    );
+    let onshore = all_docs(&m);
+    assert_eq!(onshore.len(), 30, "the master has every change");
+    for id in &ids {
+        assert!(onshore.iter().any(|d| d["documentId"] == *id), "{id} lost");
+    }
+    assert!(
+        eventually(WAIT, || all_docs(&r) == onshore),
+        "the replica and the master differ"
+    );
+}
+
+/// schemathesis (PyPI) runs every check it has against the OpenAPI document of a running
+/// master and a running replica: no 5xx, no response contradicting the document, no invalid
+/// request accepted, no valid one refused.
+#[test]
+fn schemathesis_finds_nothing_wrong_with_master_or_replica() {
+    let python = std::env::var("OFFLINE_SYNC_PYTHON")
+        .expect("OFFLINE_SYNC_PYTHON must name a python with schemathesis (./scripts/test.sh sets it up)");
+    let schemathesis = Path::new(&python).with_file_name("schemathesis");
+    let broker = Tansu::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = master(
+        dir.path(),
+        &broker.address(),
+        fresh_postgres("nodes_schemathesis"),
+    );
+    let r = replica(dir.path(), &broker.address(), "ship-fuzz", &[]);
+    for node in [&m, &r] {
+        let out = std::process::Command::new(&schemathesis)
+            .current_dir(dir.path())
+            .arg("run")
+            .arg(node.url("/api/offline-sync/openapi.json"))
+            .args(["--checks", "all", "--max-examples", "40", "--no-color"])
+            .args(["--header", &format!("Authorization: Bearer {ADMIN}")])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (./scripts/test.sh installs it): {e}",
+                    schemathesis.display()
+                )
+            });
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "schemathesis found problems on {}:\n{report}",
+            node.name
+        );
+        assert!(report.contains("passed"), "{report}");
+    }
+    assert!(!m.log().contains("panicked") && !r.log().contains("panicked"));
+}

@@ -32,8 +32,14 @@ pub fn binary(name: &str) -> PathBuf {
             .to_owned();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "-p", "offline-sync-master", "-p", "offline-sync-replica"]);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "offline-sync-master",
+            "-p",
+            "offline-sync-replica",
+        ]);
         if profile == "release" {
             cmd.arg("--release");
         } else if profile != "debug" {

@@ -34,9 +34,14 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Members of `data` that describe a document rather than hold its fields, as a Strapi client
+/// sends them back after reading a document: accepted and ignored, never stored.
+const SYSTEM_MEMBERS: [&str; 4] = ["id", "createdAt", "updatedAt", "publishedAt"];
+
 /// Body of a document create or update: `{"data":{...fields}}`. In `data`, `documentId`
-/// (create only) chooses the new document's id and `version` asks for an optimistic check;
-/// neither is stored as a field.
+/// chooses the id of a new document (on update the path names the document and it is
+/// ignored), `version` asks for an optimistic check on update (ignored on create), and the
+/// [`SYSTEM_MEMBERS`] are ignored; none of them is stored as a field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DocumentBody {
@@ -66,6 +71,9 @@ impl DocumentBody {
                     .ok_or_else(|| ApiError::bad_request("data.version must be a whole number ≥ 0"))?,
             ),
         };
+        for member in SYSTEM_MEMBERS {
+            fields.remove(member);
+        }
         offline_sync_model::validate_fields(&fields).map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(DocumentInput {
             document_id,
@@ -102,6 +110,8 @@ pub(crate) struct PageQuery {
 /// Default and largest page size.
 pub(crate) const DEFAULT_PAGE_SIZE: u64 = 25;
 pub(crate) const MAX_PAGE_SIZE: u64 = 100;
+/// Highest page number.
+pub(crate) const MAX_PAGE: u64 = 1_000_000;
 
 /// A resolved page request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,21 +121,30 @@ pub(crate) struct PageRequest {
 }
 
 impl PageQuery {
+    /// The page asked for; every number given must be in range, and Strapi's
+    /// `pagination[...]` names win over the short ones.
     pub(crate) fn page(&self) -> Result<PageRequest> {
-        let page = self.pagination_page.or(self.page).unwrap_or(1);
-        let size = self
-            .pagination_page_size
-            .or(self.page_size)
-            .unwrap_or(DEFAULT_PAGE_SIZE);
-        if page == 0 || page > 1_000_000 {
-            return Err(ApiError::bad_request("page must be from 1 to 1000000"));
+        for page in [self.page, self.pagination_page].into_iter().flatten() {
+            if page == 0 || page > MAX_PAGE {
+                return Err(ApiError::bad_request(format!(
+                    "page must be from 1 to {MAX_PAGE}"
+                )));
+            }
         }
-        if size == 0 || size > MAX_PAGE_SIZE {
-            return Err(ApiError::bad_request(format!(
-                "pageSize must be from 1 to {MAX_PAGE_SIZE}"
-            )));
+        for size in [self.page_size, self.pagination_page_size].into_iter().flatten() {
+            if size == 0 || size > MAX_PAGE_SIZE {
+                return Err(ApiError::bad_request(format!(
+                    "pageSize must be from 1 to {MAX_PAGE_SIZE}"
+                )));
+            }
         }
-        Ok(PageRequest { page, size })
+        Ok(PageRequest {
+            page: self.pagination_page.or(self.page).unwrap_or(1),
+            size: self
+                .pagination_page_size
+                .or(self.page_size)
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+        })
     }
 }
 
@@ -293,8 +312,14 @@ mod tests {
         assert_eq!(Value::Object(input.fields), json!({"title": "T"}));
         let bad: DocumentBody = serde_json::from_value(json!({"data": {"version": -1}})).unwrap();
         assert!(bad.into_input().is_err());
-        let reserved: DocumentBody = serde_json::from_value(json!({"data": {"id": 1}})).unwrap();
-        assert!(reserved.into_input().is_err());
+        let round_trip: DocumentBody =
+            serde_json::from_value(json!({"data": {"id": 1, "updatedAt": "x", "title": "T"}})).unwrap();
+        assert_eq!(
+            Value::Object(round_trip.into_input().unwrap().fields),
+            json!({"title": "T"})
+        );
+        let control: DocumentBody = serde_json::from_value(json!({"data": {"\u{1}": 1}})).unwrap();
+        assert!(control.into_input().is_err());
         assert!(serde_json::from_value::<DocumentBody>(json!({"data": {}, "extra": 1})).is_err());
         assert!(serde_json::from_value::<DocumentBody>(json!({"data": []})).is_err());
     }
@@ -320,5 +345,11 @@ mod tests {
         assert!(zero.page().is_err());
         let huge: PageQuery = serde_json::from_value(json!({"pageSize": 1000})).unwrap();
         assert!(huge.page().is_err());
+        let shadowed: PageQuery =
+            serde_json::from_value(json!({"pageSize": 0, "pagination[pageSize]": 5})).unwrap();
+        assert!(
+            shadowed.page().is_err(),
+            "an out-of-range number is refused even when another wins"
+        );
     }
 }

@@ -153,21 +153,21 @@ fn if_match_param() -> Value {
            "schema": {"type": "string", "pattern": "^\"?[0-9]{1,18}\"?$"}})
 }
 
-/// Field names: 1–128 characters, no control characters, not `id` (nor the members with a
-/// meaning of their own).
-fn document_body(extra: Value, reserved: &[&str]) -> Value {
+/// A document body: `data` holds fields whose names are 1–128 characters without control
+/// characters, plus the members with a meaning of their own (`members`).
+fn document_body(members: Value) -> Value {
     json!({
         "type": "object",
         "required": ["data"],
         "additionalProperties": false,
         "properties": {"data": {
             "type": "object",
-            "description": "The document's fields. documentId picks the id of a new document; version asks for an optimistic check on update.",
-            "properties": extra,
-            "propertyNames": {
-                "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,128}$",
-                "not": {"enum": reserved},
-            },
+            "description": "The document's fields. documentId picks the id of a new document; \
+                version asks for an optimistic check on update; id, createdAt, updatedAt and \
+                publishedAt are ignored, so a document read from this API can be sent back.",
+            "properties": members,
+            "patternProperties": {"^[^\\u0000-\\u001F\\u007F-\\u009F]{1,128}$": {}},
+            "additionalProperties": false,
         }},
     })
 }
@@ -300,8 +300,7 @@ pub(crate) mod spec {
     pub(crate) fn create_document() -> Value {
         json!({
             "parameters": [content_type_param()],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(
-                json!({"documentId": {"type": "string", "format": "uuid"}}), &["id", "version"])}}},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"documentId": {"type": "string", "format": "uuid"}}))}}},
             "responses": {
                 "201": ok("Created; on a replica also queued for the master", data_of(reference("Document"))),
                 "400": error_response("Bad body"),
@@ -323,9 +322,7 @@ pub(crate) mod spec {
     pub(crate) fn update_document() -> Value {
         json!({
             "parameters": [content_type_param(), document_id_param(), if_match_param()],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(
-                json!({"documentId": {"type": "string", "format": "uuid"},
-                       "version": {"type": "integer", "minimum": 0}}), &["id"])}}},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"version": {"type": "integer", "minimum": 0}}))}}},
             "responses": {
                 "200": ok("The document after the update", data_of(reference("Document"))),
                 "400": error_response("Bad body"),

@@ -57,9 +57,6 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse> {
     let ct = content_type(&path)?;
     let input = body.into_inner().into_input()?;
-    if input.version.is_some() {
-        return Err(ApiError::bad_request("data.version is not accepted on create"));
-    }
     let id = match input.document_id {
         Some(raw) => document_id(&raw)?,
         None => DocumentId::new_v7(),
@@ -100,9 +97,6 @@ pub(crate) async fn update(
     let ct = content_type(&path.0)?;
     let id = document_id(&path.1)?;
     let input = body.into_inner().into_input()?;
-    if input.document_id.is_some_and(|d| d != id.to_string()) {
-        return Err(ApiError::bad_request("data.documentId differs from the path"));
-    }
     let expected = input.version.or(if_match(&req)?);
     let node = state.node()?;
     let fields = input.fields;
