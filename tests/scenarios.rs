@@ -110,3 +110,80 @@ async fn heartbeats_keep_the_ship_registry_and_its_online_state() {
     );
     assert_eq!(f.master.status().await.unwrap().ships_online, 0);
 }
+
+/// A stop with a bound: a loop stuck on a broker that does not answer is abandoned after the
+/// limit, and what it was sending is still queued after a restart and delivered then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_stop_abandons_a_stuck_step_and_loses_nothing() {
+    let mut f = Fleet::new(1, MasterDb::Sqlite, "bounded_stop").await;
+    f.links[0].set_delay(std::time::Duration::from_secs(60));
+    let running = f.ships[0].start();
+    let doc = f.ships[0].create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let clean = running
+        .shutdown_within(std::time::Duration::from_millis(300))
+        .await;
+    assert!(!clean, "a step waiting on the broker cannot finish by itself");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the stop kept its bound"
+    );
+    f.restart_ship(0).await;
+    assert_eq!(
+        f.ships[0].status().await.unwrap().pending,
+        1,
+        "the change is still queued"
+    );
+    f.sync().await;
+    assert!(f.master.get(&ct(), doc.id).await.unwrap().is_some());
+    f.assert_converged().await;
+}
+
+/// An update against a version that is not the document's current one is refused without
+/// writing anything, on the master and on a ship.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_versions_are_refused_without_a_write() {
+    use offline_sync::engine::Error;
+    let f = Fleet::new(1, MasterDb::Sqlite, "stale").await;
+    let doc = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    let v = doc.version;
+    let ok = f
+        .master
+        .update_if(&ct(), doc.id, fields(json!({"t": 2})), Some(v))
+        .await
+        .unwrap();
+    assert!(ok.version > v);
+    let stale = f
+        .master
+        .update_if(&ct(), doc.id, fields(json!({"t": 3})), Some(v))
+        .await;
+    assert!(
+        matches!(stale, Err(Error::Stale { expected, current }) if expected == v && current == ok.version)
+    );
+    assert!(matches!(
+        f.master.delete_if(&ct(), doc.id, Some(v)).await,
+        Err(Error::Stale { .. })
+    ));
+    assert_eq!(
+        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields,
+        fields(json!({"t": 2}))
+    );
+    f.sync().await;
+    let base = f.ships[0].get(&ct(), doc.id).await.unwrap().unwrap().version;
+    assert_eq!(
+        base, ok.version,
+        "a ship's version is the CSN it last incorporated"
+    );
+    let stale = f.ships[0]
+        .update_if(&ct(), doc.id, fields(json!({"t": 4})), Some(base - 1))
+        .await;
+    assert!(matches!(stale, Err(Error::Stale { .. })));
+    assert_eq!(f.ships[0].status().await.unwrap().pending, 0, "nothing queued");
+    f.ships[0]
+        .update_if(&ct(), doc.id, fields(json!({"t": 4})), Some(base))
+        .await
+        .unwrap();
+    f.sync().await;
+    f.assert_converged().await;
+}
