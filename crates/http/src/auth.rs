@@ -83,13 +83,15 @@ pub(crate) async fn require_token(
         .match_pattern()
         .and_then(|pattern| routes::access_of(req.method(), &pattern))
         .unwrap_or(Access::Public);
-    if let Some(state) = req.app_data::<actix_web::web::Data<AppState>>() {
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        state.tokens.check(access, header)?;
-    }
+    // Without the state there is no way to know the tokens: refuse rather than let through.
+    let state = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .ok_or_else(ApiError::internal)?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.tokens.check(access, header)?;
     req.extensions_mut().insert(access);
     next.call(req).await
 }

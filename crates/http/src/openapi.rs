@@ -11,22 +11,17 @@ use crate::routes;
 pub(crate) fn document(mode: Mode, version: &str) -> Value {
     let mut paths = Map::new();
     for op in routes::served(mode) {
-        let mut operation = json!({
-            "operationId": op.id,
-            "summary": op.summary,
-            "tags": [op.tag],
-        });
-        let fields = operation.as_object_mut().map(std::mem::take).unwrap_or_default();
-        let mut operation = fields;
-        if let Value::Object(extra) = (op.spec)() {
-            operation.extend(extra);
+        let mut operation = Map::new();
+        operation.insert("operationId".into(), json!(op.id));
+        operation.insert("summary".into(), json!(op.summary));
+        operation.insert("tags".into(), json!([op.tag]));
+        if let Value::Object(spec) = (op.spec)() {
+            operation.extend(spec);
         }
-        let responses = operation
-            .entry("responses")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
+        let responses = match operation.remove("responses") {
+            Some(Value::Object(r)) => r,
+            _ => Map::new(),
+        };
         operation.insert(
             "responses".into(),
             Value::Object(with_errors(responses, op.access)),
@@ -36,15 +31,9 @@ pub(crate) fn document(mode: Mode, version: &str) -> Value {
             Access::Read | Access::Admin => json!([{"bearerAuth": []}]),
         };
         operation.insert("security".into(), security);
-        let item = paths
-            .entry(op.path)
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(std::mem::take)
-            .unwrap_or_default();
-        let mut item = item;
-        item.insert(op.method.as_str().to_lowercase(), Value::Object(operation));
-        paths.insert(op.path.to_owned(), Value::Object(item));
+        if let Value::Object(item) = paths.entry(op.path).or_insert_with(|| json!({})) {
+            item.insert(op.method.as_str().to_lowercase(), Value::Object(operation));
+        }
     }
     json!({
         "openapi": "3.0.3",
@@ -99,7 +88,7 @@ fn ok(description: &str, schema: Value) -> Value {
 
 fn id_param(description: &str) -> Value {
     json!({"name": "id", "in": "path", "required": true, "description": description,
-           "schema": {"type": "integer", "format": "int64", "minimum": 1}})
+           "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": i64::MAX}})
 }
 
 fn page_params() -> Vec<Value> {
@@ -322,7 +311,7 @@ pub(crate) mod spec {
     pub(crate) fn update_document() -> Value {
         json!({
             "parameters": [content_type_param(), document_id_param(), if_match_param()],
-            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"version": {"type": "integer", "minimum": 0}}))}}},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"version": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}))}}},
             "responses": {
                 "200": ok("The document after the update", data_of(reference("Document"))),
                 "400": error_response("Bad body"),

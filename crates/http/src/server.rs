@@ -150,8 +150,10 @@ fn json_error(e: &actix_web::error::JsonPayloadError) -> ApiError {
 
 /// The shared state of a server for `cfg` serving the node in `slot`, on the current tokio
 /// runtime.
-pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> AppState {
-    AppState {
+pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> std::io::Result<AppState> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| std::io::Error::other(format!("the HTTP server needs a tokio runtime: {e}")))?;
+    Ok(AppState {
         info: Arc::new(Info {
             mode: cfg.mode,
             ship_id: cfg.ship_id.clone(),
@@ -166,16 +168,16 @@ pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> AppState {
             admin: cfg.admin_token.clone(),
             read: cfg.read_token.clone(),
         }),
-        runtime: tokio::runtime::Handle::current(),
+        runtime,
         render: cfg.render_metrics.clone(),
-    }
+    })
 }
 
 /// Binds `cfg.addr` and starts serving the node in `slot` (answering 503 until a node is put
 /// in it). Must be called inside a tokio runtime: engine work runs on it, request handling on
-/// the server's own worker threads. Errors: the address cannot be bound.
+/// the server's own worker threads. Errors: no tokio runtime, or the address cannot be bound.
 pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
-    let state = state(&cfg, slot);
+    let state = state(&cfg, slot)?;
     let configure = app_config(state);
     let server = HttpServer::new(move || {
         App::new()
