@@ -69,12 +69,16 @@ ensure_tansu() {
 }
 
 ensure_python_tools() {
-  step "Python venv with confluent-kafka (librdkafka, the interop test) and schemathesis (the API fuzz test)"
+  step "Python venv with confluent-kafka (librdkafka, the interop test), cryptography (Ed25519) and schemathesis (the API fuzz test)"
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv || die "could not create a Python venv (python3 -m venv)"
   fi
   if ! .venv/bin/python -c 'import confluent_kafka' 2>/dev/null; then
     .venv/bin/pip install --quiet confluent-kafka || die "could not install confluent-kafka from PyPI"
+  fi
+  # Python's own Ed25519, so the forged-record and interop tests sign records independently.
+  if ! .venv/bin/python -c 'import cryptography' 2>/dev/null; then
+    .venv/bin/pip install --quiet cryptography || die "could not install cryptography from PyPI"
   fi
   if [ ! -x .venv/bin/schemathesis ]; then
     .venv/bin/pip install --quiet schemathesis || die "could not install schemathesis from PyPI"

@@ -1,46 +1,17 @@
 //! Interop with a Kafka client nobody here wrote: librdkafka through Python's
 //! `confluent-kafka` (installed in a venv by `./scripts/test.sh`, found through
-//! `OFFLINE_SYNC_PYTHON`). Records the engine writes read back as valid v1 JSON envelopes;
-//! an envelope produced by librdkafka is applied by the master.
+//! `OFFLINE_SYNC_PYTHON`). Records the engine writes read back as signed records around
+//! valid v1 JSON envelopes; a record signed by Python's own Ed25519 and produced by librdkafka
+//! is applied by the master.
 
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use offline_sync::model::{Change, DocumentId, Hlc, Message, Op, ShipId, encode};
+use offline_sync::model::{Change, DocumentId, Hlc, Message, Op, ShipId, SigningKey, encode};
 use serde_json::json;
+use support::librdkafka::client;
 use support::{Broker, Fleet, MasterDb, Setup, ct, fields};
-
-fn python() -> String {
-    std::env::var("OFFLINE_SYNC_PYTHON")
-        .expect("OFFLINE_SYNC_PYTHON must name a python with confluent-kafka (./scripts/test.sh sets it up)")
-}
-
-fn client(args: &[&str], stdin: Option<&[u8]>) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/kafka_client.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kafka_client.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_applies() {
@@ -71,16 +42,23 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
         .collect();
     assert_eq!(envelopes.len(), 2);
     for e in &envelopes {
-        assert_eq!(e["v"], 1);
-        assert_eq!(e["kind"], "change");
-        assert_eq!(e["ship"], "ship-0");
+        assert_eq!((e["v"].clone(), e["by"].clone()), (json!(2), json!("ship-0")));
+        assert!(e["sig"].is_string() && e["key"].is_string(), "{e}");
+        let m = &e["msg"];
+        assert_eq!(m["v"], 1);
+        assert_eq!(m["kind"], "change");
+        assert_eq!(m["ship"], "ship-0");
     }
-    assert_eq!(envelopes[0]["op"], "create");
-    assert_eq!(envelopes[1]["fields"], json!({"n": 2}));
+    assert_eq!(envelopes[0]["msg"]["op"], "create");
+    assert_eq!(envelopes[1]["msg"]["fields"], json!({"n": 2}));
     let master_updates = client(&["consume", &address, "master-updates", "2"], None);
     for line in master_updates.lines() {
         let e: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!((e["v"].clone(), e["kind"].clone()), (json!(1), json!("commit")));
+        assert_eq!((e["v"].clone(), e["by"].clone()), (json!(2), json!("master")));
+        assert_eq!(
+            (e["msg"]["v"].clone(), e["msg"]["kind"].clone()),
+            (json!(1), json!("commit"))
+        );
     }
 
     let id = DocumentId::new_v7();
@@ -94,8 +72,16 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
         base: 0,
         hlc: Hlc::default(),
     });
+    let seed = SigningKey::from_seed([42; 32]).to_base64();
     client(
-        &["produce", &address, "ship-updates", "ship-python"],
+        &[
+            "produce",
+            &address,
+            "ship-updates",
+            "ship-python",
+            "ship-python",
+            &seed,
+        ],
         Some(&encode(&change)),
     );
     let mut applied = false;

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use offline_sync::model::{
-    Commit, CommitOp, ConflictStatus, DocumentId, Fields, Message, Origin, Strategy, decode,
+    Commit, CommitOp, ConflictStatus, DocumentId, Fields, Message, Origin, Strategy, decode, unseal,
 };
 use offline_sync::storage::Page;
 use rand::rngs::StdRng;
@@ -259,7 +259,8 @@ impl Sim {
             .unwrap();
         let mut by_csn = BTreeMap::new();
         for r in all.records {
-            if let Ok(Message::Commit(c)) = decode(&r.record.value) {
+            let msg = unseal(&r.record.value).map(|sealed| decode(sealed.msg));
+            if let Ok(Ok(Message::Commit(c))) = msg {
                 by_csn.insert(c.csn, c);
             }
         }

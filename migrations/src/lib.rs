@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_init;
 mod m20261126_000001_dead_letter_handled;
+mod m20261201_000001_keys_and_audit;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_init::Migration),
             Box::new(m20261126_000001_dead_letter_handled::Migration),
+            Box::new(m20261201_000001_keys_and_audit::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod librdkafka;
 pub mod process;
 pub mod scenarios;
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use offline_sync::model::{ConflictKind, ConflictStatus, ContentType, Strategy};
+use offline_sync::model::{ConflictKind, ConflictStatus, ContentType, SigningKey, Strategy};
 use offline_sync::storage::Page;
 use serde_json::json;
 
@@ -400,21 +400,31 @@ pub async fn malformed_envelopes_become_dead_letters_and_consumption_goes_on(db:
         .await
         .unwrap();
     f.sync().await;
-    let garbage: Vec<(&str, Vec<u8>)> = vec![
-        ("malformed json", b"{\"v\":1,".to_vec()),
-        ("unknown envelope version", br#"{"v":7,"kind":"change"}"#.to_vec()),
-        ("unknown envelope kind", br#"{"v":1,"kind":"telepathy"}"#.to_vec()),
-        ("missing field", br#"{"v":1,"kind":"change","ship":"ship-0"}"#.to_vec()),
-        ("invalid", br#"{"v":1,"kind":"change","ship":"ship-0","seq":9,"ct":"no spaces allowed","id":"0190e5a6-0000-7000-8000-000000000000","op":"create","base":0,"hlc":{"ms":1,"c":0}}"#.to_vec()),
-        ("exceeds", vec![b' '; 2 * 1024 * 1024]),
+    // Each node's own key, read from its database: the envelopes inside are signed
+    // properly, so that what refuses them is the envelope decoder.
+    let ship_key = SigningKey::from_seed(f.ships[0].storage().signing_seed([0; 32], 0).await.unwrap());
+    let master_key = SigningKey::from_seed(f.master.storage().signing_seed([0; 32], 0).await.unwrap());
+    let garbage: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("malformed", b"{\"v\":1,".to_vec(), false),
+        ("unsigned", br#"{"v":1,"kind":"change"}"#.to_vec(), false),
+        ("unknown envelope version", br#"{"v":7,"kind":"change"}"#.to_vec(), true),
+        ("unknown envelope kind", br#"{"v":1,"kind":"telepathy"}"#.to_vec(), true),
+        ("missing field", br#"{"v":1,"kind":"change","ship":"ship-0"}"#.to_vec(), true),
+        ("invalid", br#"{"v":1,"kind":"change","ship":"ship-0","seq":9,"ct":"no spaces allowed","id":"0190e5a6-0000-7000-8000-000000000000","op":"create","base":0,"hlc":{"ms":1,"c":0}}"#.to_vec(), true),
+        ("exceeds", vec![b' '; 2 * 1024 * 1024], false),
     ];
-    for (_, g) in &garbage {
+    for (_, g, signed) in &garbage {
+        let (to_master, to_ship) = if *signed {
+            (ship_key.seal("ship-0", g), master_key.seal("master", g))
+        } else {
+            (g.clone(), g.clone())
+        };
         f.broker
-            .publish("ship-updates", Some(b"ship-0"), vec![g.clone()])
+            .publish("ship-updates", Some(b"ship-0"), vec![to_master])
             .await
             .unwrap();
         f.broker
-            .publish("master-updates", None, vec![g.clone()])
+            .publish("master-updates", None, vec![to_ship])
             .await
             .unwrap();
     }
@@ -435,7 +445,7 @@ pub async fn malformed_envelopes_become_dead_letters_and_consumption_goes_on(db:
         .unwrap();
     for dl in [&master_dl, &ship_dl] {
         assert_eq!(dl.len(), garbage.len(), "{dl:?}");
-        for (reason, _) in &garbage {
+        for (reason, _, _) in &garbage {
             assert!(
                 dl.iter().any(|l| l.letter.reason.contains(reason)),
                 "no dead letter for {reason}: {dl:?}"

@@ -33,6 +33,33 @@ struct Cli {
     /// e.g. `sync_ship_id = "ship-atlantic-001"`.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print a new Ed25519 signing key pair: the secret for this node's SYNC_SIGNING_KEY (or
+    /// SYNC_SIGNING_KEY_FILE) and the public key its peers pin ahead.
+    Keygen,
+}
+
+/// Prints a new key pair for a node of `mode`.
+fn keygen(mode: Mode) -> ExitCode {
+    let mut seed = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut seed) {
+        eprintln!("error: no randomness to make a key: {e}");
+        return ExitCode::from(1);
+    }
+    let key = offline_sync_model::SigningKey::from_seed(seed);
+    let pin = match mode {
+        Mode::Master => "SYNC_MASTER_PUBLIC_KEY on every ship".to_owned(),
+        Mode::Replica => "SYNC_SHIP_KEYS=<ship id>=<public key> on the master".to_owned(),
+    };
+    println!("SYNC_SIGNING_KEY={}", key.to_base64());
+    println!("# public key (give it to peers as {pin}):");
+    println!("# {}", key.public());
+    ExitCode::SUCCESS
 }
 
 fn cli(mode: Mode) -> Cli {
@@ -63,6 +90,9 @@ fn cli(mode: Mode) -> Cli {
 /// an invalid setting, 1 for a failure at start-up.
 pub fn main(mode: Mode) -> ExitCode {
     let cli = cli(mode);
+    if let Some(Command::Keygen) = cli.command {
+        return keygen(mode);
+    }
     let settings = match Settings::load(mode, cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {

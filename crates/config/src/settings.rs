@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use offline_sync_engine::{MasterConfig, ReplicaConfig, Topics};
+use offline_sync_engine::{MasterConfig, ReplicaConfig, SigningConfig, Topics};
 use offline_sync_kafka::KafkaConfig;
-use offline_sync_model::{ContentType, Policies, Policy, RetrySchedule, ShipId};
+use offline_sync_model::{
+    ContentType, MASTER_SIGNER, Policies, Policy, PublicKey, RetrySchedule, Sensitive, ShipId, SigningKey,
+};
 
 use crate::database::{DatabaseSettings, database};
 use crate::error::{Error, Result};
@@ -166,6 +168,8 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     let ack_timeout = v.millis("SYNC_ACK_TIMEOUT", 300_000, 1_000, MAX_INTERVAL_MS)?;
     let hours = v.number("SYNC_LOG_RETENTION_HOURS", 168, 1, 87_600, " (hours)")?;
     let retention = Duration::from_secs(hours * 3600);
+    let sensitive = sensitive(v);
+    let signing = signing(mode, v)?;
 
     let master = MasterConfig {
         topics: topics.clone(),
@@ -177,6 +181,8 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         policies,
         content_types: content_types.clone(),
         retention,
+        sensitive: sensitive.clone(),
+        signing: signing.clone(),
     };
     let replica = ship_id.clone().map(|ship| {
         let mut r = ReplicaConfig::new(ship);
@@ -190,6 +196,8 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         r.ship_partitions = ship_partitions;
         r.content_types = content_types;
         r.retention = retention;
+        r.sensitive = sensitive;
+        r.signing = signing;
         r
     });
     let node = ship_id.as_ref().map_or("master", ShipId::as_str);
@@ -310,11 +318,120 @@ fn policies(v: &Values) -> Result<Policies> {
     Ok(policies)
 }
 
-/// An access token: no whitespace. The message never repeats the value.
+/// `SYNC_SENSITIVE_FIELDS`: comma-separated names, blanks ignored; the defaults when unset.
+fn sensitive(v: &Values) -> Sensitive {
+    match v.get("SYNC_SENSITIVE_FIELDS") {
+        Some(raw) => Sensitive::new(raw.split(',')),
+        None => Sensitive::default(),
+    }
+}
+
+/// A value given either inline (`name`) or as a file (`name_FILE`, for secrets mounted by
+/// systemd or Kubernetes; one trailing line break is dropped). Never both. Messages never
+/// repeat the value.
+fn inline_or_file(v: &Values, name: &str, file_name: &str) -> Result<Option<(String, &'static str)>> {
+    let inline = v.get(name);
+    let Some(path) = v.get(file_name) else {
+        return Ok(inline.map(|value| (value, "")));
+    };
+    if inline.is_some() {
+        return Err(Error::invalid(
+            file_name,
+            format!("is set together with {name}; set only one of them"),
+        ));
+    }
+    let text = std::fs::read_to_string(path.trim())
+        .map_err(|e| Error::invalid(file_name, format!("cannot read {:?}: {e}", path.trim())))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(Error::invalid(file_name, format!("{:?} is empty", path.trim())));
+    }
+    Ok(Some((text.to_owned(), "_FILE")))
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`).
+fn flag(v: &Values, name: &str) -> Result<bool> {
+    match v.get(name).map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(Error::invalid(name, "is not true or false")),
+    }
+}
+
+/// One base64 Ed25519 public key of `setting`.
+fn public_key(setting: &str, what: &str, raw: &str) -> Result<PublicKey> {
+    PublicKey::parse(raw).and_then(PublicKey::check).map_err(|e| {
+        Error::invalid(
+            setting,
+            format!("{what} is not a base64 Ed25519 public key ({e})"),
+        )
+    })
+}
+
+/// The signing key, the keys pinned ahead and strict mode.
+fn signing(mode: Mode, v: &Values) -> Result<SigningConfig> {
+    let mut cfg = SigningConfig::default();
+    if let Some((raw, suffix)) = inline_or_file(v, "SYNC_SIGNING_KEY", "SYNC_SIGNING_KEY_FILE")? {
+        let name = if suffix.is_empty() {
+            "SYNC_SIGNING_KEY"
+        } else {
+            "SYNC_SIGNING_KEY_FILE"
+        };
+        let key = SigningKey::parse(&raw).map_err(|e| {
+            Error::invalid(
+                name,
+                format!(
+                    "is not a base64 Ed25519 signing key ({e}); `{} keygen` prints one",
+                    mode.as_str()
+                ),
+            )
+        })?;
+        cfg.key = Some(key);
+    }
+    match mode {
+        Mode::Master => {
+            const NAME: &str = "SYNC_SHIP_KEYS";
+            if let Some(raw) = v.get(NAME) {
+                for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                    let (ship, key) = entry.split_once('=').ok_or_else(|| {
+                        Error::invalid(NAME, format!("{entry:?} is not ship-id=public-key"))
+                    })?;
+                    let ship = ShipId::new(ship.trim()).map_err(|_| {
+                        Error::invalid(
+                            NAME,
+                            format!("{:?} is not a ship id; {SHIP_ID_RULE}", ship.trim()),
+                        )
+                    })?;
+                    let key = public_key(NAME, &format!("the key of {ship}"), key)?;
+                    if cfg.pinned.insert(ship.to_string(), key).is_some() {
+                        return Err(Error::invalid(NAME, format!("{ship} is listed twice")));
+                    }
+                }
+            }
+            cfg.require_known = flag(v, "SYNC_REQUIRE_KNOWN_SHIPS")?;
+        }
+        Mode::Replica => {
+            if let Some(raw) = v.get("SYNC_MASTER_PUBLIC_KEY") {
+                let key = public_key("SYNC_MASTER_PUBLIC_KEY", "the value", &raw)?;
+                cfg.pinned.insert(MASTER_SIGNER.to_owned(), key);
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// An access token, inline or from its file: no whitespace. The message never repeats the
+/// value.
 fn token(v: &Values, name: &str) -> Result<Option<Secret>> {
-    let Some(raw) = v.get(name) else {
+    let file_name = format!("{name}_FILE");
+    let file_name = crate::values::loaded_names()
+        .find(|n| *n == file_name)
+        .unwrap_or(name);
+    let Some((raw, suffix)) = inline_or_file(v, name, file_name)? else {
         return Ok(None);
     };
+    let name = if suffix.is_empty() { name } else { file_name };
     if raw.chars().any(char::is_whitespace) {
         return Err(Error::invalid(
             name,
@@ -618,6 +735,100 @@ mod tests {
             missing
                 .to_string()
                 .starts_with("settings file /nonexistent/x.toml: ")
+        );
+    }
+
+    #[test]
+    fn tokens_and_the_signing_key_come_from_files_too() {
+        let admin = toml("admin-from-file\n");
+        let read = toml("read-from-file");
+        let key = SigningKey::from_seed([5; 32]);
+        let key_file = toml(&format!("{}\n", key.to_base64()));
+        let path = |f: &tempfile::NamedTempFile| f.path().display().to_string();
+        let s = load(
+            Mode::Master,
+            &[
+                ("SYNC_ADMIN_TOKEN_FILE", &path(&admin)),
+                ("SYNC_READ_TOKEN_FILE", &path(&read)),
+                ("SYNC_SIGNING_KEY_FILE", &path(&key_file)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.http.admin_token.as_ref().map(Secret::expose),
+            Some("admin-from-file")
+        );
+        assert_eq!(
+            s.http.read_token.as_ref().map(Secret::expose),
+            Some("read-from-file")
+        );
+        assert!(!s.http.loopback_only);
+        assert_eq!(
+            s.master.signing.key.as_ref().map(SigningKey::public),
+            Some(key.public())
+        );
+        let both = err(
+            Mode::Master,
+            &[
+                ("SYNC_ADMIN_TOKEN", "x"),
+                ("SYNC_ADMIN_TOKEN_FILE", &path(&admin)),
+            ],
+        );
+        assert_eq!(
+            both,
+            "SYNC_ADMIN_TOKEN_FILE: is set together with SYNC_ADMIN_TOKEN; set only one of them"
+        );
+        let missing = err(Mode::Master, &[("SYNC_READ_TOKEN_FILE", "/nonexistent/token")]);
+        assert!(
+            missing.starts_with("SYNC_READ_TOKEN_FILE: cannot read \"/nonexistent/token\""),
+            "{missing}"
+        );
+        let bad_key = err(Mode::Replica, &[SHIP, ("SYNC_SIGNING_KEY", "c2VjcmV0")]);
+        assert!(
+            bad_key.starts_with("SYNC_SIGNING_KEY: is not a base64 Ed25519 signing key"),
+            "{bad_key}"
+        );
+        assert!(
+            !bad_key.contains("c2VjcmV0"),
+            "the message never repeats a secret"
+        );
+    }
+
+    #[test]
+    fn keys_pinned_ahead_strict_mode_and_sensitive_fields() {
+        let ship_key = SigningKey::from_seed([6; 32]).public();
+        let s = load(
+            Mode::Master,
+            &[
+                ("SYNC_SHIP_KEYS", &format!("ship-a={ship_key}, ship-b={ship_key}")),
+                ("SYNC_REQUIRE_KNOWN_SHIPS", "true"),
+                ("SYNC_SENSITIVE_FIELDS", "pin, Passcode"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.master.signing.pinned.len(), 2);
+        assert_eq!(s.master.signing.pinned["ship-a"], ship_key);
+        assert!(s.master.signing.require_known);
+        assert!(s.master.sensitive.is_sensitive("PASSCODE") && !s.master.sensitive.is_sensitive("password"));
+        let d = load(
+            Mode::Replica,
+            &[SHIP, ("SYNC_MASTER_PUBLIC_KEY", &ship_key.to_base64())],
+        )
+        .unwrap();
+        let r = d.replica.unwrap();
+        assert_eq!(r.signing.pinned[MASTER_SIGNER], ship_key);
+        assert!(r.sensitive.is_sensitive("resetPasswordToken"), "the defaults");
+        assert_eq!(
+            err(Mode::Master, &[("SYNC_SHIP_KEYS", "ship-a")]),
+            "SYNC_SHIP_KEYS: \"ship-a\" is not ship-id=public-key"
+        );
+        assert!(
+            err(Mode::Master, &[("SYNC_SHIP_KEYS", "ship-a=AAAA")])
+                .starts_with("SYNC_SHIP_KEYS: the key of ship-a is not a base64 Ed25519 public key")
+        );
+        assert_eq!(
+            err(Mode::Master, &[("SYNC_REQUIRE_KNOWN_SHIPS", "maybe")]),
+            "SYNC_REQUIRE_KNOWN_SHIPS: is not true or false"
         );
     }
 

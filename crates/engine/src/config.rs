@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use offline_sync_model::{ContentType, Policies, RetrySchedule, ShipId};
+use offline_sync_model::{ContentType, Policies, RetrySchedule, Sensitive, ShipId};
+
+use crate::keys::SigningConfig;
 
 /// How long log rows are kept once nothing depends on them any more.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -78,6 +80,11 @@ pub struct ReplicaConfig {
     pub content_types: Option<BTreeSet<ContentType>>,
     /// Answered outbox rows and handled dead letters are kept this long (default 7 days).
     pub retention: Duration,
+    /// Fields that never leave this ship and are never taken from a commit
+    /// (`SYNC_SENSITIVE_FIELDS`).
+    pub sensitive: Sensitive,
+    /// This ship's signing key and the master's pinned key.
+    pub signing: SigningConfig,
 }
 
 impl ReplicaConfig {
@@ -95,6 +102,8 @@ impl ReplicaConfig {
             ship_partitions: 1,
             content_types: None,
             retention: DEFAULT_RETENTION,
+            sensitive: Sensitive::default(),
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -120,6 +129,11 @@ pub struct MasterConfig {
     pub content_types: Option<BTreeSet<ContentType>>,
     /// Published broadcasts and handled dead letters are kept this long (default 7 days).
     pub retention: Duration,
+    /// Fields that never leave the master and are never taken from a ship's change
+    /// (`SYNC_SENSITIVE_FIELDS`).
+    pub sensitive: Sensitive,
+    /// The master's signing key, the ships' pinned keys and whether unknown ships are refused.
+    pub signing: SigningConfig,
 }
 
 impl Default for MasterConfig {
@@ -134,6 +148,8 @@ impl Default for MasterConfig {
             policies: Policies::default(),
             content_types: None,
             retention: DEFAULT_RETENTION,
+            sensitive: Sensitive::default(),
+            signing: SigningConfig::default(),
         }
     }
 }

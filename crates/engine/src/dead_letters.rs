@@ -6,19 +6,19 @@
 //! ordinary path, so a retry never applies anything twice: the master skips ship changes it
 //! already applied, a replica skips commits at or below its applied CSN.
 
-use offline_sync_model::Message;
 use offline_sync_storage::{
     DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, ReplicaBatch, Storage, TopicOffset,
 };
 use offline_sync_transport::{Batch, Fetched, Record};
 
 use crate::error::{Error, Result};
-use crate::inbox::{Reader, decode_batch};
+use crate::inbox::{Decoded, Inbox};
 use crate::master::Master;
 use crate::replica::Replica;
 
-/// Decodes a pending dead letter again; returns its messages, or why it still fails.
-async fn reprocess(storage: &dyn Storage, reader: Reader, id: u64) -> Result<(DeadLetter, Vec<Message>)> {
+/// Verifies and decodes a pending dead letter again, exactly as a fetched record is; returns
+/// what it holds, or why it still fails.
+async fn reprocess(storage: &dyn Storage, inbox: &Inbox<'_>, id: u64) -> Result<(DeadLetter, Decoded)> {
     let letter = storage.dead_letter(id).await?.ok_or(Error::NotFound)?;
     if letter.status != DeadLetterStatus::Pending {
         return Err(Error::Conflict {
@@ -36,13 +36,13 @@ async fn reprocess(storage: &dyn Storage, reader: Reader, id: u64) -> Result<(De
         }],
         high_watermark: l.offset + 1,
     };
-    let decoded = decode_batch(reader, &l.topic, l.partition, &batch, l.offset);
+    let decoded = inbox.decode_batch(&l.topic, l.partition, &batch, l.offset);
     if let Some(still) = decoded.dead_letters.first() {
         return Err(Error::Conflict {
             reason: format!("dead letter {id} still fails: {}", still.reason),
         });
     }
-    Ok((letter, decoded.messages))
+    Ok((letter, decoded))
 }
 
 impl Master {
@@ -77,9 +77,14 @@ impl Master {
 
     /// Processes a pending dead letter again and marks it retried.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let (_, messages) = reprocess(self.inner.storage.as_ref(), Reader::Master, id).await?;
-        let mut batch = MasterBatch::default();
-        self.sort_into(messages, &mut batch);
+        let last_csn = self.inner.storage.last_csn().await?;
+        let inbox = self.inbox(last_csn).await?;
+        let (_, decoded) = reprocess(self.inner.storage.as_ref(), &inbox, id).await?;
+        let mut batch = MasterBatch {
+            sensitive: self.inner.cfg.sensitive.clone(),
+            ..MasterBatch::default()
+        };
+        self.take(decoded, &mut batch).await?;
         self.apply(&batch).await?;
         let _w = self.inner.writer.lock().await;
         let letter = self
@@ -126,10 +131,13 @@ impl Replica {
     /// retried.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let storage = self.inner.storage.as_ref();
-        let (letter, messages) = reprocess(storage, Reader::Replica, id).await?;
+        let inbox = self.inbox().await?;
+        let (letter, decoded) = reprocess(storage, &inbox, id).await?;
+        let keys = self.keys().await?;
         let topic = letter.letter.topic.clone();
         let partition = letter.letter.partition;
         let _w = self.inner.writer.lock().await;
+        crate::keys::keep_pins(keys, storage, decoded.pins).await?;
         // The offset stays where consumption is: a retry never moves it.
         let next = storage
             .offset(&topic, partition)
@@ -138,13 +146,14 @@ impl Replica {
                 reason: format!("no stored offset for {topic}/{partition}"),
             })?;
         let batch = ReplicaBatch {
-            messages,
+            messages: decoded.messages,
             dead_letters: Vec::new(),
             offset: TopicOffset {
                 topic,
                 partition,
                 next,
             },
+            sensitive: self.inner.cfg.sensitive.clone(),
         };
         let applied = storage.replica_apply(self.ship(), &batch, self.now()).await?;
         if applied.resend > 0 {

@@ -1,10 +1,17 @@
 //! Turning fetched records into messages and dead letters. Input from the broker is
-//! untrusted: anything that is not a valid envelope of the kind this side reads becomes a
-//! dead letter with its reason, and consumption goes on.
+//! untrusted: a record is believed only once its signature verifies with the key pinned for
+//! its sender (DESIGN.md §5), and its sender is the one the topic allows — the master on
+//! `master-updates`; on `ship-updates` the ship that the record key, the signer and the
+//! message all name. Anything else becomes a dead letter with its reason, counted in
+//! `offline_sync_rejected_total{reason}`, and consumption goes on.
 
-use offline_sync_model::{Message, decode};
-use offline_sync_storage::NewDeadLetter;
-use offline_sync_transport::Batch;
+use std::collections::{BTreeMap, BTreeSet};
+
+use offline_sync_model::{Change, ContentType, Csn, MASTER_SIGNER, Message, ShipId, decode, unseal};
+use offline_sync_storage::{NewDeadLetter, PeerKey};
+use offline_sync_transport::{Batch, Fetched};
+
+use crate::keys::{Admit, Keyring, Refusal};
 
 /// Which side reads the topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,113 +22,345 @@ pub(crate) enum Reader {
     Replica,
 }
 
+/// What a node reads records with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Inbox<'a> {
+    pub(crate) reader: Reader,
+    pub(crate) keys: &'a Keyring,
+    /// The content types this node syncs (`None`: every type); a replica refuses commits of
+    /// any other type.
+    pub(crate) synced: Option<&'a BTreeSet<ContentType>>,
+    /// On the master, its last CSN: a change claiming a base above it is refused.
+    pub(crate) last_csn: Option<Csn>,
+    pub(crate) now_ms: u64,
+}
+
 /// Messages and dead letters of one fetched batch, and the offset after it.
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     pub(crate) messages: Vec<Message>,
     pub(crate) dead_letters: Vec<NewDeadLetter>,
+    /// Keys seen for the first time in this batch, to keep before its effects: pinned at
+    /// first contact, or pending an admin's approval.
+    pub(crate) pins: BTreeMap<String, PeerKey>,
+    /// Signed changes whose claims are impossible: dead-lettered, and answered as refused so
+    /// that their ship moves on.
+    pub(crate) refused: Vec<(Change, String)>,
     pub(crate) next: i64,
 }
 
-pub(crate) fn decode_batch(reader: Reader, topic: &str, partition: u32, batch: &Batch, from: i64) -> Decoded {
-    let mut out = Decoded {
-        next: from,
-        ..Decoded::default()
-    };
-    for f in &batch.records {
-        out.next = f.offset + 1;
-        let dead = |reason: String| NewDeadLetter {
-            topic: topic.to_owned(),
-            partition,
-            offset: f.offset,
-            key: f.record.key.clone(),
-            payload: f.record.value.clone(),
-            reason,
+impl Inbox<'_> {
+    pub(crate) fn decode_batch(&self, topic: &str, partition: u32, batch: &Batch, from: i64) -> Decoded {
+        let mut out = Decoded {
+            next: from,
+            ..Decoded::default()
         };
-        match decode(&f.record.value) {
-            Ok(msg) => {
-                let expected = matches!(
-                    (&msg, reader),
-                    (Message::Change(_) | Message::Heartbeat(_), Reader::Master)
-                        | (Message::Commit(_) | Message::Ack(_), Reader::Replica)
-                );
-                if expected {
-                    out.messages.push(msg);
-                } else {
+        for f in &batch.records {
+            out.next = f.offset + 1;
+            let opened = self.open(f, &mut out.pins).and_then(|msg| match msg {
+                Message::Change(c) if self.last_csn.is_some_and(|last| c.base > last) => {
+                    let refusal = Refusal::new(
+                        "impossible_base",
+                        format!(
+                            "change {} of {} claims base version {} above the master's last CSN {}",
+                            c.seq,
+                            c.ship,
+                            c.base,
+                            self.last_csn.unwrap_or_default()
+                        ),
+                    );
+                    out.refused.push((c, refusal.message.clone()));
+                    Err(refusal)
+                }
+                msg => Ok(msg),
+            });
+            match opened {
+                Ok(msg) => out.messages.push(msg),
+                Err(refusal) => {
                     tracing::warn!(
                         topic,
                         partition,
                         offset = f.offset,
-                        "unexpected message kind, dead-lettered"
+                        reason = refusal.reason,
+                        error = %refusal.message,
+                        "record refused, dead-lettered"
                     );
-                    out.dead_letters
-                        .push(dead(format!("unexpected message kind on {topic}")));
+                    crate::metrics::rejected(refusal.reason);
+                    out.dead_letters.push(NewDeadLetter {
+                        topic: topic.to_owned(),
+                        partition,
+                        offset: f.offset,
+                        key: f.record.key.clone(),
+                        payload: f.record.value.clone(),
+                        reason: format!("{}: {}", refusal.reason, refusal.message),
+                    });
                 }
             }
-            Err(e) => {
-                tracing::warn!(topic, partition, offset = f.offset, error = %e, "invalid envelope, dead-lettered");
-                out.dead_letters.push(dead(e.to_string()));
+        }
+        out
+    }
+
+    /// Verifies one record and decodes its message, or says why not.
+    fn open(&self, f: &Fetched, pins: &mut BTreeMap<String, PeerKey>) -> Result<Message, Refusal> {
+        let sealed = unseal(&f.record.value).map_err(|e| Refusal::new(e.reason(), e.to_string()))?;
+        let by = sealed.by.as_str();
+        match self.reader {
+            Reader::Master => {
+                if ShipId::new(by).is_err() {
+                    return Err(Refusal::new("not_a_ship", format!("{by:?} is not a ship id")));
+                }
+                let key = f.record.key.as_deref().unwrap_or_default();
+                if key != by.as_bytes() {
+                    return Err(Refusal::new(
+                        "key_mismatch",
+                        format!(
+                            "record key {:?} differs from the signer {by:?}",
+                            String::from_utf8_lossy(key)
+                        ),
+                    ));
+                }
+            }
+            Reader::Replica if by != MASTER_SIGNER => {
+                return Err(Refusal::new(
+                    "not_master",
+                    format!("signed by {by:?}; only the master writes to this topic"),
+                ));
+            }
+            Reader::Replica => {}
+        }
+        match self.keys.admit(&sealed, pins, self.now_ms) {
+            Ok(Admit::Known) => {}
+            Ok(Admit::Pin(pin)) => {
+                pins.insert(pin.signer.clone(), pin);
+            }
+            Err((refusal, pending)) => {
+                if let Some(p) = pending {
+                    pins.insert(p.signer.clone(), p);
+                }
+                return Err(refusal);
             }
         }
+        let msg = decode(sealed.msg).map_err(|e| Refusal::new("malformed", e.to_string()))?;
+        let sender = match (&msg, self.reader) {
+            (Message::Change(c), Reader::Master) => Some(&c.ship),
+            (Message::Heartbeat(h), Reader::Master) => Some(&h.ship),
+            (Message::Commit(_) | Message::Ack(_), Reader::Replica) => None,
+            _ => {
+                return Err(Refusal::new(
+                    "unexpected_kind",
+                    "unexpected message kind on this topic",
+                ));
+            }
+        };
+        if let Some(ship) = sender
+            && ship.as_str() != by
+        {
+            return Err(Refusal::new(
+                "ship_mismatch",
+                format!("a message of ship {ship} signed by {by}"),
+            ));
+        }
+        if let Message::Commit(c) = &msg
+            && !crate::config::synced(self.synced, &c.ct)
+        {
+            return Err(Refusal::new(
+                "content_type",
+                format!("content type {} is not synced here", c.ct),
+            ));
+        }
+        Ok(msg)
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use offline_sync_model::{Ack, AckOutcome, ShipId, encode};
-    use offline_sync_transport::{Fetched, Record};
+    use offline_sync_model::{Ack, AckOutcome, Heartbeat, SigningKey, encode};
+    use offline_sync_transport::Record;
 
     use super::*;
 
-    fn rec(offset: i64, value: Vec<u8>) -> Fetched {
+    fn rec(offset: i64, key: &str, value: Vec<u8>) -> Fetched {
         Fetched {
             offset,
             record: Record {
-                key: Some(b"k".to_vec()),
+                key: Some(key.as_bytes().to_vec()),
                 value,
             },
         }
     }
 
+    fn hb(ship: &str) -> Message {
+        Message::Heartbeat(Heartbeat {
+            ship: ShipId::new(ship).unwrap(),
+            pending: 0,
+            oldest_unacked_ms: None,
+            applied_csn: 0,
+            last_seq: 0,
+        })
+    }
+
+    fn signed(seed: u8, by: &str, msg: &Message) -> Vec<u8> {
+        SigningKey::from_seed([seed; 32]).seal(by, &encode(msg))
+    }
+
+    fn reasons(d: &Decoded) -> Vec<String> {
+        d.dead_letters
+            .iter()
+            .map(|l| l.reason.split(':').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     #[test]
-    fn garbage_and_misdirected_messages_become_dead_letters() {
+    fn only_signed_records_of_the_right_sender_get_through_to_the_master() {
+        let keys = Keyring::for_tests("master", false);
+        let inbox = Inbox {
+            reader: Reader::Master,
+            keys: &keys,
+            synced: None,
+            last_csn: None,
+            now_ms: 1,
+        };
         let ack = Message::Ack(Ack {
-            ship: ShipId::new("s").unwrap(),
+            ship: ShipId::new("s1").unwrap(),
             seq: 1,
             outcome: AckOutcome::Duplicate { last_seq: 1 },
         });
         let batch = Batch {
             records: vec![
-                rec(10, b"\x00\xffbinary".to_vec()),
-                rec(11, br#"{"v":1,"kind":"change""#.to_vec()),
-                rec(12, encode(&ack)),
-                rec(13, br#"{"v":9,"kind":"ack"}"#.to_vec()),
+                rec(10, "s1", b"\x00\xffbinary".to_vec()),
+                rec(11, "s1", encode(&hb("s1"))),
+                rec(12, "s2", signed(1, "s1", &hb("s1"))),
+                rec(13, "s1", signed(1, "s1", &hb("victim"))),
+                rec(14, "s1", signed(1, "s1", &ack)),
+                rec(15, "s1", signed(1, "s1", &hb("s1"))),
+                rec(16, "s1", signed(2, "s1", &hb("s1"))),
+                rec(17, "master", signed(3, "master", &hb("s1"))),
             ],
-            high_watermark: 14,
+            high_watermark: 18,
         };
-        let d = decode_batch(Reader::Master, "ship-updates", 0, &batch, 10);
-        assert_eq!(d.next, 14);
-        assert!(d.messages.is_empty());
-        let reasons: Vec<_> = d
-            .dead_letters
-            .iter()
-            .map(|l| (l.offset, l.reason.clone()))
-            .collect();
-        assert_eq!(reasons.len(), 4);
-        assert!(reasons[0].1.contains("malformed json"));
-        assert!(reasons[2].1.contains("unexpected message kind"));
-        assert!(reasons[3].1.contains("unknown envelope version 9"));
-        assert_eq!(d.dead_letters[0].key.as_deref(), Some(&b"k"[..]));
+        let d = inbox.decode_batch("ship-updates", 0, &batch, 10);
+        assert_eq!(d.next, 18);
+        assert_eq!(d.messages, vec![hb("s1")]);
+        assert_eq!(
+            reasons(&d),
+            [
+                "malformed",
+                "unsigned",
+                "key_mismatch",
+                "ship_mismatch",
+                "unexpected_kind",
+                "wrong_key",
+                "not_a_ship"
+            ]
+        );
+        assert_eq!(d.dead_letters[0].key.as_deref(), Some(&b"s1"[..]));
+        assert_eq!(
+            d.pins.get("s1").map(|p| p.key),
+            Some(SigningKey::from_seed([1; 32]).public()),
+            "the first valid signature pins the ship's key"
+        );
+    }
 
-        let r = decode_batch(Reader::Replica, "master-updates", 0, &batch, 10);
-        assert_eq!(r.messages, vec![ack]);
-        assert_eq!(r.dead_letters.len(), 3);
+    #[test]
+    fn a_replica_takes_only_what_the_master_signed_of_the_types_it_syncs() {
+        let keys = Keyring::for_tests("ship", false);
+        let synced: BTreeSet<ContentType> = [ContentType::new("api::a.a").unwrap()].into();
+        let inbox = Inbox {
+            reader: Reader::Replica,
+            keys: &keys,
+            synced: Some(&synced),
+            last_csn: None,
+            now_ms: 1,
+        };
+        let ack = Message::Ack(Ack {
+            ship: ShipId::new("ship").unwrap(),
+            seq: 1,
+            outcome: AckOutcome::Duplicate { last_seq: 1 },
+        });
+        let commit = |ct: &str| {
+            Message::Commit(offline_sync_model::Commit {
+                csn: 1,
+                origin: offline_sync_model::Origin::Master,
+                seq: None,
+                ct: ContentType::new(ct).unwrap(),
+                id: offline_sync_model::DocumentId::new_v7(),
+                op: offline_sync_model::CommitOp::Put,
+                fields: Default::default(),
+                hlc: Default::default(),
+                resolves: None,
+                conflict: None,
+            })
+        };
+        let batch = Batch {
+            records: vec![
+                rec(0, "x", signed(5, "master", &ack)),
+                rec(1, "x", signed(5, "other-ship", &ack)),
+                rec(2, "x", signed(5, "master", &hb("ship"))),
+                rec(
+                    3,
+                    "x",
+                    signed(5, "master", &commit("plugin::users-permissions.user")),
+                ),
+                rec(4, "x", signed(6, "master", &ack)),
+            ],
+            high_watermark: 5,
+        };
+        let d = inbox.decode_batch("master-updates", 0, &batch, 0);
+        assert_eq!(d.messages, vec![ack]);
+        assert_eq!(
+            reasons(&d),
+            ["not_master", "unexpected_kind", "content_type", "wrong_key"]
+        );
+    }
+
+    #[test]
+    fn a_change_claiming_a_base_the_master_never_reached_is_refused_and_answered() {
+        let keys = Keyring::for_tests("master", false);
+        let inbox = Inbox {
+            reader: Reader::Master,
+            keys: &keys,
+            synced: None,
+            last_csn: Some(69),
+            now_ms: 1,
+        };
+        let id = offline_sync_model::DocumentId::new_v7();
+        let change = |base| {
+            Message::Change(offline_sync_model::Change {
+                ship: ShipId::new("s1").unwrap(),
+                seq: 1,
+                ct: ContentType::new("api::a.a").unwrap(),
+                id,
+                op: offline_sync_model::Op::Update,
+                fields: Default::default(),
+                base,
+                hlc: Default::default(),
+            })
+        };
+        let batch = Batch {
+            records: vec![
+                rec(0, "s1", signed(1, "s1", &change(1_000_000_069))),
+                rec(1, "s1", signed(1, "s1", &change(69))),
+            ],
+            high_watermark: 2,
+        };
+        let d = inbox.decode_batch("ship-updates", 0, &batch, 0);
+        assert_eq!(d.messages, vec![change(69)]);
+        assert_eq!(reasons(&d), ["impossible_base"]);
+        assert_eq!(d.refused.len(), 1);
+        assert_eq!(d.refused[0].0.base, 1_000_000_069);
     }
 
     #[test]
     fn an_empty_batch_keeps_the_offset() {
-        let d = decode_batch(Reader::Replica, "t", 0, &Batch::default(), 42);
+        let keys = Keyring::for_tests("ship", false);
+        let inbox = Inbox {
+            reader: Reader::Replica,
+            keys: &keys,
+            synced: None,
+            last_csn: None,
+            now_ms: 1,
+        };
+        let d = inbox.decode_batch("t", 0, &Batch::default(), 42);
         assert_eq!(d.next, 42);
     }
 }

@@ -12,6 +12,7 @@ mod config;
 mod dead_letters;
 mod error;
 mod inbox;
+mod keys;
 mod master;
 pub mod metrics;
 mod replica;
@@ -20,11 +21,13 @@ mod run;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
+pub use keys::{KeyAdmin, SigningConfig};
 pub use master::{Master, MasterStatus, ShipStatus};
 pub use replica::{Replica, ReplicaStatus};
 pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
-    DeadLetter, DeadLetterCounts, DeadLetterStatus, OutboxEntry, OutboxState, Page, ShipRecord, StoredDoc,
+    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus, NewAuditEntry,
+    OutboxEntry, OutboxState, Page, PeerKey, ShipRecord, StoredDoc,
 };

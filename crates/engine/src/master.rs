@@ -6,16 +6,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
     Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, HlcClock, LocalWrite,
-    Message, Strategy,
+    MASTER_SIGNER, Message, Strategy,
 };
-use offline_sync_storage::{MasterBatch, Page, ShipRecord, Storage, StoredDoc, TopicOffset};
+use offline_sync_storage::{
+    AuditEntry, MasterBatch, NewAuditEntry, Page, ShipRecord, Storage, StoredDoc, TopicOffset,
+};
 use offline_sync_transport::Transport;
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MasterConfig, synced};
 use crate::error::{Error, Result};
-use crate::inbox::{Reader, decode_batch};
+use crate::inbox::{Decoded, Inbox, Reader};
+use crate::keys::{KeyAdmin, Keyring};
 use crate::metrics::{MessageCounts, Stats};
 
 /// The master node. Cheap to clone; clones share the node.
@@ -39,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) wake: Notify,
     online: AtomicBool,
     topics_ready: AtomicBool,
+    /// This node's signing key and the ships' pinned keys, loaded on first use.
+    keys: tokio::sync::OnceCell<Keyring>,
     pub(crate) stats: Stats,
 }
 
@@ -92,9 +97,57 @@ impl Master {
                 wake: Notify::new(),
                 online: AtomicBool::new(false),
                 topics_ready: AtomicBool::new(false),
+                keys: tokio::sync::OnceCell::new(),
                 stats: Stats::default(),
             }),
         }
+    }
+
+    /// The keyring, loaded (and this node's key made) on first use.
+    pub(crate) async fn keys(&self) -> Result<&Keyring> {
+        let i = &self.inner;
+        crate::keys::loaded(
+            &i.keys,
+            i.storage.as_ref(),
+            MASTER_SIGNER,
+            &i.cfg.signing,
+            self.now(),
+        )
+        .await
+    }
+
+    /// The master's signing key and the keys pinned for its ships, to list, approve and revoke.
+    pub async fn key_admin(&self) -> Result<KeyAdmin<'_>> {
+        Ok(KeyAdmin {
+            keys: self.keys().await?,
+            storage: self.inner.storage.as_ref(),
+            writer: &self.inner.writer,
+            now_ms: self.now(),
+        })
+    }
+
+    /// How records from `ship-updates` are read: verified against the ships' pinned keys, and
+    /// refused when they claim a base above `last_csn`.
+    pub(crate) async fn inbox(&self, last_csn: Csn) -> Result<Inbox<'_>> {
+        Ok(Inbox {
+            reader: Reader::Master,
+            keys: self.keys().await?,
+            synced: self.inner.cfg.content_types.as_ref(),
+            last_csn: Some(last_csn),
+            now_ms: self.now(),
+        })
+    }
+
+    /// Keeps the keys first seen in `decoded` and moves its messages and refusals into `batch`.
+    pub(crate) async fn take(&self, decoded: Decoded, batch: &mut MasterBatch) -> Result<()> {
+        {
+            let _w = self.inner.writer.lock().await;
+            crate::keys::keep_pins(self.keys().await?, self.inner.storage.as_ref(), decoded.pins).await?;
+        }
+        self.sort_into(decoded.messages, batch);
+        batch.rejected.extend(decoded.refused);
+        batch.dead_letters.extend(decoded.dead_letters);
+        Ok(())
     }
 
     /// The settings.
@@ -218,14 +271,27 @@ impl Master {
         .map(|_| ())
     }
 
-    /// A live document.
+    /// A live document. Errors: `NotSynced` for a type outside `SYNC_CONTENT_TYPES`.
     pub async fn get(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        self.check(ct, None)?;
         Ok(self.inner.storage.document(ct, id).await?.filter(|d| !d.deleted))
     }
 
-    /// Live documents of a type, and their total count.
+    /// Live documents of a type, and their total count. Errors: `NotSynced` for a type
+    /// outside `SYNC_CONTENT_TYPES`.
     pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        self.check(ct, None)?;
         Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    /// Appends an admin action to the audit log.
+    pub async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        Ok(self.inner.storage.audit(entry).await?)
+    }
+
+    /// The audit log, newest first, and how many entries it holds.
+    pub async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
+        Ok(self.inner.storage.audit_log(page).await?)
     }
 
     /// Checks the database answers; returns how long it took.
@@ -296,7 +362,13 @@ impl Master {
         let r = self.inner.transport.partitions(&topic).await;
         let partitions = self.transport(r)?;
         let wait = self.inner.cfg.poll_wait / partitions.max(1);
-        let mut batch = MasterBatch::default();
+        let mut batch = MasterBatch {
+            sensitive: self.inner.cfg.sensitive.clone(),
+            ..MasterBatch::default()
+        };
+        // Read before anything of this batch is applied: a base above it was never broadcast.
+        let last_csn = self.inner.storage.last_csn().await?;
+        let inbox = self.inbox(last_csn).await?;
         let mut read = 0;
         let mut bytes = 0;
         for p in 0..partitions {
@@ -344,13 +416,13 @@ impl Master {
                 .iter()
                 .map(|r| r.record.value.len())
                 .sum::<usize>();
-            let decoded = decode_batch(Reader::Master, &topic, p, &fetched, from);
-            self.sort_into(decoded.messages, &mut batch);
-            batch.dead_letters.extend(decoded.dead_letters);
+            let decoded = inbox.decode_batch(&topic, p, &fetched, from);
+            let next = decoded.next;
+            self.take(decoded, &mut batch).await?;
             batch.offsets.push(TopicOffset {
                 topic: topic.clone(),
                 partition: p,
-                next: decoded.next,
+                next,
             });
         }
         if batch.offsets.is_empty() {
@@ -438,7 +510,15 @@ impl Master {
             return Ok(0);
         };
         let n = rows.len();
-        let values: Vec<Vec<u8>> = rows.into_iter().map(|r| r.1).collect();
+        let keys = self.keys().await?;
+        let values: Vec<Vec<u8>> = rows
+            .into_iter()
+            .map(|r| match offline_sync_model::decode(&r.1) {
+                Ok(msg) => keys.outgoing(msg, &self.inner.cfg.sensitive),
+                // Written by this node's own encoder: sent as it is, signed.
+                Err(_) => keys.seal(&r.1),
+            })
+            .collect();
         let bytes = values.iter().map(Vec::len).sum();
         let r = self
             .inner

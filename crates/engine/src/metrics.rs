@@ -11,6 +11,10 @@ use std::time::Duration;
 /// `offline_sync_messages_total{status}`: records read from the broker, by outcome
 /// (`processed` or `failed`, a dead letter).
 pub const MESSAGES_TOTAL: &str = "offline_sync_messages_total";
+/// `offline_sync_rejected_total{reason}`: records refused before anything in them was
+/// believed (unsigned, a wrong or unknown key, a sender the topic does not allow, an
+/// impossible claim, a content type not synced, ...), each kept as a dead letter.
+pub const REJECTED_TOTAL: &str = "offline_sync_rejected_total";
 /// `offline_sync_transport_sent_bytes_total`: envelope bytes handed to the broker, before
 /// batch compression.
 pub const SENT_BYTES_TOTAL: &str = "offline_sync_transport_sent_bytes_total";
@@ -29,6 +33,10 @@ pub const APPLY_BUCKETS: &[f64] = &[
 pub fn describe() {
     metrics::describe_counter!(MESSAGES_TOTAL, "Records read from the broker, by outcome");
     metrics::describe_counter!(
+        REJECTED_TOTAL,
+        "Records refused before anything in them was believed, by reason (each one a dead letter)"
+    );
+    metrics::describe_counter!(
         SENT_BYTES_TOTAL,
         metrics::Unit::Bytes,
         "Envelope bytes handed to the broker, before batch compression"
@@ -43,6 +51,11 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time to apply one fetched batch in its database transaction"
     );
+}
+
+/// Counts one refused record.
+pub(crate) fn rejected(reason: &'static str) {
+    metrics::counter!(REJECTED_TOTAL, "reason" => reason).increment(1);
 }
 
 /// Records read since the node started, by outcome.

@@ -7,14 +7,17 @@ use offline_sync_model::{
     ContentType, Csn, DocumentId, Fields, Heartbeat, HlcClock, LocalWrite, Message, ReplicaDoc, ShipId,
     encode,
 };
-use offline_sync_storage::{OutboxEntry, OutboxState, Page, ReplicaBatch, Storage, StoredDoc, TopicOffset};
+use offline_sync_storage::{
+    AuditEntry, NewAuditEntry, OutboxEntry, OutboxState, Page, ReplicaBatch, Storage, StoredDoc, TopicOffset,
+};
 use offline_sync_transport::Transport;
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ReplicaConfig, synced};
 use crate::error::{Error, Result};
-use crate::inbox::{Reader, decode_batch};
+use crate::inbox::{Inbox, Reader};
+use crate::keys::{KeyAdmin, Keyring};
 use crate::metrics::{MessageCounts, Stats};
 
 /// A replica (ship) node. Cheap to clone; clones share the node.
@@ -39,6 +42,8 @@ pub(crate) struct Inner {
     online: AtomicBool,
     topics_ready: AtomicBool,
     resync: std::sync::Mutex<Option<String>>,
+    /// This ship's signing key and the master's pinned key, loaded on first use.
+    keys: tokio::sync::OnceCell<Keyring>,
     pub(crate) stats: Stats,
 }
 
@@ -105,9 +110,45 @@ impl Replica {
                 online: AtomicBool::new(false),
                 topics_ready: AtomicBool::new(false),
                 resync: std::sync::Mutex::new(None),
+                keys: tokio::sync::OnceCell::new(),
                 stats: Stats::default(),
             }),
         }
+    }
+
+    /// The keyring, loaded (and this ship's key made) on first use.
+    pub(crate) async fn keys(&self) -> Result<&Keyring> {
+        let i = &self.inner;
+        crate::keys::loaded(
+            &i.keys,
+            i.storage.as_ref(),
+            i.cfg.ship.as_str(),
+            &i.cfg.signing,
+            self.now(),
+        )
+        .await
+    }
+
+    /// This ship's signing key and the master's pinned key, to list, approve and revoke.
+    pub async fn key_admin(&self) -> Result<KeyAdmin<'_>> {
+        Ok(KeyAdmin {
+            keys: self.keys().await?,
+            storage: self.inner.storage.as_ref(),
+            writer: &self.inner.writer,
+            now_ms: self.now(),
+        })
+    }
+
+    /// How records from `master-updates` are read: verified against the master's pinned key,
+    /// commits of types this ship does not sync refused.
+    pub(crate) async fn inbox(&self) -> Result<Inbox<'_>> {
+        Ok(Inbox {
+            reader: Reader::Replica,
+            keys: self.keys().await?,
+            synced: self.inner.cfg.content_types.as_ref(),
+            last_csn: None,
+            now_ms: self.now(),
+        })
     }
 
     /// This ship.
@@ -227,14 +268,27 @@ impl Replica {
         .map(|_| ())
     }
 
-    /// A live document.
+    /// A live document. Errors: `NotSynced` for a type outside `SYNC_CONTENT_TYPES`.
     pub async fn get(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        self.check(ct, None)?;
         Ok(self.inner.storage.document(ct, id).await?.filter(|d| !d.deleted))
     }
 
-    /// Live documents of a type, and their total count.
+    /// Live documents of a type, and their total count. Errors: `NotSynced` for a type
+    /// outside `SYNC_CONTENT_TYPES`.
     pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        self.check(ct, None)?;
         Ok(self.inner.storage.documents(Some(ct), page).await?)
+    }
+
+    /// Appends an admin action to the audit log.
+    pub async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        Ok(self.inner.storage.audit(entry).await?)
+    }
+
+    /// The audit log, newest first, and how many entries it holds.
+    pub async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
+        Ok(self.inner.storage.audit_log(page).await?)
     }
 
     /// Checks the database answers; returns how long it took.
@@ -311,9 +365,16 @@ impl Replica {
             .storage
             .outbox_unsent(self.ship(), self.inner.cfg.batch_size)
             .await?;
+        let keys = self.keys().await?;
         let encoded: Vec<(u64, Vec<u8>)> = rows
-            .iter()
-            .map(|r| (r.change.seq, encode(&Message::Change(r.change.clone()))))
+            .into_iter()
+            .map(|r| {
+                let seq = r.change.seq;
+                (
+                    seq,
+                    keys.outgoing(Message::Change(r.change), &self.inner.cfg.sensitive),
+                )
+            })
             .collect();
         let values = crate::config::fit_batch(encoded);
         let (Some(first), Some(last)) = (values.first().map(|v| v.0), values.last().map(|v| v.0)) else {
@@ -382,7 +443,7 @@ impl Replica {
         if batch.records.is_empty() {
             return Ok(0);
         }
-        let decoded = decode_batch(Reader::Replica, &topic, 0, &batch, from);
+        let decoded = self.inbox().await?.decode_batch(&topic, 0, &batch, from);
         {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
             for m in &decoded.messages {
@@ -401,10 +462,12 @@ impl Replica {
                 partition: 0,
                 next: decoded.next,
             },
+            sensitive: self.inner.cfg.sensitive.clone(),
         };
         let started = std::time::Instant::now();
         let applied = {
             let _w = self.inner.writer.lock().await;
+            crate::keys::keep_pins(self.keys().await?, self.inner.storage.as_ref(), decoded.pins).await?;
             self.inner
                 .storage
                 .replica_apply(self.ship(), &input, self.now())
@@ -452,7 +515,7 @@ impl Replica {
             last_seq: progress.last_seq,
         };
         let key = self.ship().as_str().as_bytes();
-        let value = encode(&Message::Heartbeat(hb));
+        let value = self.keys().await?.seal(&encode(&Message::Heartbeat(hb)));
         let bytes = value.len();
         let r = self
             .inner

@@ -1,15 +1,19 @@
 //! Bearer tokens: the admin token may do everything, the read token may only read. Probes,
 //! metrics and the OpenAPI document need none. With no token configured at all, every
 //! endpoint is open — the binaries then bind to 127.0.0.1 only and say so.
+//!
+//! The check fails closed: it is attached to each resource the router registers from the
+//! route table, so it runs for exactly the route the router chose, whatever spelling of the
+//! path (percent-encoded, dot segments) led there. A method the table does not list for a
+//! path needs the admin token; a path the table does not know reaches no handler at all.
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 
 use crate::error::ApiError;
-use crate::routes;
 use crate::state::AppState;
 
 /// Who may call an endpoint.
@@ -21,6 +25,40 @@ pub(crate) enum Access {
     Read,
     /// The admin token.
     Admin,
+}
+
+impl Access {
+    /// `public`, `read` or `admin`, as the OpenAPI document's `x-access` says.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Read => "read",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// Which token a request carried, kept in the request's extensions for handlers (the audit
+/// log records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The admin token.
+    Admin,
+    /// The read-only token.
+    Read,
+    /// No token was needed: a public endpoint, or no token configured at all.
+    Anonymous,
+}
+
+impl Role {
+    /// `admin`, `read` or `anonymous`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Read => "read",
+            Role::Anonymous => "anonymous",
+        }
+    }
 }
 
 /// The configured tokens. `Debug` never shows them.
@@ -39,11 +77,11 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-/// Compares without stopping at the first differing byte, so response times do not tell
-/// how much of a guessed token was right.
+/// Compares in constant time (`subtle`), so response times do not tell how much of a guessed
+/// token was right. Only the length may differ in time, and it is no secret worth keeping.
 fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 impl Tokens {
@@ -52,10 +90,11 @@ impl Tokens {
         self.admin.is_some() || self.read.is_some()
     }
 
-    /// Checks the `Authorization` header value against what `access` requires.
-    pub(crate) fn check(&self, access: Access, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// Checks the `Authorization` header value against what `access` requires; returns the
+    /// role of the token that passed.
+    pub(crate) fn check(&self, access: Access, authorization: Option<&str>) -> Result<Role, ApiError> {
         if access == Access::Public || !self.enabled() {
-            return Ok(());
+            return Ok(Role::Anonymous);
         }
         let Some(token) = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
@@ -66,23 +105,45 @@ impl Tokens {
         let admin = self.admin.as_deref().is_some_and(|t| same(t, token));
         let read = self.read.as_deref().is_some_and(|t| same(t, token));
         match (access, admin, read) {
-            (_, true, _) | (Access::Read, _, true) => Ok(()),
+            (_, true, _) => Ok(Role::Admin),
+            (Access::Read, _, true) => Ok(Role::Read),
             (Access::Admin, false, true) => Err(ApiError::forbidden()),
             _ => Err(ApiError::unauthorized()),
         }
     }
 }
 
-/// Middleware: looks up what the matched route requires in the route table (the one source
-/// the OpenAPI document is made from too) and checks the token before anything else runs.
+/// What each method of one resource requires, taken from the route table when the resource
+/// is registered.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResourceAccess {
+    methods: Vec<(Method, Access)>,
+}
+
+impl ResourceAccess {
+    /// Adds what `method` requires.
+    pub(crate) fn add(&mut self, method: Method, access: Access) {
+        self.methods.push((method, access));
+    }
+
+    /// What `method` requires: as listed, or the admin token for a method the table does not
+    /// list (it only reaches the "method not allowed" answer, but nothing unlisted is public).
+    pub(crate) fn of(&self, method: &Method) -> Access {
+        self.methods
+            .iter()
+            .find(|(m, _)| m == method)
+            .map_or(Access::Admin, |(_, a)| *a)
+    }
+}
+
+/// Middleware of one resource: checks the token against what the route the router matched
+/// requires, before anything else runs, and records the role for the handler.
 pub(crate) async fn require_token(
+    table: std::rc::Rc<ResourceAccess>,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let access = req
-        .match_pattern()
-        .and_then(|pattern| routes::access_of(req.method(), &pattern))
-        .unwrap_or(Access::Public);
+    let access = table.of(req.method());
     // Without the state there is no way to know the tokens: refuse rather than let through.
     let state = req
         .app_data::<actix_web::web::Data<AppState>>()
@@ -91,8 +152,8 @@ pub(crate) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    state.tokens.check(access, header)?;
-    req.extensions_mut().insert(access);
+    let role = state.tokens.check(access, header)?;
+    req.extensions_mut().insert(role);
     next.call(req).await
 }
 
@@ -111,6 +172,14 @@ mod tests {
     fn tokens_grant_what_they_should() {
         let t = tokens();
         let code = |access, header: Option<&str>| t.check(access, header).err().map(|e| e.code());
+        assert_eq!(
+            t.check(Access::Read, Some("Bearer read-secret-token")),
+            Ok(Role::Read)
+        );
+        assert_eq!(
+            t.check(Access::Read, Some("Bearer admin-secret-token")),
+            Ok(Role::Admin)
+        );
         assert_eq!(code(Access::Public, None), None);
         assert_eq!(code(Access::Read, None), Some("unauthorized"));
         assert_eq!(code(Access::Read, Some("Bearer nope")), Some("unauthorized"));
@@ -142,6 +211,15 @@ mod tests {
     fn debug_hides_the_tokens() {
         let debug = format!("{:?}", tokens());
         assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn unlisted_methods_need_the_admin_token() {
+        let mut table = ResourceAccess::default();
+        table.add(Method::GET, Access::Public);
+        assert_eq!(table.of(&Method::GET), Access::Public);
+        assert_eq!(table.of(&Method::POST), Access::Admin);
+        assert_eq!(ResourceAccess::default().of(&Method::GET), Access::Admin);
     }
 
     #[test]

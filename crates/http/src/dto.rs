@@ -1,7 +1,7 @@
 //! Request and response bodies, separate from the engine's and storage's types. Names are
 //! camelCase, as the seed's clients expect.
 
-use offline_sync_engine::{DeadLetter, OutboxEntry, ShipStatus, StoredDoc};
+use offline_sync_engine::{AuditEntry, DeadLetter, OutboxEntry, PeerKey, ShipStatus, StoredDoc};
 use offline_sync_model::{Conflict, Csn, Fields};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -284,6 +284,37 @@ pub(crate) fn dead_letter(d: DeadLetter) -> Value {
         "status": d.status.as_str(),
         "createdAt": timestamp(d.created_at_ms),
         "handledAt": d.handled_at_ms.map(timestamp),
+    })
+}
+
+/// A pinned key of a peer.
+pub(crate) fn peer_key(k: PeerKey) -> Value {
+    json!({
+        "signer": k.signer,
+        "publicKey": k.key.to_base64(),
+        "status": k.status.as_str(),
+        "source": k.source.as_str(),
+        "firstSeenAt": timestamp(k.first_seen_ms),
+        "updatedAt": timestamp(k.updated_at_ms),
+    })
+}
+
+/// Body of a key approval: optionally the key to pin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct ApproveBody {
+    pub(crate) public_key: Option<String>,
+}
+
+/// An entry of the audit log.
+pub(crate) fn audit_entry(a: AuditEntry) -> Value {
+    json!({
+        "id": a.id,
+        "at": timestamp(a.entry.at_ms),
+        "role": a.entry.role,
+        "action": a.entry.action,
+        "target": a.entry.target,
+        "detail": a.entry.detail,
     })
 }
 

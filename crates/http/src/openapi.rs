@@ -31,6 +31,7 @@ pub(crate) fn document(mode: Mode, version: &str) -> Value {
             Access::Read | Access::Admin => json!([{"bearerAuth": []}]),
         };
         operation.insert("security".into(), security);
+        operation.insert("x-access".into(), json!(op.access.as_str()));
         if let Value::Object(item) = paths.entry(op.path).or_insert_with(|| json!({})) {
             item.insert(op.method.as_str().to_lowercase(), Value::Object(operation));
         }
@@ -42,7 +43,8 @@ pub(crate) fn document(mode: Mode, version: &str) -> Value {
             "version": version,
             "description": "Offline-first sync between a master and its replicas over Kafka. \
                 Endpoints marked with bearerAuth need `Authorization: Bearer <token>`: \
-                the read token (SYNC_READ_TOKEN) for reads, the admin token (SYNC_ADMIN_TOKEN) for writes. \
+                the read token (SYNC_READ_TOKEN) for reads, the admin token (SYNC_ADMIN_TOKEN) for writes; \
+                each operation's `x-access` says which (`public`, `read` or `admin`). \
                 Errors are `{\"error\":{\"code\",\"message\"}}`.",
         },
         "paths": paths,
@@ -231,6 +233,52 @@ pub(crate) mod spec {
         })
     }
 
+    fn signer_param() -> Value {
+        json!({"name": "signer", "in": "path", "required": true,
+               "description": "A ship id on the master, master on a ship",
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}})
+    }
+
+    pub(crate) fn keys() -> Value {
+        json!({"responses": {"200": ok("This node's signing key and its peers' pinned keys", data_of(json!({
+        "type": "object", "required": ["signer", "publicKey", "peers"],
+        "properties": {
+            "signer": {"type": "string"},
+            "publicKey": {"type": "string", "description": "Ed25519 public key, base64"},
+            "peers": {"type": "array", "items": reference("PeerKey")},
+        }})))}})
+    }
+
+    pub(crate) fn approve_key() -> Value {
+        json!({
+            "parameters": [signer_param()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"publicKey": {"type": "string", "pattern": "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$",
+                    "description": "The Ed25519 public key to pin (32 bytes, base64); without it the key already seen is approved"}},
+            }}}},
+            "responses": {
+                "200": ok("The key, now trusted", data_of(reference("PeerKey"))),
+                "400": error_response("publicKey is not 32 bytes of base64"),
+                "404": error_response("Not a peer of this node, or no key seen for it and none given"),
+            },
+        })
+    }
+
+    pub(crate) fn revoke_key() -> Value {
+        json!({
+            "parameters": [signer_param()],
+            "responses": {
+                "200": ok("The key, now revoked", data_of(reference("PeerKey"))),
+                "404": error_response("Not a peer of this node, or no key seen for it"),
+            },
+        })
+    }
+
+    pub(crate) fn audit() -> Value {
+        json!({"parameters": page_params(), "responses": {"200": ok("Admin actions, newest first", list_of("AuditEntry"))}})
+    }
+
     pub(crate) fn dead_letters() -> Value {
         let mut params = page_params();
         params.push(status_param(
@@ -341,6 +389,14 @@ fn schemas() -> Value {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": string, "message": string}}}},
+        "PeerKey": {"type": "object", "required": ["signer", "publicKey", "status", "source", "firstSeenAt", "updatedAt"],
+            "properties": {
+                "signer": string, "publicKey": string,
+                "status": {"type": "string", "enum": ["trusted", "pending", "revoked"]},
+                "source": {"type": "string", "enum": ["first-contact", "setting", "admin"]},
+                "firstSeenAt": string, "updatedAt": string}},
+        "AuditEntry": {"type": "object", "required": ["id", "at", "role", "action", "target", "detail"],
+            "properties": {"id": int, "at": string, "role": string, "action": string, "target": string, "detail": {}}},
         "Pagination": {"type": "object", "required": ["page", "pageSize", "pageCount", "total"],
             "properties": {"page": int, "pageSize": int, "pageCount": int, "total": int}},
         "Document": {"type": "object", "required": ["documentId", "version", "updatedAt"],

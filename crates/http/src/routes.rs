@@ -3,18 +3,25 @@
 //! middleware reads access from it, and the OpenAPI document is made from it, so the three
 //! cannot disagree.
 
+mod audit;
 mod conflicts;
 mod dead_letters;
 mod documents;
 mod health;
+mod keys;
 mod sync;
 
+use std::rc::Rc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, Route, web};
 use offline_sync_engine::Mode;
 use serde_json::Value;
 
-use crate::auth::Access;
+use crate::auth::{Access, ResourceAccess};
 use crate::error::ApiError;
 use crate::openapi::spec;
 
@@ -82,6 +89,10 @@ pub(crate) static OPS: &[Op] = &[
     op!(GET "/api/offline-sync/dead-letters/{id}", Both, Read, "getDeadLetter", "dead letters", "One dead letter", dead_letters::get, spec::dead_letter),
     op!(POST "/api/offline-sync/dead-letters/{id}/retry", Both, Admin, "retryDeadLetter", "dead letters", "Process a dead letter again", dead_letters::retry, spec::dead_letter_action),
     op!(POST "/api/offline-sync/dead-letters/{id}/discard", Both, Admin, "discardDeadLetter", "dead letters", "Drop a dead letter", dead_letters::discard, spec::dead_letter_action),
+    op!(GET "/api/offline-sync/keys", Both, Read, "listKeys", "security", "This node's public key and the keys pinned for its peers", keys::list, spec::keys),
+    op!(POST "/api/offline-sync/keys/{signer}/approve", Both, Admin, "approveKey", "security", "Trust a peer's key: the one given, or the one seen", keys::approve, spec::approve_key),
+    op!(POST "/api/offline-sync/keys/{signer}/revoke", Both, Admin, "revokeKey", "security", "Refuse a peer's records from now on", keys::revoke, spec::revoke_key),
+    op!(GET "/api/offline-sync/audit", Both, Read, "listAudit", "security", "Admin actions, newest first", audit::list, spec::audit),
     op!(GET "/api/offline-sync/health/live", Both, Public, "live", "health", "Liveness probe", health::live, spec::live),
     op!(GET "/api/offline-sync/health/ready", Both, Public, "ready", "health", "Readiness probe: the database answers", health::ready, spec::ready),
     op!(GET "/api/offline-sync/health", Both, Public, "health", "health", "Detailed health report", health::health, spec::health),
@@ -100,15 +111,8 @@ pub(crate) fn served(mode: Mode) -> impl Iterator<Item = &'static Op> {
     OPS.iter().filter(move |op| op.serves.includes(mode))
 }
 
-/// Who may call `method` on the route `pattern` (as actix matched it).
-pub(crate) fn access_of(method: &Method, pattern: &str) -> Option<Access> {
-    OPS.iter()
-        .find(|op| op.method == *method && op.path == pattern)
-        .map(|op| op.access)
-}
-
-/// Registers the routes a node of `mode` serves; any other method on a known path answers
-/// 405 with the allowed ones.
+/// Registers the routes a node of `mode` serves, each resource with its own token check
+/// (see [`crate::auth`]); any other method on a known path answers 405 with the allowed ones.
 pub(crate) fn configure(mode: Mode) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let mut paths: Vec<&'static str> = Vec::new();
@@ -124,14 +128,21 @@ pub(crate) fn configure(mode: Mode) -> impl FnOnce(&mut web::ServiceConfig) {
                 .map(|op| op.method.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
+            let mut access = ResourceAccess::default();
             let mut resource = web::resource(path);
             for op in &ops {
+                access.add(op.method.clone(), op.access);
                 resource = resource.route((op.route)().method(op.method.clone()));
             }
-            let resource = resource.default_service(web::to(move |req: HttpRequest| {
-                let allow = allow.clone();
-                async move { method_not_allowed(&req, &allow) }
-            }));
+            let access = Rc::new(access);
+            let resource = resource
+                .default_service(web::to(move |req: HttpRequest| {
+                    let allow = allow.clone();
+                    async move { method_not_allowed(&req, &allow) }
+                }))
+                .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                    crate::auth::require_token(Rc::clone(&access), req, next)
+                }));
             cfg.service(resource);
         }
     }

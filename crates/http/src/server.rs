@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use offline_sync_engine::Mode;
 
@@ -181,7 +180,6 @@ pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
     let configure = app_config(state);
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(from_fn(crate::auth::require_token))
             .configure(configure.clone())
             .default_service(web::to(routes::not_found))
     })

@@ -6,11 +6,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use offline_sync_engine::{
-    DeadLetter, DeadLetterCounts, DeadLetterStatus, Master, MessageCounts, Mode, Page, Replica, StoredDoc,
+    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, Master, MessageCounts, Mode, NewAuditEntry,
+    Page, PeerKey, Replica, StoredDoc,
 };
-use offline_sync_model::{ContentType, Csn, DocumentId, Fields};
+use offline_sync_model::{ContentType, Csn, DocumentId, Fields, PublicKey};
 
-use crate::auth::Tokens;
+use crate::auth::{Role, Tokens};
 use crate::error::{ApiError, Result};
 use crate::server::RenderMetrics;
 
@@ -121,6 +122,35 @@ impl Node {
     pub(crate) async fn discard_dead_letter(&self, id: u64) -> offline_sync_engine::Result<DeadLetter> {
         both!(self, n => n.discard_dead_letter(id).await)
     }
+
+    /// This node's public key and the keys it pinned for its peers.
+    pub(crate) async fn keys(&self) -> offline_sync_engine::Result<(PublicKey, Vec<PeerKey>)> {
+        both!(self, n => {
+            let admin = n.key_admin().await?;
+            Ok((admin.public_key(), admin.peers()))
+        })
+    }
+
+    /// Approves (with `approve`) or revokes a peer's key.
+    pub(crate) async fn set_key(
+        &self,
+        signer: &str,
+        key: Option<PublicKey>,
+        approve: bool,
+    ) -> offline_sync_engine::Result<PeerKey> {
+        both!(self, n => {
+            let admin = n.key_admin().await?;
+            if approve { admin.approve(signer, key).await } else { admin.revoke(signer).await }
+        })
+    }
+
+    pub(crate) async fn audit(&self, entry: &NewAuditEntry) -> offline_sync_engine::Result<()> {
+        both!(self, n => n.audit(entry).await)
+    }
+
+    pub(crate) async fn audit_log(&self, page: Page) -> offline_sync_engine::Result<(Vec<AuditEntry>, u64)> {
+        both!(self, n => n.audit_log(page).await)
+    }
 }
 
 /// Where the node appears once its database is connected: the server answers probes (and
@@ -187,6 +217,24 @@ impl AppState {
         match self.node()? {
             Node::Replica(r) => Ok(r),
             Node::Master(_) => Err(ApiError::not_found("not available on the master")),
+        }
+    }
+
+    /// Records an admin action in the audit log, after it succeeded. The action cannot be
+    /// taken back, so a failure to record it is logged loudly rather than answered.
+    pub(crate) async fn audit(&self, role: Role, action: &str, target: String, detail: serde_json::Value) {
+        let Ok(node) = self.node() else { return };
+        let entry = NewAuditEntry {
+            at_ms: crate::dto::now_ms(),
+            role: role.as_str().to_owned(),
+            action: action.to_owned(),
+            target,
+            detail,
+        };
+        tracing::info!(role = %entry.role, action = %entry.action, target = %entry.target, "admin action");
+        let recorded = self.run(async move { node.audit(&entry).await }).await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, action, "could not write the audit log");
         }
     }
 

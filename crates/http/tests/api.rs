@@ -392,7 +392,8 @@ async fn dead_letters_are_listed_retried_and_discarded() {
         409
     );
 
-    // A record an older build could not read, kept as a dead letter: a retry applies it.
+    // A record an older build could not read, kept as a dead letter: a retry verifies and
+    // applies it.
     let doc = DocumentId::new_v7();
     let commit = Message::Commit(Commit {
         csn: 1,
@@ -414,7 +415,7 @@ async fn dead_letters_are_listed_retried_and_discarded() {
             partition: 0,
             offset: next - 1,
             key: None,
-            payload: encode(&commit),
+            payload: offline_sync_model::SigningKey::from_seed([3; 32]).seal("master", &encode(&commit)),
             reason: "unknown to an older build".into(),
         }],
         offset: TopicOffset {
@@ -422,6 +423,7 @@ async fn dead_letters_are_listed_retried_and_discarded() {
             partition: 0,
             next,
         },
+        sensitive: Default::default(),
     };
     api.storage
         .replica_apply(replica.ship(), &batch, 1)
@@ -448,5 +450,29 @@ async fn dead_letters_are_listed_retried_and_discarded() {
         api.storage.offset("master-updates", 0).await.unwrap(),
         Some(next),
         "a retry never moves the offset"
+    );
+
+    // The admin actions that succeeded are in the audit log, newest first, with the role.
+    let audit = api.get("/api/offline-sync/audit").await.json();
+    let actions: Vec<_> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].clone(), e["role"].clone(), e["target"].clone()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                json!("retry"),
+                json!("admin"),
+                json!(format!("dead letter {late}"))
+            ),
+            (
+                json!("discard"),
+                json!("admin"),
+                json!(format!("dead letter {id}"))
+            ),
+        ]
     );
 }

@@ -70,8 +70,12 @@ impl fmt::Display for ShipId {
     }
 }
 
+/// The namespace of the sync engine's own tables (the seed plugin's document mappings,
+/// processed messages, dead letters, ship registry): never a content type.
+const RESERVED_TYPES: &str = "plugin::offline-sync.";
+
 /// A content type such as `api::article.article`: 1–128 characters of
-/// `A-Z a-z 0-9 . _ - :`.
+/// `A-Z a-z 0-9 . _ - :`, never in the engine's own namespace `plugin::offline-sync.`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContentType(String);
@@ -90,6 +94,12 @@ impl ContentType {
             return Err(Error::invalid(
                 "content type",
                 format!("{name:?} may only hold letters, digits, '.', '_', '-' and ':'"),
+            ));
+        }
+        if name.to_ascii_lowercase().starts_with(RESERVED_TYPES) {
+            return Err(Error::invalid(
+                "content type",
+                format!("{name:?} is reserved: {RESERVED_TYPES}* names the sync engine's own tables"),
             ));
         }
         Ok(Self(name))
@@ -229,6 +239,9 @@ mod tests {
         assert!(ContentType::new("api::article.article").is_ok());
         assert!(ContentType::new("api article").is_err());
         assert!(ContentType::new("").is_err());
+        assert!(ContentType::new("plugin::offline-sync.dead-letter").is_err());
+        assert!(ContentType::new("PLUGIN::Offline-Sync.ship-registry").is_err());
+        assert!(ContentType::new("plugin::users-permissions.user").is_ok());
     }
 
     #[test]

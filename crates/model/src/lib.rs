@@ -15,6 +15,8 @@ mod ids;
 mod replica;
 mod resolve;
 mod retry;
+mod sensitive;
+mod signed;
 
 pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op};
 pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
@@ -29,3 +31,7 @@ pub use ids::{ContentType, DocumentId, Origin, ShipId};
 pub use replica::{apply_commit, local_write, master_write, release_marks};
 pub use resolve::resolve;
 pub use retry::RetrySchedule;
+pub use sensitive::{DEFAULT_SENSITIVE_FIELDS, Sensitive};
+pub use signed::{
+    KeyError, MASTER_SIGNER, PublicKey, SIGNED_VERSION, SealError, SigningKey, Unsealed, unseal,
+};

@@ -5,6 +5,7 @@ use crate::document::{Csn, Fields, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, vali
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::ids::{Origin, ShipId};
+use crate::sensitive::Sensitive;
 
 /// Fields of `new` whose value differs from `current`.
 fn changed_fields(current: &Fields, new: &Fields) -> Fields {
@@ -138,9 +139,18 @@ pub fn master_write(
 /// Fields this replica changed and the master has not ruled on keep their local value. The
 /// replica's own echoed change rules on every mark it set up to its seq: the master's value
 /// replaces the local one, except for fields the master holds in an open conflict, which
-/// stay until a commit resolving that conflict arrives.
-pub fn apply_commit(doc: Option<ReplicaDoc>, commit: &Commit, me: &ShipId) -> ReplicaDoc {
+/// stay until a commit resolving that conflict arrives. Sensitive fields are never taken
+/// from a commit: the replica keeps its own values of them.
+pub fn apply_commit(
+    doc: Option<ReplicaDoc>,
+    commit: &Commit,
+    me: &ShipId,
+    sensitive: &Sensitive,
+) -> ReplicaDoc {
     let mut doc = doc.unwrap_or_else(|| ReplicaDoc::empty(commit.ct.clone(), commit.id));
+    let mut incoming = commit.fields.clone();
+    sensitive.strip(&mut incoming);
+    sensitive.keep_local(&mut incoming, &doc.fields, commit.op == CommitOp::Put);
     doc.base_version = doc.base_version.max(commit.csn);
     let own_seq = commit.seq.filter(|_| commit.origin.is_ship(me));
 
@@ -164,14 +174,14 @@ pub fn apply_commit(doc: Option<ReplicaDoc>, commit: &Commit, me: &ShipId) -> Re
 
     match commit.op {
         CommitOp::Patch => {
-            for (k, v) in &commit.fields {
+            for (k, v) in &incoming {
                 if !doc.marks.contains_key(k) {
                     doc.fields.insert(k.clone(), v.clone());
                 }
             }
         }
         CommitOp::Put => {
-            let mut fields = commit.fields.clone();
+            let mut fields = incoming;
             fields.retain(|k, _| !doc.marks.contains_key(k));
             for k in doc.marks.keys() {
                 if let Some(v) = doc.fields.get(k) {
@@ -299,7 +309,7 @@ mod tests {
     fn others_commits_do_not_overwrite_pending_fields() {
         let doc = created(json!({"a": 1, "b": 2}));
         let c = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 9, "c": 3}), 4);
-        let doc = apply_commit(Some(doc), &c, &me());
+        let doc = apply_commit(Some(doc), &c, &me(), &Sensitive::default());
         assert_eq!(doc.fields, fields(json!({"a": 1, "b": 2, "c": 3})));
         assert_eq!(doc.base_version, 4);
     }
@@ -314,7 +324,7 @@ mod tests {
         };
         let (doc, _) = local_write(Some(doc), &upd, &me(), 2, Hlc::default()).unwrap();
         let echo = commit(Origin::Ship(me()), Some(1), CommitOp::Put, json!({"a": 1}), 5);
-        let doc = apply_commit(Some(doc), &echo, &me());
+        let doc = apply_commit(Some(doc), &echo, &me(), &Sensitive::default());
         assert!(!doc.marks.contains_key("a"));
         assert_eq!(doc.marks["b"], Mark::Pending { seq: 2 });
         assert_eq!(
@@ -333,14 +343,14 @@ mod tests {
             fields: vec!["a".into()],
             whole: false,
         });
-        let doc = apply_commit(Some(doc), &echo, &me());
+        let doc = apply_commit(Some(doc), &echo, &me(), &Sensitive::default());
         assert_eq!(doc.marks["a"], Mark::Held { conflict: 3, seq: 1 });
         let other = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 2}), 6);
-        let doc = apply_commit(Some(doc), &other, &me());
+        let doc = apply_commit(Some(doc), &other, &me(), &Sensitive::default());
         assert_eq!(doc.fields["a"], json!(1));
         let mut resolution = commit(Origin::Master, None, CommitOp::Put, json!({"a": 8}), 7);
         resolution.resolves = Some(3);
-        let doc = apply_commit(Some(doc), &resolution, &me());
+        let doc = apply_commit(Some(doc), &resolution, &me(), &Sensitive::default());
         assert_eq!(doc.fields["a"], json!(8));
         assert!(!doc.is_dirty());
     }
@@ -349,14 +359,42 @@ mod tests {
     fn a_delete_waits_for_pending_changes() {
         let doc = created(json!({"a": 1}));
         let del = commit(Origin::Master, None, CommitOp::Delete, json!({}), 5);
-        let kept = apply_commit(Some(doc.clone()), &del, &me());
+        let kept = apply_commit(Some(doc.clone()), &del, &me(), &Sensitive::default());
         assert!(
             !kept.deleted,
             "the pending create keeps the document until the master rules"
         );
         let mut clean = doc;
         clean.marks.clear();
-        assert!(apply_commit(Some(clean), &del, &me()).deleted);
+        assert!(apply_commit(Some(clean), &del, &me(), &Sensitive::default()).deleted);
+    }
+
+    #[test]
+    fn a_replica_keeps_its_own_sensitive_values_and_takes_none_from_a_commit() {
+        let doc = created(json!({"title": "a", "password": "mine", "auth": {"password": "p", "user": "u"}}));
+        let mut clean = doc;
+        clean.marks.clear();
+        let put = commit(
+            Origin::Master,
+            None,
+            CommitOp::Put,
+            json!({"title": "b", "token": "forged", "auth": {"user": "v"}}),
+            5,
+        );
+        let doc = apply_commit(Some(clean), &put, &me(), &Sensitive::default());
+        assert_eq!(
+            doc.fields,
+            fields(json!({"title": "b", "password": "mine", "auth": {"password": "p", "user": "v"}}))
+        );
+        let patch = commit(
+            Origin::Master,
+            None,
+            CommitOp::Patch,
+            json!({"password": "forged"}),
+            6,
+        );
+        let doc = apply_commit(Some(doc), &patch, &me(), &Sensitive::default());
+        assert_eq!(doc.fields["password"], json!("mine"));
     }
 
     #[test]
@@ -365,6 +403,9 @@ mod tests {
         let doc = release_marks(doc, 1);
         assert!(!doc.is_dirty());
         let c = commit(Origin::Master, None, CommitOp::Patch, json!({"a": 2}), 5);
-        assert_eq!(apply_commit(Some(doc), &c, &me()).fields["a"], json!(2));
+        assert_eq!(
+            apply_commit(Some(doc), &c, &me(), &Sensitive::default()).fields["a"],
+            json!(2)
+        );
     }
 }

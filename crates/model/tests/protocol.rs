@@ -146,7 +146,12 @@ impl Replica {
     }
 
     fn take(&mut self, c: &Commit) {
-        let doc = apply_commit(self.docs.get(&c.id).cloned(), c, &self.ship);
+        let doc = apply_commit(
+            self.docs.get(&c.id).cloned(),
+            c,
+            &self.ship,
+            &offline_sync_model::Sensitive::default(),
+        );
         self.docs.insert(c.id, doc);
         if c.origin.is_ship(&self.ship) {
             self.acked(c.seq.unwrap());

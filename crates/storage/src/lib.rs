@@ -21,9 +21,10 @@ use offline_sync_model::{
 pub use error::{Error, Result};
 pub use sea::SeaStorage;
 pub use types::{
-    Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch,
-    NewDeadLetter, OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch,
-    ReplicaProgress, ShipRecord, StoredDoc, TopicOffset,
+    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
+    LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry, OutboxState,
+    OutboxStats, Page, PeerKey, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
+    TopicOffset,
 };
 
 /// Durable state of one node (master or replica).
@@ -75,6 +76,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
     /// how many rows were deleted. Safe to repeat.
     async fn prune(&self, before_ms: u64) -> Result<u64>;
+
+    /// This node's signing key seed: the stored one, or `generated` stored now when there is
+    /// none yet (so the first call of a new node keeps its key for good). Safe to repeat: a
+    /// second call returns the first seed.
+    async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]>;
+
+    /// The keys pinned for this node's peers, by sender.
+    async fn peer_keys(&self) -> Result<Vec<PeerKey>>;
+
+    /// Pins, approves or revokes a peer's key: inserts the row, or replaces its key, status,
+    /// source and update time (the first-seen time stays). Safe to repeat.
+    async fn save_peer_key(&self, key: &PeerKey) -> Result<()>;
+
+    /// Appends an admin action to the audit log. Not idempotent: each call is one entry.
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<()>;
+
+    /// The audit log, newest first, and how many entries it holds.
+    async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)>;
 
     // ---- replica ----
 

@@ -3,6 +3,7 @@
 mod common;
 mod master;
 mod replica;
+mod trust;
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +18,9 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use crate::Storage;
 use crate::error::{Error, Result};
 use crate::types::{
-    Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied, MasterBatch,
-    OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
-    StoredDoc,
+    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
+    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, ReplicaApplied,
+    ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
 };
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
@@ -132,6 +133,26 @@ impl Storage for SeaStorage {
         let n = common::prune(&txn, before_ms).await?;
         txn.commit().await?;
         Ok(n)
+    }
+
+    async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]> {
+        trust::signing_seed(&self.db, generated, now_ms).await
+    }
+
+    async fn peer_keys(&self) -> Result<Vec<PeerKey>> {
+        trust::peer_keys(&self.db).await
+    }
+
+    async fn save_peer_key(&self, key: &PeerKey) -> Result<()> {
+        trust::save_peer_key(&self.db, key).await
+    }
+
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        trust::audit(&self.db, entry).await
+    }
+
+    async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
+        trust::audit_log(&self.db, page).await
     }
 
     async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {

@@ -1,7 +1,8 @@
 //! Plain data passed to and returned by [`crate::Storage`].
 
 use offline_sync_model::{
-    Change, ContentType, Csn, DocumentId, Fields, Heartbeat, Message, ReplicaDoc, Seq, ShipId,
+    Change, ContentType, Csn, DocumentId, Fields, Heartbeat, Message, PublicKey, ReplicaDoc, Sensitive, Seq,
+    ShipId,
 };
 
 /// A page of a listing.
@@ -228,6 +229,8 @@ pub struct ReplicaBatch {
     pub dead_letters: Vec<NewDeadLetter>,
     /// The offset to read next.
     pub offset: TopicOffset,
+    /// Fields never taken from a commit: the replica keeps its own values of them.
+    pub sensitive: Sensitive,
 }
 
 /// What a replica batch did.
@@ -268,6 +271,8 @@ pub struct MasterBatch {
     pub dead_letters: Vec<NewDeadLetter>,
     /// The offsets to read next.
     pub offsets: Vec<TopicOffset>,
+    /// Fields never taken from a ship's change: the master keeps its own values of them.
+    pub sensitive: Sensitive,
 }
 
 /// What a master batch did.
@@ -313,4 +318,109 @@ pub struct ShipRecord {
     pub applied_csn: Csn,
     /// First heard from.
     pub registered_at_ms: u64,
+}
+
+/// Whether records signed with a pinned key are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Accepted: pinned at first contact, by setting, or approved by an admin.
+    Trusted,
+    /// Seen but not accepted until an admin approves it (`SYNC_REQUIRE_KNOWN_SHIPS`).
+    Pending,
+    /// Refused from now on.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The name stored and shown.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyStatus::Trusted => "trusted",
+            KeyStatus::Pending => "pending",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "trusted" => Some(KeyStatus::Trusted),
+            "pending" => Some(KeyStatus::Pending),
+            "revoked" => Some(KeyStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// Where a pinned key came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// The first record seen from that sender (trust on first use).
+    FirstContact,
+    /// A setting (`SYNC_SHIP_KEYS`, `SYNC_MASTER_PUBLIC_KEY`).
+    Setting,
+    /// An admin through the API.
+    Admin,
+}
+
+impl KeySource {
+    /// The name stored and shown.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeySource::FirstContact => "first-contact",
+            KeySource::Setting => "setting",
+            KeySource::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "first-contact" => Some(KeySource::FirstContact),
+            "setting" => Some(KeySource::Setting),
+            "admin" => Some(KeySource::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The public key a node pinned for one sender (a ship id, or `master`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerKey {
+    /// The sender.
+    pub signer: String,
+    /// Its public key.
+    pub key: PublicKey,
+    /// Whether its records are accepted.
+    pub status: KeyStatus,
+    /// Where the key came from.
+    pub source: KeySource,
+    /// When the sender was first seen (milliseconds, local clock).
+    pub first_seen_ms: u64,
+    /// When the row last changed.
+    pub updated_at_ms: u64,
+}
+
+/// An admin action to record in the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// When (milliseconds, local clock).
+    pub at_ms: u64,
+    /// The role of the token used (`admin`, or `anonymous` when no token is configured).
+    pub role: String,
+    /// What was done (`resolve`, `retry`, `discard`, `push`, `pull`, `approve-key`, ...).
+    pub action: String,
+    /// What it was done to (`conflict 4`, `dead letter 9`, `ship-bravo`, ...).
+    pub target: String,
+    /// What changed, as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// A recorded admin action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its number, in the order recorded.
+    pub id: u64,
+    /// The action.
+    pub entry: NewAuditEntry,
 }

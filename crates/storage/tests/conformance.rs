@@ -172,6 +172,7 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: SeaStorage) {
             partition: 0,
             next: 1,
         },
+        sensitive: Default::default(),
     };
     let applied = s.replica_apply(&ship(), &batch, 400).await.unwrap();
     assert_eq!(applied.acked, 2);
@@ -247,6 +248,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             partition: 0,
             next: 8,
         },
+        sensitive: Default::default(),
     };
     let out = s.replica_apply(&ship(), &batch, 3).await.unwrap();
     assert_eq!((out.acked, out.resend, out.restored_below), (1, 1, None));
@@ -272,6 +274,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             partition: 0,
             next: 10,
         },
+        sensitive: Default::default(),
     };
     let out = s.replica_apply(&ship(), &rejected, 4).await.unwrap();
     assert_eq!(out.restored_below, Some(9));
@@ -305,6 +308,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             partition: 0,
             next: 11,
         },
+        sensitive: Default::default(),
     };
     let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
     assert_eq!(out.restored_below, Some(40));
@@ -557,6 +561,7 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
             partition: 0,
             next: 1,
         },
+        sensitive: Default::default(),
     };
     s.replica_apply(&ship(), &batch, 10).await.unwrap();
     s.master_write(

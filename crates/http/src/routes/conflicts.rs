@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use offline_sync_model::ConflictStatus;
 
+use crate::auth::Role;
 use crate::dto::{self, PageQuery, ResolveBody};
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -47,12 +48,27 @@ pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Resul
 /// Resolves an open conflict; the result is committed and broadcast like any change.
 pub(crate) async fn resolve(
     state: web::Data<AppState>,
+    role: web::ReqData<Role>,
     id: web::Path<u64>,
     body: web::Json<ResolveBody>,
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
     let strategy = body.into_inner().strategy()?;
+    let detail = serde_json::json!({
+        "strategy": strategy.as_str(),
+        // Field names only: values may be secrets, and the document keeps them anyway.
+        "mergeFields": match &strategy {
+            offline_sync_model::Strategy::Merge { merge_data } => merge_data.keys().cloned().collect::<Vec<_>>(),
+            _ => Vec::new(),
+        },
+    });
     let m = state.master()?;
     let c = state.run(async move { m.resolve(id, &strategy).await }).await?;
+    let mut detail = detail;
+    detail["csn"] = serde_json::json!(c.resolved_csn);
+    detail["document"] = serde_json::json!(format!("{}/{}", c.content_type, c.document_id));
+    state
+        .audit(*role, "resolve", format!("conflict {id}"), detail)
+        .await;
     Ok(HttpResponse::Ok().json(dto::data(dto::conflict(c))))
 }

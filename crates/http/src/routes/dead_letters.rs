@@ -3,7 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use offline_sync_engine::DeadLetterStatus;
+use serde_json::json;
 
+use crate::auth::Role;
 use crate::dto::{self, PageQuery};
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
@@ -44,18 +46,34 @@ pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Resul
 }
 
 /// Processes the record again with this build; 409 if it still fails (it stays pending).
-pub(crate) async fn retry(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+pub(crate) async fn retry(
+    state: web::Data<AppState>,
+    role: web::ReqData<Role>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse> {
     let id = id.into_inner();
     let node = state.node()?;
     let d = state.run(async move { node.retry_dead_letter(id).await }).await?;
+    let detail = json!({"status": d.status.as_str(), "reason": d.letter.reason});
+    state
+        .audit(*role, "retry", format!("dead letter {id}"), detail)
+        .await;
     Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
 }
 
-pub(crate) async fn discard(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
+pub(crate) async fn discard(
+    state: web::Data<AppState>,
+    role: web::ReqData<Role>,
+    id: web::Path<u64>,
+) -> Result<HttpResponse> {
     let id = id.into_inner();
     let node = state.node()?;
     let d = state
         .run(async move { node.discard_dead_letter(id).await })
         .await?;
+    let detail = json!({"status": d.status.as_str(), "reason": d.letter.reason});
+    state
+        .audit(*role, "discard", format!("dead letter {id}"), detail)
+        .await;
     Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
 }

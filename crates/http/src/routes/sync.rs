@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use offline_sync_engine::OutboxState;
 use serde_json::json;
 
+use crate::auth::Role;
 use crate::dto::{self, PageQuery};
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Node};
@@ -51,16 +52,27 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
 }
 
 /// Sends every queued change now instead of waiting for the pusher.
-pub(crate) async fn push(state: web::Data<AppState>) -> Result<HttpResponse> {
+pub(crate) async fn push(state: web::Data<AppState>, role: web::ReqData<Role>) -> Result<HttpResponse> {
     let r = state.replica()?;
     let pushed = state.run(async move { r.push_all().await }).await?;
+    state
+        .audit(*role, "push", "outbox".into(), json!({ "pushed": pushed }))
+        .await;
     Ok(HttpResponse::Ok().json(dto::data(json!({ "pushed": pushed }))))
 }
 
 /// Reads and applies what the master has published, now.
-pub(crate) async fn pull(state: web::Data<AppState>) -> Result<HttpResponse> {
+pub(crate) async fn pull(state: web::Data<AppState>, role: web::ReqData<Role>) -> Result<HttpResponse> {
     let r = state.replica()?;
     let pulled = state.run(async move { r.pull_all().await }).await?;
+    state
+        .audit(
+            *role,
+            "pull",
+            "master-updates".into(),
+            json!({ "pulled": pulled }),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(dto::data(json!({ "pulled": pulled }))))
 }
 

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use offline_sync_model::{
     Ack, AckOutcome, Change, Commit, Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus,
-    ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Policies, ShipId, Strategy, decide,
-    encode, master_write,
+    ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Policies, ShipId, Strategy,
+    decide, encode, master_write,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -162,6 +162,15 @@ pub(super) async fn apply(
         csn += 1;
         let doc = common::master_doc(txn, &change.ct, change.id).await?;
         let open = open_conflict(txn, &change.ct, change.id).await?;
+        // Sensitive fields are never taken from a ship: the master keeps its own values.
+        let mut change = change.clone();
+        batch.sensitive.strip(&mut change.fields);
+        if let Some(d) = &doc {
+            batch
+                .sensitive
+                .keep_local(&mut change.fields, &d.fields, change.op == Op::Create);
+        }
+        let change = &change;
         let mut decision = decide(
             doc.as_ref(),
             open.as_ref(),

@@ -221,7 +221,7 @@ pub(super) async fn apply(
                     continue;
                 }
                 let doc = common::replica_doc(txn, &commit.ct, commit.id).await?;
-                let doc = apply_commit(doc, commit, ship);
+                let doc = apply_commit(doc, commit, ship, &batch.sensitive);
                 common::save_replica_doc(txn, &doc, now_ms).await?;
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
                     let outcome = match &commit.conflict {
