@@ -1,8 +1,9 @@
 //! Bytes on the wire per change, measured through a counting TCP proxy in front of a real
 //! tansu broker: a one-field update of a 1 KB document, as offline-sync sends it (the
-//! changed field only, in a v1 envelope), with no compression, lz4 and zstd, at batch sizes
-//! 1 and 100. The baseline, measured in the same run over the same proxy, is what the
-//! Strapi plugin sent: the whole document with every change, uncompressed.
+//! changed field only, in a v1 envelope inside a signed record), with no compression, lz4
+//! and zstd, at batch sizes 1 and 100; beside it the same envelope unsigned, which shows what
+//! the signature costs on the wire. The baseline, measured in the same run over the same
+//! proxy, is what the Strapi plugin sent: the whole document with every change, uncompressed.
 //!
 //! Run with `cargo bench --bench wire` (needs tansu: `./scripts/test.sh` installs it).
 
@@ -12,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use offline_sync::kafka::testing::{Tansu, free_port};
 use offline_sync::kafka::{Compression, KafkaConfig, KafkaTransport};
-use offline_sync::model::{Change, ContentType, DocumentId, Fields, Hlc, Message, Op, ShipId, encode};
+use offline_sync::model::{
+    Change, ContentType, DocumentId, Fields, Hlc, Message, Op, ShipId, SigningKey, encode,
+};
 use offline_sync::transport::Transport;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,11 +80,13 @@ async fn measure(
     codec: Compression,
     batch: usize,
     full: bool,
+    signed: bool,
 ) -> Result<f64> {
     let mut cfg = KafkaConfig::new(vec![address.to_owned()]);
     cfg.compression = codec;
     let t = KafkaTransport::new(cfg)?;
-    let topic = format!("wire-{codec:?}-{batch}-{full}").to_lowercase();
+    let topic = format!("wire-{codec:?}-{batch}-{full}-{signed}").to_lowercase();
+    let key = SigningKey::from_seed([7; 32]);
     t.ensure_topic(&topic, 1).await?;
     t.publish(&topic, Some(b"warm-up"), vec![b"{}".to_vec()]).await?;
     let id = DocumentId::new_v7();
@@ -90,12 +95,17 @@ async fn measure(
         .map(|seq| {
             let mut changed = Fields::new();
             changed.insert("field_07".into(), json!(format!("status update number {seq}")));
-            if full {
+            let value = if full {
                 let mut whole = base.clone();
                 whole.extend(changed);
                 envelope(seq, id, whole, Op::Update)
             } else {
                 envelope(seq, id, changed, Op::Update)
+            };
+            if signed {
+                key.seal("ship-atlantic-001", &value)
+            } else {
+                value
             }
         })
         .collect();
@@ -123,15 +133,17 @@ async fn main() -> Result<()> {
         "bytes on the wire per change (client → broker, {CHANGES} changes, document of {doc_bytes} bytes)"
     );
     println!(
-        "| compression | batch | offline-sync (changed field) | baseline (whole document, as the seed) | ratio |"
+        "| compression | batch | offline-sync (changed field, signed) | of which the signature | baseline (whole document, as the seed) | ratio |"
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|");
     for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
         for batch in [1, 100] {
-            let ours = measure(&broker.address(), &counter, codec, batch, false).await?;
-            let baseline = measure(&broker.address(), &counter, Compression::None, 1, true).await?;
+            let ours = measure(&broker.address(), &counter, codec, batch, false, true).await?;
+            let unsigned = measure(&broker.address(), &counter, codec, batch, false, false).await?;
+            let baseline = measure(&broker.address(), &counter, Compression::None, 1, true, false).await?;
             println!(
-                "| {codec:?} | {batch} | {ours:.0} | {baseline:.0} | {:.1}× smaller |",
+                "| {codec:?} | {batch} | {ours:.0} | {:.0} | {baseline:.0} | {:.1}× smaller |",
+                ours - unsigned,
                 baseline / ours
             );
         }

@@ -187,3 +187,72 @@ async fn stale_versions_are_refused_without_a_write() {
     f.sync().await;
     f.assert_converged().await;
 }
+
+/// The master reads its last CSN for the impossible-base check after its fetch returns: a
+/// change based on a commit made while the master was waiting in that fetch is applied, not
+/// refused. (Reading it before the fetch refused such a change and its write was lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_based_on_a_commit_made_during_the_masters_fetch_is_applied() {
+    let mut cfg = support::master_config();
+    cfg.poll_wait = std::time::Duration::from_secs(2);
+    cfg.ship_partitions = 1;
+    let f = Fleet::with_config(1, MasterDb::Sqlite, "base_during_fetch", cfg).await;
+    f.ships[0].heartbeat().await.unwrap();
+    f.master.pull_all().await.unwrap();
+    let master = f.master.clone();
+    let pulling = tokio::spawn(async move { master.pull_once().await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let doc = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    f.ships[0].pull_all().await.unwrap();
+    f.ships[0]
+        .update(&ct(), doc.id, fields(json!({"t": 2})))
+        .await
+        .unwrap();
+    f.ships[0].push_all().await.unwrap();
+    assert_eq!(
+        pulling.await.unwrap().unwrap(),
+        1,
+        "the waiting fetch got the change"
+    );
+    f.sync().await;
+    let (letters, _) = f
+        .master
+        .dead_letters(None, offline_sync::storage::Page::all())
+        .await
+        .unwrap();
+    assert!(letters.is_empty(), "{letters:?}");
+    assert_eq!(
+        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["t"],
+        json!(2)
+    );
+    f.assert_converged().await;
+}
+
+/// An admin's revocation outlives a restart, even of a key the settings pin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_stays_revoked_after_a_restart() {
+    let key = offline_sync::model::SigningKey::from_seed([21; 32]).public();
+    let mut cfg = support::master_config();
+    cfg.signing.pinned.insert("ship-9".into(), key);
+    let mut f = Fleet::with_config(0, MasterDb::Sqlite, "revoked", cfg).await;
+    let status = |f: &Fleet| {
+        let master = f.master.clone();
+        async move {
+            let admin = master.key_admin().await.unwrap();
+            let peer = admin.peers().into_iter().find(|p| p.signer == "ship-9").unwrap();
+            (peer.status, peer.key)
+        }
+    };
+    use offline_sync::engine::KeyStatus;
+    assert_eq!(status(&f).await, (KeyStatus::Trusted, key));
+    f.master
+        .key_admin()
+        .await
+        .unwrap()
+        .revoke("ship-9")
+        .await
+        .unwrap();
+    f.restart_master().await;
+    assert_eq!(status(&f).await, (KeyStatus::Revoked, key));
+}

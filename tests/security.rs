@@ -362,7 +362,17 @@ fn forged_records_change_nothing_and_each_becomes_a_dead_letter() {
         .cloned()
         .unwrap();
     assert_eq!(ghost["status"], "pending");
-    let approved = m.call("POST", "/api/offline-sync/keys/ship-ghost/approve", None);
+    let unverified = m.call("POST", "/api/offline-sync/keys/ship-ghost/approve", None);
+    assert_eq!(
+        unverified.status, 409,
+        "a pending key needs the key the ship reports: {}",
+        unverified.body
+    );
+    let approved = m.call(
+        "POST",
+        "/api/offline-sync/keys/ship-ghost/approve",
+        Some(&json!({"publicKey": ghost["publicKey"]})),
+    );
     assert_eq!(approved.status, 200, "{}", approved.body);
     let revoked = m.call("POST", "/api/offline-sync/keys/ship-ghost/revoke", None);
     assert_eq!(revoked.json()["data"]["status"], "revoked");

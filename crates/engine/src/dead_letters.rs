@@ -12,13 +12,12 @@ use offline_sync_storage::{
 use offline_sync_transport::{Batch, Fetched, Record};
 
 use crate::error::{Error, Result};
-use crate::inbox::{Decoded, Inbox};
+use crate::inbox::Decoded;
 use crate::master::Master;
 use crate::replica::Replica;
 
-/// Verifies and decodes a pending dead letter again, exactly as a fetched record is; returns
-/// what it holds, or why it still fails.
-async fn reprocess(storage: &dyn Storage, inbox: &Inbox<'_>, id: u64) -> Result<(DeadLetter, Decoded)> {
+/// A pending dead letter and its record as a fetched batch of one.
+async fn pending(storage: &dyn Storage, id: u64) -> Result<(DeadLetter, Batch)> {
     let letter = storage.dead_letter(id).await?.ok_or(Error::NotFound)?;
     if letter.status != DeadLetterStatus::Pending {
         return Err(Error::Conflict {
@@ -36,13 +35,18 @@ async fn reprocess(storage: &dyn Storage, inbox: &Inbox<'_>, id: u64) -> Result<
         }],
         high_watermark: l.offset + 1,
     };
-    let decoded = inbox.decode_batch(&l.topic, l.partition, &batch, l.offset);
-    if let Some(still) = decoded.dead_letters.first() {
-        return Err(Error::Conflict {
+    Ok((letter, batch))
+}
+
+/// Refuses a retry whose record, verified and decoded again exactly as a fetched one, still
+/// fails.
+fn still_fails(id: u64, decoded: &Decoded) -> Result<()> {
+    match decoded.dead_letters.first() {
+        Some(still) => Err(Error::Conflict {
             reason: format!("dead letter {id} still fails: {}", still.reason),
-        });
+        }),
+        None => Ok(()),
     }
-    Ok((letter, decoded))
 }
 
 impl Master {
@@ -77,14 +81,15 @@ impl Master {
 
     /// Processes a pending dead letter again and marks it retried.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let last_csn = self.inner.storage.last_csn().await?;
-        let inbox = self.inbox(last_csn).await?;
-        let (_, decoded) = reprocess(self.inner.storage.as_ref(), &inbox, id).await?;
+        let (letter, record) = pending(self.inner.storage.as_ref(), id).await?;
+        let l = &letter.letter;
+        let decoded = self.decode(&l.topic, l.partition, &record, l.offset).await?;
+        still_fails(id, &decoded)?;
         let mut batch = MasterBatch {
             sensitive: self.inner.cfg.sensitive.clone(),
             ..MasterBatch::default()
         };
-        self.take(decoded, &mut batch).await?;
+        self.take(decoded, &mut batch);
         self.apply(&batch).await?;
         let _w = self.inner.writer.lock().await;
         let letter = self
@@ -131,13 +136,13 @@ impl Replica {
     /// retried.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let storage = self.inner.storage.as_ref();
-        let inbox = self.inbox().await?;
-        let (letter, decoded) = reprocess(storage, &inbox, id).await?;
-        let keys = self.keys().await?;
+        let (letter, record) = pending(storage, id).await?;
+        let l = &letter.letter;
+        let decoded = self.decode(&l.topic, l.partition, &record, l.offset).await?;
+        still_fails(id, &decoded)?;
         let topic = letter.letter.topic.clone();
         let partition = letter.letter.partition;
         let _w = self.inner.writer.lock().await;
-        crate::keys::keep_pins(keys, storage, decoded.pins).await?;
         // The offset stays where consumption is: a retry never moves it.
         let next = storage
             .offset(&topic, partition)

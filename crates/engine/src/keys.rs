@@ -102,6 +102,12 @@ impl Keyring {
             if current.is_some_and(|p| p.key == *key && p.status == KeyStatus::Trusted) {
                 continue;
             }
+            if current.is_some_and(|p| p.key == *key && p.status == KeyStatus::Revoked) {
+                // A restart must not undo an admin's revocation; a new key in the setting
+                // (a replaced ship) is pinned.
+                tracing::warn!(signer, public_key = %key, "key given by setting was revoked by an admin; it stays revoked");
+                continue;
+            }
             let pin = PeerKey {
                 signer: signer.clone(),
                 key: *key,
@@ -115,6 +121,11 @@ impl Keyring {
             peers.insert(signer.clone(), pin);
         }
         tracing::info!(signer = me, public_key = %own.public(), "signing records");
+        if me != MASTER_SIGNER && !peers.contains_key(MASTER_SIGNER) {
+            tracing::warn!(
+                "the master's key is not pinned (SYNC_MASTER_PUBLIC_KEY): the first key seen signing as master will be trusted"
+            );
+        }
         Ok(Self {
             own,
             me: me.to_owned(),
@@ -244,9 +255,9 @@ pub(crate) async fn loaded<'a>(
 }
 
 /// Keeps the keys first seen in a batch (before the batch's effects, so a crash in between
-/// leaves a pin and no effect, never an effect without its pin), then remembers them. A
-/// sender an admin acted on meanwhile keeps what the admin decided. The caller holds the
-/// node's writer lock.
+/// leaves a pin and no effect, never an effect without its pin), then remembers them. A pin
+/// never replaces a row already stored (by another process sharing the database): what is
+/// stored wins and is remembered. The caller holds the node's writer lock.
 pub(crate) async fn keep_pins(
     keys: &Keyring,
     storage: &dyn Storage,
@@ -256,7 +267,12 @@ pub(crate) async fn keep_pins(
         if keys.read().contains_key(&pin.signer) {
             continue;
         }
-        storage.save_peer_key(&pin).await?;
+        let stored = storage.pin_peer_key(&pin).await?;
+        if stored != pin {
+            tracing::warn!(signer = %pin.signer, "a key was already stored for this sender; keeping it");
+            keys.remember(stored);
+            continue;
+        }
         match pin.status {
             KeyStatus::Trusted => tracing::warn!(
                 signer = %pin.signer,
@@ -306,8 +322,11 @@ impl KeyAdmin<'_> {
     }
 
     /// Trusts `signer`: with `key`, pins that key (replacing any other); without, approves
-    /// the key already seen for it (pending, or revoked earlier). Errors: `NotFound` when no
-    /// key is given and none was seen, or for a sender that cannot be a peer of this node.
+    /// the key already pinned for it (revoked earlier). A pending key — offered by whoever
+    /// first claimed that name — is approved only with `key`, which the admin takes from the
+    /// ship itself (its `GET /api/offline-sync/keys`). Errors: `NotFound` when no key is given
+    /// and none was seen, or for a sender that cannot be a peer of this node; `Conflict` for a
+    /// pending key approved without `key`.
     pub async fn approve(&self, signer: &str, key: Option<PublicKey>) -> Result<PeerKey> {
         self.set(signer, key, KeyStatus::Trusted).await
     }
@@ -322,6 +341,16 @@ impl KeyAdmin<'_> {
         self.check_peer(signer)?;
         let _w = self.writer.lock().await;
         let current = self.keys.read().get(signer).cloned();
+        if status == KeyStatus::Trusted
+            && key.is_none()
+            && current.as_ref().is_some_and(|c| c.status == KeyStatus::Pending)
+        {
+            return Err(crate::Error::Conflict {
+                reason: format!(
+                    "the pending key of {signer} was offered by whoever first used that name: give publicKey, as the ship reports it"
+                ),
+            });
+        }
         let key = key
             .or(current.as_ref().map(|c| c.key))
             .ok_or(crate::Error::NotFound)?;

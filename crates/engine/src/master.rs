@@ -11,7 +11,7 @@ use offline_sync_model::{
 use offline_sync_storage::{
     AuditEntry, MasterBatch, NewAuditEntry, Page, ShipRecord, Storage, StoredDoc, TopicOffset,
 };
-use offline_sync_transport::Transport;
+use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::{Clock, SystemClock};
@@ -138,16 +138,31 @@ impl Master {
         })
     }
 
-    /// Keeps the keys first seen in `decoded` and moves its messages and refusals into `batch`.
-    pub(crate) async fn take(&self, decoded: Decoded, batch: &mut MasterBatch) -> Result<()> {
-        {
-            let _w = self.inner.writer.lock().await;
-            crate::keys::keep_pins(self.keys().await?, self.inner.storage.as_ref(), decoded.pins).await?;
-        }
+    /// Verifies and decodes fetched records and keeps the keys first seen in them, under the
+    /// writer lock: no commit and no admin decision on a key comes between reading the last
+    /// CSN, admitting the senders and keeping their pins. The last CSN is read after the
+    /// fetch, so every commit a fetched change can have seen is counted.
+    pub(crate) async fn decode(
+        &self,
+        topic: &str,
+        partition: u32,
+        fetched: &Batch,
+        from: i64,
+    ) -> Result<Decoded> {
+        let _w = self.inner.writer.lock().await;
+        let last_csn = self.inner.storage.last_csn().await?;
+        let inbox = self.inbox(last_csn).await?;
+        let mut decoded = inbox.decode_batch(topic, partition, fetched, from);
+        let pins = std::mem::take(&mut decoded.pins);
+        crate::keys::keep_pins(inbox.keys, self.inner.storage.as_ref(), pins).await?;
+        Ok(decoded)
+    }
+
+    /// Moves decoded messages, refusals and dead letters into `batch`.
+    pub(crate) fn take(&self, decoded: Decoded, batch: &mut MasterBatch) {
         self.sort_into(decoded.messages, batch);
         batch.rejected.extend(decoded.refused);
         batch.dead_letters.extend(decoded.dead_letters);
-        Ok(())
     }
 
     /// The settings.
@@ -366,9 +381,6 @@ impl Master {
             sensitive: self.inner.cfg.sensitive.clone(),
             ..MasterBatch::default()
         };
-        // Read before anything of this batch is applied: a base above it was never broadcast.
-        let last_csn = self.inner.storage.last_csn().await?;
-        let inbox = self.inbox(last_csn).await?;
         let mut read = 0;
         let mut bytes = 0;
         for p in 0..partitions {
@@ -416,9 +428,9 @@ impl Master {
                 .iter()
                 .map(|r| r.record.value.len())
                 .sum::<usize>();
-            let decoded = inbox.decode_batch(&topic, p, &fetched, from);
+            let decoded = self.decode(&topic, p, &fetched, from).await?;
             let next = decoded.next;
-            self.take(decoded, &mut batch).await?;
+            self.take(decoded, &mut batch);
             batch.offsets.push(TopicOffset {
                 topic: topic.clone(),
                 partition: p,

@@ -10,13 +10,13 @@ use offline_sync_model::{
 use offline_sync_storage::{
     AuditEntry, NewAuditEntry, OutboxEntry, OutboxState, Page, ReplicaBatch, Storage, StoredDoc, TopicOffset,
 };
-use offline_sync_transport::Transport;
+use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ReplicaConfig, synced};
 use crate::error::{Error, Result};
-use crate::inbox::{Inbox, Reader};
+use crate::inbox::{Decoded, Inbox, Reader};
 use crate::keys::{KeyAdmin, Keyring};
 use crate::metrics::{MessageCounts, Stats};
 
@@ -139,16 +139,28 @@ impl Replica {
         })
     }
 
-    /// How records from `master-updates` are read: verified against the master's pinned key,
-    /// commits of types this ship does not sync refused.
-    pub(crate) async fn inbox(&self) -> Result<Inbox<'_>> {
-        Ok(Inbox {
+    /// Verifies and decodes fetched records of `master-updates` (signed by the master's
+    /// pinned key; commits of types this ship does not sync refused) and keeps the key first
+    /// seen in them, under the writer lock, so no admin decision on a key comes between.
+    pub(crate) async fn decode(
+        &self,
+        topic: &str,
+        partition: u32,
+        fetched: &Batch,
+        from: i64,
+    ) -> Result<Decoded> {
+        let _w = self.inner.writer.lock().await;
+        let inbox = Inbox {
             reader: Reader::Replica,
             keys: self.keys().await?,
             synced: self.inner.cfg.content_types.as_ref(),
             last_csn: None,
             now_ms: self.now(),
-        })
+        };
+        let mut decoded = inbox.decode_batch(topic, partition, fetched, from);
+        let pins = std::mem::take(&mut decoded.pins);
+        crate::keys::keep_pins(inbox.keys, self.inner.storage.as_ref(), pins).await?;
+        Ok(decoded)
     }
 
     /// This ship.
@@ -443,7 +455,7 @@ impl Replica {
         if batch.records.is_empty() {
             return Ok(0);
         }
-        let decoded = self.inbox().await?.decode_batch(&topic, 0, &batch, from);
+        let decoded = self.decode(&topic, 0, &batch, from).await?;
         {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
             for m in &decoded.messages {
@@ -467,7 +479,6 @@ impl Replica {
         let started = std::time::Instant::now();
         let applied = {
             let _w = self.inner.writer.lock().await;
-            crate::keys::keep_pins(self.keys().await?, self.inner.storage.as_ref(), decoded.pins).await?;
             self.inner
                 .storage
                 .replica_apply(self.ship(), &input, self.now())

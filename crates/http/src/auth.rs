@@ -126,9 +126,15 @@ impl ResourceAccess {
         self.methods.push((method, access));
     }
 
-    /// What `method` requires: as listed, or the admin token for a method the table does not
-    /// list (it only reaches the "method not allowed" answer, but nothing unlisted is public).
+    /// What `method` requires: as listed (HEAD as GET), or the admin token for a method the
+    /// table does not list (it only reaches the "method not allowed" answer, but nothing
+    /// unlisted is public).
     pub(crate) fn of(&self, method: &Method) -> Access {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         self.methods
             .iter()
             .find(|(m, _)| m == method)
@@ -218,6 +224,7 @@ mod tests {
         let mut table = ResourceAccess::default();
         table.add(Method::GET, Access::Public);
         assert_eq!(table.of(&Method::GET), Access::Public);
+        assert_eq!(table.of(&Method::HEAD), Access::Public);
         assert_eq!(table.of(&Method::POST), Access::Admin);
         assert_eq!(ResourceAccess::default().of(&Method::GET), Access::Admin);
     }

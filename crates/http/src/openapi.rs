@@ -261,6 +261,7 @@ pub(crate) mod spec {
                 "200": ok("The key, now trusted", data_of(reference("PeerKey"))),
                 "400": error_response("publicKey is not 32 bytes of base64"),
                 "404": error_response("Not a peer of this node, or no key seen for it and none given"),
+                "409": error_response("A pending key approved without publicKey"),
             },
         })
     }

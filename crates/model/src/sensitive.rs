@@ -99,9 +99,10 @@ impl Sensitive {
     }
 
     /// Puts this node's own sensitive values back into `incoming` fields (already stripped)
-    /// from `local`, the document as this node holds it. Inside objects both sides hold, the
-    /// local sensitive members are kept; with `whole` (the incoming fields replace the whole
-    /// document) top-level sensitive fields are kept too.
+    /// from `local`, the document as this node holds it. Inside objects both sides hold (also
+    /// as elements of arrays, position by position), the local sensitive members are kept;
+    /// with `whole` (the incoming fields replace the whole document) top-level sensitive
+    /// fields are kept too.
     pub fn keep_local(&self, incoming: &mut Fields, local: &Fields, whole: bool) {
         if self.names.is_empty() {
             return;
@@ -111,10 +112,21 @@ impl Sensitive {
                 if whole && !incoming.contains_key(k) {
                     incoming.insert(k.clone(), local_value.clone());
                 }
-            } else if let (Some(Value::Object(inc)), Value::Object(loc)) = (incoming.get_mut(k), local_value)
-            {
-                self.keep_local(inc, loc, true);
+            } else if let Some(inc) = incoming.get_mut(k) {
+                self.keep_value(inc, local_value);
             }
+        }
+    }
+
+    fn keep_value(&self, incoming: &mut Value, local: &Value) {
+        match (incoming, local) {
+            (Value::Object(inc), Value::Object(loc)) => self.keep_local(inc, loc, true),
+            (Value::Array(inc), Value::Array(loc)) => {
+                for (i, l) in inc.iter_mut().zip(loc) {
+                    self.keep_value(i, l);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -169,6 +181,15 @@ mod tests {
             patch,
             fields(json!({"auth": {"user": "b", "password": "p"}})),
             "a patch keeps nested values and leaves top-level fields to the patch rule"
+        );
+        let local_list =
+            fields(json!({"crew": [{"name": "a", "token": "t1"}, {"name": "b", "token": "t2"}]}));
+        let mut echo = fields(json!({"crew": [{"name": "a"}, {"name": "b2"}]}));
+        s.keep_local(&mut echo, &local_list, false);
+        assert_eq!(
+            echo,
+            fields(json!({"crew": [{"name": "a", "token": "t1"}, {"name": "b2", "token": "t2"}]})),
+            "objects in arrays keep their values position by position"
         );
         let mut put = fields(json!({"title": "new", "auth": {"user": "b"}}));
         s.keep_local(&mut put, &local, true);

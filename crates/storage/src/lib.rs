@@ -85,6 +85,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The keys pinned for this node's peers, by sender.
     async fn peer_keys(&self) -> Result<Vec<PeerKey>>;
 
+    /// Pins a peer's key first seen: inserts `key` unless a row for its signer exists, and
+    /// returns the stored row (`key`, or what was there). Safe to repeat.
+    async fn pin_peer_key(&self, key: &PeerKey) -> Result<PeerKey>;
+
     /// Pins, approves or revokes a peer's key: inserts the row, or replaces its key, status,
     /// source and update time (the first-seen time stays). Safe to repeat.
     async fn save_peer_key(&self, key: &PeerKey) -> Result<()>;

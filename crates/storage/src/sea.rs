@@ -143,6 +143,10 @@ impl Storage for SeaStorage {
         trust::peer_keys(&self.db).await
     }
 
+    async fn pin_peer_key(&self, key: &PeerKey) -> Result<PeerKey> {
+        trust::pin_peer_key(&self.db, key).await
+    }
+
     async fn save_peer_key(&self, key: &PeerKey) -> Result<()> {
         trust::save_peer_key(&self.db, key).await
     }

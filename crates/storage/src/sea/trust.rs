@@ -75,23 +75,43 @@ pub(super) async fn peer_keys<C: ConnectionTrait>(c: &C) -> Result<Vec<PeerKey>>
         .collect()
 }
 
-pub(super) async fn save_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Result<()> {
-    use peer_keys::Column as K;
-    peer_keys::Entity::insert(peer_keys::ActiveModel {
+fn peer_row(key: &PeerKey) -> peer_keys::ActiveModel {
+    peer_keys::ActiveModel {
         signer: Set(key.signer.clone()),
         public_key: Set(key.key.to_base64()),
         status: Set(key.status.as_str().to_owned()),
         source: Set(key.source.as_str().to_owned()),
         first_seen_ms: Set(to_i64(key.first_seen_ms)),
         updated_at_ms: Set(to_i64(key.updated_at_ms)),
-    })
-    .on_conflict(
-        OnConflict::column(K::Signer)
-            .update_columns([K::PublicKey, K::Status, K::Source, K::UpdatedAtMs])
-            .to_owned(),
-    )
-    .exec(c)
-    .await?;
+    }
+}
+
+pub(super) async fn pin_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Result<PeerKey> {
+    peer_keys::Entity::insert(peer_row(key))
+        .on_conflict(
+            OnConflict::column(peer_keys::Column::Signer)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(c)
+        .await?;
+    let row = peer_keys::Entity::find_by_id(key.signer.clone())
+        .one(c)
+        .await?
+        .ok_or_else(|| Error::corrupt(format!("the pinned key of {} is missing", key.signer)))?;
+    to_peer(row)
+}
+
+pub(super) async fn save_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Result<()> {
+    use peer_keys::Column as K;
+    peer_keys::Entity::insert(peer_row(key))
+        .on_conflict(
+            OnConflict::column(K::Signer)
+                .update_columns([K::PublicKey, K::Status, K::Source, K::UpdatedAtMs])
+                .to_owned(),
+        )
+        .exec(c)
+        .await?;
     Ok(())
 }
 
