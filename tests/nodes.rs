@@ -11,19 +11,12 @@ use std::time::Duration;
 
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
-use support::process::{Node, Proxy, eventually, free_port, request};
+use support::process::{Node, Proxy, eventually, free_port, fresh_postgres, request};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const READ: &str = "read-token-0123456789abcdef";
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn fresh_postgres(label: &str) -> String {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(offline_sync::storage::testing::fresh_postgres(label))
-        .expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test.sh starts it)")
-}
 
 /// Settings that keep the loops brisk in tests.
 fn common(broker: &str) -> Vec<(&'static str, String)> {

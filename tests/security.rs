@@ -18,19 +18,12 @@ use offline_sync::model::{
 };
 use serde_json::{Value, json};
 use support::librdkafka::{consume, produce, produce_signed};
-use support::process::{Node, eventually, request};
+use support::process::{Node, eventually, fresh_postgres, request};
 
 const ADMIN: &str = "admin-token-of-the-security-test";
 const READ: &str = "read-token-of-the-security-test";
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
-
-fn fresh_postgres(label: &str) -> String {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(offline_sync::storage::testing::fresh_postgres(label))
-        .expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test.sh starts it)")
-}
 
 fn start(bin: &str, name: &str, dir: &Path, broker: &str, extra: &[(&'static str, String)]) -> Node {
     let mut env = vec![

@@ -60,6 +60,14 @@ pub fn binary(name: &str) -> PathBuf {
     }
 }
 
+/// A fresh PostgreSQL database for a node started as a process, by URL.
+pub fn fresh_postgres(label: &str) -> String {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(offline_sync::storage::testing::fresh_postgres(label))
+        .expect("PostgreSQL on 127.0.0.1:5432 (./scripts/test.sh starts it)")
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use offline_sync_model::{Change, ContentType, Csn, MASTER_SIGNER, Message, ShipId, decode, unseal};
-use offline_sync_storage::{NewDeadLetter, PeerKey};
+use offline_sync_storage::{NewDeadLetter, PeerKey, Storage};
 use offline_sync_transport::{Batch, Fetched};
 
 use crate::keys::{Admit, Keyring, Refusal};
@@ -98,6 +98,22 @@ impl Inbox<'_> {
             }
         }
         out
+    }
+
+    /// [`Inbox::decode_batch`], then keeps the keys first seen in the batch. The caller holds
+    /// the node's writer lock, so no commit and no admin decision on a key comes between.
+    pub(crate) async fn decode_and_pin(
+        &self,
+        storage: &dyn Storage,
+        topic: &str,
+        partition: u32,
+        fetched: &Batch,
+        from: i64,
+    ) -> crate::Result<Decoded> {
+        let mut decoded = self.decode_batch(topic, partition, fetched, from);
+        let pins = std::mem::take(&mut decoded.pins);
+        crate::keys::keep_pins(self.keys, storage, pins).await?;
+        Ok(decoded)
     }
 
     /// Verifies one record and decodes its message, or says why not.

@@ -151,11 +151,10 @@ impl Master {
     ) -> Result<Decoded> {
         let _w = self.inner.writer.lock().await;
         let last_csn = self.inner.storage.last_csn().await?;
-        let inbox = self.inbox(last_csn).await?;
-        let mut decoded = inbox.decode_batch(topic, partition, fetched, from);
-        let pins = std::mem::take(&mut decoded.pins);
-        crate::keys::keep_pins(inbox.keys, self.inner.storage.as_ref(), pins).await?;
-        Ok(decoded)
+        self.inbox(last_csn)
+            .await?
+            .decode_and_pin(self.inner.storage.as_ref(), topic, partition, fetched, from)
+            .await
     }
 
     /// Moves decoded messages, refusals and dead letters into `batch`.

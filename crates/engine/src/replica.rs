@@ -157,10 +157,9 @@ impl Replica {
             last_csn: None,
             now_ms: self.now(),
         };
-        let mut decoded = inbox.decode_batch(topic, partition, fetched, from);
-        let pins = std::mem::take(&mut decoded.pins);
-        crate::keys::keep_pins(inbox.keys, self.inner.storage.as_ref(), pins).await?;
-        Ok(decoded)
+        inbox
+            .decode_and_pin(self.inner.storage.as_ref(), topic, partition, fetched, from)
+            .await
     }
 
     /// This ship.

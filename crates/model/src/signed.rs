@@ -43,14 +43,7 @@ impl PublicKey {
     /// Parses the base64 form (standard or URL-safe alphabet, with or without padding) of 32
     /// bytes. Whether they are a curve point is [`PublicKey::check`]'s question.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let bytes: [u8; 32] =
-            decode_base64(text.trim())?
-                .try_into()
-                .map_err(|b: Vec<u8>| KeyError::Length {
-                    expected: 32,
-                    got: b.len(),
-                })?;
-        Ok(Self(bytes))
+        decode_key(text).map(Self)
     }
 
     /// Refuses 32 bytes that are no Ed25519 public key (for settings, where a typo deserves
@@ -105,14 +98,7 @@ impl SigningKey {
 
     /// Parses the base64 form of the 32-byte seed. The error never repeats the text.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let bytes: [u8; 32] =
-            decode_base64(text.trim())?
-                .try_into()
-                .map_err(|b: Vec<u8>| KeyError::Length {
-                    expected: 32,
-                    got: b.len(),
-                })?;
-        Ok(Self::from_seed(bytes))
+        decode_key(text).map(Self::from_seed)
     }
 
     /// The 32-byte seed (to store it).
@@ -174,6 +160,16 @@ pub enum KeyError {
     /// 32 bytes that are no Ed25519 public key.
     #[error("not an Ed25519 public key")]
     NotAKey,
+}
+
+/// The 32 bytes of a key in base64.
+fn decode_key(text: &str) -> Result<[u8; 32], KeyError> {
+    decode_base64(text.trim())?
+        .try_into()
+        .map_err(|b: Vec<u8>| KeyError::Length {
+            expected: 32,
+            got: b.len(),
+        })
 }
 
 fn decode_base64(text: &str) -> Result<Vec<u8>, KeyError> {
