@@ -381,7 +381,13 @@ fn health_readiness_and_metrics_report_what_is_true() {
         rm.contains("offline_sync_info{mode=\"replica\",ship_id=\"ship-health\""),
         "{rm}"
     );
-    assert!(rm.contains("offline_sync_queue_pending 0"), "{rm}");
+    // The ship's change is answered in the background, after the master applied it.
+    assert!(
+        eventually(WAIT, || request("GET", &r.url("/metrics"), None, None)
+            .body
+            .contains("offline_sync_queue_pending 0")),
+        "{rm}"
+    );
 
     proxy.set_down(true);
     let down = eventually(Duration::from_secs(20), || {

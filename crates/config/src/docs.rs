@@ -196,6 +196,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "hours handled log rows and dead letters are kept (1 to 87600)",
     ),
     doc(
+        "SYNC_AUDIT_RETENTION_DAYS",
+        "365",
+        "both",
+        "days entries of the audit log of admin actions are kept (1 to 36500)",
+    ),
+    doc(
         "DATABASE_CLIENT",
         "sqlite",
         "both",

@@ -168,6 +168,8 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     let ack_timeout = v.millis("SYNC_ACK_TIMEOUT", 300_000, 1_000, MAX_INTERVAL_MS)?;
     let hours = v.number("SYNC_LOG_RETENTION_HOURS", 168, 1, 87_600, " (hours)")?;
     let retention = Duration::from_secs(hours * 3600);
+    let days = v.number("SYNC_AUDIT_RETENTION_DAYS", 365, 1, 36_500, " (days)")?;
+    let audit_retention = Duration::from_secs(days * 86_400);
     let sensitive = sensitive(v);
     let signing = signing(mode, v)?;
 
@@ -181,6 +183,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         policies,
         content_types: content_types.clone(),
         retention,
+        audit_retention,
         sensitive: sensitive.clone(),
         signing: signing.clone(),
     };
@@ -196,6 +199,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         r.ship_partitions = ship_partitions;
         r.content_types = content_types;
         r.retention = retention;
+        r.audit_retention = audit_retention;
         r.sensitive = sensitive;
         r.signing = signing;
         r
@@ -519,6 +523,7 @@ mod tests {
         assert_eq!(m.policies, Policies::default());
         assert_eq!(m.content_types, None);
         assert_eq!(m.retention, Duration::from_secs(168 * 3600));
+        assert_eq!(m.audit_retention, Duration::from_secs(365 * 86_400));
         assert_eq!(s.database.client, crate::DatabaseClient::Sqlite);
         assert_eq!(
             s.database.url.expose(),
@@ -584,6 +589,7 @@ mod tests {
         ("SYNC_POLL_WAIT", "250"),
         ("SYNC_ACK_TIMEOUT", "60000"),
         ("SYNC_LOG_RETENTION_HOURS", "24"),
+        ("SYNC_AUDIT_RETENTION_DAYS", "30"),
         ("DATABASE_CLIENT", "postgres"),
         ("DATABASE_HOST", "db"),
         ("DATABASE_PORT", "5433"),
@@ -638,6 +644,7 @@ mod tests {
         assert_eq!(m.offline_after, Duration::from_secs(60));
         assert_eq!(m.poll_wait, Duration::from_millis(250));
         assert_eq!(m.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(m.audit_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(m.content_types.as_ref(), Some(&types));
         assert_eq!(m.policies.default, Policy::MasterWins);
         let article = ContentType::new("api::article.article").unwrap();
@@ -654,6 +661,7 @@ mod tests {
         assert_eq!(r.poll_wait, Duration::from_millis(250));
         assert_eq!(r.content_types.as_ref(), Some(&types));
         assert_eq!(r.retention, Duration::from_secs(24 * 3600));
+        assert_eq!(r.audit_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(
             s.database.url.expose(),
             "postgres://sync:db-secret-2@db:5433/fleet"

@@ -9,6 +9,8 @@ use crate::keys::SigningConfig;
 
 /// How long log rows are kept once nothing depends on them any more.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long audit log entries are kept.
+const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Which side of the protocol a node plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +82,8 @@ pub struct ReplicaConfig {
     pub content_types: Option<BTreeSet<ContentType>>,
     /// Answered outbox rows and handled dead letters are kept this long (default 7 days).
     pub retention: Duration,
+    /// Audit log entries are kept this long (`SYNC_AUDIT_RETENTION_DAYS`, default 365 days).
+    pub audit_retention: Duration,
     /// Fields that never leave this ship and are never taken from a commit
     /// (`SYNC_SENSITIVE_FIELDS`).
     pub sensitive: Sensitive,
@@ -102,6 +106,7 @@ impl ReplicaConfig {
             ship_partitions: 1,
             content_types: None,
             retention: DEFAULT_RETENTION,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             sensitive: Sensitive::default(),
             signing: SigningConfig::default(),
         }
@@ -129,6 +134,8 @@ pub struct MasterConfig {
     pub content_types: Option<BTreeSet<ContentType>>,
     /// Published broadcasts and handled dead letters are kept this long (default 7 days).
     pub retention: Duration,
+    /// Audit log entries are kept this long (`SYNC_AUDIT_RETENTION_DAYS`, default 365 days).
+    pub audit_retention: Duration,
     /// Fields that never leave the master and are never taken from a ship's change
     /// (`SYNC_SENSITIVE_FIELDS`).
     pub sensitive: Sensitive,
@@ -148,6 +155,7 @@ impl Default for MasterConfig {
             policies: Policies::default(),
             content_types: None,
             retention: DEFAULT_RETENTION,
+            audit_retention: DEFAULT_AUDIT_RETENTION,
             sensitive: Sensitive::default(),
             signing: SigningConfig::default(),
         }
@@ -156,6 +164,22 @@ impl Default for MasterConfig {
 
 pub(crate) fn synced(types: Option<&BTreeSet<ContentType>>, ct: &ContentType) -> bool {
     types.is_none_or(|t| t.contains(ct))
+}
+
+/// Applies the retention rules: log rows handled more than `retention` ago and audit entries
+/// older than `audit_retention` are deleted. The caller holds the node's writer lock.
+pub(crate) async fn prune(
+    storage: &dyn offline_sync_storage::Storage,
+    now_ms: u64,
+    retention: Duration,
+    audit_retention: Duration,
+) -> crate::Result<u64> {
+    let before = |keep: Duration| now_ms.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+    let n = storage.prune(before(retention)).await? + storage.prune_audit(before(audit_retention)).await?;
+    if n > 0 {
+        tracing::info!(rows = n, "old log rows pruned");
+    }
+    Ok(n)
 }
 
 /// Room left in an envelope for everything but the fields.

@@ -564,17 +564,18 @@ impl Replica {
         Ok(n)
     }
 
-    /// Applies the retention rules of the log tables (see `Storage::prune`); returns how many
-    /// rows were deleted.
+    /// Applies the retention rules of the log tables and the audit log (see
+    /// `Storage::prune` and `Storage::prune_audit`); returns how many rows were deleted.
     pub async fn prune(&self) -> Result<u64> {
-        let keep = u64::try_from(self.inner.cfg.retention.as_millis()).unwrap_or(u64::MAX);
-        let before = self.now().saturating_sub(keep);
+        let cfg = &self.inner.cfg;
         let _w = self.inner.writer.lock().await;
-        let n = self.inner.storage.prune(before).await?;
-        if n > 0 {
-            tracing::info!(rows = n, "old log rows pruned");
-        }
-        Ok(n)
+        crate::config::prune(
+            self.inner.storage.as_ref(),
+            self.now(),
+            cfg.retention,
+            cfg.audit_retention,
+        )
+        .await
     }
 
     /// What this replica reports about itself.

@@ -99,6 +99,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The audit log, newest first, and how many entries it holds.
     async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)>;
 
+    /// The audit log's retention rule: deletes entries recorded before `before_ms`; returns
+    /// how many. Safe to repeat.
+    async fn prune_audit(&self, before_ms: u64) -> Result<u64>;
+
     // ---- replica ----
 
     /// A replica's copy of a document, with its marks.

@@ -159,6 +159,10 @@ impl Storage for SeaStorage {
         trust::audit_log(&self.db, page).await
     }
 
+    async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
+        trust::prune_audit(&self.db, before_ms).await
+    }
+
     async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
         common::replica_doc(&self.db, ct, id).await
     }

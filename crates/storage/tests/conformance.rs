@@ -929,6 +929,67 @@ pub async fn ping_answers_and_a_closed_pool_is_unavailable(s: SeaStorage) {
     }
 }
 
+pub async fn keys_are_kept_once_and_the_audit_log_is_pruned_by_age(s: SeaStorage) {
+    use offline_sync_model::SigningKey;
+    use offline_sync_storage::{KeySource, KeyStatus, NewAuditEntry, PeerKey};
+
+    let first = s.signing_seed([1; 32], 5).await.unwrap();
+    assert_eq!(first, [1; 32], "a new node keeps the key it made");
+    assert_eq!(
+        s.signing_seed([2; 32], 6).await.unwrap(),
+        first,
+        "and never another"
+    );
+
+    let pin = |seed: u8, status| PeerKey {
+        signer: "ship-a".into(),
+        key: SigningKey::from_seed([seed; 32]).public(),
+        status,
+        source: KeySource::FirstContact,
+        first_seen_ms: 10,
+        updated_at_ms: 10,
+    };
+    assert_eq!(
+        s.pin_peer_key(&pin(1, KeyStatus::Pending)).await.unwrap(),
+        pin(1, KeyStatus::Pending)
+    );
+    assert_eq!(
+        s.pin_peer_key(&pin(2, KeyStatus::Trusted)).await.unwrap(),
+        pin(1, KeyStatus::Pending),
+        "a first-contact pin never replaces a stored row"
+    );
+    let mut approved = pin(2, KeyStatus::Trusted);
+    approved.source = KeySource::Admin;
+    approved.updated_at_ms = 20;
+    s.save_peer_key(&approved).await.unwrap();
+    assert_eq!(
+        s.peer_keys().await.unwrap(),
+        vec![approved],
+        "an admin's decision replaces it"
+    );
+
+    let entry = |at_ms: u64, action: &str| NewAuditEntry {
+        at_ms,
+        role: "admin".into(),
+        action: action.into(),
+        target: "dead letter 1".into(),
+        detail: json!({"status": "retried"}),
+    };
+    s.audit(&entry(100, "retry")).await.unwrap();
+    s.audit(&entry(200, "discard")).await.unwrap();
+    let (log, total) = s.audit_log(Page::default()).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(log[0].entry, entry(200, "discard"), "newest first");
+    assert_eq!(
+        s.prune_audit(100).await.unwrap(),
+        0,
+        "nothing is older than the cut-off"
+    );
+    assert_eq!(s.prune_audit(150).await.unwrap(), 1);
+    let (log, total) = s.audit_log(Page::default()).await.unwrap();
+    assert_eq!((total, log[0].entry.action.as_str()), (1, "discard"));
+}
+
 macro_rules! storage_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -990,6 +1051,11 @@ macro_rules! storage_suite {
             #[tokio::test]
             async fn outbox_lists_newest_first_by_state_with_total() {
                 super::outbox_lists_newest_first_by_state_with_total(make("outbox_list").await).await;
+            }
+
+            #[tokio::test]
+            async fn keys_are_kept_once_and_the_audit_log_is_pruned_by_age() {
+                super::keys_are_kept_once_and_the_audit_log_is_pruned_by_age(make("keys_audit").await).await;
             }
 
             #[tokio::test]

@@ -4,7 +4,7 @@ use offline_sync_model::PublicKey;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ConnectionTrait, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::common::{clean_text, parse_json, to_i64, to_json, to_u64};
@@ -153,6 +153,14 @@ pub(super) async fn audit_log<C: ConnectionTrait>(c: &C, page: Page) -> Result<(
         })
         .collect::<Result<_>>()?;
     Ok((entries, total))
+}
+
+pub(super) async fn prune_audit<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u64> {
+    let res = audit_log::Entity::delete_many()
+        .filter(audit_log::Column::AtMs.lt(to_i64(before_ms)))
+        .exec(c)
+        .await?;
+    Ok(res.rows_affected)
 }
 
 #[cfg(test)]
