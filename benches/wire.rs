@@ -67,6 +67,7 @@ fn envelope(seq: u64, id: DocumentId, fields: Fields, op: Op) -> Vec<u8> {
         op,
         fields,
         base: seq + 1_000,
+        unseen: Default::default(),
         hlc: Hlc {
             ms: 1_764_112_000_000 + seq,
             c: 0,

@@ -70,6 +70,7 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
         op: Op::Create,
         fields: fields(json!({"title": "from librdkafka"})),
         base: 0,
+        unseen: Default::default(),
         hlc: Hlc::default(),
     });
     let seed = SigningKey::from_seed([42; 32]).to_base64();

@@ -44,8 +44,11 @@ async fn background_loops_deliver_by_themselves_and_stop_gracefully() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert!(!f.ships[0].is_online(), "the link is reported down");
+    let ship0 = f.ships[0].clone();
+    assert!(
+        until(async || !ship0.is_online()).await,
+        "the link is reported down"
+    );
     assert_eq!(f.ships[0].status().await.unwrap().pending, 20);
     f.links[0].set_offline(false);
     let ship1 = f.ships[1].clone();

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_init;
 mod m20261126_000001_dead_letter_handled;
 mod m20261201_000001_keys_and_audit;
+mod m20261202_000001_outbox_unseen;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_init::Migration),
             Box::new(m20261126_000001_dead_letter_handled::Migration),
             Box::new(m20261201_000001_keys_and_audit::Migration),
+            Box::new(m20261202_000001_outbox_unseen::Migration),
         ]
     }
 }

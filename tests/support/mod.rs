@@ -168,6 +168,19 @@ impl Fleet {
         fleet
     }
 
+    /// The SQLite file of replica `i`.
+    pub fn ship_db_path(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("ship-{i}.db"))
+    }
+
+    /// The in-memory broker, for a fleet over the in-memory transport.
+    pub fn memory(&self) -> Option<&MemoryTransport> {
+        match &self.hub {
+            Hub::Memory(m) => Some(m),
+            Hub::Kafka(_) => None,
+        }
+    }
+
     /// The tansu broker's address, for a fleet over Kafka.
     pub fn kafka_address(&self) -> Option<String> {
         match &self.hub {

@@ -264,6 +264,14 @@ impl Node {
         }
     }
 
+    /// Kills the process with SIGKILL, as a power cut or the OOM killer would, and waits for
+    /// it to be gone.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Starts the node again with the same settings, port, directory and database.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");

@@ -283,6 +283,7 @@ pub async fn an_offline_ship_drains_a_thousand_changes_in_order(db: Setup) {
             op: offline_sync::model::Op::Update,
             fields: fields(json!({"n": 1})),
             base: 1,
+            unseen: Default::default(),
             hlc: Default::default(),
         },
     ));

@@ -18,7 +18,7 @@ use offline_sync_config::{DatabaseClient, Settings};
 use offline_sync_engine::{Master, Replica, Running};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server};
 use offline_sync_kafka::KafkaTransport;
-use offline_sync_storage::{SeaStorage, Storage};
+use offline_sync_storage::{MasterLock, SeaStorage, Storage};
 
 pub use offline_sync_engine::Mode;
 
@@ -26,6 +26,8 @@ pub use offline_sync_engine::Mode;
 const HTTP_GRACE: Duration = Duration::from_secs(3);
 /// How long the engine's loops may take to finish their step once a stop is asked for.
 const ENGINE_GRACE: Duration = Duration::from_secs(4);
+/// How often a standby master tries the lock, and a master checks it still holds it.
+const MASTER_LOCK_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -208,6 +210,17 @@ async fn run(s: Settings) -> Result<(), String> {
             return Err(e);
         }
     };
+    // One master per database: a second one stands by until the first stops or dies.
+    let lock = match s.mode {
+        Mode::Master => match master_lock(&db, &stop).await {
+            Some(lock) => Some(lock),
+            None => {
+                server.stop().await;
+                return Ok(());
+            }
+        },
+        Mode::Replica => None,
+    };
     let storage: Arc<dyn Storage> = Arc::new(db.clone());
     let transport = Arc::new(transport);
     let (node, running) = match s.mode {
@@ -225,9 +238,57 @@ async fn run(s: Settings) -> Result<(), String> {
     };
     slot.set(node);
     tracing::info!("ready");
-    stop.wait().await;
-    shutdown(server, running, db).await;
-    Ok(())
+    let lost = tokio::select! {
+        () = stop.wait() => None,
+        e = lock_lost(lock.as_ref()) => Some(e),
+    };
+    shutdown(server, running, lock, db).await;
+    match lost {
+        Some(e) => Err(format!(
+            "lost the master lock ({e}); stopped so that a standby can take over"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Takes the master lock of the database, standing by (probes answer, readiness says not
+/// ready) while another master holds it. `None` when a stop is asked for first.
+async fn master_lock(db: &SeaStorage, stop: &signal::Stop) -> Option<MasterLock> {
+    let mut standing_by = false;
+    loop {
+        match db.try_master_lock().await {
+            Ok(Some(lock)) => {
+                if standing_by {
+                    tracing::info!("the other master is gone: taking over");
+                }
+                return Some(lock);
+            }
+            Ok(None) if !standing_by => {
+                tracing::warn!("another master holds this database: standing by to take over");
+                standing_by = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot take the master lock; trying again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(MASTER_LOCK_POLL) => {}
+            () = stop.wait() => return None,
+        }
+    }
+}
+
+/// Resolves when the master lock is lost (its connection stopped answering); never for a
+/// replica.
+async fn lock_lost(lock: Option<&MasterLock>) -> String {
+    let Some(lock) = lock else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(MASTER_LOCK_POLL).await;
+        if let Err(e) = lock.check().await {
+            return chain(&e);
+        }
+    }
 }
 
 /// Connects to the database and applies the migrations. PostgreSQL that does not answer yet
@@ -299,15 +360,20 @@ fn create_parent_dir(url: &str) -> Result<(), String> {
 }
 
 /// Stops taking requests, lets those in flight finish, stops the engine's loops after their
-/// step (each one transaction: what was not committed is redone after a restart), closes
-/// the database.
-async fn shutdown(server: Server, running: Running, db: SeaStorage) {
+/// step (each one transaction: what was not committed is redone after a restart), lets a
+/// standby master take over, closes the database.
+async fn shutdown(server: Server, running: Running, lock: Option<MasterLock>, db: SeaStorage) {
     tracing::info!("stopping: no new requests");
     server.stop().await;
     if !running.shutdown_within(ENGINE_GRACE).await {
         tracing::warn!(
             "a step was still waiting on the broker and was abandoned; it is redone after a restart"
         );
+    }
+    if let Some(lock) = lock
+        && let Err(e) = lock.release().await
+    {
+        tracing::debug!(error = %e, "releasing the master lock");
     }
     if let Err(e) = db.close().await {
         tracing::warn!(error = %e, "closing the database");

@@ -182,21 +182,16 @@ pub(crate) async fn prune(
     Ok(n)
 }
 
-/// Room left in an envelope for everything but the fields.
-const ENVELOPE_OVERHEAD: usize = 4 * 1024;
-
-/// Refuses field values too large to travel in one envelope (whole documents travel in
-/// creates, revivals and resolutions).
+/// Refuses field values too large for one commit (whole documents travel in creates,
+/// revivals and resolutions); the document they make is checked again where it is written.
 pub(crate) fn check_size(fields: Option<&offline_sync_model::Fields>) -> crate::Result<()> {
     let Some(fields) = fields else { return Ok(()) };
-    let limit = offline_sync_model::MAX_ENVELOPE_BYTES - ENVELOPE_OVERHEAD;
-    let size = serde_json::to_vec(fields).map(|v| v.len()).unwrap_or(usize::MAX);
-    if size > limit {
-        return Err(crate::Error::Invalid {
-            reason: format!("document of {size} bytes exceeds the {limit} byte limit"),
-        });
-    }
-    Ok(())
+    offline_sync_model::check_document_size(fields).map_err(|e| match e {
+        offline_sync_model::Error::TooLarge { size, limit } => crate::Error::TooLarge { size, limit },
+        other => crate::Error::Invalid {
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// Refuses a write made against another version than the document's current one.

@@ -4,11 +4,11 @@
 //! upgrade that understands an envelope an older build did not. A record that still fails
 //! stays pending (the call answers [`Error::Conflict`] with the reason). Processing is the
 //! ordinary path, so a retry never applies anything twice: the master skips ship changes it
-//! already applied, a replica skips commits at or below its applied CSN.
+//! already applied, a replica skips commits at or below its applied CSN. A replica applies a
+//! retried commit only when it is the next one due; applying it lets a replica stopped at the
+//! gap it left read on.
 
-use offline_sync_storage::{
-    DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, ReplicaBatch, Storage, TopicOffset,
-};
+use offline_sync_storage::{DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, Storage};
 use offline_sync_transport::{Batch, Fetched, Record};
 
 use crate::error::{Error, Result};
@@ -150,20 +150,14 @@ impl Replica {
             .ok_or_else(|| Error::Conflict {
                 reason: format!("no stored offset for {topic}/{partition}"),
             })?;
-        let batch = ReplicaBatch {
-            messages: decoded.messages,
-            dead_letters: Vec::new(),
-            offset: TopicOffset {
-                topic,
-                partition,
-                next,
-            },
-            sensitive: self.inner.cfg.sensitive.clone(),
-        };
+        let mut batch = self.batch(decoded.messages, Vec::new(), &topic, next);
+        batch.offset.partition = partition;
+        // A commit above the next one due is refused (409): commits are applied gapless.
         let applied = storage.replica_apply(self.ship(), &batch, self.now()).await?;
         if applied.resend > 0 {
             self.inner.wake.notify_one();
         }
+        self.unstall(storage.replica_progress().await?.applied_csn);
         let letter = storage
             .settle_dead_letter(id, DeadLetterStatus::Retried, self.now())
             .await?;

@@ -21,6 +21,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The document would outgrow what one commit can carry.
+    #[error("the document would be {size} bytes, above the {limit} byte limit of one commit")]
+    TooLarge {
+        /// Its size, serialized.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The content type is not synced by this node (`SYNC_CONTENT_TYPES`).
     #[error("content type {0} is not synced")]
     NotSynced(ContentType),
@@ -53,6 +61,20 @@ pub enum Error {
         /// Latest offset.
         latest: i64,
     },
+    /// `master-updates` skipped a CSN (a lost, refused or forged record): the replica stopped
+    /// applying before the gap and never skips it. Retrying the missing commit's dead letter,
+    /// or a resync from the master's state, lets it go on.
+    #[error(
+        "commit {expected} is missing: master-updates continues with commit {found} at offset {offset}; applying stopped before the gap"
+    )]
+    CsnGap {
+        /// The CSN the replica needs next.
+        expected: Csn,
+        /// The CSN found instead.
+        found: Csn,
+        /// The offset of the record holding `found`, where reading resumes.
+        offset: i64,
+    },
     /// The database failed.
     #[error("storage failed")]
     Storage(#[source] offline_sync_storage::Error),
@@ -79,6 +101,7 @@ impl From<offline_sync_storage::Error> for Error {
             S::NotFound => Error::NotFound,
             S::AlreadyExists => Error::AlreadyExists,
             S::Invalid { reason } => Error::Invalid { reason },
+            S::TooLarge { size, limit } => Error::TooLarge { size, limit },
             S::Conflict { reason } => Error::Conflict { reason },
             other => Error::Storage(other),
         }

@@ -5,10 +5,12 @@
 //! message all name. Anything else becomes a dead letter with its reason, counted in
 //! `offline_sync_rejected_total{reason}`, and consumption goes on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use offline_sync_model::{Change, ContentType, Csn, MASTER_SIGNER, Message, ShipId, decode, unseal};
-use offline_sync_storage::{NewDeadLetter, PeerKey, Storage};
+use offline_sync_model::{
+    Change, ContentType, Csn, DocumentId, MASTER_SIGNER, Message, ShipId, decode, unseal,
+};
+use offline_sync_storage::{NewDeadLetter, PeerKey, Storage, Unreadable};
 use offline_sync_transport::{Batch, Fetched};
 
 use crate::keys::{Admit, Keyring, Refusal};
@@ -27,9 +29,6 @@ pub(crate) enum Reader {
 pub(crate) struct Inbox<'a> {
     pub(crate) reader: Reader,
     pub(crate) keys: &'a Keyring,
-    /// The content types this node syncs (`None`: every type); a replica refuses commits of
-    /// any other type.
-    pub(crate) synced: Option<&'a BTreeSet<ContentType>>,
     /// On the master, its last CSN: a change claiming a base above it is refused.
     pub(crate) last_csn: Option<Csn>,
     pub(crate) now_ms: u64,
@@ -39,6 +38,8 @@ pub(crate) struct Inbox<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     pub(crate) messages: Vec<Message>,
+    /// The offset of each message, in the same order.
+    pub(crate) offsets: Vec<i64>,
     pub(crate) dead_letters: Vec<NewDeadLetter>,
     /// Keys seen for the first time in this batch, to keep before its effects: pinned at
     /// first contact, or pending an admin's approval.
@@ -46,6 +47,9 @@ pub(crate) struct Decoded {
     /// Signed changes whose claims are impossible: dead-lettered, and answered as refused so
     /// that their ship moves on.
     pub(crate) refused: Vec<(Change, String)>,
+    /// Signed changes whose content could not be read but whose seq could: dead-lettered,
+    /// and answered as refused by ship and seq so that their ship moves on.
+    pub(crate) unreadable: Vec<Unreadable>,
     pub(crate) next: i64,
 }
 
@@ -74,8 +78,18 @@ impl Inbox<'_> {
                 }
                 msg => Ok(msg),
             });
+            if let (Err(refusal), Reader::Master) = (&opened, self.reader)
+                && refusal.verified
+                && let Some(mut unreadable) = readable_position(f)
+            {
+                unreadable.reason = format!("{}: {}", refusal.reason, refusal.message);
+                out.unreadable.push(unreadable);
+            }
             match opened {
-                Ok(msg) => out.messages.push(msg),
+                Ok(msg) => {
+                    out.messages.push(msg);
+                    out.offsets.push(f.offset);
+                }
                 Err(refusal) => {
                     tracing::warn!(
                         topic,
@@ -151,12 +165,12 @@ impl Inbox<'_> {
             }
             Err((refusal, pending)) => {
                 if let Some(p) = pending {
-                    pins.insert(p.signer.clone(), p);
+                    pins.insert(p.signer.clone(), *p);
                 }
                 return Err(refusal);
             }
         }
-        let msg = decode(sealed.msg).map_err(|e| Refusal::new("malformed", e.to_string()))?;
+        let msg = decode(sealed.msg).map_err(|e| Refusal::new("malformed", e.to_string()).verified())?;
         let sender = match (&msg, self.reader) {
             (Message::Change(c), Reader::Master) => Some(&c.ship),
             (Message::Heartbeat(h), Reader::Master) => Some(&h.ship),
@@ -176,16 +190,39 @@ impl Inbox<'_> {
                 format!("a message of ship {ship} signed by {by}"),
             ));
         }
-        if let Message::Commit(c) = &msg
-            && !crate::config::synced(self.synced, &c.ct)
-        {
-            return Err(Refusal::new(
-                "content_type",
-                format!("content type {} is not synced here", c.ct),
-            ));
-        }
         Ok(msg)
     }
+}
+
+/// The ship and seq of a change record — and its document, when that much can be read — for
+/// one whose signature verified with the key pinned for its signer (the ship the record key
+/// names) but whose content cannot be read as a change: enough to answer it as refused.
+/// `None` when the record names no seq.
+pub(crate) fn readable_position(f: &Fetched) -> Option<Unreadable> {
+    let sealed = unseal(&f.record.value).ok()?;
+    let ship = ShipId::new(sealed.by.as_str()).ok()?;
+    if f.record.key.as_deref() != Some(ship.as_str().as_bytes()) {
+        return None;
+    }
+    let msg: serde_json::Value = serde_json::from_slice(sealed.msg).ok()?;
+    if msg.get("kind")?.as_str()? != "change" || msg.get("ship")?.as_str()? != ship.as_str() {
+        return None;
+    }
+    let seq = msg.get("seq")?.as_u64()?;
+    let ct = msg
+        .get("ct")
+        .and_then(|v| v.as_str())
+        .and_then(|v| ContentType::new(v).ok());
+    let id = msg
+        .get("id")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<DocumentId>().ok());
+    Some(Unreadable {
+        ship,
+        seq,
+        target: ct.zip(id),
+        reason: String::new(),
+    })
 }
 
 #[cfg(test)]
@@ -212,6 +249,7 @@ mod tests {
             oldest_unacked_ms: None,
             applied_csn: 0,
             last_seq: 0,
+            sent_seq: 0,
         })
     }
 
@@ -232,7 +270,6 @@ mod tests {
         let inbox = Inbox {
             reader: Reader::Master,
             keys: &keys,
-            synced: None,
             last_csn: None,
             now_ms: 1,
         };
@@ -278,13 +315,11 @@ mod tests {
     }
 
     #[test]
-    fn a_replica_takes_only_what_the_master_signed_of_the_types_it_syncs() {
+    fn a_replica_takes_only_what_the_master_signed() {
         let keys = Keyring::for_tests("ship", false);
-        let synced: BTreeSet<ContentType> = [ContentType::new("api::a.a").unwrap()].into();
         let inbox = Inbox {
             reader: Reader::Replica,
             keys: &keys,
-            synced: Some(&synced),
             last_csn: None,
             now_ms: 1,
         };
@@ -322,11 +357,14 @@ mod tests {
             high_watermark: 5,
         };
         let d = inbox.decode_batch("master-updates", 0, &batch, 0);
-        assert_eq!(d.messages, vec![ack]);
+        let users = d.messages[1].clone();
         assert_eq!(
-            reasons(&d),
-            ["not_master", "unexpected_kind", "content_type", "wrong_key"]
+            d.messages,
+            vec![ack, users],
+            "a commit of a type this ship does not sync still takes its CSN (storage passes it)"
         );
+        assert_eq!(d.offsets, vec![0, 3]);
+        assert_eq!(reasons(&d), ["not_master", "unexpected_kind", "wrong_key"]);
     }
 
     #[test]
@@ -335,7 +373,6 @@ mod tests {
         let inbox = Inbox {
             reader: Reader::Master,
             keys: &keys,
-            synced: None,
             last_csn: Some(69),
             now_ms: 1,
         };
@@ -349,6 +386,7 @@ mod tests {
                 op: offline_sync_model::Op::Update,
                 fields: Default::default(),
                 base,
+                unseen: Default::default(),
                 hlc: Default::default(),
             })
         };
@@ -372,7 +410,6 @@ mod tests {
         let inbox = Inbox {
             reader: Reader::Replica,
             keys: &keys,
-            synced: None,
             last_csn: None,
             now_ms: 1,
         };

@@ -34,6 +34,9 @@ pub struct SigningConfig {
 pub(crate) struct Refusal {
     pub(crate) reason: &'static str,
     pub(crate) message: String,
+    /// Whether the record's signature verified with the key pinned for its signer: only then
+    /// is anything in it believed (its ship and seq, to answer it).
+    pub(crate) verified: bool,
 }
 
 impl Refusal {
@@ -41,7 +44,14 @@ impl Refusal {
         Self {
             reason,
             message: message.into(),
+            verified: false,
         }
+    }
+
+    /// The same refusal of a record whose signature verified.
+    pub(crate) fn verified(mut self) -> Self {
+        self.verified = true;
+        self
     }
 }
 
@@ -194,7 +204,7 @@ impl Keyring {
         record: &Unsealed<'_>,
         fresh: &BTreeMap<String, PeerKey>,
         now_ms: u64,
-    ) -> std::result::Result<Admit, (Refusal, Option<PeerKey>)> {
+    ) -> std::result::Result<Admit, (Refusal, Option<Box<PeerKey>>)> {
         let by = record.by.as_str();
         let known = fresh.get(by).cloned().or_else(|| self.read().get(by).cloned());
         let refuse = |reason, message: String| Err((Refusal::new(reason, message), None));
@@ -233,7 +243,7 @@ impl Keyring {
                                 "{by} is not a known ship (SYNC_REQUIRE_KNOWN_SHIPS): approve its key first"
                             ),
                         ),
-                        Some(pin),
+                        Some(Box::new(pin)),
                     ));
                 }
                 Ok(Admit::Pin(pin))
@@ -381,7 +391,7 @@ mod tests {
         SigningKey::from_seed([seed; 32]).seal(by, br#"{"v":1}"#)
     }
 
-    fn admit(k: &Keyring, record: &[u8]) -> std::result::Result<Admit, (Refusal, Option<PeerKey>)> {
+    fn admit(k: &Keyring, record: &[u8]) -> std::result::Result<Admit, (Refusal, Option<Box<PeerKey>>)> {
         k.admit(&offline_sync_model::unseal(record).unwrap(), &BTreeMap::new(), 5)
     }
 
@@ -412,7 +422,7 @@ mod tests {
         let k = keyring(true);
         let (refusal, pending) = admit(&k, &sealed(1, "ship-a")).unwrap_err();
         assert_eq!(refusal.reason, "unknown_sender");
-        let mut pending = pending.unwrap();
+        let mut pending = *pending.unwrap();
         assert_eq!(pending.status, KeyStatus::Pending);
         k.remember(pending.clone());
         assert_eq!(

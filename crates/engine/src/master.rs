@@ -132,7 +132,6 @@ impl Master {
         Ok(Inbox {
             reader: Reader::Master,
             keys: self.keys().await?,
-            synced: self.inner.cfg.content_types.as_ref(),
             last_csn: Some(last_csn),
             now_ms: self.now(),
         })
@@ -161,6 +160,7 @@ impl Master {
     pub(crate) fn take(&self, decoded: Decoded, batch: &mut MasterBatch) {
         self.sort_into(decoded.messages, batch);
         batch.rejected.extend(decoded.refused);
+        batch.unreadable.extend(decoded.unreadable);
         batch.dead_letters.extend(decoded.dead_letters);
     }
 
@@ -366,9 +366,9 @@ impl Master {
         Ok(())
     }
 
-    /// Reads up to one batch from every partition of `ship-updates` and applies it all in one
-    /// database transaction with the offsets after it, then broadcasts the commits. Returns
-    /// how many records were read.
+    /// Reads an equal share of one batch from every partition of `ship-updates` and applies
+    /// it all in one database transaction with the offsets after it, then broadcasts the
+    /// commits. Returns how many records were read.
     pub async fn pull_once(&self) -> Result<usize> {
         let _p = self.inner.puller.lock().await;
         self.ensure_topics().await?;
@@ -382,13 +382,17 @@ impl Master {
         };
         let mut read = 0;
         let mut bytes = 0;
+        // Every partition gets its share of the batch, so one busy ship cannot starve the
+        // ships hashed to the other partitions.
+        let share = self
+            .inner
+            .cfg
+            .batch_size
+            .div_ceil(usize::try_from(partitions.max(1)).unwrap_or(1))
+            .max(1);
         for p in 0..partitions {
-            let remaining = self.inner.cfg.batch_size.saturating_sub(read);
-            if remaining == 0 {
-                break;
-            }
             let from = self.inner.storage.offset(&topic, p).await?.unwrap_or(0);
-            let r = self.inner.transport.fetch(&topic, p, from, remaining, wait).await;
+            let r = self.inner.transport.fetch(&topic, p, from, share, wait).await;
             let fetched = match self.transport(r) {
                 Ok(b) => b,
                 Err(Error::ResyncRequired {
@@ -517,12 +521,12 @@ impl Master {
         self.ensure_topics().await?;
         let rows = self.inner.storage.unpublished(self.inner.cfg.batch_size).await?;
         let rows = crate::config::fit_batch(rows.into_iter().map(|r| (r.id, r.payload)).collect());
-        let Some(last) = rows.last().map(|r| r.0) else {
+        if rows.is_empty() {
             return Ok(0);
-        };
-        let n = rows.len();
+        }
+        let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
         let keys = self.keys().await?;
-        let values: Vec<Vec<u8>> = rows
+        let mut values: Vec<Vec<u8>> = rows
             .into_iter()
             .map(|r| match offline_sync_model::decode(&r.1) {
                 Ok(msg) => keys.outgoing(msg, &self.inner.cfg.sensitive),
@@ -530,16 +534,29 @@ impl Master {
                 Err(_) => keys.seal(&r.1),
             })
             .collect();
-        let bytes = values.iter().map(Vec::len).sum();
-        let r = self
-            .inner
-            .transport
-            .publish(&self.inner.cfg.topics.master_updates, None, values)
-            .await;
-        self.transport(r)?;
-        self.inner.stats.sent(bytes);
-        self.inner.storage.mark_published(last).await?;
-        Ok(n)
+        // A broker that takes less per batch than this node sends (its `message.max.bytes`)
+        // refuses the batch: send the first half, down to one record.
+        loop {
+            let n = values.len();
+            let bytes = values.iter().map(Vec::len).sum();
+            let r = self
+                .inner
+                .transport
+                .publish(&self.inner.cfg.topics.master_updates, None, values.clone())
+                .await;
+            match r {
+                Err(offline_sync_transport::Error::TooLarge { reason }) if n > 1 => {
+                    tracing::warn!(records = n, bytes, %reason, "the broker refused the batch as too large: halving it");
+                    values.truncate(n / 2);
+                }
+                r => {
+                    self.transport(r)?;
+                    self.inner.stats.sent(bytes);
+                    self.inner.storage.mark_published(ids[n - 1]).await?;
+                    return Ok(n);
+                }
+            }
+        }
     }
 
     /// Publishes every unpublished broadcast; returns how many.

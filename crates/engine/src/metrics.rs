@@ -29,6 +29,10 @@ pub const APPLY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// `offline_sync_csn_gaps_total`: times a replica found a CSN missing on `master-updates` and
+/// stopped applying before it.
+pub const CSN_GAPS_TOTAL: &str = "offline_sync_csn_gaps_total";
+
 /// Registers the descriptions of the engine's metrics with the installed recorder.
 pub fn describe() {
     metrics::describe_counter!(MESSAGES_TOTAL, "Records read from the broker, by outcome");
@@ -46,11 +50,20 @@ pub fn describe() {
         metrics::Unit::Bytes,
         "Envelope bytes read from the broker"
     );
+    metrics::describe_counter!(
+        CSN_GAPS_TOTAL,
+        "Times a replica found a CSN missing on master-updates and stopped applying before it"
+    );
     metrics::describe_histogram!(
         APPLY_DURATION_SECONDS,
         metrics::Unit::Seconds,
         "Time to apply one fetched batch in its database transaction"
     );
+}
+
+/// Counts one CSN gap found.
+pub(crate) fn csn_gap() {
+    metrics::counter!(CSN_GAPS_TOTAL).increment(1);
 }
 
 /// Counts one refused record.

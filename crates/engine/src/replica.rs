@@ -42,6 +42,10 @@ pub(crate) struct Inner {
     online: AtomicBool,
     topics_ready: AtomicBool,
     resync: std::sync::Mutex<Option<String>>,
+    /// When something was last read from `master-updates` (this node's clock).
+    heard_ms: std::sync::atomic::AtomicU64,
+    /// Set while applying is stopped before a CSN gap (see [`Error::CsnGap`]).
+    gap: std::sync::Mutex<Option<Gap>>,
     /// This ship's signing key and the master's pinned key, loaded on first use.
     keys: tokio::sync::OnceCell<Keyring>,
     pub(crate) stats: Stats,
@@ -110,6 +114,8 @@ impl Replica {
                 online: AtomicBool::new(false),
                 topics_ready: AtomicBool::new(false),
                 resync: std::sync::Mutex::new(None),
+                gap: std::sync::Mutex::new(None),
+                heard_ms: std::sync::atomic::AtomicU64::new(0),
                 keys: tokio::sync::OnceCell::new(),
                 stats: Stats::default(),
             }),
@@ -153,7 +159,6 @@ impl Replica {
         let inbox = Inbox {
             reader: Reader::Replica,
             keys: self.keys().await?,
-            synced: self.inner.cfg.content_types.as_ref(),
             last_csn: None,
             now_ms: self.now(),
         };
@@ -430,6 +435,10 @@ impl Replica {
         let _p = self.inner.puller.lock().await;
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.master_updates.clone();
+        if let Some(gap) = self.stalled() {
+            // Reading again would fetch the same records over the link to find the same gap.
+            return Err(gap.into());
+        }
         let from = self.inner.storage.offset(&topic, 0).await?.unwrap_or(0);
         let r = self
             .inner
@@ -454,7 +463,8 @@ impl Replica {
         if batch.records.is_empty() {
             return Ok(0);
         }
-        let decoded = self.decode(&topic, 0, &batch, from).await?;
+        self.inner.heard_ms.store(self.now(), Ordering::SeqCst);
+        let mut decoded = self.decode(&topic, 0, &batch, from).await?;
         {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
             for m in &decoded.messages {
@@ -463,25 +473,20 @@ impl Replica {
                 }
             }
         }
-        let (processed, failed) = (decoded.messages.len(), decoded.dead_letters.len());
         let bytes = batch.records.iter().map(|r| r.record.value.len()).sum();
-        let input = ReplicaBatch {
-            messages: decoded.messages,
-            dead_letters: decoded.dead_letters,
-            offset: TopicOffset {
-                topic,
-                partition: 0,
-                next: decoded.next,
-            },
-            sensitive: self.inner.cfg.sensitive.clone(),
-        };
         let started = std::time::Instant::now();
-        let applied = {
+        let (applied, processed, failed, gap) = {
             let _w = self.inner.writer.lock().await;
-            self.inner
+            let applied_csn = self.inner.storage.replica_progress().await?.applied_csn;
+            let gap = cut_at_gap(&mut decoded, applied_csn);
+            let counts = (decoded.messages.len(), decoded.dead_letters.len());
+            let input = self.batch(decoded.messages, decoded.dead_letters, &topic, decoded.next);
+            let applied = self
+                .inner
                 .storage
                 .replica_apply(self.ship(), &input, self.now())
-                .await?
+                .await?;
+            (applied, counts.0, counts.1, gap)
         };
         self.inner
             .stats
@@ -497,7 +502,50 @@ impl Replica {
                 "the master applied more changes from this ship than its database holds: restored from a backup?"
             );
         }
+        if let Some(gap) = gap {
+            *self.inner.gap.lock().unwrap_or_else(|e| e.into_inner()) = Some(gap);
+            let e = Error::from(gap);
+            tracing::error!(ship = %self.ship(), error = %e, "commits out of sequence: applying stopped");
+            crate::metrics::csn_gap();
+            return Err(e);
+        }
         Ok(batch.records.len())
+    }
+
+    /// The batch to apply: `messages` and `dead_letters` read from `topic` up to `next`.
+    pub(crate) fn batch(
+        &self,
+        messages: Vec<Message>,
+        dead_letters: Vec<offline_sync_storage::NewDeadLetter>,
+        topic: &str,
+        next: i64,
+    ) -> ReplicaBatch {
+        ReplicaBatch {
+            messages,
+            dead_letters,
+            offset: TopicOffset {
+                topic: topic.to_owned(),
+                partition: 0,
+                next,
+            },
+            sensitive: self.inner.cfg.sensitive.clone(),
+            synced: self.inner.cfg.content_types.clone(),
+        }
+    }
+
+    /// The gap applying stopped at, if it did.
+    pub(crate) fn stalled(&self) -> Option<Gap> {
+        *self.inner.gap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets applying go on after the missing commit was applied another way (a retried dead
+    /// letter).
+    pub(crate) fn unstall(&self, applied_csn: Csn) {
+        let mut gap = self.inner.gap.lock().unwrap_or_else(|e| e.into_inner());
+        if gap.is_some_and(|g| applied_csn + 1 >= g.found) {
+            tracing::info!(ship = %self.ship(), applied_csn, "the missing commits are applied: reading on");
+            *gap = None;
+        }
     }
 
     /// Reads and applies `master-updates` until nothing new is there; returns how many records.
@@ -523,6 +571,7 @@ impl Replica {
             oldest_unacked_ms: stats.oldest_unacked_at_ms.map(|t| now.saturating_sub(t)),
             applied_csn: progress.applied_csn,
             last_seq: progress.last_seq,
+            sent_seq: stats.sent_seq(),
         };
         let key = self.ship().as_str().as_bytes();
         let value = self.keys().await?.seal(&encode(&Message::Heartbeat(hb)));
@@ -537,15 +586,19 @@ impl Replica {
         Ok(())
     }
 
-    /// Sends again the changes the master has not answered within the ack timeout; returns
-    /// how many. Harmless when the master has them: it skips what it already applied.
+    /// Sends again, from the first unanswered one, the changes the master has not answered
+    /// although it was heard from (something read from `master-updates`) more than the ack
+    /// timeout after they were sent; returns how many. While the master is silent nothing is
+    /// sent again: the changes wait on `ship-updates` for it. Harmless when the master has
+    /// them: it skips what it already applied.
     pub async fn resend_stale(&self) -> Result<u64> {
         let stats = self.inner.storage.outbox_stats().await?;
         let (Some(sent_at), Some(first)) = (stats.oldest_sent_at_ms, stats.first_unacked_seq) else {
             return Ok(0);
         };
         let timeout = u64::try_from(self.inner.cfg.ack_timeout.as_millis()).unwrap_or(u64::MAX);
-        if self.now().saturating_sub(sent_at) < timeout {
+        let heard = self.inner.heard_ms.load(Ordering::SeqCst);
+        if self.now().saturating_sub(sent_at) < timeout || heard <= sent_at.saturating_add(timeout) {
             return Ok(0);
         }
         self.resend_unacked(first).await
@@ -602,7 +655,55 @@ impl Replica {
                 .resync
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+                .clone()
+                .or_else(|| self.stalled().map(|gap| Error::from(gap).to_string())),
         })
     }
+}
+
+/// Where applying stopped: commit `found` at `offset` came while `expected` was due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gap {
+    expected: Csn,
+    found: Csn,
+    offset: i64,
+}
+
+impl From<Gap> for Error {
+    fn from(g: Gap) -> Self {
+        Error::CsnGap {
+            expected: g.expected,
+            found: g.found,
+            offset: g.offset,
+        }
+    }
+}
+
+/// Cuts `decoded` before the first commit that does not follow `applied_csn` without a gap
+/// (commits at or below it are replays the storage skips). What is cut is read again once the
+/// gap is filled: its dead letters are not kept yet. Returns the gap, if there is one.
+fn cut_at_gap(decoded: &mut Decoded, applied_csn: Csn) -> Option<Gap> {
+    let mut expected = applied_csn + 1;
+    let at = decoded.messages.iter().position(|m| match m {
+        Message::Commit(c) if c.csn == expected => {
+            expected += 1;
+            false
+        }
+        Message::Commit(c) => c.csn > expected,
+        _ => false,
+    })?;
+    let offset = decoded.offsets[at];
+    let found = match &decoded.messages[at] {
+        Message::Commit(c) => c.csn,
+        _ => expected,
+    };
+    decoded.messages.truncate(at);
+    decoded.offsets.truncate(at);
+    decoded.dead_letters.retain(|l| l.offset < offset);
+    decoded.next = offset;
+    Some(Gap {
+        expected,
+        found,
+        offset,
+    })
 }

@@ -108,15 +108,15 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let cfg = r.config().clone();
     let mut attempt = 0u32;
     loop {
-        // Wait for a local write (or a periodic check for stale, unanswered changes).
+        // Wait for a local write (or a periodic check for stale, unanswered changes), then
+        // let the burst settle: a change written just before the periodic check waits its
+        // debounce too.
         tokio::select! {
-            _ = r.inner.wake.notified() => {
-                if pause(&mut stop, cfg.debounce).await { return; }
-            }
+            _ = r.inner.wake.notified() => {}
             _ = tokio::time::sleep(cfg.heartbeat_interval) => {}
             _ = stop.changed() => {}
         }
-        if *stop.borrow() {
+        if *stop.borrow() || pause(&mut stop, cfg.debounce).await {
             return;
         }
         if let Err(e) = r.resend_stale().await {
@@ -159,7 +159,7 @@ async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
             Err(e) => {
                 log_step_error("pull", &e);
                 let delay = match e {
-                    Error::ResyncRequired { .. } => cfg.retry.max,
+                    Error::ResyncRequired { .. } | Error::CsnGap { .. } => cfg.retry.max,
                     _ => cfg.retry.delay(attempt, jitter()),
                 };
                 if pause(&mut stop, delay).await {

@@ -91,8 +91,9 @@ impl From<EngineError> for ApiError {
                 format!("content type {ct} is not synced by this node (SYNC_CONTENT_TYPES)"),
             ),
             EngineError::Conflict { reason } => Self::new(S::CONFLICT, "conflict", reason.clone()),
+            EngineError::TooLarge { .. } => Self::new(S::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
             EngineError::Stale { .. } => Self::new(S::CONFLICT, "version_conflict", e.to_string()),
-            EngineError::ResyncRequired { .. } => {
+            EngineError::ResyncRequired { .. } | EngineError::CsnGap { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, "resync_required", e.to_string())
             }
             EngineError::Storage(_) if e.is_retryable() => {

@@ -24,6 +24,10 @@ pub fn describe() {
         "offline_sync_link_online",
         "1 when the last call to the broker succeeded"
     );
+    d!(
+        "offline_sync_replica_stalled",
+        "1 while a replica has stopped applying master-updates (a CSN gap, or an offset the broker no longer holds)"
+    );
     d!("offline_sync_ships_total", "Ships in the master's registry");
     d!(
         "offline_sync_ships_online",
@@ -140,6 +144,11 @@ async fn stored(node: Node) -> offline_sync_engine::Result<()> {
             metrics::gauge!("offline_sync_queue_pending").set((s.pending + s.in_flight) as f64);
             metrics::gauge!("offline_sync_queue_oldest_unacked_seconds").set(secs(s.oldest_unacked_age_ms));
             metrics::gauge!("offline_sync_applied_csn").set(s.applied_csn as f64);
+            metrics::gauge!("offline_sync_replica_stalled").set(if s.resync_required.is_some() {
+                1.0
+            } else {
+                0.0
+            });
         }
     }
     Ok(())

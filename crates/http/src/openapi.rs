@@ -386,6 +386,8 @@ fn schemas() -> Value {
     let nint = json!({"type": "integer", "nullable": true});
     let string = json!({"type": "string"});
     let nstring = json!({"type": "string", "nullable": true});
+    let sync_check = json!({"type": "object", "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["healthy", "stalled"]}, "reason": string}});
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
@@ -455,14 +457,15 @@ fn schemas() -> Value {
                 "mode": {"type": "string", "enum": ["master", "replica"]},
                 "shipId": nstring, "timestamp": string, "uptime": {"type": "number"}, "version": string,
                 "checks": {"type": "object",
-                    "required": ["database", "kafka", "messageTracker", "deadLetterQueue", "ships"],
+                    "required": ["database", "kafka", "messageTracker", "deadLetterQueue", "ships", "sync"],
                     "properties": {
                         "database": {"type": "object", "required": ["status", "type"],
                             "properties": {"status": string, "latency": {"type": "number", "nullable": true}, "type": string}},
                         "kafka": {"type": "object", "required": ["status", "role", "topics", "online"]},
                         "messageTracker": {"type": "object", "required": ["status", "total", "processed", "failed"]},
                         "deadLetterQueue": {"type": "object", "required": ["status", "pending"]},
-                        "ships": {"type": "object", "required": ["status", "total", "online", "offline"]}}}}},
+                        "ships": {"type": "object", "required": ["status", "total", "online", "offline"]},
+                        "sync": sync_check}}}},
     })
 }
 

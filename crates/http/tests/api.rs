@@ -424,6 +424,7 @@ async fn dead_letters_are_listed_retried_and_discarded() {
             next,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     api.storage
         .replica_apply(replica.ship(), &batch, 1)
@@ -474,5 +475,59 @@ async fn dead_letters_are_listed_retried_and_discarded() {
                 json!(format!("dead letter {id}"))
             ),
         ]
+    );
+}
+
+/// A replica that found a CSN missing on `master-updates` stops applying and says why in its
+/// status and its health report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_at_a_csn_gap_says_so() {
+    use offline_sync_model::{Commit, CommitOp, ContentType, DocumentId, Hlc, Message, Origin, encode};
+
+    let api = Api::start(Mode::Replica, true).await;
+    let Some(Node::Replica(replica)) = api.slot.get().cloned() else {
+        panic!("a replica")
+    };
+    let commit = Message::Commit(Commit {
+        csn: 2,
+        origin: Origin::Master,
+        seq: None,
+        ct: ContentType::new(CT).unwrap(),
+        id: DocumentId::new_v7(),
+        op: CommitOp::Put,
+        fields: serde_json::from_value(json!({"title": "after a gap"})).unwrap(),
+        hlc: Hlc { ms: 1, c: 0 },
+        resolves: None,
+        conflict: None,
+    });
+    api.transport.ensure_topic("master-updates", 1).await.unwrap();
+    let record = offline_sync_model::SigningKey::from_seed([4; 32]).seal("master", &encode(&commit));
+    api.transport
+        .publish("master-updates", None, vec![record])
+        .await
+        .unwrap();
+    assert!(replica.pull_all().await.is_err());
+    let health = api.get("/api/offline-sync/health").await.json();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["checks"]["sync"]["status"], "stalled", "{health}");
+    assert!(
+        health["checks"]["sync"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("commit 1 is missing")),
+        "{health}"
+    );
+    let status = api.get("/api/offline-sync/status").await.json();
+    assert!(
+        status["data"]["resyncRequired"]
+            .as_str()
+            .is_some_and(|r| r.contains("commit 1 is missing")),
+        "{status}"
+    );
+    let pull = api
+        .call("POST", "/api/offline-sync/pull", None, "application/json")
+        .await;
+    assert_eq!(
+        (pull.status, error_code(&pull).as_str()),
+        (503, "resync_required")
     );
 }

@@ -25,11 +25,16 @@ enum Role {
     Fetch,
 }
 
+/// How long a topic's partition count is believed before it is read again.
+const PARTITIONS_TTL: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct State {
     client: Option<Arc<Client>>,
     partitions: HashMap<(String, i32, Role), Arc<PartitionClient>>,
-    counts: HashMap<String, u32>,
+    /// Partition counts, with when they were read: partitions added to a topic are seen
+    /// within [`PARTITIONS_TTL`].
+    counts: HashMap<String, (u32, std::time::Instant)>,
     /// Partitions whose stored offset was already compared with the broker's range.
     checked: HashSet<(String, u32)>,
     /// Records fetched beyond `max_records`, with the high watermark seen, per partition.
@@ -90,6 +95,10 @@ fn sort(e: KafkaError, topic: &str) -> Error {
             protocol_error: ProtocolError::InvalidTopicException,
             ..
         } => Error::Invalid { reason: text },
+        KafkaError::ServerError {
+            protocol_error: ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge,
+            ..
+        } => Error::TooLarge { reason: text },
         _ => Error::unavailable(text),
     }
 }
@@ -204,7 +213,10 @@ impl KafkaTransport {
     }
 
     async fn count(&self, topic: &str, fresh: bool) -> Result<Option<u32>> {
-        if !fresh && let Some(n) = self.state.lock().await.counts.get(topic).copied() {
+        if !fresh
+            && let Some((n, at)) = self.state.lock().await.counts.get(topic).copied()
+            && at.elapsed() < PARTITIONS_TTL
+        {
             return Ok(Some(n));
         }
         let client = self.client().await?;
@@ -214,7 +226,11 @@ impl KafkaTransport {
             .find(|t| t.name == topic)
             .map(|t| u32::try_from(t.partitions.len()).unwrap_or(u32::MAX));
         if let Some(n) = n.filter(|n| *n > 0) {
-            self.state.lock().await.counts.insert(topic.to_owned(), n);
+            self.state
+                .lock()
+                .await
+                .counts
+                .insert(topic.to_owned(), (n, std::time::Instant::now()));
             return Ok(Some(n));
         }
         Ok(None)

@@ -1,6 +1,8 @@
 //! What travels between nodes: ship changes, master commits, acknowledgements, heartbeats;
 //! and the local writes that produce them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::conflict::ConflictId;
@@ -91,8 +93,49 @@ pub struct Change {
     pub fields: Fields,
     /// The master CSN the ship had incorporated for this document when it made the change.
     pub base: Csn,
+    /// What of the master's state the ship had not incorporated, although it read past it:
+    /// the change claims less than `base` there.
+    #[serde(default, skip_serializing_if = "Unseen::is_empty")]
+    pub unseen: Unseen,
     /// Hybrid logical time of the change.
     pub hlc: Hlc,
+}
+
+impl Change {
+    /// The master CSN the ship had incorporated for `field` when it made the change.
+    pub fn base_of(&self, field: &str) -> Csn {
+        self.unseen
+            .fields
+            .get(field)
+            .map_or(self.base, |b| (*b).min(self.base))
+    }
+
+    /// The master CSN the ship had incorporated for the document's being deleted or alive.
+    pub fn base_of_deletion(&self) -> Csn {
+        self.unseen.deletion.map_or(self.base, |b| b.min(self.base))
+    }
+}
+
+/// The master's commits a replica read but did not take in, because it kept its own pending
+/// values (DESIGN.md §4): a later change of the ship claims, for what it did not take in, only
+/// the version it last did. Otherwise it would claim a master write it never saw, and the
+/// master would let it overwrite that write without a conflict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unseen {
+    /// Fields whose master value the ship has not taken in: the CSN it last took in for each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, Csn>,
+    /// Set when the ship kept the document alive through a master delete: the CSN before the
+    /// delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<Csn>,
+}
+
+impl Unseen {
+    /// Whether the ship took in everything it read.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty() && self.deletion.is_none()
+    }
 }
 
 /// What a master commit does to a document.
@@ -199,4 +242,10 @@ pub struct Heartbeat {
     pub applied_csn: Csn,
     /// The ship's last seq.
     pub last_seq: Seq,
+    /// The highest seq the broker accepted from the ship: every change up to it was on
+    /// `ship-updates` before this heartbeat. The master answers a heartbeat whose `sent_seq`
+    /// it has not reached with a gap acknowledgement, so the ship sends the missing changes
+    /// again — and only then.
+    #[serde(default)]
+    pub sent_seq: Seq,
 }

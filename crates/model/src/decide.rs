@@ -126,7 +126,8 @@ pub fn decide(
         resolves: None,
         conflict: None,
     };
-    let contested_by = |s: &Stamp| s.csn > change.base && !s.origin.is_ship(&change.ship);
+    // Changed after what the ship had taken in, by someone else.
+    let contested_by = |s: &Stamp, base: Csn| s.csn > base && !s.origin.is_ship(&change.ship);
 
     let Some(doc) = doc else {
         let mut new = MasterDoc::empty(change.ct.clone(), change.id);
@@ -150,6 +151,10 @@ pub fn decide(
     match (change.op, doc.deleted) {
         (Op::Delete, true) => {
             commit.op = CommitOp::Delete;
+            // The ship whose update the open conflict holds against the master's delete now
+            // deletes too: nothing is left to decide. The commit resolves the conflict, so
+            // no resolution can bring the document back.
+            commit.resolves = open.filter(|c| c.draft.ship == change.ship).map(|c| c.id);
             Decision {
                 doc: None,
                 commit,
@@ -157,7 +162,10 @@ pub fn decide(
             }
         }
         (Op::Create | Op::Update, true) => {
-            let against = doc.delete_stamp.as_ref().filter(|s| contested_by(s));
+            let against = doc
+                .delete_stamp
+                .as_ref()
+                .filter(|s| contested_by(s, change.base_of_deletion()));
             let settled = match (open, against) {
                 (Some(_), _) => Settle::Hold,
                 (None, Some(s)) => settle(policy, change, s),
@@ -204,8 +212,11 @@ pub fn decide(
             }
         }
         (Op::Delete, false) => {
-            let contested: Vec<(&String, &Stamp)> =
-                doc.stamps.iter().filter(|(_, s)| contested_by(s)).collect();
+            let contested: Vec<(&String, &Stamp)> = doc
+                .stamps
+                .iter()
+                .filter(|(f, s)| contested_by(s, change.base_of(f)))
+                .collect();
             let latest = contested
                 .iter()
                 .map(|(_, s)| *s)
@@ -260,7 +271,7 @@ pub fn decide(
             let mut apply = Fields::new();
             let mut held = Fields::new();
             for (f, v) in &change.fields {
-                let against = doc.stamps.get(f).filter(|s| contested_by(s));
+                let against = doc.stamps.get(f).filter(|s| contested_by(s, change.base_of(f)));
                 let settled = if held_by_open(f) {
                     Settle::Hold
                 } else {
@@ -328,10 +339,18 @@ fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole
         None => (0, draft),
         Some(open) => {
             let mut merged = open.draft.clone();
+            // The latest change held speaks for the ship side: whether it deletes or updates,
+            // and whose it is.
             merged.ship = draft.ship;
             merged.ship_seq = draft.ship_seq;
             merged.base_version = draft.base_version;
             merged.master_version = draft.master_version;
+            merged.kind = draft.kind;
+            merged.ship_deleted = draft.ship_deleted;
+            merged.master_deleted = draft.master_deleted;
+            if draft.ship_deleted {
+                merged.ship_values.clear();
+            }
             for f in draft.fields {
                 if !merged.fields.contains(&f) {
                     merged.fields.push(f);
@@ -339,11 +358,6 @@ fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole
             }
             merged.ship_values.extend(draft.ship_values);
             merged.master_values.extend(draft.master_values);
-            if draft.kind != ConflictKind::UpdateUpdate {
-                merged.kind = draft.kind;
-                merged.ship_deleted = draft.ship_deleted;
-                merged.master_deleted = draft.master_deleted;
-            }
             (open.id, merged)
         }
     };
@@ -389,6 +403,7 @@ mod tests {
             op,
             fields: fields(f),
             base,
+            unseen: Default::default(),
             hlc: Hlc { ms, c: 0 },
         }
     }

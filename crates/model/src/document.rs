@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::change::Unseen;
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::ids::{ContentType, DocumentId, Origin};
@@ -35,6 +36,23 @@ pub fn validate_field_name(name: &str) -> Result<()> {
     }
     if RESERVED_FIELDS.contains(&name) {
         return Err(Error::invalid("field name", format!("{name:?} is reserved")));
+    }
+    Ok(())
+}
+
+/// Most bytes a document's fields may take, serialized. A commit that carries the whole
+/// document (a create, a revival, a resolution, a refused delete) must fit in one envelope
+/// with room for the rest of it.
+pub const MAX_DOCUMENT_BYTES: usize = crate::envelope::MAX_ENVELOPE_BYTES - 4 * 1024;
+
+/// Refuses fields that would make a document larger than [`MAX_DOCUMENT_BYTES`].
+pub fn check_document_size(fields: &Fields) -> Result<()> {
+    let size = serde_json::to_vec(fields).map_or(usize::MAX, |v| v.len());
+    if size > MAX_DOCUMENT_BYTES {
+        return Err(Error::TooLarge {
+            size,
+            limit: MAX_DOCUMENT_BYTES,
+        });
     }
     Ok(())
 }
@@ -142,6 +160,9 @@ pub struct ReplicaDoc {
     pub marks: BTreeMap<String, Mark>,
     /// A local deletion not yet ruled on by the master.
     pub delete_mark: Option<Mark>,
+    /// What of the master's commits up to `base_version` this replica did not take in,
+    /// keeping its own pending values instead.
+    pub unseen: Unseen,
 }
 
 impl ReplicaDoc {
@@ -155,6 +176,7 @@ impl ReplicaDoc {
             base_version: 0,
             marks: BTreeMap::new(),
             delete_mark: None,
+            unseen: Unseen::default(),
         }
     }
 

@@ -133,6 +133,7 @@ mod tests {
             op: Op::Update,
             fields: serde_json::json!({"title": "x"}).as_object().unwrap().clone(),
             base: 3,
+            unseen: Default::default(),
             hlc: Hlc { ms: 1, c: 2 },
         })
     }
@@ -150,6 +151,7 @@ mod tests {
             oldest_unacked_ms: Some(5),
             applied_csn: 3,
             last_seq: 4,
+            sent_seq: 0,
         });
         for m in [change(), ack, hb] {
             assert_eq!(decode(&encode(&m)).unwrap(), m);

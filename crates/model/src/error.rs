@@ -21,6 +21,14 @@ pub enum Error {
     /// The document already exists.
     #[error("document already exists")]
     AlreadyExists,
+    /// The document would outgrow what one commit can carry.
+    #[error("the document would be {size} bytes, above the {limit} byte limit of one commit")]
+    TooLarge {
+        /// Its size, serialized.
+        size: usize,
+        /// [`crate::MAX_DOCUMENT_BYTES`].
+        limit: usize,
+    },
     /// The conflict is not open any more.
     #[error("conflict already resolved")]
     AlreadyResolved,

@@ -18,11 +18,12 @@ mod retry;
 mod sensitive;
 mod signed;
 
-pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op};
+pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op, Unseen};
 pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
 pub use decide::{Decision, Policies, Policy, decide};
 pub use document::{
-    Csn, Fields, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, validate_field_name, validate_fields,
+    Csn, Fields, MAX_DOCUMENT_BYTES, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, check_document_size,
+    validate_field_name, validate_fields,
 };
 pub use envelope::{DecodeError, MAX_ENVELOPE_BYTES, Message, WIRE_VERSION, decode, encode};
 pub use error::{Error, Result};

@@ -1,7 +1,9 @@
 //! Local writes on either side, and how a replica takes in the master's commits.
 
-use crate::change::{Change, Commit, CommitOp, LocalWrite, Op};
-use crate::document::{Csn, Fields, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, validate_fields};
+use crate::change::{Change, Commit, CommitOp, LocalWrite, Op, Unseen};
+use crate::document::{
+    Csn, Fields, Mark, MasterDoc, ReplicaDoc, Seq, Stamp, check_document_size, validate_fields,
+};
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::ids::{Origin, ShipId};
@@ -26,7 +28,7 @@ pub fn local_write(
 ) -> Result<(ReplicaDoc, Option<Change>)> {
     let (ct, id) = write.target();
     let live = doc.filter(|d| !d.deleted || matches!(write, LocalWrite::Create { .. }));
-    let change = |op, fields: Fields, base| Change {
+    let change = |op, fields: Fields, base, unseen| Change {
         ship: ship.clone(),
         seq,
         ct: ct.clone(),
@@ -34,7 +36,20 @@ pub fn local_write(
         op,
         fields,
         base,
+        unseen,
         hlc,
+    };
+    // What the change claims to have seen: less than the document's base where the replica
+    // kept its own values over the master's.
+    let claims = |doc: &ReplicaDoc, touched: Option<&Fields>| Unseen {
+        fields: doc
+            .unseen
+            .fields
+            .iter()
+            .filter(|(k, _)| touched.is_none_or(|t| t.contains_key(*k)))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        deletion: doc.unseen.deletion,
     };
     match write {
         LocalWrite::Create { fields, .. } => {
@@ -42,13 +57,14 @@ pub fn local_write(
                 return Err(Error::AlreadyExists);
             }
             validate_fields(fields)?;
+            check_document_size(fields)?;
             let mut doc = ReplicaDoc::empty(ct.clone(), id);
             doc.fields = fields.clone();
             doc.marks = fields
                 .keys()
                 .map(|k| (k.clone(), Mark::Pending { seq }))
                 .collect();
-            let change = change(Op::Create, fields.clone(), 0);
+            let change = change(Op::Create, fields.clone(), 0, Unseen::default());
             Ok((doc, Some(change)))
         }
         LocalWrite::Update { fields, .. } => {
@@ -62,14 +78,16 @@ pub fn local_write(
                 doc.fields.insert(k.clone(), v.clone());
                 doc.marks.insert(k.clone(), Mark::Pending { seq });
             }
-            let change = change(Op::Update, diff, doc.base_version);
+            check_document_size(&doc.fields)?;
+            let unseen = claims(&doc, Some(&diff));
+            let change = change(Op::Update, diff, doc.base_version, unseen);
             Ok((doc, Some(change)))
         }
         LocalWrite::Delete { .. } => {
             let mut doc = live.ok_or(Error::NotFound)?;
             doc.deleted = true;
             doc.delete_mark = Some(Mark::Pending { seq });
-            let change = change(Op::Delete, Fields::new(), doc.base_version);
+            let change = change(Op::Delete, Fields::new(), doc.base_version, claims(&doc, None));
             Ok((doc, Some(change)))
         }
     }
@@ -107,6 +125,7 @@ pub fn master_write(
                 return Err(Error::AlreadyExists);
             }
             validate_fields(fields)?;
+            check_document_size(fields)?;
             let mut doc = MasterDoc::empty(ct.clone(), id);
             doc.set_fields(fields, &stamp);
             doc.version = csn;
@@ -121,6 +140,7 @@ pub fn master_write(
                 return Ok((doc, None));
             }
             doc.set_fields(&diff, &stamp);
+            check_document_size(&doc.fields)?;
             doc.version = csn;
             Ok((doc, Some(commit(CommitOp::Patch, diff))))
         }
@@ -151,6 +171,7 @@ pub fn apply_commit(
     let mut incoming = commit.fields.clone();
     sensitive.strip(&mut incoming);
     sensitive.keep_local(&mut incoming, &doc.fields, commit.op == CommitOp::Put);
+    let before = doc.base_version;
     doc.base_version = doc.base_version.max(commit.csn);
     let own_seq = commit.seq.filter(|_| commit.origin.is_ship(me));
 
@@ -162,7 +183,7 @@ pub fn apply_commit(
                 });
                 held.map(|c| Mark::Held { conflict: c.id, seq })
             }
-            (None, Mark::Held { conflict, .. }) if commit.resolves == Some(conflict) => None,
+            (_, Mark::Held { conflict, .. }) if commit.resolves == Some(conflict) => None,
             _ => Some(mark),
         }
     };
@@ -172,6 +193,13 @@ pub fn apply_commit(
         .collect();
     doc.delete_mark = doc.delete_mark.and_then(|m| rule(m, None));
 
+    for k in incoming.keys() {
+        if doc.marks.contains_key(k) {
+            doc.unseen.fields.entry(k.clone()).or_insert(before);
+        } else {
+            doc.unseen.fields.remove(k);
+        }
+    }
     match commit.op {
         CommitOp::Patch => {
             for (k, v) in &incoming {
@@ -181,6 +209,9 @@ pub fn apply_commit(
             }
         }
         CommitOp::Put => {
+            if doc.delete_mark.is_none() {
+                doc.unseen.deletion = None;
+            }
             let mut fields = incoming;
             fields.retain(|k, _| !doc.marks.contains_key(k));
             for k in doc.marks.keys() {
@@ -192,8 +223,11 @@ pub fn apply_commit(
             doc.deleted = doc.delete_mark.is_some();
         }
         CommitOp::Delete => {
-            if !doc.is_dirty() {
+            if doc.is_dirty() {
+                doc.unseen.deletion.get_or_insert(before);
+            } else {
                 doc.deleted = true;
+                doc.unseen = Unseen::default();
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::change::{Commit, CommitOp};
 use crate::conflict::{Conflict, ConflictStatus, Strategy};
-use crate::document::{Csn, MasterDoc, Stamp, validate_fields};
+use crate::document::{Csn, MasterDoc, Stamp, check_document_size, validate_fields};
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
 use crate::ids::Origin;
@@ -71,6 +71,7 @@ pub fn resolve(
     let (op, fields) = if new.deleted {
         (CommitOp::Delete, Default::default())
     } else {
+        check_document_size(&new.fields)?;
         (CommitOp::Put, new.fields.clone())
     };
     let commit = Commit {

@@ -44,6 +44,7 @@ pub(crate) mod outbox {
         pub hlc_ms: i64,
         pub hlc_c: i32,
         pub state: String,
+        pub unseen: Option<String>,
         pub outcome: Option<String>,
         pub created_at_ms: i64,
         pub sent_at_ms: Option<i64>,

@@ -21,6 +21,14 @@ pub enum Error {
         /// What contradicts.
         reason: String,
     },
+    /// The document would outgrow what one commit can carry.
+    #[error("the document would be {size} bytes, above the {limit} byte limit of one commit")]
+    TooLarge {
+        /// Its size, serialized.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The input is not acceptable.
     #[error("invalid input: {reason}")]
     Invalid {
@@ -73,6 +81,7 @@ impl From<offline_sync_model::Error> for Error {
         match e {
             M::NotFound => Error::NotFound,
             M::AlreadyExists => Error::AlreadyExists,
+            M::TooLarge { size, limit } => Error::TooLarge { size, limit },
             M::AlreadyResolved => Error::Conflict {
                 reason: e.to_string(),
             },

@@ -19,12 +19,12 @@ use offline_sync_model::{
 };
 
 pub use error::{Error, Result};
-pub use sea::SeaStorage;
+pub use sea::{MasterLock, SeaStorage};
 pub use types::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
     LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry, OutboxState,
     OutboxStats, Page, PeerKey, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
-    TopicOffset,
+    TopicOffset, Unreadable,
 };
 
 /// Durable state of one node (master or replica).

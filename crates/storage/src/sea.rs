@@ -55,7 +55,7 @@ impl SeaStorage {
         let db = Database::connect(options).await?;
         if db.get_database_backend() == DbBackend::Sqlite {
             db.execute_unprepared(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
             )
             .await?;
         }
@@ -80,6 +80,69 @@ impl SeaStorage {
     /// Closes the connection pool.
     pub async fn close(self) -> Result<()> {
         self.db.close().await.map_err(Error::from)
+    }
+
+    /// Tries to become the one master of this database: on PostgreSQL, takes the master's
+    /// advisory lock in a transaction kept open for the returned guard's life (so no pool
+    /// recycles its connection). `None` while another process holds it. On SQLite, where
+    /// one file has one writer at a time, the guard is given at once.
+    pub async fn try_master_lock(&self) -> Result<Option<MasterLock>> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Some(MasterLock { txn: None }));
+        }
+        let txn = self.db.begin().await?;
+        let row = txn
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_try_advisory_xact_lock($1) AS held",
+                [MASTER_LOCK_KEY.into()],
+            ))
+            .await?
+            .ok_or_else(|| Error::corrupt("pg_try_advisory_xact_lock returned no row"))?;
+        let held: bool = row.try_get("", "held")?;
+        if !held {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(MasterLock { txn: Some(txn) }))
+    }
+}
+
+/// The PostgreSQL advisory lock key of the master: "offsync1" in ASCII.
+const MASTER_LOCK_KEY: i64 = 0x6f66_6673_796e_6331;
+
+/// Held by the one master of a database (see [`SeaStorage::try_master_lock`]); dropping it
+/// lets a standby take over.
+pub struct MasterLock {
+    txn: Option<sea_orm::DatabaseTransaction>,
+}
+
+impl MasterLock {
+    /// Checks the lock is still held: its connection answers. A master whose lock connection
+    /// was lost (a database restart) must stop, since a standby may hold the lock now.
+    pub async fn check(&self) -> Result<()> {
+        if let Some(txn) = &self.txn {
+            txn.execute_unprepared("SELECT 1")
+                .await
+                .map_err(Error::Unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the lock.
+    pub async fn release(self) -> Result<()> {
+        if let Some(txn) = self.txn {
+            txn.rollback().await?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for MasterLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterLock")
+            .field("postgres", &self.txn.is_some())
+            .finish()
     }
 }
 
@@ -291,5 +354,30 @@ impl Storage for SeaStorage {
 
     async fn last_csn(&self) -> Result<Csn> {
         common::counter(&self.db, common::CSN).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    use super::*;
+
+    /// Power cuts on a ship: a write answered with success is on disk. Under WAL,
+    /// `synchronous=NORMAL` lets the last committed transactions roll back after a power
+    /// loss; FULL syncs the WAL at every commit.
+    #[tokio::test]
+    async fn a_sqlite_commit_is_synced_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
+            .await
+            .unwrap();
+        let row =
+            s.db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA synchronous"))
+                .await
+                .unwrap()
+                .unwrap();
+        let level: i32 = row.try_get_by_index(0).unwrap();
+        assert_eq!(level, 2, "PRAGMA synchronous is FULL (2)");
     }
 }

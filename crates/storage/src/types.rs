@@ -1,5 +1,7 @@
 //! Plain data passed to and returned by [`crate::Storage`].
 
+use std::collections::BTreeSet;
+
 use offline_sync_model::{
     Change, ContentType, Csn, DocumentId, Fields, Heartbeat, Message, PublicKey, ReplicaDoc, Sensitive, Seq,
     ShipId,
@@ -124,6 +126,8 @@ pub struct OutboxStats {
     pub oldest_sent_at_ms: Option<u64>,
     /// Lowest unanswered seq.
     pub first_unacked_seq: Option<Seq>,
+    /// Lowest seq not sent yet.
+    pub first_unsent_seq: Option<Seq>,
     /// The last seq written.
     pub last_seq: Seq,
 }
@@ -132,6 +136,12 @@ impl OutboxStats {
     /// Rows not yet answered by the master.
     pub fn unacked(&self) -> u64 {
         self.pending + self.sent
+    }
+
+    /// The highest seq sent (rows leave in seq order).
+    pub fn sent_seq(&self) -> Seq {
+        self.first_unsent_seq
+            .map_or(self.last_seq, |s| s.saturating_sub(1))
     }
 }
 
@@ -231,6 +241,9 @@ pub struct ReplicaBatch {
     pub offset: TopicOffset,
     /// Fields never taken from a commit: the replica keeps its own values of them.
     pub sensitive: Sensitive,
+    /// The content types this replica syncs (`None`: every type). A commit of another type
+    /// is passed: its CSN counts as applied, its content is not kept.
+    pub synced: Option<BTreeSet<ContentType>>,
 }
 
 /// What a replica batch did.
@@ -240,6 +253,8 @@ pub struct ReplicaApplied {
     pub commits: u64,
     /// Commits skipped as already applied.
     pub skipped: u64,
+    /// Commits of content types this replica does not sync, passed over in CSN order.
+    pub passed: u64,
     /// Outbox rows acknowledged.
     pub acked: u64,
     /// Outbox rows to send again (gap acknowledgements).
@@ -265,6 +280,8 @@ pub struct MasterBatch {
     pub changes: Vec<Change>,
     /// Changes refused before deciding (for example an unsynced content type), with why.
     pub rejected: Vec<(Change, String)>,
+    /// Signed changes whose content could not be read: refused by ship and seq.
+    pub unreadable: Vec<Unreadable>,
     /// Heartbeats.
     pub heartbeats: Vec<Heartbeat>,
     /// Records that were not valid envelopes.
@@ -273,6 +290,20 @@ pub struct MasterBatch {
     pub offsets: Vec<TopicOffset>,
     /// Fields never taken from a ship's change: the master keeps its own values of them.
     pub sensitive: Sensitive,
+}
+
+/// A ship change whose signature verified but whose content could not be read: all that is
+/// believed of it is its ship (the signer) and its seq.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The ship that signed it.
+    pub ship: ShipId,
+    /// Its seq.
+    pub seq: Seq,
+    /// The document it names, when that much could be read.
+    pub target: Option<(ContentType, DocumentId)>,
+    /// Why it could not be read.
+    pub reason: String,
 }
 
 /// What a master batch did.

@@ -34,6 +34,7 @@ fn change(seq: u64, id: DocumentId, op: Op, f: serde_json::Value, base: u64) -> 
         op,
         fields: fields(f),
         base,
+        unseen: Default::default(),
         hlc: Hlc { ms: seq, c: 0 },
     }
 }
@@ -151,9 +152,40 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: SeaStorage) {
     assert_eq!(s.outbox_resend(2).await.unwrap(), 1);
     assert_eq!(s.outbox_unsent(&ship(), 10).await.unwrap().len(), 2);
 
+    // A commit that does not follow the applied CSN is refused whole: commits are gapless.
+    let ahead = |csn| offline_sync_model::Commit {
+        csn,
+        origin: offline_sync_model::Origin::Master,
+        seq: None,
+        ct: ct(),
+        id,
+        op: CommitOp::Patch,
+        fields: fields(json!({"n": 9})),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    };
+    let skipping = ReplicaBatch {
+        messages: vec![Message::Commit(ahead(2))],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 7,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    assert!(matches!(
+        s.replica_apply(&ship(), &skipping, 350).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 0);
+    assert_eq!(s.offset("master-updates", 0).await.unwrap(), None);
+
     // The master's echo of seq 2 acknowledges rows 1 and 2.
     let echo = offline_sync_model::Commit {
-        csn: 5,
+        csn: 1,
         origin: offline_sync_model::Origin::Ship(ship()),
         seq: Some(2),
         ct: ct(),
@@ -173,6 +205,7 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: SeaStorage) {
             next: 1,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     let applied = s.replica_apply(&ship(), &batch, 400).await.unwrap();
     assert_eq!(applied.acked, 2);
@@ -182,12 +215,12 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: SeaStorage) {
     // Seq 3 is still pending, so field n keeps the local value.
     let doc = s.replica_doc(&ct(), id).await.unwrap().unwrap();
     assert_eq!(doc.fields["n"], json!(2));
-    assert_eq!(doc.base_version, 5);
+    assert_eq!(doc.base_version, 1);
     assert_eq!(s.offset("master-updates", 0).await.unwrap(), Some(1));
     // Applying the same batch again changes nothing.
     let again = s.replica_apply(&ship(), &batch, 500).await.unwrap();
     assert_eq!((again.commits, again.skipped, again.acked), (0, 1, 0));
-    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 5);
+    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 1);
 }
 
 pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
@@ -249,6 +282,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             next: 8,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     let out = s.replica_apply(&ship(), &batch, 3).await.unwrap();
     assert_eq!((out.acked, out.resend, out.restored_below), (1, 1, None));
@@ -275,6 +309,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             next: 10,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     let out = s.replica_apply(&ship(), &rejected, 4).await.unwrap();
     assert_eq!(out.restored_below, Some(9));
@@ -309,6 +344,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
             next: 11,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
     assert_eq!(out.restored_below, Some(40));
@@ -338,6 +374,7 @@ pub async fn master_applies_a_batch_exactly_once(s: SeaStorage) {
             oldest_unacked_ms: Some(9),
             applied_csn: 0,
             last_seq: 2,
+            sent_seq: 0,
         }],
         offsets: vec![offset(2)],
         ..MasterBatch::default()
@@ -562,6 +599,7 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
             next: 1,
         },
         sensitive: Default::default(),
+        synced: None,
     };
     s.replica_apply(&ship(), &batch, 10).await.unwrap();
     s.master_write(

@@ -41,7 +41,14 @@ pub enum Error {
         /// What the broker or the TLS layer said.
         reason: String,
     },
-    /// The request itself is wrong (unknown partition, empty batch, oversize record).
+    /// The broker refused a batch as larger than it takes (Kafka's `message.max.bytes`):
+    /// not an outage; a smaller batch may pass.
+    #[error("too large for the broker: {reason}")]
+    TooLarge {
+        /// What the broker said.
+        reason: String,
+    },
+    /// The request itself is wrong (unknown partition, empty batch).
     #[error("invalid request: {reason}")]
     Invalid {
         /// What is wrong.

@@ -23,6 +23,8 @@ use crate::{Batch, Error, Fetched, OffsetRange, Record, Result, Transport, parti
 #[derive(Clone, Debug, Default)]
 pub struct MemoryTransport {
     topics: Arc<Mutex<HashMap<String, Topic>>>,
+    /// Most bytes of values one publish may carry, as a broker's `message.max.bytes`.
+    max_batch_bytes: Arc<Mutex<Option<usize>>>,
 }
 
 /// The partitions of one topic.
@@ -47,6 +49,16 @@ impl MemoryTransport {
     /// A transport without topics.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Refuses, from now on, a publish whose values add up to more than `max` bytes with
+    /// [`Error::TooLarge`], as a broker with a lower `message.max.bytes` would (`None`: no
+    /// limit, the default).
+    pub fn set_max_batch_bytes(&self, max: Option<usize>) {
+        *self
+            .max_batch_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = max;
     }
 
     /// Removes the records of `topic`/`partition` below offset `before`, as retention would:
@@ -176,6 +188,16 @@ impl Transport for MemoryTransport {
     async fn publish(&self, topic: &str, key: Option<&[u8]>, values: Vec<Vec<u8>>) -> Result<(u32, i64)> {
         if values.is_empty() {
             return Err(invalid("empty batch"));
+        }
+        let max = *self
+            .max_batch_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let bytes: usize = values.iter().map(Vec::len).sum();
+        if let Some(max) = max.filter(|m| bytes > *m) {
+            return Err(Error::TooLarge {
+                reason: format!("a batch of {bytes} bytes is above the {max} bytes this broker takes"),
+            });
         }
         let (partition, first, changed) = {
             let mut topics = self.lock();

@@ -3,7 +3,8 @@
 //! Liveness answers as long as the process serves HTTP. Readiness depends on the database
 //! only — a ship at sea without a link is still ready to take writes. The detailed report
 //! says what is wrong: `unhealthy` (503) when the database does not answer, `degraded` when
-//! the broker is out of reach, `healthy` otherwise.
+//! the broker is out of reach or a replica stopped applying `master-updates` (`checks.sync`
+//! says why), `healthy` otherwise.
 
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ struct Stored {
     dead_letters: DeadLetterCounts,
     /// Ships: total and online (a replica counts itself).
     ships: (u64, u64),
+    /// Why a replica stopped applying `master-updates`, if it did.
+    stalled: Option<String>,
 }
 
 async fn stored(state: &AppState, node: Node) -> Option<Stored> {
@@ -59,14 +62,19 @@ async fn stored(state: &AppState, node: Node) -> Option<Stored> {
     state
         .run(async move {
             let dead_letters = node.dead_letter_counts().await?;
-            let ships = match &node {
+            let (ships, stalled) = match &node {
                 Node::Master(m) => {
                     let s = m.ships().await?;
-                    (s.len() as u64, s.iter().filter(|s| s.online).count() as u64)
+                    let online = s.iter().filter(|s| s.online).count() as u64;
+                    ((s.len() as u64, online), None)
                 }
-                Node::Replica(_) => (1, u64::from(online)),
+                Node::Replica(r) => ((1, u64::from(online)), r.status().await?.resync_required),
             };
-            Ok(Stored { dead_letters, ships })
+            Ok(Stored {
+                dead_letters,
+                ships,
+                stalled,
+            })
         })
         .await
         .ok()
@@ -82,10 +90,11 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
         (Some(n), Ok(_)) => stored(&state, n.clone()).await,
         _ => None,
     };
-    let status = match (&db, online) {
-        (Err(_), _) => "unhealthy",
-        (Ok(_), false) => "degraded",
-        (Ok(_), true) => "healthy",
+    let stalled = stored.as_ref().and_then(|s| s.stalled.clone());
+    let status = match (&db, online, &stalled) {
+        (Err(_), _, _) => "unhealthy",
+        (Ok(_), false, _) | (Ok(_), true, Some(_)) => "degraded",
+        (Ok(_), true, None) => "healthy",
     };
     let (kafka_role, kafka_topic) = match info.mode {
         offline_sync_engine::Mode::Master => ("consumer", &info.ship_updates_topic),
@@ -113,6 +122,10 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
             "messageTracker": message_tracker(counts),
             "deadLetterQueue": dead_letter_check(stored.as_ref().map(|s| s.dead_letters)),
             "ships": ships_check(stored.as_ref().map(|s| s.ships)),
+            "sync": match &stalled {
+                Some(reason) => json!({"status": "stalled", "reason": reason}),
+                None => json!({"status": "healthy"}),
+            },
         }
     });
     if status == "unhealthy" {

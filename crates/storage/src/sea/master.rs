@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use offline_sync_model::{
-    Ack, AckOutcome, Change, Commit, Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus,
-    ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Policies, ShipId, Strategy,
-    decide, encode, master_write,
+    Ack, AckOutcome, Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictId, ConflictKind,
+    ConflictStatus, ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Origin,
+    Policies, Seq, ShipId, Strategy, check_document_size, decide, encode, master_write,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -17,7 +17,7 @@ use sea_orm::{
 use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
 use crate::entity::{broadcasts, conflicts, ships};
 use crate::error::{Error, Result};
-use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, ShipRecord};
+use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, ShipRecord, Unreadable};
 
 async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
     let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
@@ -99,6 +99,66 @@ impl Registry {
     }
 }
 
+/// Refuses ship change `seq` of `ship`: tells the ship why, then, when the change names its
+/// document, commits the master's state of that document again (a `Put` of its fields, or a
+/// `Delete` when the master holds none), so the ship, whose marks the refusal releases,
+/// converges to it instead of keeping its own values.
+async fn refuse(
+    txn: &DatabaseTransaction,
+    (ship, seq): (&ShipId, Seq),
+    target: Option<(&ContentType, DocumentId)>,
+    reason: &str,
+    csn: &mut u64,
+    now_ms: u64,
+) -> Result<()> {
+    let refused = Message::Ack(Ack {
+        ship: ship.clone(),
+        seq,
+        outcome: AckOutcome::Rejected {
+            reason: reason.to_owned(),
+        },
+    });
+    broadcast(txn, &refused, None, now_ms).await?;
+    let Some((ct, id)) = target else {
+        return Ok(());
+    };
+    let doc = common::master_doc(txn, ct, id).await?.filter(|d| !d.deleted);
+    *csn += 1;
+    let restore = Commit {
+        csn: *csn,
+        origin: Origin::Master,
+        seq: None,
+        ct: ct.clone(),
+        id,
+        op: if doc.is_some() {
+            CommitOp::Put
+        } else {
+            CommitOp::Delete
+        },
+        fields: doc.map(|d| d.fields).unwrap_or_default(),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    };
+    broadcast(txn, &Message::Commit(restore), Some(*csn), now_ms).await
+}
+
+/// One ship change of a batch, as it is to be answered.
+enum Entry<'a> {
+    Change(&'a Change),
+    Refused(&'a Change, &'a str),
+    Unreadable(&'a Unreadable),
+}
+
+impl Entry<'_> {
+    fn position(&self) -> (&ShipId, Seq) {
+        match self {
+            Entry::Change(c) | Entry::Refused(c, _) => (&c.ship, c.seq),
+            Entry::Unreadable(u) => (&u.ship, u.seq),
+        }
+    }
+}
+
 /// Where a change stands against the seqs already applied from its ship.
 enum Order {
     Next,
@@ -106,11 +166,11 @@ enum Order {
     Gap(u64),
 }
 
-fn order(row: &ships::Model, change: &Change) -> Order {
+fn order(row: &ships::Model, seq: Seq) -> Order {
     let last = to_u64(row.last_seq);
-    if change.seq <= last {
+    if seq <= last {
         Order::Duplicate(last)
-    } else if change.seq > last + 1 {
+    } else if seq > last + 1 {
         Order::Gap(last + 1)
     } else {
         Order::Next
@@ -127,23 +187,35 @@ pub(super) async fn apply(
     let mut registry = Registry {
         rows: BTreeMap::new(),
     };
-    let mut csn = common::counter(txn, CSN).await?;
-    let ack = |change: &Change, outcome| {
+    let mut csn = common::lock_counter(txn, CSN).await?;
+    let ack = |ship: &ShipId, seq: Seq, outcome| {
         Message::Ack(Ack {
-            ship: change.ship.clone(),
-            seq: change.seq,
+            ship: ship.clone(),
+            seq,
             outcome,
         })
     };
 
-    for change in &batch.changes {
-        let row = registry.get(txn, &change.ship, now_ms).await?;
-        match order(row, change) {
+    // Each ship's changes in seq order, whether they are applied or refused, so that a
+    // refused change takes its seq before the next one of its ship is looked at.
+    let mut entries: Vec<Entry<'_>> = batch
+        .changes
+        .iter()
+        .map(Entry::Change)
+        .chain(batch.rejected.iter().map(|(c, r)| Entry::Refused(c, r)))
+        .chain(batch.unreadable.iter().map(Entry::Unreadable))
+        .collect();
+    entries.sort_by(|a, b| a.position().cmp(&b.position()));
+
+    for entry in entries {
+        let (ship, seq) = entry.position();
+        let row = registry.get(txn, ship, now_ms).await?;
+        match order(row, seq) {
             Order::Duplicate(last_seq) => {
                 out.duplicates += 1;
                 broadcast(
                     txn,
-                    &ack(change, AckOutcome::Duplicate { last_seq }),
+                    &ack(ship, seq, AckOutcome::Duplicate { last_seq }),
                     None,
                     now_ms,
                 )
@@ -152,12 +224,27 @@ pub(super) async fn apply(
             }
             Order::Gap(expected) => {
                 out.gaps += 1;
-                broadcast(txn, &ack(change, AckOutcome::Gap { expected }), None, now_ms).await?;
+                broadcast(txn, &ack(ship, seq, AckOutcome::Gap { expected }), None, now_ms).await?;
                 continue;
             }
             Order::Next => {}
         }
-        row.last_seq = to_i64(change.seq);
+        row.last_seq = to_i64(seq);
+        let change = match entry {
+            Entry::Change(change) => change,
+            Entry::Refused(change, reason) => {
+                out.rejected += 1;
+                let target = Some((&change.ct, change.id));
+                refuse(txn, (ship, seq), target, reason, &mut csn, now_ms).await?;
+                continue;
+            }
+            Entry::Unreadable(u) => {
+                out.rejected += 1;
+                let target = u.target.as_ref().map(|(ct, id)| (ct, *id));
+                refuse(txn, (ship, seq), target, &u.reason, &mut csn, now_ms).await?;
+                continue;
+            }
+        };
         row.changes_applied += 1;
         csn += 1;
         let doc = common::master_doc(txn, &change.ct, change.id).await?;
@@ -178,6 +265,14 @@ pub(super) async fn apply(
             policies.for_type(&change.ct),
             csn,
         );
+        if let Some(Err(too_large)) = decision.doc.as_ref().map(|d| check_document_size(&d.fields)) {
+            // Merged with what the master holds, the document would outgrow one commit.
+            csn -= 1;
+            out.rejected += 1;
+            let target = Some((&change.ct, change.id));
+            refuse(txn, (ship, seq), target, &too_large.to_string(), &mut csn, now_ms).await?;
+            continue;
+        }
         if let Some(draft) = &decision.conflict {
             let id = save_conflict(
                 txn,
@@ -196,28 +291,29 @@ pub(super) async fn apply(
         if let Some(doc) = &decision.doc {
             common::save_master_doc(txn, doc, now_ms).await?;
         }
+        if let Some(moot) = decision.commit.resolves {
+            // The conflict's ship deleted the document the master had deleted: both agree.
+            close_conflict(txn, moot, &Strategy::KeepShip, csn, now_ms).await?;
+        }
         broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
         out.committed += 1;
     }
 
-    for (change, reason) in &batch.rejected {
-        let row = registry.get(txn, &change.ship, now_ms).await?;
-        let outcome = match order(row, change) {
-            Order::Duplicate(last_seq) => AckOutcome::Duplicate { last_seq },
-            Order::Gap(expected) => AckOutcome::Gap { expected },
-            Order::Next => {
-                row.last_seq = to_i64(change.seq);
-                out.rejected += 1;
-                AckOutcome::Rejected {
-                    reason: reason.clone(),
-                }
-            }
-        };
-        broadcast(txn, &ack(change, outcome), None, now_ms).await?;
-    }
-
     for hb in &batch.heartbeats {
         let row = registry.get(txn, &hb.ship, now_ms).await?;
+        let last = to_u64(row.last_seq);
+        if hb.sent_seq > last {
+            // The ship sent changes before this heartbeat that never arrived: ask for them
+            // again from the first one missing.
+            let expected = last + 1;
+            broadcast(
+                txn,
+                &ack(&hb.ship, expected, AckOutcome::Gap { expected }),
+                None,
+                now_ms,
+            )
+            .await?;
+        }
         row.pending = to_i64(hb.pending);
         row.oldest_unacked_ms = hb.oldest_unacked_ms.map(to_i64);
         row.applied_csn = to_i64(hb.applied_csn);
@@ -238,16 +334,59 @@ pub(super) async fn local_write(
     hlc: Hlc,
     now_ms: u64,
 ) -> Result<(MasterDoc, Option<Commit>)> {
+    let csn = common::lock_counter(txn, CSN).await? + 1;
     let (ct, id) = write.target();
     let doc = common::master_doc(txn, ct, id).await?;
-    let csn = common::counter(txn, CSN).await? + 1;
-    let (doc, commit) = master_write(doc, write, csn, hlc)?;
-    if let Some(commit) = &commit {
+    let (doc, mut commit) = master_write(doc, write, csn, hlc)?;
+    if let Some(commit) = &mut commit {
         common::save_master_doc(txn, &doc, now_ms).await?;
+        if let Some(open) = open_conflict(txn, ct, id).await? {
+            commit.resolves = follow_master_write(txn, open, &doc, csn, now_ms).await?;
+        }
         broadcast(txn, &Message::Commit(commit.clone()), Some(csn), now_ms).await?;
         common::set_counter(txn, CSN, csn).await?;
     }
     Ok((doc, commit))
+}
+
+/// Keeps a document's open conflict true to the master's side after a local master write:
+/// held fields show their new master values, a delete makes it an update-delete conflict —
+/// or, when the ship's side was a delete too, leaves nothing to decide: the conflict is
+/// resolved by this commit (returned, for the commit to carry).
+async fn follow_master_write(
+    txn: &DatabaseTransaction,
+    mut open: Conflict,
+    doc: &MasterDoc,
+    csn: u64,
+    now_ms: u64,
+) -> Result<Option<ConflictId>> {
+    let d = &mut open.draft;
+    if doc.deleted && d.ship_deleted {
+        close_conflict(txn, open.id, &Strategy::KeepMaster, csn, now_ms).await?;
+        return Ok(Some(open.id));
+    }
+    if doc.deleted {
+        d.kind = ConflictKind::UpdateDelete;
+        d.master_deleted = true;
+    } else {
+        for f in &d.fields {
+            match doc.fields.get(f) {
+                Some(v) => d.master_values.insert(f.clone(), v.clone()),
+                None => d.master_values.remove(f),
+            };
+        }
+    }
+    d.master_version = csn;
+    save_conflict(
+        txn,
+        Some(open.id),
+        &open.content_type,
+        open.document_id,
+        &open.draft,
+        now_ms,
+    )
+    .await?;
+    Ok(None)
 }
 
 pub(super) async fn resolve(
@@ -257,22 +396,14 @@ pub(super) async fn resolve(
     hlc: Hlc,
     now_ms: u64,
 ) -> Result<(Conflict, Commit)> {
+    let csn = common::lock_counter(txn, CSN).await? + 1;
     let mut conflict = conflict(txn, id).await?.ok_or(Error::NotFound)?;
     let doc = common::master_doc(txn, &conflict.content_type, conflict.document_id)
         .await?
         .ok_or_else(|| Error::corrupt(format!("conflict {id} names a missing document")))?;
-    let csn = common::counter(txn, CSN).await? + 1;
     let (doc, commit) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, hlc)?;
     common::save_master_doc(txn, &doc, now_ms).await?;
-    conflicts::Entity::update_many()
-        .col_expr(conflicts::Column::Status, Expr::value("resolved"))
-        .col_expr(conflicts::Column::Strategy, Expr::value(strategy.as_str()))
-        .col_expr(conflicts::Column::Resolution, Expr::value(to_json(strategy)))
-        .col_expr(conflicts::Column::ResolvedCsn, Expr::value(to_i64(csn)))
-        .col_expr(conflicts::Column::UpdatedAtMs, Expr::value(to_i64(now_ms)))
-        .filter(conflicts::Column::Id.eq(to_i64(id)))
-        .exec(txn)
-        .await?;
+    close_conflict(txn, id, strategy, csn, now_ms).await?;
     broadcast(txn, &Message::Commit(commit.clone()), Some(csn), now_ms).await?;
     common::set_counter(txn, CSN, csn).await?;
     conflict.status = ConflictStatus::Resolved;
@@ -280,6 +411,26 @@ pub(super) async fn resolve(
     conflict.resolved_csn = Some(csn);
     conflict.updated_at_ms = now_ms;
     Ok((conflict, commit))
+}
+
+/// Marks conflict `id` resolved with `strategy` by the commit at `csn`.
+async fn close_conflict<C: ConnectionTrait>(
+    c: &C,
+    id: ConflictId,
+    strategy: &Strategy,
+    csn: u64,
+    now_ms: u64,
+) -> Result<()> {
+    conflicts::Entity::update_many()
+        .col_expr(conflicts::Column::Status, Expr::value("resolved"))
+        .col_expr(conflicts::Column::Strategy, Expr::value(strategy.as_str()))
+        .col_expr(conflicts::Column::Resolution, Expr::value(to_json(strategy)))
+        .col_expr(conflicts::Column::ResolvedCsn, Expr::value(to_i64(csn)))
+        .col_expr(conflicts::Column::UpdatedAtMs, Expr::value(to_i64(now_ms)))
+        .filter(conflicts::Column::Id.eq(to_i64(id)))
+        .exec(c)
+        .await?;
+    Ok(())
 }
 
 fn to_conflict(row: conflicts::Model) -> Result<Conflict> {

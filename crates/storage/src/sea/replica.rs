@@ -1,7 +1,7 @@
 //! Replica side: local writes with their outbox rows, and the inbox from `master-updates`.
 
 use offline_sync_model::{
-    AckOutcome, Change, ContentType, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId, apply_commit,
+    AckOutcome, Change, ContentType, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId, Unseen, apply_commit,
     local_write as decide_local, release_marks,
 };
 use sea_orm::sea_query::Expr;
@@ -37,6 +37,7 @@ pub(super) async fn local_write(
         op: Set(change.op.as_str().to_owned()),
         fields: Set(common::to_json(&change.fields)),
         base_version: Set(to_i64(change.base)),
+        unseen: Set((!change.unseen.is_empty()).then(|| common::to_json(&change.unseen))),
         hlc_ms: Set(to_i64(change.hlc.ms)),
         hlc_c: Set(i32::try_from(change.hlc.c).unwrap_or(i32::MAX)),
         state: Set(OutboxState::Pending.as_str().to_owned()),
@@ -73,6 +74,10 @@ fn entry(ship: &ShipId, row: outbox::Model) -> Result<OutboxEntry> {
             op,
             fields,
             base: to_u64(row.base_version),
+            unseen: match &row.unseen {
+                Some(json) => common::parse_json("outbox unseen", json)?,
+                None => Unseen::default(),
+            },
             hlc: Hlc {
                 ms: to_u64(row.hlc_ms),
                 c: u32::try_from(row.hlc_c).unwrap_or(0),
@@ -162,6 +167,11 @@ pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStat
         .order_by_asc(outbox::Column::Seq)
         .one(c)
         .await?;
+    let first_unsent = outbox::Entity::find()
+        .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+        .order_by_asc(outbox::Column::Seq)
+        .one(c)
+        .await?;
     let oldest_sent = outbox::Entity::find()
         .filter(outbox::Column::State.eq(OutboxState::Sent.as_str()))
         .order_by_asc(outbox::Column::SentAtMs)
@@ -174,6 +184,7 @@ pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStat
         oldest_unacked_at_ms: oldest.as_ref().map(|r| to_u64(r.created_at_ms)),
         oldest_sent_at_ms: oldest_sent.and_then(|r| r.sent_at_ms).map(to_u64),
         first_unacked_seq: oldest.map(|r| to_u64(r.seq)),
+        first_unsent_seq: first_unsent.map(|r| to_u64(r.seq)),
         last_seq: common::counter(c, SEQ).await?,
     })
 }
@@ -218,6 +229,25 @@ pub(super) async fn apply(
             Message::Commit(commit) => {
                 if commit.csn <= applied_csn {
                     out.skipped += 1;
+                    continue;
+                }
+                if commit.csn != applied_csn + 1 {
+                    // Commits are gapless: one out of sequence is never applied over the gap.
+                    return Err(Error::Conflict {
+                        reason: format!(
+                            "commit {} arrives before commit {}: the replica's applied CSN is {applied_csn}",
+                            commit.csn,
+                            applied_csn + 1
+                        ),
+                    });
+                }
+                if batch
+                    .synced
+                    .as_ref()
+                    .is_some_and(|types| !types.contains(&commit.ct))
+                {
+                    applied_csn = commit.csn;
+                    out.passed += 1;
                     continue;
                 }
                 let doc = common::replica_doc(txn, &commit.ct, commit.id).await?;

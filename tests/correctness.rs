@@ -1,0 +1,575 @@
+//! Correctness off the happy path: each test reproduces one way the engine lost a write, left
+//! a ship different from the master, brought a deleted document back or stalled a ship, on a
+//! PostgreSQL and on a SQLite master, over the in-memory transport.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use offline_sync::engine::{Error, Replica};
+use offline_sync::model::{
+    Commit, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Hlc, Message, Origin, Policy,
+    SigningKey, Strategy, encode,
+};
+use offline_sync::storage::{NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, TopicOffset};
+use offline_sync::transport::{Transport, partition_for};
+use serde_json::json;
+use support::{Fleet, Setup, ct, fields};
+
+const MASTER_UPDATES: &str = "master-updates";
+
+/// Finding 1: a commit a replica dead-lettered (here: refused by an older build) is applied
+/// when its dead letter is retried, and the commits after it wait for it instead of being
+/// applied over the gap.
+async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Setup) {
+    let f = Fleet::new(1, db, "dead_lettered_commit").await;
+    let a = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    let b = f.master.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    let ship = &f.ships[0];
+    let fetched = f
+        .broker
+        .fetch(MASTER_UPDATES, 0, 0, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    let first = &fetched.records[0];
+    let refused = ReplicaBatch {
+        messages: vec![],
+        dead_letters: vec![NewDeadLetter {
+            topic: MASTER_UPDATES.into(),
+            partition: 0,
+            offset: first.offset,
+            key: first.record.key.clone(),
+            payload: first.record.value.clone(),
+            reason: "malformed: refused by an older build".into(),
+        }],
+        offset: TopicOffset {
+            topic: MASTER_UPDATES.into(),
+            partition: 0,
+            next: first.offset + 1,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    ship.storage()
+        .replica_apply(ship.ship(), &refused, 1)
+        .await
+        .unwrap();
+    f.sync().await;
+    assert!(
+        ship.get(&ct(), b.id).await.unwrap().is_none(),
+        "commit 2 was applied over the missing commit 1"
+    );
+    let stalled = ship.status().await.unwrap().resync_required;
+    assert!(
+        stalled
+            .as_deref()
+            .is_some_and(|r| r.contains("commit 1 is missing")),
+        "the status says why applying stopped: {stalled:?}"
+    );
+    let (letters, _) = ship.dead_letters(None, Page::all()).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    ship.retry_dead_letter(letters[0].id).await.unwrap();
+    f.sync().await;
+    assert_eq!(
+        ship.get(&ct(), a.id).await.unwrap().map(|d| d.fields),
+        Some(fields(json!({"n": 1})))
+    );
+    assert!(ship.get(&ct(), b.id).await.unwrap().is_some());
+    assert_eq!(ship.status().await.unwrap().resync_required, None);
+    f.assert_converged().await;
+}
+
+/// Finding 1: a commit whose CSN skips one (signed with the master's own key, as a record
+/// lost on the way would leave it) is never applied, and the replica says so.
+async fn a_commit_out_of_sequence_stops_applying(db: Setup) {
+    let f = Fleet::new(1, db, "out_of_sequence").await;
+    f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    f.sync().await;
+    let seed = f.master.storage().signing_seed([0; 32], 0).await.unwrap();
+    let ahead = DocumentId::new_v7();
+    let commit = Message::Commit(Commit {
+        csn: 3,
+        origin: Origin::Master,
+        seq: None,
+        ct: ct(),
+        id: ahead,
+        op: CommitOp::Put,
+        fields: fields(json!({"n": 3})),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    });
+    let record = SigningKey::from_seed(seed).seal("master", &encode(&commit));
+    f.broker
+        .publish(MASTER_UPDATES, None, vec![record])
+        .await
+        .unwrap();
+    f.sync().await;
+    let ship = &f.ships[0];
+    assert!(
+        ship.get(&ct(), ahead).await.unwrap().is_none(),
+        "commit 3 applied over the missing commit 2"
+    );
+    let status = ship.status().await.unwrap();
+    assert_eq!(status.applied_csn, 1);
+    assert!(
+        status
+            .resync_required
+            .as_deref()
+            .is_some_and(|r| r.contains("commit 2 is missing")),
+        "{status:?}"
+    );
+}
+
+fn master_wins() -> offline_sync::engine::MasterConfig {
+    let mut cfg = support::master_config();
+    cfg.policies.default = Policy::MasterWins;
+    cfg
+}
+
+/// Finding 5: a ship that kept its own pending value of a field when the master's commit of
+/// that field arrived has not seen the master's value: its next write of the field is still
+/// contested, and under `master-wins` the master's value stands.
+async fn master_wins_holds_against_a_field_the_ship_never_incorporated(db: Setup) {
+    let f = Fleet::with_config(1, db, "unseen_field", master_wins()).await;
+    let doc = f.master.create(&ct(), fields(json!({"x": "m0"}))).await.unwrap();
+    f.sync().await;
+    let ship = &f.ships[0];
+    ship.update(&ct(), doc.id, fields(json!({"x": "s1"})))
+        .await
+        .unwrap();
+    f.master
+        .update(&ct(), doc.id, fields(json!({"x": "m1"})))
+        .await
+        .unwrap();
+    f.master.publish_all().await.unwrap();
+    ship.pull_all().await.unwrap();
+    assert_eq!(
+        ship.get(&ct(), doc.id).await.unwrap().unwrap().fields["x"],
+        json!("s1")
+    );
+    ship.update(&ct(), doc.id, fields(json!({"x": "s2"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    assert_eq!(
+        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["x"],
+        json!("m1"),
+        "the ship's second write overwrote a master value it never saw"
+    );
+    f.assert_converged().await;
+}
+
+/// Finding 5, delete variant: a ship that kept the document alive for its pending change when
+/// the master deleted it has not seen the delete: its next write does not undo it.
+async fn master_wins_holds_against_a_delete_the_ship_never_incorporated(db: Setup) {
+    let f = Fleet::with_config(1, db, "unseen_delete", master_wins()).await;
+    let doc = f.master.create(&ct(), fields(json!({"x": "m0"}))).await.unwrap();
+    f.sync().await;
+    let ship = &f.ships[0];
+    ship.update(&ct(), doc.id, fields(json!({"y": "s1"})))
+        .await
+        .unwrap();
+    f.master.delete(&ct(), doc.id).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    ship.pull_all().await.unwrap();
+    assert!(ship.get(&ct(), doc.id).await.unwrap().is_some());
+    ship.update(&ct(), doc.id, fields(json!({"z": "s2"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    assert!(
+        f.master.get(&ct(), doc.id).await.unwrap().is_none(),
+        "the ship's second write undid the master's delete"
+    );
+    f.assert_converged().await;
+}
+
+/// Finding 8: one busy ship does not starve the ships whose changes are on another partition
+/// of `ship-updates`: one pull of the master takes a share of every partition.
+async fn a_busy_ship_does_not_starve_the_other_partitions(db: Setup) {
+    let f = Fleet::new(4, db, "fair_pull").await;
+    let partitions = f.master_cfg.ship_partitions;
+    assert_eq!(partitions, 2);
+    let on = |p: u32| {
+        f.ships
+            .iter()
+            .position(|s| partition_for(Some(s.ship().as_str().as_bytes()), partitions) == p)
+            .expect("a ship on every partition")
+    };
+    // The master creates `ship-updates` with its partitions before any ship does.
+    f.master.pull_all().await.unwrap();
+    let (busy, quiet) = (&f.ships[on(0)], &f.ships[on(1)]);
+    let batch = f.master_cfg.batch_size;
+    for i in 0..batch * 2 {
+        busy.create(&ct(), fields(json!({"n": i}))).await.unwrap();
+    }
+    let waiting = quiet.create(&ct(), fields(json!({"quiet": true}))).await.unwrap();
+    busy.push_all().await.unwrap();
+    quiet.push_all().await.unwrap();
+    f.master.pull_once().await.unwrap();
+    assert!(
+        f.master.get(&ct(), waiting.id).await.unwrap().is_some(),
+        "the quiet ship's change waited behind the busy ship's backlog"
+    );
+    f.sync().await;
+    f.assert_converged().await;
+}
+
+/// Finding 2: a write that would make a document larger than one commit can carry is
+/// refused (413 over HTTP), on the master and on a ship; when two ships' fields only add up
+/// to too much on the master, the second change is refused and its ship converges.
+async fn a_document_never_outgrows_one_commit(db: Setup) {
+    let f = Fleet::new(2, db, "too_large").await;
+    let big = "x".repeat(600 * 1024);
+    let doc = f.master.create(&ct(), fields(json!({"a": big}))).await.unwrap();
+    let refused = f.master.update(&ct(), doc.id, fields(json!({"b": big}))).await;
+    assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
+    f.sync().await;
+    let refused = f.ships[0].update(&ct(), doc.id, fields(json!({"b": big}))).await;
+    assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
+
+    let small = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    f.sync().await;
+    f.ships[0]
+        .update(&ct(), small.id, fields(json!({"a": big})))
+        .await
+        .unwrap();
+    f.ships[0].push_all().await.unwrap();
+    f.master.pull_all().await.unwrap();
+    f.ships[1]
+        .update(&ct(), small.id, fields(json!({"b": big})))
+        .await
+        .unwrap();
+    f.sync().await;
+    let on_master = f.master.get(&ct(), small.id).await.unwrap().unwrap();
+    assert!(on_master.fields.contains_key("a") && !on_master.fields.contains_key("b"));
+    let (rows, _) = f.ships[1]
+        .queue(Some(OutboxState::Rejected), Page::all())
+        .await
+        .unwrap();
+    assert!(
+        rows[0].outcome.as_deref().is_some_and(|o| o.contains("limit")),
+        "{:?}",
+        rows[0].outcome
+    );
+    for s in &f.ships {
+        assert_eq!(s.dead_letter_counts().await.unwrap().pending, 0);
+    }
+    f.assert_converged().await;
+}
+
+/// Finding 2: a broker that takes less per batch than the master sends refuses the batch as
+/// too large; that is not an outage: the master sends smaller batches and every broadcast
+/// gets through in order.
+async fn a_broker_refusing_a_batch_as_too_large_is_not_an_outage(db: Setup) {
+    let f = Fleet::new(1, db, "broker_limit").await;
+    f.memory().unwrap().set_max_batch_bytes(Some(300 * 1024));
+    let big = "y".repeat(200 * 1024);
+    for i in 0..3 {
+        f.master
+            .create(&ct(), fields(json!({"i": i, "big": big})))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.master.publish_all().await.unwrap(), 3);
+    assert!(f.master.is_online(), "a refused batch took the link down");
+    f.sync().await;
+    f.assert_converged().await;
+}
+
+/// Finding 4: a change the master refuses (here: a content type it does not sync) leaves the
+/// ship with the master's state of the document — a refused create is removed — and the
+/// refusal is visible on the ship with its reason.
+async fn a_refused_change_leaves_the_ship_with_the_masters_state(db: Setup) {
+    let mut cfg = support::master_config();
+    cfg.content_types = Some([ct()].into());
+    let f = Fleet::with_config(1, db, "refused_create", cfg).await;
+    let logs = ContentType::new("api::log.log").unwrap();
+    let ship = &f.ships[0];
+    let doc = ship.create(&logs, fields(json!({"line": 1}))).await.unwrap();
+    f.sync().await;
+    assert!(
+        ship.get(&logs, doc.id).await.unwrap().is_none(),
+        "a create the master refused stayed on the ship alone"
+    );
+    let (rows, _) = ship
+        .queue(Some(OutboxState::Rejected), Page::all())
+        .await
+        .unwrap();
+    assert!(
+        rows[0]
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("not synced")),
+        "{:?}",
+        rows[0].outcome
+    );
+    f.assert_converged().await;
+}
+
+/// Finding 6: a ship that updated, then deleted, a document the master deleted meanwhile
+/// leaves no conflict to resolve: no resolution can bring the document back.
+async fn a_delete_inside_an_open_conflict_leaves_nothing_to_resurrect(db: Setup) {
+    let f = Fleet::new(2, db, "delete_in_conflict").await;
+    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    f.sync().await;
+    f.links[0].set_offline(true);
+    f.ships[0]
+        .update(&ct(), doc.id, fields(json!({"x": 1})))
+        .await
+        .unwrap();
+    f.ships[0].delete(&ct(), doc.id).await.unwrap();
+    f.master.delete(&ct(), doc.id).await.unwrap();
+    f.sync().await;
+    f.links[0].set_offline(false);
+    f.sync().await;
+    for c in f
+        .master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap()
+    {
+        f.master.resolve(c.id, &Strategy::KeepShip).await.unwrap();
+    }
+    f.sync().await;
+    assert!(
+        f.master.get(&ct(), doc.id).await.unwrap().is_none(),
+        "a document both sides deleted came back"
+    );
+    f.assert_converged().await;
+}
+
+/// Finding 6: the master deleting a document with an open update-update conflict turns it
+/// into an update-delete conflict, so an operator sees what keep-ship would undo.
+async fn a_master_delete_updates_the_open_conflict(db: Setup) {
+    let f = Fleet::new(1, db, "master_delete_in_conflict").await;
+    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    f.sync().await;
+    f.links[0].set_offline(true);
+    f.ships[0]
+        .update(&ct(), doc.id, fields(json!({"x": "ship"})))
+        .await
+        .unwrap();
+    f.master
+        .update(&ct(), doc.id, fields(json!({"x": "master"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    f.links[0].set_offline(false);
+    f.sync().await;
+    f.master.delete(&ct(), doc.id).await.unwrap();
+    f.sync().await;
+    let open = f
+        .master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].draft.master_deleted, "{:?}", open[0].draft);
+    assert_eq!(open[0].draft.kind, ConflictKind::UpdateDelete);
+    f.master.resolve(open[0].id, &Strategy::KeepMaster).await.unwrap();
+    f.sync().await;
+    assert!(f.master.get(&ct(), doc.id).await.unwrap().is_none());
+    f.assert_converged().await;
+}
+
+/// Finding 6: another ship's update folded into a delete-update conflict makes the ship side
+/// that update, not the first ship's delete.
+async fn a_change_folded_into_a_conflict_speaks_for_its_own_ship(db: Setup) {
+    let f = Fleet::new(2, db, "fold_conflict").await;
+    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    f.sync().await;
+    f.links[0].set_offline(true);
+    f.links[1].set_offline(true);
+    f.ships[0].delete(&ct(), doc.id).await.unwrap();
+    f.ships[1]
+        .update(&ct(), doc.id, fields(json!({"x": "ship-1"})))
+        .await
+        .unwrap();
+    f.master
+        .update(&ct(), doc.id, fields(json!({"x": "master"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    f.links[0].set_offline(false);
+    f.sync().await;
+    f.links[1].set_offline(false);
+    f.sync().await;
+    let open = f
+        .master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].draft.ship.as_str(), "ship-1");
+    assert!(!open[0].draft.ship_deleted, "{:?}", open[0].draft);
+    f.master.resolve(open[0].id, &Strategy::KeepShip).await.unwrap();
+    f.sync().await;
+    assert_eq!(
+        f.master.get(&ct(), doc.id).await.unwrap().map(|d| d.fields),
+        Some(fields(json!({"x": "ship-1"})))
+    );
+    f.assert_converged().await;
+}
+
+/// Runs one SQL statement on a SQLite file with Python's sqlite3, as another program (or a
+/// damaged disk) would change it behind the node.
+fn sqlite_exec(path: &std::path::Path, sql: &str) {
+    let status = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(path)
+        .arg(sql)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "{sql}");
+}
+
+/// Finding 3: a ship change the master cannot read (here: an outbox row another build wrote
+/// with a reserved field name) is answered as refused by its ship and seq; the ship's later
+/// changes go through, nothing is sent in a loop, and the ship converges.
+async fn a_poison_ship_change_is_refused_and_its_ship_goes_on(db: Setup) {
+    let f = Fleet::new(1, db, "poison_change").await;
+    let ship = &f.ships[0];
+    let poisoned = ship.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    sqlite_exec(
+        &f.ship_db_path(0),
+        r#"UPDATE outbox SET fields = '{"documentId": 1}' WHERE seq = 1"#,
+    );
+    let next = ship.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    f.sync().await;
+    assert!(
+        f.master.get(&ct(), next.id).await.unwrap().is_some(),
+        "the next change waits behind the poison"
+    );
+    let (rows, _) = ship
+        .queue(Some(OutboxState::Rejected), Page::all())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].change.seq, 1);
+    assert!(ship.get(&ct(), poisoned.id).await.unwrap().is_none());
+    let letters = f.master.dead_letter_counts().await.unwrap();
+    assert_eq!(letters.pending, 1, "the poison is kept once, not once per resend");
+    f.assert_converged().await;
+}
+
+/// Finding 11: while the master is silent a ship does not send its backlog again however long
+/// it waits; changes lost on the way are asked for again by the master, in answer to the
+/// ship's heartbeat, from the first one missing.
+async fn a_master_outage_does_not_make_ships_resend_their_backlog(db: Setup) {
+    let f = Fleet::new(0, db, "outage_resend").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::replica_config(9);
+    cfg.ack_timeout = Duration::ZERO;
+    cfg.ship_partitions = f.master_cfg.ship_partitions;
+    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
+        .await
+        .unwrap();
+    let broker = f.memory().unwrap().clone();
+    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(broker.clone()));
+    let mut ids = vec![];
+    for n in 0..3 {
+        ids.push(ship.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    assert_eq!(ship.push_all().await.unwrap(), 3);
+    assert_eq!(
+        ship.resend_stale().await.unwrap(),
+        0,
+        "the master was never heard from: nothing to send again"
+    );
+    assert_eq!(ship.push_all().await.unwrap(), 0);
+
+    // The records are lost before the master reads them (retention, a broker's disk).
+    let partition = partition_for(Some(b"ship-9"), f.master_cfg.ship_partitions);
+    let held = broker
+        .fetch("ship-updates", partition, 0, 100, Duration::ZERO)
+        .await
+        .unwrap();
+    broker
+        .truncate("ship-updates", partition, held.high_watermark)
+        .unwrap();
+    f.master.pull_all().await.unwrap();
+    ship.heartbeat().await.unwrap();
+    f.master.pull_all().await.unwrap();
+    ship.pull_all().await.unwrap();
+    assert_eq!(
+        ship.push_all().await.unwrap(),
+        3,
+        "sent again from the first one missing"
+    );
+    f.master.pull_all().await.unwrap();
+    ship.pull_all().await.unwrap();
+    for id in ids {
+        assert!(f.master.get(&ct(), id).await.unwrap().is_some());
+    }
+    let status = ship.status().await.unwrap();
+    assert_eq!((status.pending, status.in_flight), (0, 0));
+}
+
+/// Finding 1: a commit of a content type a ship does not sync still takes its CSN there: the
+/// ship passes it in order instead of stopping at the gap it would leave.
+async fn a_commit_of_a_type_the_ship_does_not_sync_takes_its_csn(db: Setup) {
+    let f = Fleet::new(0, db, "unsynced_commit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::replica_config(7);
+    cfg.content_types = Some([ct()].into());
+    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
+        .await
+        .unwrap();
+    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()));
+    let logs = ContentType::new("api::log.log").unwrap();
+    f.master.create(&logs, fields(json!({"line": 1}))).await.unwrap();
+    let article = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    ship.pull_all().await.unwrap();
+    assert!(ship.get(&ct(), article.id).await.unwrap().is_some());
+    let status = ship.status().await.unwrap();
+    assert_eq!((status.applied_csn, status.resync_required), (2, None));
+    assert_eq!(ship.dead_letter_counts().await.unwrap().pending, 0);
+}
+
+macro_rules! on_both_masters {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_master {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::MasterDb::Postgres.into()).await;
+                }
+            )*
+        }
+        mod sqlite_master {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::MasterDb::Sqlite.into()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_masters!(
+    a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped,
+    a_commit_out_of_sequence_stops_applying,
+    a_commit_of_a_type_the_ship_does_not_sync_takes_its_csn,
+    master_wins_holds_against_a_field_the_ship_never_incorporated,
+    master_wins_holds_against_a_delete_the_ship_never_incorporated,
+    a_busy_ship_does_not_starve_the_other_partitions,
+    a_document_never_outgrows_one_commit,
+    a_broker_refusing_a_batch_as_too_large_is_not_an_outage,
+    a_refused_change_leaves_the_ship_with_the_masters_state,
+    a_delete_inside_an_open_conflict_leaves_nothing_to_resurrect,
+    a_master_delete_updates_the_open_conflict,
+    a_change_folded_into_a_conflict_speaks_for_its_own_ship,
+    a_poison_ship_change_is_refused_and_its_ship_goes_on,
+    a_master_outage_does_not_make_ships_resend_their_backlog,
+);

@@ -1,0 +1,155 @@
+//! Two `master` processes on one PostgreSQL database: one applies, the other stands by (its
+//! probes answer, readiness says not ready) and takes over when the first is killed. No CSN
+//! is used twice and every ship converges.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use offline_sync::kafka::testing::Tansu;
+use serde_json::{Value, json};
+use support::process::{Node, eventually, fresh_postgres};
+
+const ADMIN: &str = "admin-token-of-the-failover-test";
+const CT: &str = "api::article.article";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn env(broker: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BROKERS", broker.to_owned()),
+        ("SYNC_ADMIN_TOKEN", ADMIN.to_owned()),
+        ("SYNC_DEBOUNCE_MS", "20".to_owned()),
+        ("SYNC_RETRY_DELAY", "200".to_owned()),
+        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
+        ("SYNC_POLL_WAIT", "200".to_owned()),
+    ]
+}
+
+fn master(dir: &Path, name: &str, broker: &str, database_url: &str) -> Node {
+    let mut e = env(broker);
+    e.push(("DATABASE_URL", database_url.to_owned()));
+    Node::start("master", name, dir, &e)
+}
+
+fn replica(dir: &Path, ship: &str, broker: &str) -> Node {
+    let mut e = env(broker);
+    e.push(("SYNC_SHIP_ID", ship.to_owned()));
+    let r = Node::start("replica", ship, dir, &e);
+    r.wait_ready();
+    r
+}
+
+fn ready(node: &Node) -> bool {
+    node.call("GET", "/api/offline-sync/health/ready", None).status == 200
+}
+
+fn create(node: &Node, data: Value) {
+    let a = node.call(
+        "POST",
+        &format!("/api/documents/{CT}"),
+        Some(&json!({ "data": data })),
+    );
+    assert_eq!(a.status, 201, "{} on {}", a.body, node.name);
+}
+
+/// Every live document of the content type: id → fields (without the node-local times).
+fn docs(node: &Node) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for page in 1.. {
+        let a = node.call(
+            "GET",
+            &format!("/api/documents/{CT}?page={page}&pageSize=100"),
+            None,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        let rows = a.json()["data"].as_array().unwrap().clone();
+        if rows.is_empty() {
+            break;
+        }
+        for mut d in rows {
+            let d = d.as_object_mut().unwrap();
+            d.remove("updatedAt");
+            d.remove("createdAt");
+            d.remove("version");
+            let id = d["documentId"].as_str().unwrap().to_owned();
+            out.insert(id, Value::Object(d.clone()));
+        }
+    }
+    out
+}
+
+fn psql(database_url: &str, sql: &str) -> String {
+    let db = database_url.rsplit('/').next().unwrap();
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_second_master_stands_by_and_takes_over_without_reusing_a_csn() {
+    let broker = Tansu::start().expect("tansu must be installed (./scripts/test.sh installs it)");
+    let addr = broker.address();
+    let dir = tempfile::tempdir().unwrap();
+    let pg = fresh_postgres("failover");
+    let mut first = master(dir.path(), "master-1", &addr, &pg);
+    first.wait_ready();
+    let second = master(dir.path(), "master-2", &addr, &pg);
+    assert!(
+        eventually(WAIT, || second.log().contains("standing by")),
+        "{}",
+        second.log()
+    );
+    assert!(!ready(&second), "a standby master says it is ready");
+    let ships = [
+        replica(&dir.path().join("a"), "ship-a", &addr),
+        replica(&dir.path().join("b"), "ship-b", &addr),
+    ];
+
+    let mut written = 0;
+    for round in 0..40 {
+        for (i, s) in ships.iter().enumerate() {
+            create(s, json!({ "round": round, "ship": i }));
+            written += 1;
+        }
+        if round % 4 == 0 {
+            create(&first, json!({ "round": round, "ship": "master-1" }));
+            written += 1;
+        }
+    }
+    first.kill();
+    assert!(eventually(WAIT, || ready(&second)), "{}", second.log());
+    assert!(second.log().contains("taking over"), "{}", second.log());
+    for round in 40..80 {
+        for (i, s) in ships.iter().enumerate() {
+            create(s, json!({ "round": round, "ship": i }));
+            written += 1;
+        }
+        if round % 4 == 0 {
+            create(&second, json!({ "round": round, "ship": "master-2" }));
+            written += 1;
+        }
+    }
+
+    let converged = eventually(WAIT, || {
+        let want = docs(&second);
+        want.len() == written && ships.iter().all(|s| docs(s) == want)
+    });
+    assert!(
+        converged,
+        "not converged: master {} documents of {written}, ships {:?}",
+        docs(&second).len(),
+        ships.iter().map(|s| docs(s).len()).collect::<Vec<_>>()
+    );
+    let reused = psql(
+        &pg,
+        "SELECT csn FROM broadcasts WHERE csn IS NOT NULL GROUP BY csn HAVING count(*) > 1",
+    );
+    assert_eq!(reused.trim(), "", "CSNs given to two commits");
+}
