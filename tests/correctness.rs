@@ -14,7 +14,9 @@ use offline_sync::model::{
     Commit, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Hlc, Message, Origin, Policy,
     SigningKey, Strategy, encode,
 };
-use offline_sync::storage::{NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, TopicOffset};
+use offline_sync::storage::{
+    DeadLetterStatus, NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, TopicOffset,
+};
 use offline_sync::transport::{Transport, partition_for};
 use serde_json::json;
 use support::{Fleet, Setup, ct, fields};
@@ -263,9 +265,9 @@ async fn a_document_never_outgrows_one_commit(db: Setup) {
     f.assert_converged().await;
 }
 
-/// Finding 2: a broker that takes less per batch than the master sends refuses the batch as
-/// too large; that is not an outage: the master sends smaller batches and every broadcast
-/// gets through in order.
+/// Finding 2: a broker that takes less per batch than a node sends refuses the batch as too
+/// large; that is not an outage: the master and the ships send smaller batches and every
+/// record gets through in order.
 async fn a_broker_refusing_a_batch_as_too_large_is_not_an_outage(db: Setup) {
     let f = Fleet::new(1, db, "broker_limit").await;
     f.memory().unwrap().set_max_batch_bytes(Some(300 * 1024));
@@ -278,6 +280,15 @@ async fn a_broker_refusing_a_batch_as_too_large_is_not_an_outage(db: Setup) {
     }
     assert_eq!(f.master.publish_all().await.unwrap(), 3);
     assert!(f.master.is_online(), "a refused batch took the link down");
+    f.sync().await;
+    for i in 0..3 {
+        f.ships[0]
+            .create(&ct(), fields(json!({"ship": i, "big": big})))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.ships[0].push_all().await.unwrap(), 3);
+    assert!(f.ships[0].is_online(), "a refused batch took the ship's link down");
     f.sync().await;
     f.assert_converged().await;
 }
@@ -536,6 +547,85 @@ async fn a_commit_of_a_type_the_ship_does_not_sync_takes_its_csn(db: Setup) {
     assert_eq!(ship.dead_letter_counts().await.unwrap().pending, 0);
 }
 
+/// Finding 10: dead letters are retried by themselves with capped exponential backoff: a
+/// commit an older build refused is applied by its automatic retry (and the ship reads on past
+/// the gap it left), a record that still fails is retried `SYNC_RETRY_ATTEMPTS` times, then
+/// waits for an operator as exhausted.
+async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: Setup) {
+    let f = Fleet::new(0, db, "auto_retry").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = support::replica_config(5);
+    cfg.retry.initial = Duration::from_millis(1);
+    cfg.retry.max = Duration::from_millis(4);
+    cfg.dead_letter_attempts = 2;
+    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
+        .await
+        .unwrap();
+    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()));
+    let a = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    let b = f.master.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    let fetched = f
+        .broker
+        .fetch(MASTER_UPDATES, 0, 0, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    let first = &fetched.records[0];
+    let letter = |payload: Vec<u8>| NewDeadLetter {
+        topic: MASTER_UPDATES.into(),
+        partition: 0,
+        offset: first.offset,
+        key: None,
+        payload,
+        reason: "malformed: refused by an older build".into(),
+    };
+    let refused = ReplicaBatch {
+        messages: vec![],
+        dead_letters: vec![
+            letter(first.record.value.clone()),
+            letter(b"\x00garbage".to_vec()),
+        ],
+        offset: TopicOffset {
+            topic: MASTER_UPDATES.into(),
+            partition: 0,
+            next: first.offset + 1,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    ship.storage()
+        .replica_apply(ship.ship(), &refused, 1)
+        .await
+        .unwrap();
+    assert!(ship.pull_all().await.is_err(), "stopped at the gap");
+
+    let mut settled = false;
+    for _ in 0..200 {
+        ship.retry_due_dead_letters().await.unwrap();
+        let counts = ship.dead_letter_counts().await.unwrap();
+        if counts.resolved == 1 && counts.exhausted == 1 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (letters, _) = ship.dead_letters(None, Page::all()).await.unwrap();
+    assert!(settled, "{letters:?}");
+    let garbage = letters
+        .iter()
+        .find(|l| l.letter.payload.starts_with(b"\x00"))
+        .unwrap();
+    assert_eq!(
+        (garbage.status, garbage.attempts),
+        (DeadLetterStatus::Exhausted, 2)
+    );
+    ship.pull_all().await.unwrap();
+    for doc in [a, b] {
+        assert!(ship.get(&ct(), doc.id).await.unwrap().is_some());
+    }
+    assert_eq!(ship.status().await.unwrap().resync_required, None);
+}
+
 macro_rules! on_both_masters {
     ($($name:ident),* $(,)?) => {
         mod postgres_master {
@@ -572,4 +662,5 @@ on_both_masters!(
     a_change_folded_into_a_conflict_speaks_for_its_own_ship,
     a_poison_ship_change_is_refused_and_its_ship_goes_on,
     a_master_outage_does_not_make_ships_resend_their_backlog,
+    dead_letters_are_retried_by_themselves_until_resolved_or_exhausted,
 );

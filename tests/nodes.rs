@@ -332,7 +332,7 @@ fn health_readiness_and_metrics_report_what_is_true() {
     );
     assert_eq!(
         checks["deadLetterQueue"],
-        json!({"status": "healthy", "pending": 0, "retried": 0, "discarded": 0})
+        json!({"status": "healthy", "pending": 0, "retrying": 0, "exhausted": 0, "resolved": 0, "discarded": 0})
     );
     assert_eq!(
         checks["ships"],

@@ -7,6 +7,7 @@ mod m20261125_000001_init;
 mod m20261126_000001_dead_letter_handled;
 mod m20261201_000001_keys_and_audit;
 mod m20261202_000001_outbox_unseen;
+mod m20261202_000002_dead_letter_retries;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_dead_letter_handled::Migration),
             Box::new(m20261201_000001_keys_and_audit::Migration),
             Box::new(m20261202_000001_outbox_unseen::Migration),
+            Box::new(m20261202_000002_dead_letter_retries::Migration),
         ]
     }
 }

@@ -133,7 +133,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "SYNC_RETRY_ATTEMPTS",
         "3",
         "both",
-        "the retry delay doubles for this many retries, then stays (capped at 1 h; 0 to 20)",
+        "automatic retries of a dead letter before it is exhausted; the retry delay doubles for this many retries, then stays (capped at 1 h; 0 to 20)",
     ),
     doc(
         "SYNC_CONNECTIVITY_CHECK_INTERVAL",

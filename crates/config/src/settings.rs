@@ -173,10 +173,12 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     let sensitive = sensitive(v);
     let signing = signing(mode, v)?;
 
+    let dead_letter_attempts = u32::try_from(attempts).unwrap_or(20);
     let master = MasterConfig {
         topics: topics.clone(),
         batch_size,
         retry,
+        dead_letter_attempts,
         poll_wait,
         ship_partitions,
         offline_after: Duration::from_millis(offline),
@@ -193,6 +195,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         r.batch_size = batch_size;
         r.debounce = debounce;
         r.retry = retry;
+        r.dead_letter_attempts = dead_letter_attempts;
         r.heartbeat_interval = Duration::from_millis(heartbeat);
         r.ack_timeout = ack_timeout;
         r.poll_wait = poll_wait;

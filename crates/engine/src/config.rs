@@ -67,8 +67,12 @@ pub struct ReplicaConfig {
     /// Wait after a local write before pushing, so bursts go out together (`SYNC_DEBOUNCE_MS`,
     /// default 1 s).
     pub debounce: Duration,
-    /// Backoff while the link is down (`SYNC_RETRY_DELAY` is the first delay, default 5 s).
+    /// Backoff while the link is down, and between automatic retries of a dead letter
+    /// (`SYNC_RETRY_DELAY` is the first delay, default 5 s).
     pub retry: RetrySchedule,
+    /// Automatic retries of a dead letter before it is exhausted (`SYNC_RETRY_ATTEMPTS`,
+    /// default 3).
+    pub dead_letter_attempts: u32,
     /// How often a heartbeat is sent, and the link checked (default 30 s).
     pub heartbeat_interval: Duration,
     /// Sent changes unanswered this long are sent again (default 5 min; the master ignores
@@ -100,6 +104,7 @@ impl ReplicaConfig {
             batch_size: 100,
             debounce: Duration::from_millis(1_000),
             retry: RetrySchedule::default(),
+            dead_letter_attempts: 3,
             heartbeat_interval: Duration::from_secs(30),
             ack_timeout: Duration::from_secs(300),
             poll_wait: Duration::from_secs(1),
@@ -120,8 +125,12 @@ pub struct MasterConfig {
     pub topics: Topics,
     /// Ship changes applied per database transaction (`SYNC_BATCH_SIZE`, default 100).
     pub batch_size: usize,
-    /// Backoff while the broker is unreachable.
+    /// Backoff while the broker is unreachable, and between automatic retries of a dead
+    /// letter.
     pub retry: RetrySchedule,
+    /// Automatic retries of a dead letter before it is exhausted (`SYNC_RETRY_ATTEMPTS`,
+    /// default 3).
+    pub dead_letter_attempts: u32,
     /// Longest wait of one fetch for new records (default 1 s).
     pub poll_wait: Duration,
     /// Partitions of `ship-updates` when the master creates it (default 1).
@@ -149,6 +158,7 @@ impl Default for MasterConfig {
             topics: Topics::default(),
             batch_size: 100,
             retry: RetrySchedule::default(),
+            dead_letter_attempts: 3,
             poll_wait: Duration::from_secs(1),
             ship_partitions: 1,
             offline_after: Duration::from_secs(90),
@@ -226,6 +236,28 @@ pub(crate) fn fit_batch<K>(records: Vec<(K, Vec<u8>)>) -> Vec<(K, Vec<u8>)> {
         out.push((k, v));
     }
     out
+}
+
+/// Publishes `values` in one batch, or, when the broker refuses it as larger than it takes
+/// (its `message.max.bytes` below what this node sends), the first half of it, down to one
+/// record. Returns how many of the values went out and their bytes.
+pub(crate) async fn publish_fitting(
+    transport: &dyn offline_sync_transport::Transport,
+    topic: &str,
+    key: Option<&[u8]>,
+    mut values: Vec<Vec<u8>>,
+) -> offline_sync_transport::Result<(usize, usize)> {
+    loop {
+        let count = values.len();
+        let bytes = values.iter().map(Vec::len).sum::<usize>();
+        match transport.publish(topic, key, values.clone()).await {
+            Err(offline_sync_transport::Error::TooLarge { reason }) if count > 1 => {
+                tracing::warn!(topic, records = count, bytes, %reason, "the broker refused the batch as too large: halving it");
+                values.truncate(count / 2);
+            }
+            r => return r.map(|_| (count, bytes)),
+        }
+    }
 }
 
 #[cfg(test)]

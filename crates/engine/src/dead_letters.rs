@@ -1,4 +1,10 @@
-//! Dead letters: listing them, and an operator's retry or discard.
+//! Dead letters: listing them, automatic retries with capped exponential backoff, and an
+//! operator's retry or discard.
+//!
+//! A letter is `pending` when stored; an automatic retry that fails makes it `retrying` until
+//! the next is due (`SYNC_RETRY_DELAY`, doubling), and `exhausted` after
+//! `SYNC_RETRY_ATTEMPTS` of them, when it waits for an operator. Processing it successfully
+//! makes it `resolved`; an operator may also discard it.
 //!
 //! A retry processes the stored record again with this build's decoder — what helps after an
 //! upgrade that understands an envelope an older build did not. A record that still fails
@@ -8,6 +14,7 @@
 //! retried commit only when it is the next one due; applying it lets a replica stopped at the
 //! gap it left read on.
 
+use offline_sync_model::RetrySchedule;
 use offline_sync_storage::{DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, Storage};
 use offline_sync_transport::{Batch, Fetched, Record};
 
@@ -16,10 +23,55 @@ use crate::inbox::Decoded;
 use crate::master::Master;
 use crate::replica::Replica;
 
-/// A pending dead letter and its record as a fetched batch of one.
+/// Dead letters retried per round of [`retry_due`].
+const DUE_PER_ROUND: usize = 100;
+
+/// Retries, with `retry` (the node's own retry), every dead letter whose automatic retry is
+/// due at `now_ms`: a success resolves it; a failure counts an attempt and schedules the next
+/// one with `schedule`, or exhausts the letter once `attempts` have failed. Returns how many
+/// letters were resolved. Stops at the first error that is not the letter's own (a database
+/// or broker out of reach): the next round tries again.
+pub(crate) async fn retry_due<F, Fut>(
+    storage: &dyn Storage,
+    now_ms: u64,
+    schedule: RetrySchedule,
+    attempts: u32,
+    mut retry: F,
+) -> Result<usize>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<DeadLetter>>,
+{
+    let mut resolved = 0;
+    for letter in storage.due_dead_letters(now_ms, DUE_PER_ROUND).await? {
+        match retry(letter.id).await {
+            Ok(_) => resolved += 1,
+            Err(Error::Conflict { reason }) => {
+                let delay = schedule.delay(letter.attempts, crate::run::jitter());
+                let next = (letter.attempts + 1 < attempts)
+                    .then(|| now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)));
+                let failed = storage.dead_letter_failed(letter.id, next).await?;
+                if failed.status == DeadLetterStatus::Exhausted {
+                    tracing::warn!(
+                        dead_letter = letter.id,
+                        attempts = failed.attempts,
+                        %reason,
+                        "dead letter exhausted its automatic retries: waiting for an operator"
+                    );
+                } else {
+                    tracing::debug!(dead_letter = letter.id, %reason, "dead letter retry failed");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(resolved)
+}
+
+/// A dead letter still waiting and its record as a fetched batch of one.
 async fn pending(storage: &dyn Storage, id: u64) -> Result<(DeadLetter, Batch)> {
     let letter = storage.dead_letter(id).await?.ok_or(Error::NotFound)?;
-    if letter.status != DeadLetterStatus::Pending {
+    if !letter.status.is_open() {
         return Err(Error::Conflict {
             reason: format!("dead letter {id} is already {}", letter.status.as_str()),
         });
@@ -50,6 +102,19 @@ fn still_fails(id: u64, decoded: &Decoded) -> Result<()> {
 }
 
 impl Master {
+    /// Retries the dead letters whose automatic retry is due; returns how many were resolved.
+    pub async fn retry_due_dead_letters(&self) -> Result<usize> {
+        let cfg = &self.inner.cfg;
+        retry_due(
+            self.inner.storage.as_ref(),
+            self.now(),
+            cfg.retry,
+            cfg.dead_letter_attempts,
+            |id| self.retry_dead_letter(id),
+        )
+        .await
+    }
+
     /// Dead letters, newest first, optionally of one status, and how many match in all.
     pub async fn dead_letters(
         &self,
@@ -69,7 +134,7 @@ impl Master {
         Ok(self.inner.storage.dead_letter_counts().await?)
     }
 
-    /// Drops a pending dead letter for good (it stays listed as discarded until retention).
+    /// Drops a waiting dead letter for good (it stays listed as discarded until retention).
     pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let _w = self.inner.writer.lock().await;
         Ok(self
@@ -79,7 +144,7 @@ impl Master {
             .await?)
     }
 
-    /// Processes a pending dead letter again and marks it retried.
+    /// Processes a waiting dead letter again and marks it resolved.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let (letter, record) = pending(self.inner.storage.as_ref(), id).await?;
         let l = &letter.letter;
@@ -95,7 +160,7 @@ impl Master {
         let letter = self
             .inner
             .storage
-            .settle_dead_letter(id, DeadLetterStatus::Retried, self.now())
+            .settle_dead_letter(id, DeadLetterStatus::Resolved, self.now())
             .await?;
         tracing::info!(dead_letter = id, "dead letter processed again");
         Ok(letter)
@@ -103,6 +168,19 @@ impl Master {
 }
 
 impl Replica {
+    /// Retries the dead letters whose automatic retry is due; returns how many were resolved.
+    pub async fn retry_due_dead_letters(&self) -> Result<usize> {
+        let cfg = &self.inner.cfg;
+        retry_due(
+            self.inner.storage.as_ref(),
+            self.now(),
+            cfg.retry,
+            cfg.dead_letter_attempts,
+            |id| self.retry_dead_letter(id),
+        )
+        .await
+    }
+
     /// Dead letters, newest first, optionally of one status, and how many match in all.
     pub async fn dead_letters(
         &self,
@@ -122,7 +200,7 @@ impl Replica {
         Ok(self.inner.storage.dead_letter_counts().await?)
     }
 
-    /// Drops a pending dead letter for good (it stays listed as discarded until retention).
+    /// Drops a waiting dead letter for good (it stays listed as discarded until retention).
     pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let _w = self.inner.writer.lock().await;
         Ok(self
@@ -132,8 +210,8 @@ impl Replica {
             .await?)
     }
 
-    /// Processes a pending dead letter again (with the stored offset unchanged) and marks it
-    /// retried.
+    /// Processes a waiting dead letter again (with the stored offset unchanged) and marks it
+    /// resolved.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
         let storage = self.inner.storage.as_ref();
         let (letter, record) = pending(storage, id).await?;
@@ -159,7 +237,7 @@ impl Replica {
         }
         self.unstall(storage.replica_progress().await?.applied_csn);
         let letter = storage
-            .settle_dead_letter(id, DeadLetterStatus::Retried, self.now())
+            .settle_dead_letter(id, DeadLetterStatus::Resolved, self.now())
             .await?;
         tracing::info!(dead_letter = id, "dead letter processed again");
         Ok(letter)

@@ -47,10 +47,23 @@ pub(crate) struct Decoded {
     /// Signed changes whose claims are impossible: dead-lettered, and answered as refused so
     /// that their ship moves on.
     pub(crate) refused: Vec<(Change, String)>,
+    /// The reason label of every record refused, for `offline_sync_rejected_total`: counted
+    /// once, when the record is first read (see [`Decoded::count_rejections`]), not again when
+    /// its dead letter is retried.
+    pub(crate) rejected: Vec<(i64, &'static str)>,
     /// Signed changes whose content could not be read but whose seq could: dead-lettered,
     /// and answered as refused by ship and seq so that their ship moves on.
     pub(crate) unreadable: Vec<Unreadable>,
     pub(crate) next: i64,
+}
+
+impl Decoded {
+    /// Counts the records this batch refused in `offline_sync_rejected_total`.
+    pub(crate) fn count_rejections(&self) {
+        for (_, reason) in &self.rejected {
+            crate::metrics::rejected(reason);
+        }
+    }
 }
 
 impl Inbox<'_> {
@@ -99,7 +112,7 @@ impl Inbox<'_> {
                         error = %refusal.message,
                         "record refused, dead-lettered"
                     );
-                    crate::metrics::rejected(refusal.reason);
+                    out.rejected.push((f.offset, refusal.reason));
                     out.dead_letters.push(NewDeadLetter {
                         topic: topic.to_owned(),
                         partition,
@@ -205,7 +218,12 @@ pub(crate) fn readable_position(f: &Fetched) -> Option<Unreadable> {
         return None;
     }
     let msg: serde_json::Value = serde_json::from_slice(sealed.msg).ok()?;
-    if msg.get("kind")?.as_str()? != "change" || msg.get("ship")?.as_str()? != ship.as_str() {
+    // Only a change of this wire version is this build's to refuse: one of another version may
+    // be read by a newer build, so it stays a dead letter, its seq unanswered.
+    if msg.get("v")?.as_u64()? != offline_sync_model::WIRE_VERSION
+        || msg.get("kind")?.as_str()? != "change"
+        || msg.get("ship")?.as_str()? != ship.as_str()
+    {
         return None;
     }
     let seq = msg.get("seq")?.as_u64()?;

@@ -432,6 +432,7 @@ impl Master {
                 .map(|r| r.record.value.len())
                 .sum::<usize>();
             let decoded = self.decode(&topic, p, &fetched, from).await?;
+            decoded.count_rejections();
             let next = decoded.next;
             self.take(decoded, &mut batch);
             batch.offsets.push(TopicOffset {
@@ -526,7 +527,7 @@ impl Master {
         }
         let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
         let keys = self.keys().await?;
-        let mut values: Vec<Vec<u8>> = rows
+        let values: Vec<Vec<u8>> = rows
             .into_iter()
             .map(|r| match offline_sync_model::decode(&r.1) {
                 Ok(msg) => keys.outgoing(msg, &self.inner.cfg.sensitive),
@@ -534,29 +535,17 @@ impl Master {
                 Err(_) => keys.seal(&r.1),
             })
             .collect();
-        // A broker that takes less per batch than this node sends (its `message.max.bytes`)
-        // refuses the batch: send the first half, down to one record.
-        loop {
-            let n = values.len();
-            let bytes = values.iter().map(Vec::len).sum();
-            let r = self
-                .inner
-                .transport
-                .publish(&self.inner.cfg.topics.master_updates, None, values.clone())
-                .await;
-            match r {
-                Err(offline_sync_transport::Error::TooLarge { reason }) if n > 1 => {
-                    tracing::warn!(records = n, bytes, %reason, "the broker refused the batch as too large: halving it");
-                    values.truncate(n / 2);
-                }
-                r => {
-                    self.transport(r)?;
-                    self.inner.stats.sent(bytes);
-                    self.inner.storage.mark_published(ids[n - 1]).await?;
-                    return Ok(n);
-                }
-            }
-        }
+        let r = crate::config::publish_fitting(
+            self.inner.transport.as_ref(),
+            &self.inner.cfg.topics.master_updates,
+            None,
+            values,
+        )
+        .await;
+        let (n, bytes) = self.transport(r)?;
+        self.inner.stats.sent(bytes);
+        self.inner.storage.mark_published(ids[n - 1]).await?;
+        Ok(n)
     }
 
     /// Publishes every unpublished broadcast; returns how many.

@@ -393,19 +393,21 @@ impl Replica {
             })
             .collect();
         let values = crate::config::fit_batch(encoded);
-        let (Some(first), Some(last)) = (values.first().map(|v| v.0), values.last().map(|v| v.0)) else {
+        let Some(first) = values.first().map(|v| v.0) else {
             return Ok(0);
         };
-        let count = values.len();
+        let seqs: Vec<u64> = values.iter().map(|v| v.0).collect();
         let values: Vec<Vec<u8>> = values.into_iter().map(|v| v.1).collect();
-        let bytes = values.iter().map(Vec::len).sum();
         let key = self.ship().as_str().as_bytes();
-        let r = self
-            .inner
-            .transport
-            .publish(&self.inner.cfg.topics.ship_updates, Some(key), values)
-            .await;
-        self.transport(r)?;
+        let r = crate::config::publish_fitting(
+            self.inner.transport.as_ref(),
+            &self.inner.cfg.topics.ship_updates,
+            Some(key),
+            values,
+        )
+        .await;
+        let (count, bytes) = self.transport(r)?;
+        let last = seqs[count - 1];
         self.inner.stats.sent(bytes);
         {
             let _w = self.inner.writer.lock().await;
@@ -463,7 +465,6 @@ impl Replica {
         if batch.records.is_empty() {
             return Ok(0);
         }
-        self.inner.heard_ms.store(self.now(), Ordering::SeqCst);
         let mut decoded = self.decode(&topic, 0, &batch, from).await?;
         {
             let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
@@ -479,6 +480,12 @@ impl Replica {
             let _w = self.inner.writer.lock().await;
             let applied_csn = self.inner.storage.replica_progress().await?.applied_csn;
             let gap = cut_at_gap(&mut decoded, applied_csn);
+            decoded.count_rejections();
+            if decoded.next >= batch.high_watermark {
+                // Read up to what the master has published: it is heard from now, not when
+                // an old backlog is read.
+                self.inner.heard_ms.store(self.now(), Ordering::SeqCst);
+            }
             let counts = (decoded.messages.len(), decoded.dead_letters.len());
             let input = self.batch(decoded.messages, decoded.dead_letters, &topic, decoded.next);
             let applied = self
@@ -486,6 +493,11 @@ impl Replica {
                 .storage
                 .replica_apply(self.ship(), &input, self.now())
                 .await?;
+            if let Some(gap) = gap {
+                // Set under the writer lock, so a dead letter retried meanwhile cannot clear
+                // it before it is set.
+                *self.inner.gap.lock().unwrap_or_else(|e| e.into_inner()) = Some(gap);
+            }
             (applied, counts.0, counts.1, gap)
         };
         self.inner
@@ -503,7 +515,6 @@ impl Replica {
             );
         }
         if let Some(gap) = gap {
-            *self.inner.gap.lock().unwrap_or_else(|e| e.into_inner()) = Some(gap);
             let e = Error::from(gap);
             tracing::error!(ship = %self.ship(), error = %e, "commits out of sequence: applying stopped");
             crate::metrics::csn_gap();
@@ -700,6 +711,7 @@ fn cut_at_gap(decoded: &mut Decoded, applied_csn: Csn) -> Option<Gap> {
     decoded.messages.truncate(at);
     decoded.offsets.truncate(at);
     decoded.dead_letters.retain(|l| l.offset < offset);
+    decoded.rejected.retain(|(at, _)| *at < offset);
     decoded.next = offset;
     Some(Gap {
         expected,

@@ -72,7 +72,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 
 /// A jitter in `0..1` for the retry schedule; it need not be random, only differ between
 /// ships reconnecting at the same moment.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -181,6 +181,9 @@ async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
         if let Err(e) = r.heartbeat().await {
             log_step_error("heartbeat", &e);
         }
+        if let Err(e) = r.retry_due_dead_letters().await {
+            log_step_error("dead letters", &e);
+        }
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             if let Err(e) = r.prune().await {
                 log_step_error("prune", &e);
@@ -239,6 +242,9 @@ async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
                 log_step_error("prune", &e);
             }
             pruned = Some(std::time::Instant::now());
+        }
+        if let Err(e) = m.retry_due_dead_letters().await {
+            log_step_error("dead letters", &e);
         }
         match m.publish_all().await {
             Ok(_) => attempt = 0,

@@ -284,6 +284,8 @@ pub(crate) fn dead_letter(d: DeadLetter) -> Value {
         "status": d.status.as_str(),
         "createdAt": timestamp(d.created_at_ms),
         "handledAt": d.handled_at_ms.map(timestamp),
+        "attempts": d.attempts,
+        "nextRetryAt": d.next_retry_at_ms.map(timestamp),
     })
 }
 

@@ -106,7 +106,9 @@ async fn stored(node: Node) -> offline_sync_engine::Result<()> {
     let dl = node.dead_letter_counts().await?;
     for (status, n) in [
         ("pending", dl.pending),
-        ("retried", dl.retried),
+        ("retrying", dl.retrying),
+        ("exhausted", dl.exhausted),
+        ("resolved", dl.resolved),
         ("discarded", dl.discarded),
     ] {
         metrics::gauge!("offline_sync_dead_letter_total", "status" => status).set(n as f64);

@@ -283,7 +283,7 @@ pub(crate) mod spec {
     pub(crate) fn dead_letters() -> Value {
         let mut params = page_params();
         params.push(status_param(
-            &["pending", "retried", "discarded", "all"],
+            &["pending", "retrying", "exhausted", "resolved", "discarded", "all"],
             "Which dead letters (default all)",
         ));
         json!({"parameters": params, "responses": {"200": ok("Dead letters, newest first", list_of("DeadLetter"))}})
@@ -437,8 +437,8 @@ fn schemas() -> Value {
             "properties": {
                 "id": int, "topic": string, "partition": int, "offset": int, "key": nstring,
                 "payload": string, "payloadBytes": int, "reason": string,
-                "status": {"type": "string", "enum": ["pending", "retried", "discarded"]},
-                "createdAt": string, "handledAt": nstring}},
+                "status": {"type": "string", "enum": ["pending", "retrying", "exhausted", "resolved", "discarded"]},
+                "createdAt": string, "handledAt": nstring, "attempts": int, "nextRetryAt": nstring}},
         "MasterStatus": {"type": "object", "required": ["mode", "link", "online", "lastCsn", "openConflicts", "shipsTotal", "shipsOnline"],
             "properties": {
                 "mode": {"type": "string", "enum": ["master"]}, "shipId": {"type": "string", "nullable": true},

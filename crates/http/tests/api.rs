@@ -444,7 +444,7 @@ async fn dead_letters_are_listed_retried_and_discarded() {
         )
         .await;
     assert_eq!(retried.status, 200, "{}", retried.body);
-    assert_eq!(retried.json()["data"]["status"], "retried");
+    assert_eq!(retried.json()["data"]["status"], "resolved");
     let got = api.get(&format!("/api/documents/{CT}/{doc}")).await;
     assert_eq!(got.json()["data"]["title"], "late", "{}", got.body);
     assert_eq!(

@@ -151,14 +151,30 @@ pub fn decide(
     match (change.op, doc.deleted) {
         (Op::Delete, true) => {
             commit.op = CommitOp::Delete;
-            // The ship whose update the open conflict holds against the master's delete now
-            // deletes too: nothing is left to decide. The commit resolves the conflict, so
-            // no resolution can bring the document back.
-            commit.resolves = open.filter(|c| c.draft.ship == change.ship).map(|c| c.id);
-            Decision {
-                doc: None,
-                commit,
-                conflict: None,
+            match open {
+                // A delete of a document the master deleted while a conflict holds a ship's
+                // update of it: the ship side of the conflict is now this delete, so keeping
+                // the ship's side (or the master's) cannot bring the document back.
+                Some(open) => {
+                    let draft = ConflictDraft {
+                        kind: open.draft.kind,
+                        ship: change.ship.clone(),
+                        ship_seq: change.seq,
+                        base_version: change.base,
+                        master_version: doc.version,
+                        fields: Vec::new(),
+                        ship_values: Fields::new(),
+                        ship_deleted: true,
+                        master_values: Fields::new(),
+                        master_deleted: true,
+                    };
+                    hold(commit, Some(open), draft, true)
+                }
+                None => Decision {
+                    doc: None,
+                    commit,
+                    conflict: None,
+                },
             }
         }
         (Op::Create | Op::Update, true) => {
@@ -348,9 +364,6 @@ fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole
             merged.kind = draft.kind;
             merged.ship_deleted = draft.ship_deleted;
             merged.master_deleted = draft.master_deleted;
-            if draft.ship_deleted {
-                merged.ship_values.clear();
-            }
             for f in draft.fields {
                 if !merged.fields.contains(&f) {
                     merged.fields.push(f);

@@ -170,6 +170,8 @@ pub(crate) mod dead_letters {
         pub status: String,
         pub created_at_ms: i64,
         pub handled_at_ms: Option<i64>,
+        pub attempts: i32,
+        pub next_retry_at_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -65,14 +65,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// How many dead letters are in each status.
     async fn dead_letter_counts(&self) -> Result<DeadLetterCounts>;
 
-    /// Marks a pending dead letter as retried or discarded (the time is kept in `handled_at_ms`,
-    /// which retention uses). Errors: `NotFound`; `Conflict` when it is not pending any more;
-    /// `Invalid` when `status` is `Pending`. Of two calls for one letter only the first
-    /// succeeds, so repeating it returns `Conflict` and changes nothing.
+    /// Marks a waiting (pending, retrying or exhausted) dead letter as resolved or discarded
+    /// (the time is kept in `handled_at_ms`, which retention uses). Errors: `NotFound`;
+    /// `Conflict` when it does not wait any more; `Invalid` for a waiting `status`. Of two
+    /// calls for one letter only the first succeeds, so repeating it returns `Conflict` and
+    /// changes nothing.
     async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter>;
 
+    /// Up to `limit` dead letters whose automatic retry is due at `now_ms` (pending ones, and
+    /// retrying ones whose time has come), oldest first. Read-only.
+    async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Counts a failed automatic retry of a waiting letter: it is `retrying` until
+    /// `next_retry_at_ms`, or `exhausted` when that is `None`. Errors: `NotFound`. On a letter
+    /// that no longer waits it changes nothing. Repeating it counts another attempt.
+    async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter>;
+
     /// Applies the retention rules of the log tables: deletes outbox rows answered, broadcasts
-    /// published and dead letters handled (retried or discarded) before `before_ms`.
+    /// published and dead letters handled (resolved or discarded) before `before_ms`.
     /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
     /// how many rows were deleted. Safe to repeat.
     async fn prune(&self, before_ms: u64) -> Result<u64>;

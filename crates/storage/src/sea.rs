@@ -191,6 +191,14 @@ impl Storage for SeaStorage {
         Ok(letter)
     }
 
+    async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>> {
+        common::due_dead_letters(&self.db, now_ms, limit).await
+    }
+
+    async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter> {
+        common::dead_letter_failed(&self.db, id, next_retry_at_ms).await
+    }
+
     async fn prune(&self, before_ms: u64) -> Result<u64> {
         let txn = self.db.begin().await?;
         let n = common::prune(&txn, before_ms).await?;

@@ -176,10 +176,14 @@ pub struct NewDeadLetter {
 /// What became of a dead letter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeadLetterStatus {
-    /// Waiting for an operator.
+    /// Stored, no automatic retry made yet.
     Pending,
-    /// Sent for processing again.
-    Retried,
+    /// An automatic retry failed; another is due at `next_retry_at_ms`.
+    Retrying,
+    /// Every automatic retry failed (`SYNC_RETRY_ATTEMPTS`); waits for an operator.
+    Exhausted,
+    /// Processed again successfully, by an automatic or an operator's retry.
+    Resolved,
     /// Dropped by an operator.
     Discarded,
 }
@@ -189,19 +193,35 @@ impl DeadLetterStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             DeadLetterStatus::Pending => "pending",
-            DeadLetterStatus::Retried => "retried",
+            DeadLetterStatus::Retrying => "retrying",
+            DeadLetterStatus::Exhausted => "exhausted",
+            DeadLetterStatus::Resolved => "resolved",
             DeadLetterStatus::Discarded => "discarded",
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    /// Parses [`DeadLetterStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => DeadLetterStatus::Pending,
-            "retried" => DeadLetterStatus::Retried,
+            "retrying" => DeadLetterStatus::Retrying,
+            "exhausted" => DeadLetterStatus::Exhausted,
+            "resolved" => DeadLetterStatus::Resolved,
             "discarded" => DeadLetterStatus::Discarded,
             _ => return None,
         })
     }
+
+    /// Whether the letter still waits to be processed (and can be retried or discarded).
+    pub fn is_open(&self) -> bool {
+        matches!(
+            self,
+            DeadLetterStatus::Pending | DeadLetterStatus::Retrying | DeadLetterStatus::Exhausted
+        )
+    }
+
+    /// The statuses of letters still waiting, as stored.
+    pub const OPEN: [&'static str; 3] = ["pending", "retrying", "exhausted"];
 }
 
 /// A stored dead letter.
@@ -215,19 +235,34 @@ pub struct DeadLetter {
     pub status: DeadLetterStatus,
     /// Stored at (milliseconds).
     pub created_at_ms: u64,
-    /// When an operator retried or discarded it.
+    /// When it was resolved or discarded.
     pub handled_at_ms: Option<u64>,
+    /// Automatic retries made so far.
+    pub attempts: u32,
+    /// When the next automatic retry is due, while it is `retrying` (or `pending`: at once).
+    pub next_retry_at_ms: Option<u64>,
 }
 
 /// How many dead letters are in each status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeadLetterCounts {
-    /// Waiting for an operator.
+    /// Stored, not retried yet.
     pub pending: u64,
-    /// Sent for processing again.
-    pub retried: u64,
+    /// Between automatic retries.
+    pub retrying: u64,
+    /// Automatic retries used up: waiting for an operator.
+    pub exhausted: u64,
+    /// Processed again successfully.
+    pub resolved: u64,
     /// Dropped by an operator.
     pub discarded: u64,
+}
+
+impl DeadLetterCounts {
+    /// Letters still waiting to be processed.
+    pub fn open(&self) -> u64 {
+        self.pending + self.retrying + self.exhausted
+    }
 }
 
 /// Messages a replica read from `master-updates`, with the offset after them.

@@ -702,7 +702,7 @@ pub async fn dead_letters_list_by_status_with_totals(s: SeaStorage) {
     assert_eq!(s.dead_letter(ids[3] + 1000).await.unwrap(), None);
     assert_eq!(s.dead_letter(u64::MAX).await.unwrap(), None);
 
-    s.settle_dead_letter(ids[0], DeadLetterStatus::Retried, 20)
+    s.settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
         .await
         .unwrap();
     s.settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 21)
@@ -715,8 +715,9 @@ pub async fn dead_letters_list_by_status_with_totals(s: SeaStorage) {
         s.dead_letter_counts().await.unwrap(),
         DeadLetterCounts {
             pending: 1,
-            retried: 1,
-            discarded: 2
+            resolved: 1,
+            discarded: 2,
+            ..DeadLetterCounts::default()
         }
     );
     let (pending, total) = s
@@ -726,7 +727,7 @@ pub async fn dead_letters_list_by_status_with_totals(s: SeaStorage) {
     assert_eq!((pending.len(), total), (1, 1));
     assert_eq!(pending[0].id, ids[3]);
     let (retried, total) = s
-        .dead_letters(Some(DeadLetterStatus::Retried), Page::all())
+        .dead_letters(Some(DeadLetterStatus::Resolved), Page::all())
         .await
         .unwrap();
     assert_eq!((retried.len(), total), (1, 1));
@@ -743,10 +744,10 @@ pub async fn settling_a_dead_letter_happens_once(s: SeaStorage) {
     let ids = store_dead_letters(&s, 3, 10).await;
 
     let retried = s
-        .settle_dead_letter(ids[0], DeadLetterStatus::Retried, 20)
+        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
         .await
         .unwrap();
-    assert_eq!(retried.status, DeadLetterStatus::Retried);
+    assert_eq!(retried.status, DeadLetterStatus::Resolved);
     assert_eq!((retried.created_at_ms, retried.handled_at_ms), (10, Some(20)));
     assert_eq!(retried.letter, letter(1));
     assert_eq!(s.dead_letter(ids[0]).await.unwrap(), Some(retried.clone()));
@@ -760,7 +761,7 @@ pub async fn settling_a_dead_letter_happens_once(s: SeaStorage) {
         (DeadLetterStatus::Discarded, Some(30))
     );
 
-    for status in [DeadLetterStatus::Retried, DeadLetterStatus::Discarded] {
+    for status in [DeadLetterStatus::Resolved, DeadLetterStatus::Discarded] {
         assert!(matches!(
             s.settle_dead_letter(ids[0], status, 40).await,
             Err(Error::Conflict { .. })
@@ -792,10 +793,63 @@ pub async fn settling_a_dead_letter_happens_once(s: SeaStorage) {
         s.dead_letter_counts().await.unwrap(),
         DeadLetterCounts {
             pending: 1,
-            retried: 1,
-            discarded: 1
+            resolved: 1,
+            discarded: 1,
+            ..DeadLetterCounts::default()
         }
     );
+}
+
+pub async fn automatic_retries_are_due_counted_and_exhausted(s: SeaStorage) {
+    let ids = store_dead_letters(&s, 2, 10).await;
+    let due = |now| {
+        let s = s.clone();
+        async move {
+            s.due_dead_letters(now, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|l| l.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(due(10).await, ids, "pending letters are due at once");
+    let failed = s.dead_letter_failed(ids[0], Some(100)).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.attempts, failed.next_retry_at_ms),
+        (DeadLetterStatus::Retrying, 1, Some(100))
+    );
+    assert_eq!(due(99).await, vec![ids[1]], "not before its time");
+    assert_eq!(due(100).await, ids);
+    let exhausted = s.dead_letter_failed(ids[0], None).await.unwrap();
+    assert_eq!(
+        (exhausted.status, exhausted.attempts, exhausted.next_retry_at_ms),
+        (DeadLetterStatus::Exhausted, 2, None)
+    );
+    assert_eq!(
+        due(u64::MAX / 2).await,
+        vec![ids[1]],
+        "an exhausted letter waits for an operator"
+    );
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            exhausted: 1,
+            ..DeadLetterCounts::default()
+        }
+    );
+    // An operator may still retry (resolve) or discard an exhausted letter.
+    let resolved = s
+        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.status, resolved.handled_at_ms),
+        (DeadLetterStatus::Resolved, Some(200))
+    );
+    let unchanged = s.dead_letter_failed(ids[0], Some(300)).await.unwrap();
+    assert_eq!(unchanged, resolved, "a settled letter is not retried any more");
 }
 
 pub async fn retention_prunes_dead_letters_by_when_they_were_handled(s: SeaStorage) {
@@ -804,7 +858,7 @@ pub async fn retention_prunes_dead_letters_by_when_they_were_handled(s: SeaStora
     s.settle_dead_letter(ids[0], DeadLetterStatus::Discarded, 100)
         .await
         .unwrap();
-    s.settle_dead_letter(ids[1], DeadLetterStatus::Retried, 500)
+    s.settle_dead_letter(ids[1], DeadLetterStatus::Resolved, 500)
         .await
         .unwrap();
 
@@ -1076,6 +1130,11 @@ macro_rules! storage_suite {
             #[tokio::test]
             async fn settling_a_dead_letter_happens_once() {
                 super::settling_a_dead_letter_happens_once(make("dead_letter_settle").await).await;
+            }
+
+            #[tokio::test]
+            async fn automatic_retries_are_due_counted_and_exhausted() {
+                super::automatic_retries_are_due_counted_and_exhausted(make("dead_letter_auto").await).await;
             }
 
             #[tokio::test]

@@ -13,14 +13,14 @@ use crate::state::AppState;
 fn status_filter(raw: Option<&str>) -> Result<Option<DeadLetterStatus>> {
     Ok(match raw {
         None | Some("all") => None,
-        Some("pending") => Some(DeadLetterStatus::Pending),
-        Some("retried") => Some(DeadLetterStatus::Retried),
-        Some("discarded") => Some(DeadLetterStatus::Discarded),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status {other:?} is not one of pending, retried, discarded, all"
-            )));
-        }
+        Some(raw) => match DeadLetterStatus::parse(raw) {
+            Some(status) => Some(status),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "status {raw:?} is not one of pending, retrying, exhausted, resolved, discarded, all"
+                )));
+            }
+        },
     })
 }
 

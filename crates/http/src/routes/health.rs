@@ -147,12 +147,17 @@ fn message_tracker(c: MessageCounts) -> Value {
 fn dead_letter_check(counts: Option<DeadLetterCounts>) -> Value {
     match counts {
         Some(c) => json!({
-            "status": if c.pending == 0 { "healthy" } else { "warning" },
+            "status": if c.open() == 0 { "healthy" } else { "warning" },
             "pending": c.pending,
-            "retried": c.retried,
+            "retrying": c.retrying,
+            "exhausted": c.exhausted,
+            "resolved": c.resolved,
             "discarded": c.discarded,
         }),
-        None => json!({"status": "unknown", "pending": null, "retried": null, "discarded": null}),
+        None => json!({
+            "status": "unknown", "pending": null, "retrying": null, "exhausted": null,
+            "resolved": null, "discarded": null,
+        }),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use offline_sync_model::{ContentType, DocumentId, Fields, Mark, MasterDoc, ReplicaDoc, Stamp, Unseen};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -142,6 +142,8 @@ pub(super) async fn insert_dead_letters<C: ConnectionTrait>(
             status: Set(DeadLetterStatus::Pending.as_str().to_owned()),
             created_at_ms: Set(to_i64(now_ms)),
             handled_at_ms: Set(None),
+            attempts: Set(0),
+            next_retry_at_ms: Set(None),
         })
         .exec(c)
         .await?;
@@ -156,6 +158,8 @@ fn to_dead_letter(r: dead_letters::Model) -> Result<DeadLetter> {
             .ok_or_else(|| Error::corrupt(format!("dead letter status {:?}", r.status)))?,
         created_at_ms: to_u64(r.created_at_ms),
         handled_at_ms: r.handled_at_ms.map(to_u64),
+        attempts: u32::try_from(r.attempts).unwrap_or(0),
+        next_retry_at_ms: r.next_retry_at_ms.map(to_u64),
         letter: NewDeadLetter {
             topic: r.topic,
             partition: u32::try_from(r.partition).unwrap_or(0),
@@ -211,7 +215,9 @@ pub(super) async fn dead_letter_counts<C: ConnectionTrait>(c: &C) -> Result<Dead
     for (status, n) in rows {
         let slot = match DeadLetterStatus::parse(&status) {
             Some(DeadLetterStatus::Pending) => &mut counts.pending,
-            Some(DeadLetterStatus::Retried) => &mut counts.retried,
+            Some(DeadLetterStatus::Retrying) => &mut counts.retrying,
+            Some(DeadLetterStatus::Exhausted) => &mut counts.exhausted,
+            Some(DeadLetterStatus::Resolved) => &mut counts.resolved,
             Some(DeadLetterStatus::Discarded) => &mut counts.discarded,
             None => return Err(Error::corrupt(format!("dead letter status {status:?}"))),
         };
@@ -220,25 +226,29 @@ pub(super) async fn dead_letter_counts<C: ConnectionTrait>(c: &C) -> Result<Dead
     Ok(counts)
 }
 
-/// Moves a pending dead letter to `status`; the update only matches a pending row, so two
-/// operators settling the same letter cannot both succeed.
+/// Moves a dead letter still waiting (pending, retrying or exhausted) to `status` (resolved
+/// or discarded); the update only matches a waiting row, so two operators settling the same
+/// letter cannot both succeed.
 pub(super) async fn settle_dead_letter<C: ConnectionTrait>(
     c: &C,
     id: u64,
     status: DeadLetterStatus,
     now_ms: u64,
 ) -> Result<DeadLetter> {
-    if status == DeadLetterStatus::Pending {
+    if status.is_open() {
         return Err(Error::Invalid {
-            reason: "a dead letter is settled as retried or discarded, not pending".into(),
+            reason: "a dead letter is settled as resolved or discarded".into(),
         });
     }
-    let pending = DeadLetterStatus::Pending.as_str();
     let res = dead_letters::Entity::update_many()
         .col_expr(dead_letters::Column::Status, Expr::value(status.as_str()))
         .col_expr(dead_letters::Column::HandledAtMs, Expr::value(to_i64(now_ms)))
+        .col_expr(
+            dead_letters::Column::NextRetryAtMs,
+            Expr::value(Option::<i64>::None),
+        )
         .filter(dead_letters::Column::Id.eq(to_i64(id)))
-        .filter(dead_letters::Column::Status.eq(pending))
+        .filter(dead_letters::Column::Status.is_in(DeadLetterStatus::OPEN))
         .exec(c)
         .await?;
     let letter = dead_letter(c, id).await?.ok_or(Error::NotFound)?;
@@ -248,6 +258,57 @@ pub(super) async fn settle_dead_letter<C: ConnectionTrait>(
         });
     }
     Ok(letter)
+}
+
+/// Dead letters whose automatic retry is due at `now_ms`, oldest first.
+pub(super) async fn due_dead_letters<C: ConnectionTrait>(
+    c: &C,
+    now_ms: u64,
+    limit: usize,
+) -> Result<Vec<DeadLetter>> {
+    use sea_orm::Condition;
+    let due = Condition::any()
+        .add(dead_letters::Column::Status.eq(DeadLetterStatus::Pending.as_str()))
+        .add(
+            Condition::all()
+                .add(dead_letters::Column::Status.eq(DeadLetterStatus::Retrying.as_str()))
+                .add(dead_letters::Column::NextRetryAtMs.lte(to_i64(now_ms))),
+        );
+    let rows = dead_letters::Entity::find()
+        .filter(due)
+        .order_by_asc(dead_letters::Column::Id)
+        .limit(limit as u64)
+        .all(c)
+        .await?;
+    rows.into_iter().map(to_dead_letter).collect()
+}
+
+/// Counts one failed automatic retry of a waiting letter: `retrying` until `next_retry_at_ms`,
+/// or `exhausted` when none is left (`None`).
+pub(super) async fn dead_letter_failed<C: ConnectionTrait>(
+    c: &C,
+    id: u64,
+    next_retry_at_ms: Option<u64>,
+) -> Result<DeadLetter> {
+    let status = match next_retry_at_ms {
+        Some(_) => DeadLetterStatus::Retrying,
+        None => DeadLetterStatus::Exhausted,
+    };
+    dead_letters::Entity::update_many()
+        .col_expr(dead_letters::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            dead_letters::Column::Attempts,
+            Expr::col(dead_letters::Column::Attempts).add(1),
+        )
+        .col_expr(
+            dead_letters::Column::NextRetryAtMs,
+            Expr::value(next_retry_at_ms.map(to_i64)),
+        )
+        .filter(dead_letters::Column::Id.eq(to_i64(id)))
+        .filter(dead_letters::Column::Status.is_in(DeadLetterStatus::OPEN))
+        .exec(c)
+        .await?;
+    dead_letter(c, id).await?.ok_or(Error::NotFound)
 }
 
 /// Per-field versions of a master document, stored in `documents.meta`.
@@ -462,7 +523,7 @@ pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u
         .exec(c)
         .await?;
     let handled = [
-        DeadLetterStatus::Retried.as_str(),
+        DeadLetterStatus::Resolved.as_str(),
         DeadLetterStatus::Discarded.as_str(),
     ];
     let letters = dead_letters::Entity::delete_many()

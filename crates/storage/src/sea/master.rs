@@ -291,10 +291,6 @@ pub(super) async fn apply(
         if let Some(doc) = &decision.doc {
             common::save_master_doc(txn, doc, now_ms).await?;
         }
-        if let Some(moot) = decision.commit.resolves {
-            // The conflict's ship deleted the document the master had deleted: both agree.
-            close_conflict(txn, moot, &Strategy::KeepShip, csn, now_ms).await?;
-        }
         broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
         out.committed += 1;
     }
