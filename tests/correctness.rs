@@ -288,7 +288,10 @@ async fn a_broker_refusing_a_batch_as_too_large_is_not_an_outage(db: Setup) {
             .unwrap();
     }
     assert_eq!(f.ships[0].push_all().await.unwrap(), 3);
-    assert!(f.ships[0].is_online(), "a refused batch took the ship's link down");
+    assert!(
+        f.ships[0].is_online(),
+        "a refused batch took the ship's link down"
+    );
     f.sync().await;
     f.assert_converged().await;
 }
