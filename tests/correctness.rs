@@ -213,7 +213,11 @@ async fn a_busy_ship_does_not_starve_the_other_partitions(db: Setup) {
     let waiting = quiet.create(&ct(), fields(json!({"quiet": true}))).await.unwrap();
     busy.push_all().await.unwrap();
     quiet.push_all().await.unwrap();
-    f.master.pull_once().await.unwrap();
+    assert_eq!(
+        f.master.pull_once().await.unwrap(),
+        batch,
+        "what the quiet partition leaves of its share goes to the busy one"
+    );
     assert!(
         f.master.get(&ct(), waiting.id).await.unwrap().is_some(),
         "the quiet ship's change waited behind the busy ship's backlog"

@@ -1,12 +1,18 @@
 //! Deterministic randomized simulation of the convergence invariant (DESIGN.md §4).
 //!
 //! One master and four replicas over the in-memory broker, each behind its own faulty link.
-//! A seeded generator interleaves local writes on every node (creates, updates of random
-//! field subsets, deletes), pushes, pulls, disconnects, lost acknowledgements, duplicated
-//! publishes, replays, restarts from the database and conflict resolutions with every
-//! strategy. At quiescence every replica must equal the master, no outbox row may be left
-//! unanswered, and every accepted write must be in the final state or provably overwritten by
-//! a later commit or a recorded conflict resolution, per the master's commit log.
+//! A seeded generator picks a conflict policy per content type (every policy, mixed), the
+//! number of `ship-updates` partitions (1 to 3), and interleaves local writes on every node
+//! (creates, updates of random field subsets, deletes — also of a content type the master
+//! does not sync, which it refuses), pushes, pulls, disconnects, lost acknowledgements,
+//! duplicated publishes, replays, malformed and oversize records on both topics, restarts
+//! from the database and conflict resolutions with every strategy. At quiescence every
+//! replica must equal the master, no outbox row may be left unanswered, no replica document
+//! may keep a mark, no conflict may stay open, every dead letter must be one the generator
+//! injected, and every accepted write must be in the final state or provably overwritten by a
+//! later commit, dropped by its content type's policy, refused, or decided by a recorded
+//! conflict resolution, per the master's commit log; a deleted document may only come back
+//! through a later commit that puts it whole (a create, a revival or a resolution).
 //!
 //! `OFFLINE_SYNC_SIM_SEEDS=N` runs seeds `0..N` (default 200), split over four shards;
 //! `OFFLINE_SYNC_SIM_SEED=S` replays seed S alone. Every fourth seed runs on a PostgreSQL
@@ -20,17 +26,31 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use offline_sync::model::{
-    Commit, CommitOp, ConflictStatus, DocumentId, Fields, Message, Origin, Strategy, decode, unseal,
+    Commit, CommitOp, ConflictStatus, ContentType, DocumentId, Fields, MAX_ENVELOPE_BYTES, Message, Origin,
+    Policies, Policy, Strategy, decode, unseal,
 };
-use offline_sync::storage::Page;
+use offline_sync::storage::{OutboxState, Page};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
-use support::{Broker, Fleet, MasterDb, Setup, ct};
+use support::{Broker, Fleet, MasterDb, Setup};
 
 const SHIPS: usize = 4;
 const STEPS: usize = 150;
 const FIELDS: [&str; 4] = ["a", "b", "c", "d"];
+/// Content types: the first two are synced by the master, the last one is not.
+const TYPES: [&str; 3] = ["api::article.article", "api::note.note", "api::log.log"];
+const REFUSED: usize = 2;
+const POLICIES: [Policy; 4] = [
+    Policy::Manual,
+    Policy::MasterWins,
+    Policy::ShipWins,
+    Policy::LastWriterWins,
+];
+
+fn content_type(t: usize) -> ContentType {
+    ContentType::new(TYPES[t]).unwrap()
+}
 
 /// What a write accepted by some node asked for.
 #[derive(Debug, Clone)]
@@ -42,6 +62,8 @@ enum Wrote {
 /// An accepted write and where to find its commit.
 #[derive(Debug, Clone)]
 struct Accepted {
+    /// Index in [`TYPES`].
+    ty: usize,
     doc: DocumentId,
     what: Wrote,
     /// `(ship index, seq)` for a ship write; the master's CSN for a master write.
@@ -75,40 +97,57 @@ struct Sim {
     seed: u64,
     rng: StdRng,
     fleet: Fleet,
-    docs: Vec<DocumentId>,
+    policies: Policies,
+    /// Documents by content type index.
+    docs: Vec<(usize, DocumentId)>,
     history: Vec<Accepted>,
+    /// Records the generator published that no node can read, per topic.
+    garbage: BTreeMap<&'static str, u64>,
 }
 
 impl Sim {
     async fn ship_write(&mut self, i: usize) {
         let ship = &self.fleet.ships[i];
         let before = ship.status().await.unwrap().last_seq;
-        let roll = self.rng.random_range(0..10);
+        let roll = self.rng.random_range(0..20);
         let pick = (!self.docs.is_empty()).then(|| self.docs[self.rng.random_range(0..self.docs.len())]);
-        let (doc, what, result) = match (roll, pick) {
-            (0..=1, _) | (_, None) => {
+        let (ty, doc, what, result) = match (roll, pick) {
+            (0..=3, _) | (_, None) => {
+                // Now and then a document of the type the master does not sync.
+                let ty = match roll {
+                    0 => REFUSED,
+                    1 => 1,
+                    _ => 0,
+                };
                 let f = random_fields(&mut self.rng);
-                let r = ship.create(&ct(), f.clone()).await.map(|d| d.id);
+                let r = ship.create(&content_type(ty), f.clone()).await.map(|d| d.id);
                 if let Ok(id) = r {
-                    self.docs.push(id);
+                    self.docs.push((ty, id));
                 }
-                (r.as_ref().ok().copied(), Wrote::Fields(f), r.map(|_| ()))
+                (ty, r.as_ref().ok().copied(), Wrote::Fields(f), r.map(|_| ()))
             }
-            (3, Some(id)) => (Some(id), Wrote::Delete, ship.delete(&ct(), id).await),
-            (_, Some(id)) => {
+            (4..=5, Some((ty, id))) => (
+                ty,
+                Some(id),
+                Wrote::Delete,
+                ship.delete(&content_type(ty), id).await,
+            ),
+            (_, Some((ty, id))) => {
                 let f = random_fields(&mut self.rng);
-                let current = ship.get(&ct(), id).await.unwrap().map(|d| d.fields);
+                let current = ship.get(&content_type(ty), id).await.unwrap().map(|d| d.fields);
                 let changed = diff(current.as_ref(), &f);
                 (
+                    ty,
                     Some(id),
                     Wrote::Fields(changed),
-                    ship.update(&ct(), id, f).await.map(|_| ()),
+                    ship.update(&content_type(ty), id, f).await.map(|_| ()),
                 )
             }
         };
         let after = ship.status().await.unwrap().last_seq;
         if let (Ok(()), Some(doc), true) = (result, doc, after > before) {
             self.history.push(Accepted {
+                ty,
                 doc,
                 what,
                 at: Source::Ship(i, after),
@@ -119,36 +158,71 @@ impl Sim {
     async fn master_write(&mut self) {
         let m = &self.fleet.master;
         let roll = self.rng.random_range(0..10);
-        let pick = (!self.docs.is_empty()).then(|| self.docs[self.rng.random_range(0..self.docs.len())]);
+        let synced: Vec<(usize, DocumentId)> =
+            self.docs.iter().copied().filter(|(t, _)| *t != REFUSED).collect();
+        let pick = (!synced.is_empty()).then(|| synced[self.rng.random_range(0..synced.len())]);
         let csn_before = m.storage().last_csn().await.unwrap();
-        let (doc, what, ok) = match (roll, pick) {
+        let (ty, doc, what, ok) = match (roll, pick) {
             (0, _) | (_, None) => {
+                let ty = self.rng.random_range(0..REFUSED);
                 let f = random_fields(&mut self.rng);
-                let r = m.create(&ct(), f.clone()).await;
+                let r = m.create(&content_type(ty), f.clone()).await;
                 if let Ok(d) = &r {
-                    self.docs.push(d.id);
+                    self.docs.push((ty, d.id));
                 }
-                (r.as_ref().ok().map(|d| d.id), Wrote::Fields(f), r.is_ok())
+                (ty, r.as_ref().ok().map(|d| d.id), Wrote::Fields(f), r.is_ok())
             }
-            (1, Some(id)) => (Some(id), Wrote::Delete, m.delete(&ct(), id).await.is_ok()),
-            (_, Some(id)) => {
+            (1, Some((ty, id))) => (
+                ty,
+                Some(id),
+                Wrote::Delete,
+                m.delete(&content_type(ty), id).await.is_ok(),
+            ),
+            (_, Some((ty, id))) => {
                 let f = random_fields(&mut self.rng);
-                let current = m.get(&ct(), id).await.unwrap().map(|d| d.fields);
+                let current = m.get(&content_type(ty), id).await.unwrap().map(|d| d.fields);
                 let changed = diff(current.as_ref(), &f);
                 (
+                    ty,
                     Some(id),
                     Wrote::Fields(changed),
-                    m.update(&ct(), id, f).await.is_ok(),
+                    m.update(&content_type(ty), id, f).await.is_ok(),
                 )
             }
         };
         let csn = m.storage().last_csn().await.unwrap();
         if let (true, Some(doc), true) = (ok, doc, csn > csn_before) {
             self.history.push(Accepted {
+                ty,
                 doc,
                 what,
                 at: Source::Master(csn),
             });
+        }
+    }
+
+    /// Publishes a record no node can read: bytes that are not an envelope, or an oversize
+    /// one.
+    async fn garbage(&mut self) {
+        let topic = if self.rng.random_bool(0.5) {
+            "ship-updates"
+        } else {
+            "master-updates"
+        };
+        let value = if self.rng.random_bool(0.5) {
+            vec![b'{'; MAX_ENVELOPE_BYTES + 1]
+        } else {
+            b"\x00 not an envelope".to_vec()
+        };
+        let key = format!("ship-{}", self.rng.random_range(0..SHIPS));
+        if self
+            .fleet
+            .broker
+            .publish(topic, Some(key.as_bytes()), vec![value])
+            .await
+            .is_ok()
+        {
+            *self.garbage.entry(topic).or_default() += 1;
         }
     }
 
@@ -219,6 +293,7 @@ impl Sim {
             94 => {
                 let _ = self.fleet.ships[i].heartbeat().await;
             }
+            95 => self.garbage().await,
             _ => self.resolve_one().await,
         }
     }
@@ -249,6 +324,43 @@ impl Sim {
         }
     }
 
+    /// No replica document keeps a mark, no conflict is open, and every dead letter is a
+    /// record the generator made unreadable on purpose (each read once by each reader).
+    async fn check_leftovers(&self) {
+        let seed = self.seed;
+        for (i, s) in self.fleet.ships.iter().enumerate() {
+            for (ty, id) in &self.docs {
+                if let Some(d) = s.storage().replica_doc(&content_type(*ty), *id).await.unwrap() {
+                    assert!(
+                        d.marks.is_empty() && d.delete_mark.is_none(),
+                        "seed {seed}: ship-{i} keeps marks on {id}: {:?} {:?}",
+                        d.marks,
+                        d.delete_mark
+                    );
+                }
+            }
+            let letters = s.dead_letter_counts().await.unwrap();
+            assert_eq!(
+                letters.open(),
+                self.garbage.get("master-updates").copied().unwrap_or(0),
+                "seed {seed}: ship-{i}'s dead letters are not the records made unreadable"
+            );
+        }
+        let open = self
+            .fleet
+            .master
+            .conflicts(Some(ConflictStatus::Open), Page::all())
+            .await
+            .unwrap();
+        assert!(open.is_empty(), "seed {seed}: open conflicts left: {open:?}");
+        let letters = self.fleet.master.dead_letter_counts().await.unwrap();
+        assert_eq!(
+            letters.open(),
+            self.garbage.get("ship-updates").copied().unwrap_or(0),
+            "seed {seed}: the master's dead letters are not the records made unreadable"
+        );
+    }
+
     /// The master's commit log, from the broker.
     async fn commits(&self) -> Vec<Commit> {
         let all = self
@@ -269,6 +381,13 @@ impl Sim {
 
     async fn check_history(&self) -> Result<(), String> {
         let commits = self.commits().await;
+        let mut refused = BTreeMap::new();
+        for (i, s) in self.fleet.ships.iter().enumerate() {
+            let (rows, _) = s.queue(Some(OutboxState::Rejected), Page::all()).await.unwrap();
+            for r in rows {
+                refused.insert((i, r.change.seq), r.outcome.unwrap_or_default());
+            }
+        }
         let final_docs: BTreeMap<DocumentId, Fields> = self.fleet.master_docs().await.into_iter().collect();
         let touches = |c: &Commit, doc: DocumentId, field: Option<&str>| {
             c.id == doc
@@ -301,6 +420,14 @@ impl Sim {
                 Source::Master(csn) => commits.iter().find(|c| c.csn == csn),
             };
             let Some(commit) = commit else {
+                if let Source::Ship(i, seq) = w.at
+                    && w.ty == REFUSED
+                    && refused.contains_key(&(i, seq))
+                {
+                    // Refused by the master, as its content type is not synced; the reason
+                    // stays on the ship's outbox row.
+                    continue;
+                }
                 return Err(format!("accepted write never committed: {w:?}"));
             };
             let later = |field: Option<&str>| {
@@ -308,6 +435,15 @@ impl Sim {
                     .iter()
                     .any(|c| c.csn > commit.csn && touches(c, w.doc, field))
             };
+            let revived = commits
+                .iter()
+                .any(|c| c.csn > commit.csn && c.id == w.doc && c.op == CommitOp::Put);
+            // A ship's contested value may be dropped by its content type's policy.
+            let droppable = matches!(w.at, Source::Ship(..))
+                && matches!(
+                    self.policies.for_type(&content_type(w.ty)),
+                    Policy::MasterWins | Policy::LastWriterWins
+                );
             if let Some(cref) = &commit.conflict
                 && !resolved(cref.id)
             {
@@ -325,10 +461,12 @@ impl Sim {
             match &w.what {
                 Wrote::Delete => {
                     let applied = commit.op == CommitOp::Delete;
-                    if applied && final_docs.contains_key(&w.doc) && !later(None) {
-                        return Err(format!("deleted document came back with no later commit: {w:?}"));
+                    if applied && final_docs.contains_key(&w.doc) && !revived {
+                        return Err(format!(
+                            "deleted document came back with no later create, revival or resolution: {w:?}"
+                        ));
                     }
-                    if !applied && commit.conflict.is_none() {
+                    if !applied && commit.conflict.is_none() && !droppable {
                         return Err(format!("delete neither applied nor held: {w:?} -> {commit:?}"));
                     }
                 }
@@ -338,6 +476,9 @@ impl Sim {
                             continue;
                         }
                         if commit.fields.get(f) != Some(v) {
+                            if droppable {
+                                continue;
+                            }
                             return Err(format!("field {f} neither applied nor held: {w:?} -> {commit:?}"));
                         }
                         let now = final_docs.get(&w.doc).and_then(|d| d.get(f));
@@ -361,13 +502,28 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize) {
     } else {
         MasterDb::Sqlite
     };
-    let fleet = Fleet::new(SHIPS, Setup { db, broker }, &format!("sim{seed}")).await;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut cfg = support::master_config();
+    cfg.policies = Policies {
+        default: POLICIES[rng.random_range(0..POLICIES.len())],
+        per_type: [(content_type(1), POLICIES[rng.random_range(0..POLICIES.len())])].into(),
+    };
+    cfg.content_types = Some([content_type(0), content_type(1)].into());
+    cfg.ship_partitions = rng.random_range(1..=3);
+    eprintln!(
+        "seed {seed}: policies {:?}, {} ship-updates partitions",
+        cfg.policies, cfg.ship_partitions
+    );
+    let policies = cfg.policies.clone();
+    let fleet = Fleet::with_config(SHIPS, Setup { db, broker }, &format!("sim{seed}"), cfg).await;
     let mut sim = Sim {
         seed,
-        rng: StdRng::seed_from_u64(seed),
+        rng,
         fleet,
+        policies,
         docs: vec![],
         history: vec![],
+        garbage: BTreeMap::new(),
     };
     for _ in 0..steps {
         sim.step().await;
@@ -387,6 +543,7 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize) {
     if let Err(e) = sim.check_history().await {
         panic!("seed {seed}: {e}");
     }
+    sim.check_leftovers().await;
     let conflicts = sim.fleet.master.conflicts(None, Page::all()).await.unwrap().len();
     let csn = sim.fleet.master.storage().last_csn().await.unwrap();
     eprintln!(

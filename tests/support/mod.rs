@@ -136,6 +136,16 @@ impl Fleet {
             ),
         };
         let broker = hub.connect();
+        // The topics exist as the master's settings say before any node runs, so partitions
+        // are what the test chose, not what whichever node came first asked for.
+        broker
+            .ensure_topic(&master_cfg.topics.ship_updates, master_cfg.ship_partitions)
+            .await
+            .unwrap();
+        broker
+            .ensure_topic(&master_cfg.topics.master_updates, 1)
+            .await
+            .unwrap();
         let master_url = match setup.db {
             MasterDb::Postgres => offline_sync::storage::testing::fresh_postgres(label)
                 .await

@@ -98,8 +98,19 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Sends a request; `token` goes in `Authorization: Bearer`.
+/// Sends a request; `token` goes in `Authorization: Bearer`. Panics when no answer comes.
 pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+    try_request(method, url, token, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends a request, or says why no answer came (a refused connection, a process killed
+/// while answering).
+pub fn try_request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Answer, String> {
     let agent = agent();
     let mut req = ureq::http::Request::builder().method(method).uri(url);
     if let Some(t) = token {
@@ -115,7 +126,7 @@ pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<&Value
         }
         None => agent.run(req.body(()).unwrap()),
     };
-    let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut res = res.map_err(|e| format!("{method} {url}: {e}"))?;
     let status = res.status().as_u16();
     let headers = res
         .headers()
@@ -123,11 +134,11 @@ pub fn request(method: &str, url: &str, token: Option<&str>, body: Option<&Value
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
     let body = res.body_mut().read_to_string().unwrap_or_default();
-    Answer {
+    Ok(Answer {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// Polls `check` every 100 ms for up to `limit`; true once it holds.

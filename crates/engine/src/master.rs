@@ -1,6 +1,7 @@
 //! The master engine: applies ship batches, commits local writes and resolutions, broadcasts
 //! every commit after it is durable, keeps the ship registry.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -383,63 +384,79 @@ impl Master {
         let mut read = 0;
         let mut bytes = 0;
         // Every partition gets its share of the batch, so one busy ship cannot starve the
-        // ships hashed to the other partitions.
-        let share = self
-            .inner
-            .cfg
-            .batch_size
-            .div_ceil(usize::try_from(partitions.max(1)).unwrap_or(1))
-            .max(1);
-        for p in 0..partitions {
-            let from = self.inner.storage.offset(&topic, p).await?.unwrap_or(0);
-            let r = self.inner.transport.fetch(&topic, p, from, share, wait).await;
-            let fetched = match self.transport(r) {
-                Ok(b) => b,
-                Err(Error::ResyncRequired {
-                    earliest,
-                    latest,
-                    offset,
-                    ..
-                }) => {
-                    // Ship changes are kept in the ships' outboxes until answered, so they are
-                    // sent again: skip to what the broker holds.
-                    let next = earliest;
-                    tracing::warn!(
-                        topic,
-                        partition = p,
-                        offset,
+        // ships hashed to the other partitions; what a quiet partition leaves unused goes, in
+        // further rounds, to the partitions that filled their share.
+        let limit = self.inner.cfg.batch_size.max(1);
+        let mut next: BTreeMap<u32, i64> = BTreeMap::new();
+        let mut round: Vec<u32> = (0..partitions).collect();
+        let mut first = true;
+        while !round.is_empty() && read < limit {
+            let share = (limit - read).div_ceil(round.len()).max(1);
+            let mut full = Vec::new();
+            for p in round {
+                let budget = share.min(limit - read);
+                if budget == 0 {
+                    break;
+                }
+                let from = match next.get(&p) {
+                    Some(n) => *n,
+                    None => self.inner.storage.offset(&topic, p).await?.unwrap_or(0),
+                };
+                let wait = if first { wait } else { std::time::Duration::ZERO };
+                let r = self.inner.transport.fetch(&topic, p, from, budget, wait).await;
+                let fetched = match self.transport(r) {
+                    Ok(b) => b,
+                    Err(Error::ResyncRequired {
                         earliest,
                         latest,
-                        next,
-                        "stored offset outside the partition, moving on; ships resend what is unanswered"
-                    );
-                    batch.offsets.push(TopicOffset {
-                        topic: topic.clone(),
-                        partition: p,
-                        next,
-                    });
+                        offset,
+                        ..
+                    }) => {
+                        // Ship changes are kept in the ships' outboxes until answered, so they
+                        // are sent again: skip to what the broker holds.
+                        let next = earliest;
+                        tracing::warn!(
+                            topic,
+                            partition = p,
+                            offset,
+                            earliest,
+                            latest,
+                            next,
+                            "stored offset outside the partition, moving on; ships resend what is unanswered"
+                        );
+                        batch.offsets.push(TopicOffset {
+                            topic: topic.clone(),
+                            partition: p,
+                            next,
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if fetched.records.is_empty() {
                     continue;
                 }
-                Err(e) => return Err(e),
-            };
-            if fetched.records.is_empty() {
-                continue;
+                read += fetched.records.len();
+                bytes += fetched
+                    .records
+                    .iter()
+                    .map(|r| r.record.value.len())
+                    .sum::<usize>();
+                if fetched.records.len() >= budget {
+                    full.push(p);
+                }
+                let decoded = self.decode(&topic, p, &fetched, from).await?;
+                decoded.count_rejections();
+                next.insert(p, decoded.next);
+                batch.offsets.push(TopicOffset {
+                    topic: topic.clone(),
+                    partition: p,
+                    next: decoded.next,
+                });
+                self.take(decoded, &mut batch);
             }
-            read += fetched.records.len();
-            bytes += fetched
-                .records
-                .iter()
-                .map(|r| r.record.value.len())
-                .sum::<usize>();
-            let decoded = self.decode(&topic, p, &fetched, from).await?;
-            decoded.count_rejections();
-            let next = decoded.next;
-            self.take(decoded, &mut batch);
-            batch.offsets.push(TopicOffset {
-                topic: topic.clone(),
-                partition: p,
-                next,
-            });
+            round = full;
+            first = false;
         }
         if batch.offsets.is_empty() {
             return Ok(0);

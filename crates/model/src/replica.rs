@@ -170,6 +170,8 @@ pub fn apply_commit(
     let mut doc = doc.unwrap_or_else(|| ReplicaDoc::empty(commit.ct.clone(), commit.id));
     let mut incoming = commit.fields.clone();
     sensitive.strip(&mut incoming);
+    // The fields the master ruled on in this commit (sensitive ones never travel).
+    let arrived: Vec<String> = incoming.keys().cloned().collect();
     sensitive.keep_local(&mut incoming, &doc.fields, commit.op == CommitOp::Put);
     let before = doc.base_version;
     doc.base_version = doc.base_version.max(commit.csn);
@@ -193,11 +195,11 @@ pub fn apply_commit(
         .collect();
     doc.delete_mark = doc.delete_mark.and_then(|m| rule(m, None));
 
-    for k in incoming.keys() {
-        if doc.marks.contains_key(k) {
-            doc.unseen.fields.entry(k.clone()).or_insert(before);
+    for k in arrived {
+        if doc.marks.contains_key(&k) {
+            doc.unseen.fields.entry(k).or_insert(before);
         } else {
-            doc.unseen.fields.remove(k);
+            doc.unseen.fields.remove(&k);
         }
     }
     match commit.op {

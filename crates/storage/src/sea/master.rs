@@ -298,7 +298,7 @@ pub(super) async fn apply(
     for hb in &batch.heartbeats {
         let row = registry.get(txn, &hb.ship, now_ms).await?;
         let last = to_u64(row.last_seq);
-        if hb.sent_seq > last {
+        if hb.sent_seq > last && hb.sent_seq <= hb.last_seq {
             // The ship sent changes before this heartbeat that never arrived: ask for them
             // again from the first one missing.
             let expected = last + 1;
