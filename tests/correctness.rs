@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offline_sync::engine::{Error, Replica};
+use offline_sync::engine::{Error, Replica, ReplicaConfig};
 use offline_sync::model::{
     Commit, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Hlc, Message, Origin, Policy,
     SigningKey, Strategy, encode,
@@ -22,6 +22,15 @@ use serde_json::json;
 use support::{Fleet, Setup, ct, fields};
 
 const MASTER_UPDATES: &str = "master-updates";
+
+/// A replica with settings of the test's own on a SQLite file in `dir`, on the fleet's
+/// in-memory broker.
+async fn own_replica(f: &Fleet, dir: &tempfile::TempDir, cfg: ReplicaConfig) -> Replica {
+    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
+        .await
+        .unwrap();
+    Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()))
+}
 
 /// Finding 1: a commit a replica dead-lettered (here: refused by an older build) is applied
 /// when its dead letter is retried, and the commits after it wait for it instead of being
@@ -327,6 +336,20 @@ async fn a_refused_change_leaves_the_ship_with_the_masters_state(db: Setup) {
         "{:?}",
         rows[0].outcome
     );
+    let onshore = f.master.ships().await.unwrap();
+    assert_eq!(
+        onshore[0].record.changes_refused, 1,
+        "the refusal is visible onshore too"
+    );
+    assert!(
+        onshore[0]
+            .record
+            .last_refusal
+            .as_deref()
+            .is_some_and(|r| r.starts_with("seq 1: ") && r.contains("not synced")),
+        "{:?}",
+        onshore[0].record.last_refusal
+    );
     f.assert_converged().await;
 }
 
@@ -488,11 +511,8 @@ async fn a_master_outage_does_not_make_ships_resend_their_backlog(db: Setup) {
     let mut cfg = support::replica_config(9);
     cfg.ack_timeout = Duration::ZERO;
     cfg.ship_partitions = f.master_cfg.ship_partitions;
-    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
-        .await
-        .unwrap();
     let broker = f.memory().unwrap().clone();
-    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(broker.clone()));
+    let ship = own_replica(&f, &dir, cfg).await;
     let mut ids = vec![];
     for n in 0..3 {
         ids.push(ship.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
@@ -539,10 +559,7 @@ async fn a_commit_of_a_type_the_ship_does_not_sync_takes_its_csn(db: Setup) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = support::replica_config(7);
     cfg.content_types = Some([ct()].into());
-    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
-        .await
-        .unwrap();
-    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()));
+    let ship = own_replica(&f, &dir, cfg).await;
     let logs = ContentType::new("api::log.log").unwrap();
     f.master.create(&logs, fields(json!({"line": 1}))).await.unwrap();
     let article = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
@@ -565,10 +582,7 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
     cfg.retry.initial = Duration::from_millis(1);
     cfg.retry.max = Duration::from_millis(4);
     cfg.dead_letter_attempts = 2;
-    let storage = SeaStorage::connect(&SeaStorage::sqlite_url(&dir.path().join("ship.db")))
-        .await
-        .unwrap();
-    let ship = Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()));
+    let ship = own_replica(&f, &dir, cfg).await;
     let a = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
     let b = f.master.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
     f.master.publish_all().await.unwrap();

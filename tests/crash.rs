@@ -19,21 +19,15 @@ use offline_sync::kafka::testing::Tansu;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
-use support::process::{Node, eventually, fresh_postgres, try_request};
+use support::process::{Node, brisk, eventually, fresh_postgres, try_request};
 
 const ADMIN: &str = "admin-token-of-the-crash-test";
 const CT: &str = "api::article.article";
 
 fn env(broker: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("KAFKA_BROKERS", broker.to_owned()),
-        ("SYNC_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("SYNC_DEBOUNCE_MS", "20".to_owned()),
-        ("SYNC_RETRY_DELAY", "200".to_owned()),
-        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
-        ("SYNC_POLL_WAIT", "200".to_owned()),
-        ("SYNC_BATCH_SIZE", "200".to_owned()),
-    ]
+    let mut e = brisk(broker, ADMIN);
+    e.push(("SYNC_BATCH_SIZE", "200".to_owned()));
+    e
 }
 
 fn json_of(node_url: &str, path: &str) -> Option<Value> {

@@ -12,21 +12,14 @@ use std::time::Duration;
 
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
-use support::process::{Node, eventually, fresh_postgres};
+use support::process::{Node, brisk, eventually, fresh_postgres};
 
 const ADMIN: &str = "admin-token-of-the-failover-test";
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(90);
 
 fn env(broker: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("KAFKA_BROKERS", broker.to_owned()),
-        ("SYNC_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("SYNC_DEBOUNCE_MS", "20".to_owned()),
-        ("SYNC_RETRY_DELAY", "200".to_owned()),
-        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
-        ("SYNC_POLL_WAIT", "200".to_owned()),
-    ]
+    brisk(broker, ADMIN)
 }
 
 fn master(dir: &Path, name: &str, broker: &str, database_url: &str) -> Node {

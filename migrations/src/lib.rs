@@ -8,6 +8,7 @@ mod m20261126_000001_dead_letter_handled;
 mod m20261201_000001_keys_and_audit;
 mod m20261202_000001_outbox_unseen;
 mod m20261202_000002_dead_letter_retries;
+mod m20261202_000003_ship_refusals;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_keys_and_audit::Migration),
             Box::new(m20261202_000001_outbox_unseen::Migration),
             Box::new(m20261202_000002_dead_letter_retries::Migration),
+            Box::new(m20261202_000003_ship_refusals::Migration),
         ]
     }
 }

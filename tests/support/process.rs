@@ -60,6 +60,19 @@ pub fn binary(name: &str) -> PathBuf {
     }
 }
 
+/// Settings that keep a node's loops brisk in a test: `broker`, the admin token, short
+/// debounce, retry, heartbeat and poll wait.
+pub fn brisk(broker: &str, admin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAFKA_BROKERS", broker.to_owned()),
+        ("SYNC_ADMIN_TOKEN", admin.to_owned()),
+        ("SYNC_DEBOUNCE_MS", "20".to_owned()),
+        ("SYNC_RETRY_DELAY", "200".to_owned()),
+        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
+        ("SYNC_POLL_WAIT", "200".to_owned()),
+    ]
+}
+
 /// A fresh PostgreSQL database for a node started as a process, by URL.
 pub fn fresh_postgres(label: &str) -> String {
     tokio::runtime::Runtime::new()

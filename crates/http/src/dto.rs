@@ -246,6 +246,8 @@ pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
         "appliedCsn": r.applied_csn,
         "lagCsn": last_csn.saturating_sub(r.applied_csn),
         "registeredAt": timestamp(r.registered_at_ms),
+        "changesRefused": r.changes_refused,
+        "lastRefusal": r.last_refusal,
     })
 }
 

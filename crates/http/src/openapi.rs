@@ -423,7 +423,8 @@ fn schemas() -> Value {
             "properties": {
                 "shipId": string, "status": {"type": "string", "enum": ["online", "offline"]},
                 "online": {"type": "boolean"}, "lastSeen": nstring, "lastSeq": int, "changesApplied": int,
-                "pending": int, "oldestUnackedMs": nint, "appliedCsn": int, "lagCsn": int, "registeredAt": string}},
+                "pending": int, "oldestUnackedMs": nint, "appliedCsn": int, "lagCsn": int, "registeredAt": string,
+                "changesRefused": int, "lastRefusal": nstring}},
         "QueueEntry": {"type": "object", "required": ["seq", "contentType", "documentId", "operation", "status"],
             "properties": {
                 "seq": int, "contentType": string, "documentId": string,

@@ -72,6 +72,8 @@ pub(crate) mod ships {
         pub oldest_unacked_ms: Option<i64>,
         pub applied_csn: i64,
         pub registered_at_ms: i64,
+        pub changes_refused: i64,
+        pub last_refusal: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

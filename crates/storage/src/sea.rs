@@ -48,7 +48,13 @@ impl SeaStorage {
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
-            options.max_connections(1).min_connections(1);
+            // One connection for the process's life: nothing to recycle, so no periodic pool
+            // maintenance task either (sqlx's spun a worker at 100% in long test runs).
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None::<Duration>)
+                .max_lifetime(None::<Duration>);
         } else {
             options.max_connections(8);
         }
@@ -91,20 +97,40 @@ impl SeaStorage {
             return Ok(Some(MasterLock { txn: None }));
         }
         let txn = self.db.begin().await?;
-        let row = txn
+        let held = txn
             .query_one_raw(sea_orm::Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_try_advisory_xact_lock($1) AS held",
                 [MASTER_LOCK_KEY.into()],
             ))
-            .await?
-            .ok_or_else(|| Error::corrupt("pg_try_advisory_xact_lock returned no row"))?;
-        let held: bool = row.try_get("", "held")?;
-        if !held {
-            txn.rollback().await?;
-            return Ok(None);
+            .await
+            .map_err(Error::from)
+            .and_then(|row| {
+                let row = row.ok_or_else(|| Error::corrupt("pg_try_advisory_xact_lock returned no row"))?;
+                Ok(row.try_get::<bool>("", "held")?)
+            });
+        if !matches!(held, Ok(true)) {
+            return finish(txn, held.map(|_| None)).await;
         }
         Ok(Some(MasterLock { txn: Some(txn) }))
+    }
+}
+
+/// Ends `txn` as `result` says: commits what succeeded; rolls back, at once, what failed.
+/// Dropping a transaction instead would leave it open on its pooled connection — holding the
+/// row locks it took (the CSN counter's) — until that connection is used again.
+async fn finish<T>(txn: sea_orm::DatabaseTransaction, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            txn.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a failed transaction");
+            }
+            Err(e)
+        }
     }
 }
 
@@ -186,9 +212,8 @@ impl Storage for SeaStorage {
 
     async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter> {
         let txn = self.db.begin().await?;
-        let letter = common::settle_dead_letter(&txn, id, status, now_ms).await?;
-        txn.commit().await?;
-        Ok(letter)
+        let letter = common::settle_dead_letter(&txn, id, status, now_ms).await;
+        finish(txn, letter).await
     }
 
     async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>> {
@@ -201,9 +226,8 @@ impl Storage for SeaStorage {
 
     async fn prune(&self, before_ms: u64) -> Result<u64> {
         let txn = self.db.begin().await?;
-        let n = common::prune(&txn, before_ms).await?;
-        txn.commit().await?;
-        Ok(n)
+        let n = common::prune(&txn, before_ms).await;
+        finish(txn, n).await
     }
 
     async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]> {
@@ -246,9 +270,8 @@ impl Storage for SeaStorage {
         now_ms: u64,
     ) -> Result<LocalWritten> {
         let txn = self.db.begin().await?;
-        let out = replica::local_write(&txn, ship, write, hlc, now_ms).await?;
-        txn.commit().await?;
-        Ok(out)
+        let out = replica::local_write(&txn, ship, write, hlc, now_ms).await;
+        finish(txn, out).await
     }
 
     async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
@@ -283,9 +306,8 @@ impl Storage for SeaStorage {
         now_ms: u64,
     ) -> Result<ReplicaApplied> {
         let txn = self.db.begin().await?;
-        let out = replica::apply(&txn, ship, batch, now_ms).await?;
-        txn.commit().await?;
-        Ok(out)
+        let out = replica::apply(&txn, ship, batch, now_ms).await;
+        finish(txn, out).await
     }
 
     async fn replica_progress(&self) -> Result<ReplicaProgress> {
@@ -306,9 +328,8 @@ impl Storage for SeaStorage {
         now_ms: u64,
     ) -> Result<MasterApplied> {
         let txn = self.db.begin().await?;
-        let out = master::apply(&txn, batch, policies, now_ms).await?;
-        txn.commit().await?;
-        Ok(out)
+        let out = master::apply(&txn, batch, policies, now_ms).await;
+        finish(txn, out).await
     }
 
     async fn master_write(
@@ -318,9 +339,8 @@ impl Storage for SeaStorage {
         now_ms: u64,
     ) -> Result<(MasterDoc, Option<Commit>)> {
         let txn = self.db.begin().await?;
-        let out = master::local_write(&txn, write, hlc, now_ms).await?;
-        txn.commit().await?;
-        Ok(out)
+        let out = master::local_write(&txn, write, hlc, now_ms).await;
+        finish(txn, out).await
     }
 
     async fn resolve_conflict(
@@ -331,9 +351,8 @@ impl Storage for SeaStorage {
         now_ms: u64,
     ) -> Result<(Conflict, Commit)> {
         let txn = self.db.begin().await?;
-        let out = master::resolve(&txn, id, strategy, hlc, now_ms).await?;
-        txn.commit().await?;
-        Ok(out)
+        let out = master::resolve(&txn, id, strategy, hlc, now_ms).await;
+        finish(txn, out).await
     }
 
     async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {

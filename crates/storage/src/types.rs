@@ -384,6 +384,10 @@ pub struct ShipRecord {
     pub applied_csn: Csn,
     /// First heard from.
     pub registered_at_ms: u64,
+    /// Its changes the master refused.
+    pub changes_refused: u64,
+    /// The seq and reason of the last one refused.
+    pub last_refusal: Option<String>,
 }
 
 /// Whether records signed with a pinned key are accepted.

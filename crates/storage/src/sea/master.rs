@@ -56,6 +56,8 @@ impl Registry {
                 oldest_unacked_ms: None,
                 applied_csn: 0,
                 registered_at_ms: to_i64(now_ms),
+                changes_refused: 0,
+                last_refusal: None,
             });
             self.rows.insert(ship.clone(), row);
         }
@@ -79,6 +81,8 @@ impl Registry {
                 oldest_unacked_ms: Set(row.oldest_unacked_ms),
                 applied_csn: Set(row.applied_csn),
                 registered_at_ms: Set(row.registered_at_ms),
+                changes_refused: Set(row.changes_refused),
+                last_refusal: Set(row.last_refusal),
             })
             .on_conflict(
                 OnConflict::column(S::ShipId)
@@ -89,6 +93,8 @@ impl Registry {
                         S::Pending,
                         S::OldestUnackedMs,
                         S::AppliedCsn,
+                        S::ChangesRefused,
+                        S::LastRefusal,
                     ])
                     .to_owned(),
             )
@@ -141,6 +147,12 @@ async fn refuse(
         conflict: None,
     };
     broadcast(txn, &Message::Commit(restore), Some(*csn), now_ms).await
+}
+
+/// Counts a refused change of the ship in its registry row, with its seq and reason.
+fn refused(row: &mut ships::Model, seq: Seq, reason: &str) {
+    row.changes_refused += 1;
+    row.last_refusal = Some(common::clean_text(&format!("seq {seq}: {reason}")));
 }
 
 /// One ship change of a batch, as it is to be answered.
@@ -234,12 +246,14 @@ pub(super) async fn apply(
             Entry::Change(change) => change,
             Entry::Refused(change, reason) => {
                 out.rejected += 1;
+                refused(row, seq, reason);
                 let target = Some((&change.ct, change.id));
                 refuse(txn, (ship, seq), target, reason, &mut csn, now_ms).await?;
                 continue;
             }
             Entry::Unreadable(u) => {
                 out.rejected += 1;
+                refused(row, seq, &u.reason);
                 let target = u.target.as_ref().map(|(ct, id)| (ct, *id));
                 refuse(txn, (ship, seq), target, &u.reason, &mut csn, now_ms).await?;
                 continue;
@@ -270,7 +284,9 @@ pub(super) async fn apply(
             csn -= 1;
             out.rejected += 1;
             let target = Some((&change.ct, change.id));
-            refuse(txn, (ship, seq), target, &too_large.to_string(), &mut csn, now_ms).await?;
+            let reason = too_large.to_string();
+            refused(registry.get(txn, ship, now_ms).await?, seq, &reason);
+            refuse(txn, (ship, seq), target, &reason, &mut csn, now_ms).await?;
             continue;
         }
         if let Some(draft) = &decision.conflict {
@@ -604,6 +620,8 @@ pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> 
                 oldest_unacked_ms: r.oldest_unacked_ms.map(to_u64),
                 applied_csn: to_u64(r.applied_csn),
                 registered_at_ms: to_u64(r.registered_at_ms),
+                changes_refused: to_u64(r.changes_refused),
+                last_refusal: r.last_refusal,
             })
         })
         .collect()
