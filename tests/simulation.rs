@@ -5,8 +5,11 @@
 //! number of `ship-updates` partitions (1 to 3), and interleaves local writes on every node
 //! (creates, updates of random field subsets, deletes — also of a content type the master
 //! does not sync, which it refuses), pushes, pulls, disconnects, lost acknowledgements,
-//! duplicated publishes, replays, malformed and oversize records on both topics, restarts
-//! from the database and conflict resolutions with every strategy. At quiescence every
+//! duplicated publishes, ship records the broker loses after acknowledging them, replays,
+//! malformed and oversize records on both topics, restarts
+//! from the database, storage that fails at a random write or whose process dies before or
+//! after it (the node is then opened again from its database) and conflict resolutions with
+//! every strategy. At quiescence every
 //! replica must equal the master, no outbox row may be left unanswered, no replica document
 //! may keep a mark, no conflict may stay open, every dead letter must be one the generator
 //! injected, and every accepted write must be in the final state or provably overwritten by a
@@ -23,12 +26,15 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use offline_sync::engine::{Running, TokioClock};
 use offline_sync::model::{
     Commit, CommitOp, ConflictStatus, ContentType, DocumentId, Fields, MAX_ENVELOPE_BYTES, Message, Origin,
     Policies, Policy, Strategy, decode, unseal,
 };
+use offline_sync::storage::testing::Fault;
 use offline_sync::storage::{OutboxState, Page};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -66,14 +72,17 @@ struct Accepted {
     ty: usize,
     doc: DocumentId,
     what: Wrote,
-    /// `(ship index, seq)` for a ship write; the master's CSN for a master write.
     at: Source,
 }
 
 #[derive(Debug, Clone)]
 enum Source {
+    /// A ship write: the ship's index and the seq of its change.
     Ship(usize, u64),
+    /// A master write committed at this CSN.
     Master(u64),
+    /// A master delete: the master's first delete of the document above this CSN.
+    MasterDelete(u64),
 }
 
 fn random_fields(rng: &mut StdRng) -> Fields {
@@ -103,6 +112,66 @@ struct Sim {
     history: Vec<Accepted>,
     /// Records the generator published that no node can read, per topic.
     garbage: BTreeMap<&'static str, u64>,
+    /// The nodes' own background loops, when the simulation runs them.
+    loops: Option<Loops>,
+}
+
+/// The background loops of every node (ships by index, then the master), under paused tokio
+/// time that moves only when the simulation ticks it (see [`Clockwork`], held meanwhile).
+struct Loops {
+    ships: Vec<Option<Running>>,
+    master: Option<Running>,
+}
+
+/// Holds tokio's paused clock still: while a blocking task runs, a current-thread runtime
+/// does not jump its paused clock to the next timer when it idles, so virtual time moves
+/// only by [`tick`] — a loop's timeout never fires while the database is merely slow.
+struct Clockwork(Option<std::sync::mpsc::Sender<()>>);
+
+impl Clockwork {
+    fn hold() -> Self {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = held.recv();
+        });
+        Clockwork(Some(release))
+    }
+}
+
+impl Drop for Clockwork {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// Virtual time per tick, and the real time each tick leaves the loops to work in.
+const TICK: Duration = Duration::from_millis(100);
+const TICK_REAL: Duration = Duration::from_millis(1);
+
+/// Moves virtual time one [`TICK`], then lets the loops run for [`TICK_REAL`] of real time.
+async fn tick() {
+    tokio::time::advance(TICK).await;
+    let _ = tokio::task::spawn_blocking(|| std::thread::sleep(TICK_REAL)).await;
+}
+
+/// Runs `fut` while virtual time keeps moving, so what it waits for (a lock held by a loop
+/// that sleeps on a delayed link, a loop that stops) gets there.
+async fn ticking<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            v = &mut fut => return v,
+            () = tick() => {}
+        }
+    }
+}
+
+/// Stops a node's loops, ticking until they have.
+async fn stop(running: Option<Running>) {
+    if let Some(r) = running {
+        ticking(r.shutdown()).await;
+    }
 }
 
 impl Sim {
@@ -110,7 +179,18 @@ impl Sim {
         let ship = &self.fleet.ships[i];
         let before = ship.status().await.unwrap().last_seq;
         let roll = self.rng.random_range(0..20);
-        let pick = (!self.docs.is_empty()).then(|| self.docs[self.rng.random_range(0..self.docs.len())]);
+        // Mostly a document this ship holds: a write to one it has not received yet fails.
+        let mut pick = None;
+        for _ in 0..3 {
+            if self.docs.is_empty() {
+                break;
+            }
+            let (ty, id) = self.docs[self.rng.random_range(0..self.docs.len())];
+            pick = Some((ty, id));
+            if ship.get(&content_type(ty), id).await.unwrap().is_some() {
+                break;
+            }
+        }
         let (ty, doc, what, result) = match (roll, pick) {
             (0..=3, _) | (_, None) => {
                 // Now and then a document of the type the master does not sync.
@@ -146,6 +226,15 @@ impl Sim {
         };
         let after = ship.status().await.unwrap().last_seq;
         if let (Ok(()), Some(doc), true) = (result, doc, after > before) {
+            // What the change holds: the loops may have applied a master commit between the
+            // generator's read and the write.
+            let what = match what {
+                Wrote::Fields(_) => {
+                    let (rows, _) = ship.queue(None, Page { offset: 0, limit: 1 }).await.unwrap();
+                    Wrote::Fields(rows[0].change.fields.clone())
+                }
+                Wrote::Delete => Wrote::Delete,
+            };
             self.history.push(Accepted {
                 ty,
                 doc,
@@ -161,8 +250,16 @@ impl Sim {
         let synced: Vec<(usize, DocumentId)> =
             self.docs.iter().copied().filter(|(t, _)| *t != REFUSED).collect();
         let pick = (!synced.is_empty()).then(|| synced[self.rng.random_range(0..synced.len())]);
+        // The loops may commit ship changes meanwhile: a write's commit is found by the
+        // version it returns, or for a delete as the master's next delete of that document.
         let csn_before = m.storage().last_csn().await.unwrap();
-        let (ty, doc, what, ok) = match (roll, pick) {
+        let committed = |r: &offline_sync::engine::Result<offline_sync::storage::StoredDoc>| {
+            r.as_ref()
+                .ok()
+                .filter(|d| d.version > csn_before)
+                .map(|d| Source::Master(d.version))
+        };
+        let (ty, doc, what, at) = match (roll, pick) {
             (0, _) | (_, None) => {
                 let ty = self.rng.random_range(0..REFUSED);
                 let f = random_fields(&mut self.rng);
@@ -170,34 +267,27 @@ impl Sim {
                 if let Ok(d) = &r {
                     self.docs.push((ty, d.id));
                 }
-                (ty, r.as_ref().ok().map(|d| d.id), Wrote::Fields(f), r.is_ok())
+                (ty, r.as_ref().ok().map(|d| d.id), Wrote::Fields(f), committed(&r))
             }
             (1, Some((ty, id))) => (
                 ty,
                 Some(id),
                 Wrote::Delete,
-                m.delete(&content_type(ty), id).await.is_ok(),
+                m.delete(&content_type(ty), id)
+                    .await
+                    .ok()
+                    .map(|()| Source::MasterDelete(csn_before)),
             ),
             (_, Some((ty, id))) => {
                 let f = random_fields(&mut self.rng);
                 let current = m.get(&content_type(ty), id).await.unwrap().map(|d| d.fields);
                 let changed = diff(current.as_ref(), &f);
-                (
-                    ty,
-                    Some(id),
-                    Wrote::Fields(changed),
-                    m.update(&content_type(ty), id, f).await.is_ok(),
-                )
+                let r = m.update(&content_type(ty), id, f).await;
+                (ty, Some(id), Wrote::Fields(changed), committed(&r))
             }
         };
-        let csn = m.storage().last_csn().await.unwrap();
-        if let (true, Some(doc), true) = (ok, doc, csn > csn_before) {
-            self.history.push(Accepted {
-                ty,
-                doc,
-                what,
-                at: Source::Master(csn),
-            });
+        if let (Some(doc), Some(at)) = (doc, at) {
+            self.history.push(Accepted { ty, doc, what, at });
         }
     }
 
@@ -256,45 +346,156 @@ impl Sim {
                 Strategy::Merge { merge_data: merge }
             }
         };
-        self.fleet.master.resolve(c.id, &strategy).await.unwrap();
+        // A storage fault may fail it; the conflict then stays open for a later try.
+        let _ = self.fleet.master.resolve(c.id, &strategy).await;
+    }
+
+    /// Arms a storage fault on a random node, at one of its next few writes.
+    fn arm_storage_fault(&mut self) {
+        let fault = [Fault::Fail, Fault::CrashBefore, Fault::CrashAfter][self.rng.random_range(0..3)];
+        let after = self.rng.random_range(0..6);
+        let node = self.rng.random_range(0..=SHIPS);
+        match self.fleet.ship_faults.get(node) {
+            Some(f) => f.arm(after, fault),
+            None => self.fleet.master_faults.arm(after, fault),
+        }
+    }
+
+    /// Opens every node whose process died (a storage crash) again from its database.
+    async fn recover(&mut self) {
+        for i in 0..SHIPS {
+            if self.fleet.ship_faults[i].crashed() {
+                self.restart_ship(i).await;
+            }
+        }
+        if self.fleet.master_faults.crashed() {
+            self.restart_master().await;
+        }
+    }
+
+    /// Drops replica `i` (its loops stopped first) and opens it again from its database.
+    async fn restart_ship(&mut self, i: usize) {
+        if let Some(l) = &mut self.loops {
+            stop(l.ships[i].take()).await;
+        }
+        self.fleet.restart_ship(i).await;
+        if let Some(l) = &mut self.loops {
+            l.ships[i] = Some(self.fleet.ships[i].start());
+        }
+    }
+
+    /// Drops the master (its loops stopped first) and opens it again from its database.
+    async fn restart_master(&mut self) {
+        if let Some(l) = &mut self.loops {
+            stop(l.master.take()).await;
+        }
+        self.fleet.restart_master().await;
+        if let Some(l) = &mut self.loops {
+            l.master = Some(self.fleet.master.start());
+        }
+    }
+
+    /// Lets `d` of virtual time pass for the loops.
+    async fn pass(&self, d: Duration) {
+        for _ in 0..d.as_millis() / TICK.as_millis() {
+            tick().await;
+        }
     }
 
     async fn step(&mut self) {
+        if self.loops.is_some() {
+            let ms = self.rng.random_range(0..600);
+            ticking(self.step_action()).await;
+            self.pass(Duration::from_millis(ms)).await;
+        } else {
+            self.step_action().await;
+        }
+        self.recover().await;
+    }
+
+    /// A step the loops take themselves when they run (a push, a pull, a publish, a resend, a
+    /// heartbeat); in its place, now and then a delay on a ship's link or its link going down
+    /// or up.
+    async fn loop_step(&mut self, i: usize, manual: impl std::future::Future<Output = ()>) {
+        if self.loops.is_none() {
+            manual.await;
+            return;
+        }
+        match self.rng.random_range(0..10) {
+            0..=1 => {
+                let ms = self.rng.random_range(0..400);
+                self.fleet.links[i].set_delay(Duration::from_millis(ms));
+            }
+            2 => {
+                let link = &self.fleet.links[i];
+                link.set_offline(!link.is_offline());
+            }
+            _ => {}
+        }
+    }
+
+    async fn step_action(&mut self) {
         let i = self.rng.random_range(0..SHIPS);
-        match self.rng.random_range(0..100) {
+        match self.rng.random_range(0..104) {
             0..=29 => self.ship_write(i).await,
             30..=39 => self.master_write().await,
             40..=51 => {
-                let _ = self.fleet.ships[i].push_once().await;
+                let s = self.fleet.ships[i].clone();
+                self.loop_step(i, async move {
+                    let _ = s.push_once().await;
+                })
+                .await;
             }
             52..=63 => {
-                let _ = self.fleet.master.pull_once().await;
+                let m = self.fleet.master.clone();
+                self.loop_step(i, async move {
+                    let _ = m.pull_once().await;
+                })
+                .await;
             }
             64..=65 => {
-                let _ = self.fleet.master.publish_once().await;
+                let m = self.fleet.master.clone();
+                self.loop_step(i, async move {
+                    let _ = m.publish_once().await;
+                })
+                .await;
             }
             66..=77 => {
-                let _ = self.fleet.ships[i].pull_once().await;
+                let s = self.fleet.ships[i].clone();
+                self.loop_step(i, async move {
+                    let _ = s.pull_once().await;
+                })
+                .await;
             }
             78..=81 => {
                 let off = self.rng.random_bool(0.5);
                 self.fleet.links[i].set_offline(off);
             }
-            82..=83 => self.fleet.links[i].lose_publish_acks(1),
+            82 => self.fleet.links[i].lose_publish_acks(1),
+            83 => self.fleet.links[i].drop_publishes(1),
             84..=85 => self.fleet.links[i].duplicate_publishes(1),
             86 => self.fleet.master_link.lose_publish_acks(1),
             87 => self.fleet.master_link.duplicate_publishes(1),
             88 => self.fleet.master_link.fail_next(1),
             89..=90 => {
-                let _ = self.fleet.ships[i].resend_unacked(1).await;
+                let s = self.fleet.ships[i].clone();
+                self.loop_step(i, async move {
+                    let _ = s.resend_unacked(1).await;
+                })
+                .await;
             }
-            91..=92 => self.fleet.restart_ship(i).await,
-            93 => self.fleet.restart_master().await,
+            91..=92 => self.restart_ship(i).await,
+            93 => self.restart_master().await,
             94 => {
-                let _ = self.fleet.ships[i].heartbeat().await;
+                let s = self.fleet.ships[i].clone();
+                self.loop_step(i, async move {
+                    let _ = s.heartbeat().await;
+                })
+                .await;
             }
             95 => self.garbage().await,
-            _ => self.resolve_one().await,
+            96..=99 => self.resolve_one().await,
+            _ => self.arm_storage_fault(),
         }
     }
 
@@ -303,6 +504,13 @@ impl Sim {
             l.clear();
         }
         self.fleet.master_link.clear();
+        for f in self.fleet.ship_faults.iter().chain([&self.fleet.master_faults]) {
+            f.disarm();
+        }
+        self.recover().await;
+        if self.loops.is_some() {
+            return self.quiesce_loops().await;
+        }
         for round in 0.. {
             assert!(round < 50, "seed {}: no quiescence", self.seed);
             for s in &self.fleet.ships {
@@ -322,6 +530,60 @@ impl Sim {
                 self.resolve_one().await;
             }
         }
+    }
+
+    /// Lets the loops run until every ship has the master's documents and nothing is left
+    /// unanswered or unpublished (resolving the conflicts that come up), within 20 minutes of
+    /// virtual time; then stops them.
+    async fn quiesce_loops(&mut self) {
+        let mut settled = false;
+        for _ in 0..1_200 {
+            self.pass(Duration::from_secs(1)).await;
+            if ticking(self.converged()).await {
+                settled = true;
+                break;
+            }
+            let open = ticking(
+                self.fleet
+                    .master
+                    .conflicts(Some(ConflictStatus::Open), Page::all()),
+            )
+            .await
+            .unwrap();
+            for _ in 0..open.len() {
+                ticking(self.resolve_one()).await;
+            }
+        }
+        assert!(settled, "seed {}: the loops did not quiesce", self.seed);
+        if let Some(l) = self.loops.take() {
+            for r in l.ships {
+                stop(r).await;
+            }
+            stop(l.master).await;
+        }
+    }
+
+    /// Whether every ship holds the master's documents with nothing unanswered, nothing is
+    /// unpublished, and no conflict is open.
+    async fn converged(&self) -> bool {
+        let m = &self.fleet.master;
+        if !m.storage().unpublished(1).await.unwrap().is_empty()
+            || m.storage()
+                .count_conflicts(Some(ConflictStatus::Open))
+                .await
+                .unwrap()
+                > 0
+        {
+            return false;
+        }
+        let want = self.fleet.master_docs().await;
+        for (i, s) in self.fleet.ships.iter().enumerate() {
+            let st = s.status().await.unwrap();
+            if st.pending + st.in_flight > 0 || self.fleet.ship_docs(i).await != want {
+                return false;
+            }
+        }
+        true
     }
 
     /// No replica document keeps a mark, no conflict is open, and every dead letter is a
@@ -418,6 +680,13 @@ impl Sim {
                         .find(|c| c.origin == Origin::Ship(ship.clone()) && c.seq == Some(seq))
                 }
                 Source::Master(csn) => commits.iter().find(|c| c.csn == csn),
+                Source::MasterDelete(after) => commits.iter().find(|c| {
+                    c.csn > after
+                        && c.id == w.doc
+                        && c.origin == Origin::Master
+                        && c.op == CommitOp::Delete
+                        && c.resolves.is_none()
+                }),
             };
             let Some(commit) = commit else {
                 if let Source::Ship(i, seq) = w.at
@@ -479,7 +748,16 @@ impl Sim {
                             if droppable {
                                 continue;
                             }
-                            return Err(format!("field {f} neither applied nor held: {w:?} -> {commit:?}"));
+                            // A master write leaves out what the document already held,
+                            // which a ship change committed since the generator read it may
+                            // have set.
+                            let unchanged =
+                                matches!(w.at, Source::Master(_)) && !commit.fields.contains_key(f);
+                            if !unchanged {
+                                return Err(format!(
+                                    "field {f} neither applied nor held: {w:?} -> {commit:?}"
+                                ));
+                            }
                         }
                         let now = final_docs.get(&w.doc).and_then(|d| d.get(f));
                         if now != Some(v) && !later(Some(f)) {
@@ -495,11 +773,23 @@ impl Sim {
     }
 }
 
-async fn run_seed(seed: u64, broker: Broker, steps: usize) {
-    eprintln!("simulation seed {seed} over {broker:?} (replay with OFFLINE_SYNC_SIM_SEED={seed})");
+/// How the nodes' steps are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drive {
+    /// One step at a time, by the generator.
+    Steps,
+    /// By each node's own background loops, under paused tokio time.
+    Loops,
+}
+
+async fn run_seed(seed: u64, broker: Broker, steps: usize, drive: Drive) {
+    eprintln!("simulation seed {seed} over {broker:?}, {drive:?} (replay with OFFLINE_SYNC_SIM_SEED={seed})");
     let started = std::time::Instant::now();
     // Every fourth seed on a PostgreSQL master, spread over the four shards.
-    let db = if (seed / 4).is_multiple_of(4) || broker == Broker::Kafka {
+    let db = if (drive == Drive::Steps && (seed / 4).is_multiple_of(4))
+        || (drive == Drive::Loops && seed.is_multiple_of(2))
+        || broker == Broker::Kafka
+    {
         MasterDb::Postgres
     } else {
         MasterDb::Sqlite
@@ -517,7 +807,27 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize) {
         cfg.policies, cfg.ship_partitions
     );
     let policies = cfg.policies.clone();
-    let fleet = Fleet::with_config(SHIPS, Setup { db, broker }, &format!("sim{seed}"), cfg).await;
+    // Held from before the nodes open their databases to the last check: under paused time,
+    // a connection's timeout must not fire merely because the runtime idled while the
+    // database answered.
+    let _clockwork = (drive == Drive::Loops).then(Clockwork::hold);
+    let mut fleet = Fleet::with_config(SHIPS, Setup { db, broker }, &format!("sim{seed}"), cfg).await;
+    let loops = match drive {
+        Drive::Steps => None,
+        Drive::Loops => {
+            fleet
+                .set_clock(Arc::new(TokioClock::new(1_800_000_000_000)), |c| {
+                    c.debounce = Duration::from_millis(300);
+                    c.heartbeat_interval = Duration::from_secs(3);
+                    c.ack_timeout = Duration::from_secs(15);
+                })
+                .await;
+            Some(Loops {
+                ships: fleet.ships.iter().map(|s| Some(s.start())).collect(),
+                master: Some(fleet.master.start()),
+            })
+        }
+    };
     let mut sim = Sim {
         seed,
         rng,
@@ -526,6 +836,7 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize) {
         docs: vec![],
         history: vec![],
         garbage: BTreeMap::new(),
+        loops,
     };
     for _ in 0..steps {
         sim.step().await;
@@ -568,7 +879,26 @@ fn seeds(shard: u64) -> Vec<u64> {
 
 async fn shard(shard: u64) {
     for seed in seeds(shard) {
-        run_seed(seed, Broker::Memory, STEPS).await;
+        run_seed(seed, Broker::Memory, STEPS, Drive::Steps).await;
+    }
+}
+
+/// The nodes' own background loops (debounce, ack timeout and resend, heartbeats, automatic
+/// dead-letter retries, retry backoff) under paused tokio time, with delays on the ships'
+/// links: `OFFLINE_SYNC_SIM_LOOP_SEEDS` seeds (default 16) from 5,000, or
+/// `OFFLINE_SYNC_SIM_SEED` alone. The loops interleave with real database calls, so a seed
+/// replays the generator's choices but not every interleaving.
+#[tokio::test(start_paused = true)]
+async fn simulation_background_loops() {
+    let n: u64 = std::env::var("OFFLINE_SYNC_SIM_LOOP_SEEDS")
+        .map(|s| s.parse().expect("OFFLINE_SYNC_SIM_LOOP_SEEDS is a number"))
+        .unwrap_or(16);
+    let seeds: Vec<u64> = match std::env::var("OFFLINE_SYNC_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("OFFLINE_SYNC_SIM_SEED is a number")],
+        Err(_) => (5_000..5_000 + n).collect(),
+    };
+    for seed in seeds {
+        run_seed(seed, Broker::Memory, STEPS, Drive::Loops).await;
     }
 }
 
@@ -584,7 +914,7 @@ async fn simulation_over_kafka() {
         Err(_) => (1_000..1_000 + n).collect(),
     };
     for seed in seeds {
-        run_seed(seed, Broker::Kafka, 80).await;
+        run_seed(seed, Broker::Kafka, 80, Drive::Steps).await;
     }
 }
 

@@ -13,10 +13,11 @@ pub mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offline_sync::engine::{Master, MasterConfig, Replica, ReplicaConfig};
+use offline_sync::engine::{Clock, Master, MasterConfig, Replica, ReplicaConfig, SystemClock};
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{ContentType, DocumentId, Fields, ShipId};
+use offline_sync::storage::testing::{FaultyStorage, StorageFaults};
 use offline_sync::storage::{Page, SeaStorage, Storage};
 use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport, Transport};
 
@@ -78,8 +79,15 @@ pub struct Fleet {
     hub: Hub,
     pub master: Master,
     pub master_link: FaultControl,
+    /// The master's storage faults, armed by the test.
+    pub master_faults: StorageFaults,
     pub ships: Vec<Replica>,
     pub links: Vec<FaultControl>,
+    /// Each replica's storage faults, armed by the test.
+    pub ship_faults: Vec<StorageFaults>,
+    clock: Arc<dyn Clock>,
+    /// Changes the tests make to every replica's settings.
+    ship_tuning: fn(&mut ReplicaConfig),
     master_url: String,
     ship_urls: Vec<String>,
     pub master_cfg: MasterConfig,
@@ -109,8 +117,10 @@ pub fn master_config() -> MasterConfig {
     }
 }
 
-async fn open(url: &str) -> Arc<dyn Storage> {
-    Arc::new(SeaStorage::connect(url).await.unwrap())
+/// Opens a node's database behind a storage that fails when the test says so.
+async fn open(url: &str) -> (Arc<dyn Storage>, StorageFaults) {
+    let (storage, faults) = FaultyStorage::new(Arc::new(SeaStorage::connect(url).await.unwrap()));
+    (Arc::new(storage), faults)
 }
 
 impl Fleet {
@@ -152,15 +162,21 @@ impl Fleet {
                 .expect("PostgreSQL on 127.0.0.1:5432 is required"),
             MasterDb::Sqlite => SeaStorage::sqlite_url(&dir.path().join("master.db")),
         };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let (link, master_link) = FaultyTransport::new(hub.connect());
-        let master = Master::new(master_cfg.clone(), open(&master_url).await, Arc::new(link));
+        let (storage, master_faults) = open(&master_url).await;
+        let master = Master::with_clock(master_cfg.clone(), storage, Arc::new(link), clock.clone());
         let mut fleet = Fleet {
             broker,
             hub,
             master,
             master_link,
+            master_faults,
             ships: vec![],
             links: vec![],
+            ship_faults: vec![],
+            clock,
+            ship_tuning: |_| {},
             master_url,
             ship_urls: vec![],
             master_cfg,
@@ -169,13 +185,36 @@ impl Fleet {
         for i in 0..ships {
             let url = SeaStorage::sqlite_url(&fleet.dir.path().join(format!("ship-{i}.db")));
             let (link, control) = FaultyTransport::new(fleet.hub.connect());
-            fleet
-                .ships
-                .push(Replica::new(replica_config(i), open(&url).await, Arc::new(link)));
+            let (storage, faults) = open(&url).await;
+            fleet.ships.push(Replica::with_clock(
+                fleet.ship_config(i),
+                storage,
+                Arc::new(link),
+                fleet.clock.clone(),
+            ));
             fleet.links.push(control);
+            fleet.ship_faults.push(faults);
             fleet.ship_urls.push(url);
         }
         fleet
+    }
+
+    /// Replica `i`'s settings: [`replica_config`] with the fleet's tuning.
+    pub fn ship_config(&self, i: usize) -> ReplicaConfig {
+        let mut cfg = replica_config(i);
+        (self.ship_tuning)(&mut cfg);
+        cfg
+    }
+
+    /// Puts every node on `clock` and tunes every replica's settings with `tune`, opening
+    /// each node again from its database.
+    pub async fn set_clock(&mut self, clock: Arc<dyn Clock>, tune: fn(&mut ReplicaConfig)) {
+        self.clock = clock;
+        self.ship_tuning = tune;
+        self.restart_master().await;
+        for i in 0..self.ships.len() {
+            self.restart_ship(i).await;
+        }
     }
 
     /// The SQLite file of replica `i`.
@@ -216,19 +255,24 @@ impl Fleet {
     /// Drops replica `i` and opens it again from its database, as after a crash.
     pub async fn restart_ship(&mut self, i: usize) {
         let (link, control) = FaultyTransport::new(self.hub.connect());
-        self.ships[i] = Replica::new(replica_config(i), open(&self.ship_urls[i]).await, Arc::new(link));
+        let (storage, faults) = open(&self.ship_urls[i]).await;
+        self.ships[i] = Replica::with_clock(self.ship_config(i), storage, Arc::new(link), self.clock.clone());
         self.links[i] = control;
+        self.ship_faults[i] = faults;
     }
 
     /// Drops the master and opens it again from its database.
     pub async fn restart_master(&mut self) {
         let (link, control) = FaultyTransport::new(self.hub.connect());
-        self.master = Master::new(
+        let (storage, faults) = open(&self.master_url).await;
+        self.master = Master::with_clock(
             self.master_cfg.clone(),
-            open(&self.master_url).await,
+            storage,
             Arc::new(link),
+            self.clock.clone(),
         );
         self.master_link = control;
+        self.master_faults = faults;
     }
 
     /// Moves every message until nothing moves any more (links that are down stay down).

@@ -44,3 +44,29 @@ impl Clock for ManualClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Wall time that moves with tokio's clock from a starting point, so a test that pauses
+/// tokio's time (`start_paused`) moves the engine's wall time with its timers: the ack
+/// timeout and the dead letters' retry schedule then fire as the loops' sleeps do.
+#[derive(Debug)]
+pub struct TokioClock {
+    start_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock at `ms` now, moving with tokio's clock.
+    pub fn new(ms: u64) -> Self {
+        Self {
+            start_ms: ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.start_ms.saturating_add(elapsed)
+    }
+}

@@ -18,7 +18,7 @@ pub mod metrics;
 mod replica;
 mod run;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
 pub use keys::{KeyAdmin, SigningConfig};

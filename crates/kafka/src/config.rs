@@ -106,6 +106,10 @@ pub struct KafkaConfig {
     pub sasl: Option<SaslSettings>,
     /// Largest fetch response, in bytes.
     pub max_fetch_bytes: i32,
+    /// How long a topic's partition count is trusted before it is read from the broker
+    /// again, so partitions added to a topic are read and written too (as librdkafka's
+    /// `topic.metadata.refresh.interval.ms`).
+    pub metadata_max_age: Duration,
 }
 
 impl KafkaConfig {
@@ -120,6 +124,7 @@ impl KafkaConfig {
             tls: None,
             sasl: None,
             max_fetch_bytes: 8 * 1024 * 1024,
+            metadata_max_age: Duration::from_secs(60),
         }
     }
 }

@@ -25,15 +25,12 @@ enum Role {
     Fetch,
 }
 
-/// How long a topic's partition count is believed before it is read again.
-const PARTITIONS_TTL: Duration = Duration::from_secs(60);
-
 #[derive(Default)]
 struct State {
     client: Option<Arc<Client>>,
     partitions: HashMap<(String, i32, Role), Arc<PartitionClient>>,
     /// Partition counts, with when they were read: partitions added to a topic are seen
-    /// within [`PARTITIONS_TTL`].
+    /// within `KafkaConfig::metadata_max_age`.
     counts: HashMap<String, (u32, std::time::Instant)>,
     /// Partitions whose stored offset was already compared with the broker's range.
     checked: HashSet<(String, u32)>,
@@ -215,7 +212,7 @@ impl KafkaTransport {
     async fn count(&self, topic: &str, fresh: bool) -> Result<Option<u32>> {
         if !fresh
             && let Some((n, at)) = self.state.lock().await.counts.get(topic).copied()
-            && at.elapsed() < PARTITIONS_TTL
+            && at.elapsed() < self.cfg.metadata_max_age
         {
             return Ok(Some(n));
         }

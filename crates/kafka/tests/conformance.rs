@@ -55,6 +55,37 @@ async fn fetch_above_latest_after_the_topic_is_recreated() {
     .await;
 }
 
+/// Partitions added to a topic are seen once the cached count is older than
+/// `metadata_max_age` (tansu cannot add partitions to a topic, so the topic is recreated with
+/// more).
+#[tokio::test]
+async fn partitions_added_later_are_seen() {
+    let broker = Tansu::start().expect("tansu must be installed (./scripts/test.sh installs it)");
+    let mut cfg = config(&broker);
+    cfg.metadata_max_age = Duration::from_millis(200);
+    let transport = KafkaTransport::new(cfg).unwrap();
+    let topic = offline_sync_transport::conformance::unique_prefix("grow");
+    broker.topic_create(&topic, 1, &[]).unwrap();
+    assert_eq!(transport.partitions(&topic).await.unwrap(), 1);
+    broker.topic_delete(&topic).unwrap();
+    broker.topic_create(&topic, 3, &[]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match transport.partitions(&topic).await {
+            Ok(3) => break,
+            seen => assert!(
+                std::time::Instant::now() < deadline,
+                "still {seen:?} partitions 30 s after the topic grew to 3"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    transport
+        .publish(&topic, Some(b"k"), vec![b"v".to_vec()])
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_fetch_from_inside_a_batch_returns_the_rest_of_it() {
     let k = kafka().await;

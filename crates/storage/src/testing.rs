@@ -31,3 +31,7 @@ pub async fn fresh_postgres(label: &str) -> Result<String> {
     admin.close().await?;
     Ok(format!("{server}/{name}"))
 }
+
+mod faulty;
+
+pub use faulty::{Fault, FaultyStorage, StorageFaults};

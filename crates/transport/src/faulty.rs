@@ -46,6 +46,8 @@ pub struct FaultCounts {
     pub lost_acks: u64,
     /// Publishes the inner transport appended a second time.
     pub duplicates: u64,
+    /// Publishes acknowledged but never appended.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +56,7 @@ struct FaultState {
     fail_next: u64,
     lost_acks: u64,
     duplicates: u64,
+    dropped: u64,
     delay: Duration,
     random: Option<RandomFaults>,
     injected: FaultCounts,
@@ -139,6 +142,13 @@ impl FaultControl {
     /// producer's retry would; the caller sees the offsets of the first copy.
     pub fn duplicate_publishes(&self, n: u64) {
         self.lock().duplicates = n;
+    }
+
+    /// Makes the next `n` publishes succeed without reaching the inner transport, as a broker
+    /// that loses records it acknowledged (an unclean leader election): the caller sees
+    /// partition 0 and offset -1, and nobody ever reads the records.
+    pub fn drop_publishes(&self, n: u64) {
+        self.lock().dropped = n;
     }
 
     /// Makes every call sleep `delay` before anything else (zero: no delay).
@@ -232,6 +242,17 @@ impl FaultControl {
         faults
     }
 
+    /// Whether this publish is dropped, and counts it.
+    fn take_drop(&self) -> bool {
+        let mut state = self.lock();
+        if state.dropped == 0 {
+            return false;
+        }
+        state.dropped -= 1;
+        state.injected.dropped += 1;
+        true
+    }
+
     fn count(&self, bump: impl FnOnce(&mut FaultCounts)) {
         bump(&mut self.lock().injected);
     }
@@ -251,6 +272,10 @@ impl Transport for FaultyTransport {
 
     async fn publish(&self, topic: &str, key: Option<&[u8]>, values: Vec<Vec<u8>>) -> Result<(u32, i64)> {
         self.enter("publish", topic).await?;
+        if self.control.take_drop() {
+            tracing::debug!(topic, fault = "dropped", "injected transport fault");
+            return Ok((0, -1));
+        }
         let faults = self.control.publish_faults();
         let copy = faults.duplicate.then(|| values.clone());
         let accepted = self.inner.publish(topic, key, values).await?;
@@ -415,6 +440,22 @@ mod tests {
             control.injected(),
             FaultCounts {
                 failed: 2,
+                ..FaultCounts::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn dropped_publishes_succeed_but_are_never_appended() {
+        let (t, control, memory) = setup().await;
+        control.drop_publishes(1);
+        assert_eq!(t.publish("t", None, one("a")).await.unwrap(), (0, -1));
+        assert_eq!(t.publish("t", None, one("b")).await.unwrap(), (0, 0));
+        assert_eq!(values_in(&memory).await, ["b"]);
+        assert_eq!(
+            control.injected(),
+            FaultCounts {
+                dropped: 1,
                 ..FaultCounts::default()
             }
         );

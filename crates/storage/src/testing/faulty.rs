@@ -1,0 +1,321 @@
+//! A [`Storage`] that fails or crashes at a chosen call, for simulations of a node whose
+//! database goes away or whose process dies in the middle of its work.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use offline_sync_model::{
+    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
+    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+};
+use sea_orm::DbErr;
+
+use crate::error::{Error, Result};
+use crate::{
+    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
+    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, ReplicaApplied,
+    ReplicaBatch, ReplicaProgress, ShipRecord, Storage, StoredDoc,
+};
+
+/// What happens at the chosen call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The call fails as an unreachable database does; nothing is written and later calls
+    /// work again.
+    Fail,
+    /// The process dies before the call reaches the database: nothing is written, and every
+    /// later write fails until the node is opened again.
+    CrashBefore,
+    /// The process dies after the call committed but before its caller learned it: the write
+    /// happened, the caller sees an error, and every later write fails until the node is
+    /// opened again.
+    CrashAfter,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Writes left before the fault fires, and the fault.
+    armed: Option<(u32, Fault)>,
+    crashed: bool,
+}
+
+/// The handle a test keeps to arm a [`FaultyStorage`] and to learn whether it crashed.
+#[derive(Clone, Debug, Default)]
+pub struct StorageFaults(Arc<Mutex<State>>);
+
+impl StorageFaults {
+    /// Fires `fault` at the write call after `after` more write calls (0: the next one).
+    pub fn arm(&self, after: u32, fault: Fault) {
+        self.state().armed = Some((after, fault));
+    }
+
+    /// Whether the node died: it must be opened again from its database.
+    pub fn crashed(&self) -> bool {
+        self.state().crashed
+    }
+
+    /// Disarms a fault that has not fired.
+    pub fn disarm(&self) {
+        self.state().armed = None;
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Before a write: whether it may reach the database, and whether the process dies right
+    /// after it.
+    fn before_write(&self) -> Result<bool> {
+        let mut s = self.state();
+        if s.crashed {
+            return Err(injected("the process has crashed"));
+        }
+        match s.armed {
+            Some((0, fault)) => {
+                s.armed = None;
+                match fault {
+                    Fault::Fail => Err(injected("injected database failure")),
+                    Fault::CrashBefore => {
+                        s.crashed = true;
+                        Err(injected("the process crashed before this write"))
+                    }
+                    Fault::CrashAfter => Ok(true),
+                }
+            }
+            Some((n, fault)) => {
+                s.armed = Some((n - 1, fault));
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+fn injected(what: &str) -> Error {
+    Error::Unavailable(DbErr::Custom(what.to_owned()))
+}
+
+/// Wraps a [`Storage`]: reads always pass, writes obey the armed [`Fault`].
+#[derive(Debug)]
+pub struct FaultyStorage {
+    inner: Arc<dyn Storage>,
+    faults: StorageFaults,
+}
+
+impl FaultyStorage {
+    /// `inner` behind a new, disarmed handle.
+    pub fn new(inner: Arc<dyn Storage>) -> (Self, StorageFaults) {
+        let faults = StorageFaults::default();
+        (
+            Self {
+                inner,
+                faults: faults.clone(),
+            },
+            faults,
+        )
+    }
+
+    async fn write<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        let dies_after = self.faults.before_write()?;
+        let result = call.await;
+        if dies_after {
+            self.faults.state().crashed = true;
+            return Err(injected("the process crashed after this write"));
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Storage for FaultyStorage {
+    async fn ping(&self) -> Result<std::time::Duration> {
+        self.inner.ping().await
+    }
+
+    async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
+        self.inner.document(ct, id).await
+    }
+
+    async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        self.inner.documents(ct, page).await
+    }
+
+    async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
+        self.inner.offset(topic, partition).await
+    }
+
+    async fn dead_letters(
+        &self,
+        status: Option<DeadLetterStatus>,
+        page: Page,
+    ) -> Result<(Vec<DeadLetter>, u64)> {
+        self.inner.dead_letters(status, page).await
+    }
+
+    async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
+        self.inner.dead_letter(id).await
+    }
+
+    async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
+        self.inner.dead_letter_counts().await
+    }
+
+    async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter> {
+        self.write(self.inner.settle_dead_letter(id, status, now_ms))
+            .await
+    }
+
+    async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.inner.due_dead_letters(now_ms, limit).await
+    }
+
+    async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter> {
+        self.write(self.inner.dead_letter_failed(id, next_retry_at_ms))
+            .await
+    }
+
+    async fn prune(&self, before_ms: u64) -> Result<u64> {
+        self.write(self.inner.prune(before_ms)).await
+    }
+
+    async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]> {
+        self.write(self.inner.signing_seed(generated, now_ms)).await
+    }
+
+    async fn peer_keys(&self) -> Result<Vec<PeerKey>> {
+        self.inner.peer_keys().await
+    }
+
+    async fn pin_peer_key(&self, key: &PeerKey) -> Result<PeerKey> {
+        self.write(self.inner.pin_peer_key(key)).await
+    }
+
+    async fn save_peer_key(&self, key: &PeerKey) -> Result<()> {
+        self.write(self.inner.save_peer_key(key)).await
+    }
+
+    async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
+        self.write(self.inner.audit(entry)).await
+    }
+
+    async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
+        self.inner.audit_log(page).await
+    }
+
+    async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
+        self.write(self.inner.prune_audit(before_ms)).await
+    }
+
+    async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
+        self.inner.replica_doc(ct, id).await
+    }
+
+    async fn local_write(
+        &self,
+        ship: &ShipId,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<LocalWritten> {
+        self.write(self.inner.local_write(ship, write, hlc, now_ms)).await
+    }
+
+    async fn outbox(
+        &self,
+        ship: &ShipId,
+        state: Option<OutboxState>,
+        page: Page,
+    ) -> Result<(Vec<OutboxEntry>, u64)> {
+        self.inner.outbox(ship, state, page).await
+    }
+
+    async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.inner.outbox_unsent(ship, limit).await
+    }
+
+    async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()> {
+        self.write(self.inner.outbox_mark_sent(from, up_to, now_ms)).await
+    }
+
+    async fn outbox_resend(&self, from: Seq) -> Result<u64> {
+        self.write(self.inner.outbox_resend(from)).await
+    }
+
+    async fn outbox_stats(&self) -> Result<OutboxStats> {
+        self.inner.outbox_stats().await
+    }
+
+    async fn replica_apply(
+        &self,
+        ship: &ShipId,
+        batch: &ReplicaBatch,
+        now_ms: u64,
+    ) -> Result<ReplicaApplied> {
+        self.write(self.inner.replica_apply(ship, batch, now_ms)).await
+    }
+
+    async fn replica_progress(&self) -> Result<ReplicaProgress> {
+        self.inner.replica_progress().await
+    }
+
+    async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
+        self.inner.master_doc(ct, id).await
+    }
+
+    async fn master_apply(
+        &self,
+        batch: &MasterBatch,
+        policies: &Policies,
+        now_ms: u64,
+    ) -> Result<MasterApplied> {
+        self.write(self.inner.master_apply(batch, policies, now_ms)).await
+    }
+
+    async fn master_write(
+        &self,
+        write: &LocalWrite,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(MasterDoc, Option<Commit>)> {
+        self.write(self.inner.master_write(write, hlc, now_ms)).await
+    }
+
+    async fn resolve_conflict(
+        &self,
+        id: ConflictId,
+        strategy: &Strategy,
+        hlc: Hlc,
+        now_ms: u64,
+    ) -> Result<(Conflict, Commit)> {
+        self.write(self.inner.resolve_conflict(id, strategy, hlc, now_ms))
+            .await
+    }
+
+    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
+        self.inner.conflicts(status, page).await
+    }
+
+    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
+        self.inner.count_conflicts(status).await
+    }
+
+    async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
+        self.inner.conflict(id).await
+    }
+
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>> {
+        self.inner.unpublished(limit).await
+    }
+
+    async fn mark_published(&self, up_to: u64) -> Result<()> {
+        self.write(self.inner.mark_published(up_to)).await
+    }
+
+    async fn ships(&self) -> Result<Vec<ShipRecord>> {
+        self.inner.ships().await
+    }
+
+    async fn last_csn(&self) -> Result<Csn> {
+        self.inner.last_csn().await
+    }
+}
