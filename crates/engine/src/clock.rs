@@ -70,3 +70,16 @@ impl Clock for TokioClock {
         self.start_ms.saturating_add(elapsed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_moves_with_paused_time() {
+        let clock = TokioClock::new(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        tokio::time::advance(std::time::Duration::from_secs(30)).await;
+        assert_eq!(clock.now_ms(), 31_000);
+    }
+}

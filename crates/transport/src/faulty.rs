@@ -613,6 +613,7 @@ mod tests {
         control.fail_next(3);
         control.lose_publish_acks(3);
         control.duplicate_publishes(3);
+        control.drop_publishes(3);
         control.set_delay(Duration::from_secs(3600));
         control.set_random(1, 1.0, 1.0, 1.0);
         control.clear();

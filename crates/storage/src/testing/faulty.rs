@@ -118,8 +118,13 @@ impl FaultyStorage {
     async fn write<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         let dies_after = self.faults.before_write()?;
         let result = call.await;
+        let mut state = self.faults.state();
         if dies_after {
-            self.faults.state().crashed = true;
+            state.crashed = true;
+        }
+        if state.crashed {
+            // The process died while this write ran (at its end, or in another task): it
+            // happened, but nobody lives to hear of it.
             return Err(injected("the process crashed after this write"));
         }
         result
@@ -317,5 +322,54 @@ impl Storage for FaultyStorage {
 
     async fn last_csn(&self) -> Result<Csn> {
         self.inner.last_csn().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::SeaStorage;
+
+    async fn storage() -> (Arc<dyn Storage>, FaultyStorage, StorageFaults) {
+        let inner: Arc<dyn Storage> = Arc::new(SeaStorage::connect("sqlite::memory:").await.unwrap());
+        let (faulty, faults) = FaultyStorage::new(inner.clone());
+        (inner, faulty, faults)
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_writes_nothing_and_the_next_one_works() {
+        let (inner, faulty, faults) = storage().await;
+        faults.arm(1, Fault::Fail);
+        faulty.signing_seed([1; 32], 0).await.unwrap();
+        assert!(
+            faulty.audit_log(Page::all()).await.is_ok(),
+            "reads are never counted"
+        );
+        assert!(faulty.prune(0).await.unwrap_err().is_retryable());
+        assert_eq!(faulty.prune(0).await.unwrap(), 0);
+        assert!(!faults.crashed());
+        assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [1; 32]);
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_a_write_writes_nothing_and_stops_every_later_write() {
+        let (inner, faulty, faults) = storage().await;
+        faults.arm(0, Fault::CrashBefore);
+        assert!(faulty.signing_seed([1; 32], 0).await.is_err());
+        assert!(faults.crashed());
+        assert!(faulty.signing_seed([3; 32], 0).await.is_err());
+        assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [2; 32]);
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_a_write_keeps_it_but_reports_a_failure() {
+        let (inner, faulty, faults) = storage().await;
+        faults.arm(0, Fault::CrashAfter);
+        assert!(faulty.signing_seed([1; 32], 0).await.is_err());
+        assert!(faults.crashed());
+        assert!(faulty.signing_seed([3; 32], 0).await.is_err());
+        assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [1; 32]);
     }
 }
