@@ -647,27 +647,6 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
     assert_eq!(ship.status().await.unwrap().resync_required, None);
 }
 
-macro_rules! on_both_masters {
-    ($($name:ident),* $(,)?) => {
-        mod postgres_master {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::support::MasterDb::Postgres.into()).await;
-                }
-            )*
-        }
-        mod sqlite_master {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::support::MasterDb::Sqlite.into()).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_masters!(
     a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped,
     a_commit_out_of_sequence_stops_applying,

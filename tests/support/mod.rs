@@ -6,6 +6,30 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+/// Runs each named `async fn name(setup: Setup)` of the test file as two tests, in modules
+/// `postgres_master` and `sqlite_master`.
+#[macro_export]
+macro_rules! on_both_masters {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_master {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::MasterDb::Postgres.into()).await;
+                }
+            )*
+        }
+        mod sqlite_master {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::MasterDb::Sqlite.into()).await;
+                }
+            )*
+        }
+    };
+}
+
 pub mod librdkafka;
 pub mod process;
 pub mod scenarios;
@@ -114,6 +138,15 @@ pub fn master_config() -> MasterConfig {
         poll_wait: Duration::ZERO,
         ship_partitions: 2,
         ..MasterConfig::default()
+    }
+}
+
+/// Copies a SQLite database file and its write-ahead log, if any.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::copy(from, to).unwrap();
+    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    if wal(from).exists() {
+        std::fs::copy(wal(from), wal(to)).unwrap();
     }
 }
 
@@ -259,6 +292,31 @@ impl Fleet {
         self.ships[i] = Replica::with_clock(self.ship_config(i), storage, Arc::new(link), self.clock.clone());
         self.links[i] = control;
         self.ship_faults[i] = faults;
+    }
+
+    /// Replaces replica `i`'s database with a copy of the files of `backup` (a database file
+    /// and its `-wal`, as `backup_ship` left them) and opens the replica on it, as after an
+    /// operator restored a backup.
+    pub async fn restore_ship(&mut self, i: usize, backup: &std::path::Path) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = self.dir.path().join(format!("ship-{i}-restored-{nanos}.db"));
+        copy_database(backup, &path);
+        self.ship_urls[i] = SeaStorage::sqlite_url(&path);
+        self.restart_ship(i).await;
+    }
+
+    /// Copies replica `i`'s database files (database and write-ahead log, read while the
+    /// replica is idle) to `to`: a backup as a file copy makes it.
+    pub fn backup_ship(&self, i: usize, to: &std::path::Path) {
+        let url = &self.ship_urls[i];
+        let path = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.split('?').next())
+            .expect("a replica on a SQLite file");
+        copy_database(std::path::Path::new(path), to);
     }
 
     /// Drops the master and opens it again from its database.

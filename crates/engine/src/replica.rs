@@ -508,11 +508,13 @@ impl Replica {
             self.inner.wake.notify_one();
         }
         if let Some(master_last) = applied.restored_below {
-            tracing::error!(
+            tracing::warn!(
                 ship = %self.ship(),
                 master_last_seq = master_last,
-                "the master applied more changes from this ship than its database holds: restored from a backup?"
+                renumbered = applied.renumbered,
+                "the master applied changes of this ship that its database did not write: it was restored from a backup; changes written since are renumbered and sent again"
             );
+            self.inner.wake.notify_one();
         }
         if let Some(gap) = gap {
             let e = Error::from(gap);

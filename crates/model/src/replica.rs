@@ -247,6 +247,24 @@ pub fn release_marks(mut doc: ReplicaDoc, seq: Seq) -> ReplicaDoc {
     doc
 }
 
+/// Gives the marks of outbox rows that were renumbered (`renumbered`: old seq → new seq) their
+/// rows' new seqs. A replica restored from a backup renumbers the rows the master never saw
+/// above the seqs the master applied from it before the restore.
+pub fn renumber_marks(mut doc: ReplicaDoc, renumbered: &std::collections::BTreeMap<Seq, Seq>) -> ReplicaDoc {
+    let renumber = |m: &mut Mark| {
+        if let Mark::Pending { seq } = m
+            && let Some(new) = renumbered.get(seq)
+        {
+            *seq = *new;
+        }
+    };
+    doc.marks.values_mut().for_each(renumber);
+    if let Some(m) = doc.delete_mark.as_mut() {
+        renumber(m);
+    }
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -443,5 +461,20 @@ mod tests {
             apply_commit(Some(doc), &c, &me(), &Sensitive::default()).fields["a"],
             json!(2)
         );
+    }
+
+    #[test]
+    fn renumbered_rows_keep_their_marks() {
+        let mut doc = created(json!({"a": 1, "b": 2}));
+        doc.marks.insert("b".into(), Mark::Held { conflict: 7, seq: 1 });
+        doc.delete_mark = Some(Mark::Pending { seq: 1 });
+        let doc = renumber_marks(doc, &[(1, 9)].into());
+        assert_eq!(doc.marks["a"], Mark::Pending { seq: 9 });
+        assert_eq!(
+            doc.marks["b"],
+            Mark::Held { conflict: 7, seq: 1 },
+            "a held mark names an applied seq"
+        );
+        assert_eq!(doc.delete_mark, Some(Mark::Pending { seq: 9 }));
     }
 }

@@ -294,9 +294,11 @@ pub struct ReplicaApplied {
     pub acked: u64,
     /// Outbox rows to send again (gap acknowledgements).
     pub resend: u64,
-    /// The master applied more from this ship than it ever wrote: its database was restored
-    /// from a backup. Holds the master's last seq.
+    /// The master applied seqs of this ship that this database did not write (or not as
+    /// these changes): it was restored from a backup. Holds the highest such seq known.
     pub restored_below: Option<Seq>,
+    /// Unanswered outbox rows given new seqs above it, to be sent again.
+    pub renumbered: u64,
 }
 
 /// Applied CSN and last seq of a replica.

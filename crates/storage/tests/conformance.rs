@@ -25,6 +25,22 @@ fn fields(v: serde_json::Value) -> Fields {
     v.as_object().unwrap().clone()
 }
 
+/// The master's commit of this ship's change `seq` at `csn`, written with `Hlc::default()`.
+fn echo(seq: u64, csn: u64, id: DocumentId) -> Message {
+    Message::Commit(offline_sync_model::Commit {
+        csn,
+        origin: offline_sync_model::Origin::Ship(ship()),
+        seq: Some(seq),
+        ct: ct(),
+        id,
+        op: CommitOp::Patch,
+        fields: fields(json!({})),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    })
+}
+
 fn change(seq: u64, id: DocumentId, op: Op, f: serde_json::Value, base: u64) -> Change {
     Change {
         ship: ship(),
@@ -266,6 +282,8 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
         messages: vec![
             other,
             ack(2, AckOutcome::Gap { expected: 2 }),
+            // Row 1's echo answers it; the duplicate answer after it then changes nothing.
+            echo(1, 1, id),
             ack(1, AckOutcome::Duplicate { last_seq: 1 }),
         ],
         dead_letters: vec![NewDeadLetter {
@@ -347,11 +365,18 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: SeaStorage) {
         synced: None,
     };
     let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
-    assert_eq!(out.restored_below, Some(40));
+    assert_eq!((out.restored_below, out.renumbered), (Some(40), 1));
+    let stats = s.outbox_stats().await.unwrap();
     assert_eq!(
-        s.outbox_stats().await.unwrap().unacked(),
-        1,
-        "the new write stays unanswered"
+        (stats.unacked(), stats.first_unsent_seq, stats.last_seq),
+        (1, Some(41), 41),
+        "the new write stays unanswered, renumbered above the master's last seq, to be sent"
+    );
+    let doc = s.replica_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(
+        doc.marks.get("a"),
+        Some(&offline_sync_model::Mark::Pending { seq: 41 }),
+        "its mark follows it"
     );
     let (letters, _) = s.dead_letters(None, Page::default()).await.unwrap();
     assert!(
@@ -585,13 +610,8 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
     .unwrap();
     s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
     s.outbox_mark_sent(1, 2, 3).await.unwrap();
-    let ack = Message::Ack(offline_sync_model::Ack {
-        ship: ship(),
-        seq: 1,
-        outcome: AckOutcome::Duplicate { last_seq: 1 },
-    });
     let batch = ReplicaBatch {
-        messages: vec![ack],
+        messages: vec![echo(1, 1, id)],
         dead_letters: vec![],
         offset: TopicOffset {
             topic: "master-updates".into(),

@@ -1,8 +1,8 @@
 //! Replica side: local writes with their outbox rows, and the inbox from `master-updates`.
 
 use offline_sync_model::{
-    AckOutcome, Change, ContentType, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId, Unseen, apply_commit,
-    local_write as decide_local, release_marks,
+    AckOutcome, Change, Commit, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId,
+    Unseen, apply_commit, local_write as decide_local, release_marks, renumber_marks,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -246,10 +246,38 @@ pub(super) async fn apply(
                     .as_ref()
                     .is_some_and(|types| !types.contains(&commit.ct))
                 {
+                    // An echo of a type synced no longer still answers its row.
+                    if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq)
+                        && wrote(txn, seq, commit, last_seq).await?
+                    {
+                        out.acked += settle(
+                            txn,
+                            seq,
+                            true,
+                            OutboxState::Acked,
+                            &format!("applied at csn {}", commit.csn),
+                            now_ms,
+                        )
+                        .await?;
+                    }
                     applied_csn = commit.csn;
                     out.passed += 1;
                     continue;
                 }
+                // A commit of this ship's seq is its echo only if this database wrote that
+                // change: after a restore from a backup, the seq may name a change the
+                // database lost and a new one written since.
+                let mut foreign = None;
+                if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq)
+                    && !wrote(txn, seq, commit, last_seq).await?
+                {
+                    out.restored_below = out.restored_below.max(Some(seq));
+                    foreign = Some(Commit {
+                        seq: None,
+                        ..commit.clone()
+                    });
+                }
+                let commit = foreign.as_ref().unwrap_or(commit);
                 let doc = common::replica_doc(txn, &commit.ct, commit.id).await?;
                 let doc = apply_commit(doc, commit, ship, &batch.sensitive);
                 common::save_replica_doc(txn, &doc, now_ms).await?;
@@ -267,12 +295,13 @@ pub(super) async fn apply(
                 AckOutcome::Duplicate {
                     last_seq: master_last,
                 } => {
-                    if *master_last > last_seq {
-                        // The master applied seqs this database never wrote: it was restored
-                        // from a backup, and this row's seq was used before. Acknowledging it
-                        // would drop a write the master never saw, so it stays unanswered
-                        // (and visible) until it is renumbered.
-                        out.restored_below = Some(*master_last);
+                    if *master_last > last_seq || unanswered(txn, ack.seq).await? {
+                        // The master applied this seq already, but not as this row: its echo
+                        // came first on `master-updates` and would have answered it. The
+                        // database was restored from a backup and the seq used twice;
+                        // acknowledging the row would drop a write the master never saw, so
+                        // it is renumbered below.
+                        out.restored_below = out.restored_below.max(Some(*master_last));
                     } else {
                         out.acked +=
                             settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
@@ -300,8 +329,80 @@ pub(super) async fn apply(
             Message::Ack(_) | Message::Change(_) | Message::Heartbeat(_) => {}
         }
     }
+    if let Some(master_last) = out.restored_below {
+        out.renumbered = renumber_after_restore(txn, master_last, now_ms).await?;
+    }
     common::insert_dead_letters(txn, &batch.dead_letters, now_ms).await?;
     common::set_counter(txn, APPLIED_CSN, applied_csn).await?;
     common::set_offset(txn, &batch.offset).await?;
     Ok(out)
+}
+
+/// Whether this database wrote the change the master committed as `commit` (its seq): its
+/// outbox row has the same hybrid logical time. A row pruned since is taken as written when
+/// the seq is not above the last one given out.
+async fn wrote(txn: &DatabaseTransaction, seq: Seq, commit: &Commit, last_seq: Seq) -> Result<bool> {
+    Ok(match outbox::Entity::find_by_id(to_i64(seq)).one(txn).await? {
+        Some(row) => {
+            to_u64(row.hlc_ms) == commit.hlc.ms && u32::try_from(row.hlc_c).ok() == Some(commit.hlc.c)
+        }
+        None => seq <= last_seq,
+    })
+}
+
+/// Whether outbox row `seq` exists and is not answered yet.
+async fn unanswered(txn: &DatabaseTransaction, seq: Seq) -> Result<bool> {
+    let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
+    let n = outbox::Entity::find()
+        .filter(outbox::Column::Seq.eq(to_i64(seq)))
+        .filter(outbox::Column::State.is_in(unacked))
+        .count(txn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// After a restore from a backup: gives the unanswered rows whose seqs the master already used
+/// (up to `master_last`) new seqs above both that and this database's own counter, in their
+/// order, with their documents' marks, and queues them to be sent; returns how many. They keep
+/// their original bases, so the master judges them as written.
+async fn renumber_after_restore(txn: &DatabaseTransaction, master_last: Seq, now_ms: u64) -> Result<u64> {
+    let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
+    let rows = outbox::Entity::find()
+        .filter(outbox::Column::State.is_in(unacked))
+        .filter(outbox::Column::Seq.lte(to_i64(master_last)))
+        .order_by_asc(outbox::Column::Seq)
+        .all(txn)
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut next = common::counter(txn, SEQ).await?.max(master_last);
+    let mut renumbered = std::collections::BTreeMap::new();
+    let mut docs = std::collections::BTreeSet::new();
+    for row in &rows {
+        next += 1;
+        renumbered.insert(to_u64(row.seq), next);
+        docs.insert((row.content_type.clone(), row.document_id.clone()));
+    }
+    // The new seqs are above every seq in the table, so no update meets another row.
+    for (old, new) in &renumbered {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Seq, Expr::value(to_i64(*new)))
+            .col_expr(outbox::Column::State, Expr::value(OutboxState::Pending.as_str()))
+            .col_expr(outbox::Column::SentAtMs, Expr::value(Option::<i64>::None))
+            .filter(outbox::Column::Seq.eq(to_i64(*old)))
+            .exec(txn)
+            .await?;
+    }
+    for (ct, id) in docs {
+        let ct = ContentType::new(ct).map_err(|e| Error::corrupt(e.to_string()))?;
+        let id: DocumentId = id
+            .parse()
+            .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+        if let Some(doc) = common::replica_doc(txn, &ct, id).await? {
+            common::save_replica_doc(txn, &renumber_marks(doc, &renumbered), now_ms).await?;
+        }
+    }
+    common::set_counter(txn, SEQ, next).await?;
+    Ok(u64::try_from(renumbered.len()).unwrap_or(u64::MAX))
 }
