@@ -240,13 +240,13 @@ pub(crate) fn fit_batch<K>(records: Vec<(K, Vec<u8>)>) -> Vec<(K, Vec<u8>)> {
 
 /// Publishes `values` in one batch, or, when the broker refuses it as larger than it takes
 /// (its `message.max.bytes` below what this node sends), the first half of it, down to one
-/// record. Returns how many of the values went out and their bytes.
+/// record. Returns how many of the values went out, their bytes and the offset of the first.
 pub(crate) async fn publish_fitting(
     transport: &dyn offline_sync_transport::Transport,
     topic: &str,
     key: Option<&[u8]>,
     mut values: Vec<Vec<u8>>,
-) -> offline_sync_transport::Result<(usize, usize)> {
+) -> offline_sync_transport::Result<(usize, usize, i64)> {
     loop {
         let count = values.len();
         let bytes = values.iter().map(Vec::len).sum::<usize>();
@@ -255,7 +255,7 @@ pub(crate) async fn publish_fitting(
                 tracing::warn!(topic, records = count, bytes, %reason, "the broker refused the batch as too large: halving it");
                 values.truncate(count / 2);
             }
-            r => return r.map(|_| (count, bytes)),
+            r => return r.map(|(_, first)| (count, bytes, first)),
         }
     }
 }

@@ -22,12 +22,12 @@ pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
 pub use keys::{KeyAdmin, SigningConfig};
-pub use master::{Master, MasterStatus, ShipStatus};
+pub use master::{MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot};
 pub use replica::{Replica, ReplicaStatus};
 pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
     AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus, NewAuditEntry,
-    OutboxEntry, OutboxState, Page, PeerKey, ShipRecord, StoredDoc,
+    OutboxEntry, OutboxState, Page, PeerKey, Published, ShipRecord, StoredDoc,
 };

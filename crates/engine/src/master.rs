@@ -10,7 +10,7 @@ use offline_sync_model::{
     MASTER_SIGNER, Message, Strategy,
 };
 use offline_sync_storage::{
-    AuditEntry, MasterBatch, NewAuditEntry, Page, ShipRecord, Storage, StoredDoc, TopicOffset,
+    AuditEntry, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
 };
 use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
@@ -49,6 +49,22 @@ pub(crate) struct Inner {
 }
 
 /// A ship with its online state.
+/// Most documents in one page of [`Master::snapshot`].
+pub const MAX_SNAPSHOT_PAGE: u64 = 5_000;
+
+/// A page of the master's state for a resync (see [`Master::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The last commit published and the offset after its record, read before the page.
+    pub at: Published,
+    /// Documents and tombstones, sensitive fields left out.
+    pub documents: Vec<StoredDoc>,
+    /// Where the next page starts, when this one was full.
+    pub next: Option<(ContentType, DocumentId)>,
+    /// The last seq the master applied from the ship asked about (none: never heard of it).
+    pub last_seq: Option<offline_sync_model::Seq>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShipStatus {
     /// What the registry holds.
@@ -538,11 +554,11 @@ impl Master {
         let _p = self.inner.publisher.lock().await;
         self.ensure_topics().await?;
         let rows = self.inner.storage.unpublished(self.inner.cfg.batch_size).await?;
-        let rows = crate::config::fit_batch(rows.into_iter().map(|r| (r.id, r.payload)).collect());
+        let rows = crate::config::fit_batch(rows.into_iter().map(|r| ((r.id, r.csn), r.payload)).collect());
         if rows.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
+        let ids: Vec<(u64, Option<Csn>)> = rows.iter().map(|r| r.0).collect();
         let keys = self.keys().await?;
         let values: Vec<Vec<u8>> = rows
             .into_iter()
@@ -559,9 +575,17 @@ impl Master {
             values,
         )
         .await;
-        let (n, bytes) = self.transport(r)?;
+        let (n, bytes, first) = self.transport(r)?;
         self.inner.stats.sent(bytes);
-        self.inner.storage.mark_published(ids[n - 1]).await?;
+        // The last commit of what went out, and the offset after its record: where a replica
+        // that takes the master's state now reads on.
+        let last = ids[..n].iter().enumerate().rev().find_map(|(i, (_, csn))| {
+            csn.map(|csn| offline_sync_storage::Published {
+                csn,
+                next_offset: first + i64::try_from(i).unwrap_or(i64::MAX) + 1,
+            })
+        });
+        self.inner.storage.mark_published(ids[n - 1].0, last).await?;
         Ok(n)
     }
 
@@ -643,6 +667,51 @@ impl Master {
     /// Committed messages not yet published on `master-updates`, counted up to 10,000.
     pub async fn unpublished_count(&self) -> Result<u64> {
         Ok(self.inner.storage.unpublished(10_000).await?.len() as u64)
+    }
+
+    /// A page of the master's state for a replica's resync: the documents and tombstones
+    /// changed above `after`, ordered by content type then id, from after `from`, at most
+    /// `limit` (1 to [`MAX_SNAPSHOT_PAGE`]); sensitive fields never leave the master. With
+    /// `ship`, the last seq the master applied from it. `at` is read before the page: a
+    /// replica keeps the `at` of its first page, applies every page, then reads
+    /// `master-updates` on from `at.next_offset` with `at.csn` as its applied CSN; commits it
+    /// then reads again over a newer page converge to the same state.
+    pub async fn snapshot(
+        &self,
+        after: Csn,
+        from: Option<(ContentType, DocumentId)>,
+        limit: u64,
+        ship: Option<&offline_sync_model::ShipId>,
+    ) -> Result<Snapshot> {
+        if !(1..=MAX_SNAPSHOT_PAGE).contains(&limit) {
+            return Err(Error::Invalid {
+                reason: format!("a snapshot page holds 1 to {MAX_SNAPSHOT_PAGE} documents, not {limit}"),
+            });
+        }
+        let storage = &self.inner.storage;
+        let at = storage.published().await?;
+        let mut documents = storage.snapshot(after, from, limit).await?;
+        for d in &mut documents {
+            self.inner.cfg.sensitive.strip(&mut d.fields);
+        }
+        let next = (documents.len() as u64 == limit)
+            .then(|| documents.last().map(|d| (d.content_type.clone(), d.id)))
+            .flatten();
+        let last_seq = match ship {
+            Some(ship) => storage
+                .ships()
+                .await?
+                .into_iter()
+                .find(|s| &s.ship == ship)
+                .map(|s| s.last_seq),
+            None => None,
+        };
+        Ok(Snapshot {
+            at,
+            documents,
+            next,
+            last_seq,
+        })
     }
 
     /// The last CSN committed.

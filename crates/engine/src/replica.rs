@@ -406,7 +406,7 @@ impl Replica {
             values,
         )
         .await;
-        let (count, bytes) = self.transport(r)?;
+        let (count, bytes, _) = self.transport(r)?;
         let last = seqs[count - 1];
         self.inner.stats.sent(bytes);
         {

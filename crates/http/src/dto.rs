@@ -231,6 +231,30 @@ impl ResolveBody {
     }
 }
 
+/// A page of the master's state for a resync.
+pub(crate) fn snapshot(s: offline_sync_engine::Snapshot) -> Value {
+    let docs: Vec<Value> = s
+        .documents
+        .into_iter()
+        .map(|d| {
+            json!({
+                "contentType": d.content_type.as_str(),
+                "documentId": d.id.to_string(),
+                "fields": d.fields,
+                "deleted": d.deleted,
+                "version": d.version,
+            })
+        })
+        .collect();
+    json!({
+        "at": s.at.csn,
+        "offset": s.at.next_offset,
+        "lastSeq": s.last_seq,
+        "documents": docs,
+        "next": s.next.map(|(ct, id)| format!("{}/{id}", ct.as_str())),
+    })
+}
+
 /// A ship of the master's registry, with its lag behind `last_csn`.
 pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
     let r = s.record;

@@ -194,6 +194,19 @@ pub(crate) mod spec {
         json!({"responses": {"200": ok("Unanswered local changes", data_of(reference("PendingCount")))}})
     }
 
+    pub(crate) fn snapshot() -> Value {
+        let param = |name: &str, schema: Value, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
+        json!({"parameters": [
+                   param("after", json!({"type": "integer", "minimum": 0}), "Only what changed above this CSN (the replica's applied CSN; default 0: everything)"),
+                   param("from", json!({"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}),
+                         "{contentType}/{documentId}: the page starts after this document (the previous page's next)"),
+                   param("limit", json!({"type": "integer", "minimum": 1, "maximum": 5000}), "Documents per page (default 500)"),
+                   param("ship", json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}), "A ship id: the answer then says the last seq the master applied from it"),
+               ],
+               "responses": {"200": ok("Documents and tombstones ordered by content type and id, with the point to read master-updates on from", data_of(reference("Snapshot"))),
+                             "400": error_response("A parameter is not valid")}})
+    }
+
     pub(crate) fn ships() -> Value {
         json!({"responses": {"200": ok("Every registered ship", data_of(json!({"type": "array", "items": reference("Ship")})))}})
     }
@@ -432,6 +445,13 @@ fn schemas() -> Value {
                 "status": {"type": "string", "enum": ["pending", "sent", "acked", "rejected"]},
                 "outcome": nstring, "baseVersion": int, "fields": {"type": "object"},
                 "createdAt": string, "sentAt": nstring}},
+        "Snapshot": {"type": "object", "required": ["at", "offset", "documents", "next"],
+            "properties": {"at": int, "offset": int, "lastSeq": nint,
+                "documents": {"type": "array", "items": {"type": "object",
+                    "required": ["contentType", "documentId", "fields", "deleted", "version"],
+                    "properties": {"contentType": string, "documentId": string, "fields": {"type": "object"},
+                                   "deleted": {"type": "boolean"}, "version": int}}},
+                "next": nstring}},
         "PendingCount": {"type": "object", "required": ["pending", "unsent", "inFlight", "rejected"],
             "properties": {"pending": int, "unsent": int, "inFlight": int, "rejected": int, "oldestUnackedAgeMs": nint}},
         "DeadLetter": {"type": "object", "required": ["id", "topic", "partition", "offset", "payload", "reason", "status"],

@@ -81,6 +81,7 @@ pub(crate) static OPS: &[Op] = &[
     op!(POST "/api/offline-sync/pull", Replica, Admin, "pull", "sync", "Apply what the master published, now", sync::pull, spec::pull),
     op!(GET "/api/offline-sync/queue", Replica, Read, "listQueue", "sync", "The outbox: local changes and their delivery state", sync::queue, spec::queue),
     op!(GET "/api/offline-sync/queue/pending", Replica, Read, "getPendingCount", "sync", "How many local changes the master has not answered", sync::pending, spec::pending),
+    op!(GET "/api/offline-sync/snapshot", Master, Read, "getSnapshot", "sync", "A page of the master's state for a replica's resync", sync::snapshot, spec::snapshot),
     op!(GET "/api/offline-sync/ships", Master, Read, "listShips", "sync", "The ship registry", sync::ships, spec::ships),
     op!(GET "/api/offline-sync/conflicts", Master, Read, "listConflicts", "conflicts", "Conflicts (open ones unless status says otherwise)", conflicts::list, spec::conflicts),
     op!(GET "/api/offline-sync/conflicts/{id}", Master, Read, "getConflict", "conflicts", "One conflict", conflicts::get, spec::conflict),

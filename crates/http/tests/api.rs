@@ -531,3 +531,100 @@ async fn a_replica_stopped_at_a_csn_gap_says_so() {
         (503, "resync_required")
     );
 }
+
+/// The master serves its state in pages for a resync: tombstones included, sensitive fields
+/// left out, with the published point to read `master-updates` on from — the record before
+/// `offset` is the commit `at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_serves_its_state_in_pages_for_a_resync() {
+    let api = Api::start(Mode::Master, true).await;
+    let Some(Node::Master(m)) = api.slot.get() else {
+        panic!("a master");
+    };
+    let ct = "api::article.article";
+    let mut ids = vec![];
+    for n in 0..3 {
+        let a = api
+            .json(
+                "POST",
+                &format!("/api/documents/{ct}"),
+                json!({"data": {"n": n, "password": "secret"}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        ids.push(a.json()["data"]["documentId"].as_str().unwrap().to_owned());
+    }
+    let gone = api
+        .call("DELETE", &format!("/api/documents/{ct}/{}", ids[0]), None, "")
+        .await;
+    assert!(gone.status < 300, "{}", gone.body);
+    m.publish_all().await.unwrap();
+
+    let first = api.get("/api/offline-sync/snapshot?limit=2&ship=ship-x").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let page = first.json()["data"].clone();
+    assert_eq!(page["at"], json!(4), "{page}");
+    assert_eq!(page["lastSeq"], Value::Null, "a ship never heard of");
+    let next = &page["next"];
+    let rest = api
+        .get(&format!(
+            "/api/offline-sync/snapshot?limit=2&from={}",
+            next.as_str().unwrap()
+        ))
+        .await
+        .json()["data"]
+        .clone();
+    assert_eq!(rest["next"], Value::Null);
+    let docs: Vec<Value> = page["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["documents"].as_array().unwrap())
+        .cloned()
+        .collect();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        docs.iter()
+            .map(|d| d["documentId"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        want
+    );
+    for d in &docs {
+        assert!(
+            d["fields"].get("password").is_none(),
+            "a sensitive field left the master: {d}"
+        );
+        assert_eq!(d["deleted"], json!(d["documentId"] == json!(ids[0])));
+    }
+    let above = api.get("/api/offline-sync/snapshot?after=3").await.json()["data"].clone();
+    assert_eq!(
+        above["documents"].as_array().unwrap().len(),
+        1,
+        "only the delete is above CSN 3"
+    );
+
+    let offset = page["offset"].as_i64().unwrap();
+    let fetched = api
+        .transport
+        .fetch("master-updates", 0, offset - 1, 1, Duration::ZERO)
+        .await
+        .unwrap();
+    let record = offline_sync_model::unseal(&fetched.records[0].record.value).unwrap();
+    match offline_sync_model::decode(record.msg).unwrap() {
+        offline_sync_model::Message::Commit(c) => assert_eq!(c.csn, 4),
+        other => panic!("the record before the offset is {other:?}"),
+    }
+
+    for bad in [
+        "limit=0",
+        "limit=5001",
+        "from=api::article.article",
+        "from=a/b",
+        "after=x",
+        "surprise=1",
+    ] {
+        let a = api.get(&format!("/api/offline-sync/snapshot?{bad}")).await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+    }
+}

@@ -23,8 +23,8 @@ pub use sea::{MasterLock, SeaStorage};
 pub use types::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
     LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry, OutboxState,
-    OutboxStats, Page, PeerKey, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
-    TopicOffset, Unreadable,
+    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
+    StoredDoc, TopicOffset, Unreadable,
 };
 
 /// Durable state of one node (master or replica).
@@ -211,8 +211,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Up to `limit` broadcast rows not yet published, in commit order.
     async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>>;
 
-    /// Marks broadcast rows with id ≤ `up_to` as published. Safe to repeat.
-    async fn mark_published(&self, up_to: u64) -> Result<()>;
+    /// Marks broadcast rows with id ≤ `up_to` as published, and keeps `last` (the last commit
+    /// among them and the offset after its record) as the point a resync continues from,
+    /// unless a later commit is kept already. One transaction. Safe to repeat.
+    async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()>;
+
+    /// The last commit published, as [`Storage::mark_published`] kept it (all zero when
+    /// nothing was). Read-only.
+    async fn published(&self) -> Result<Published>;
+
+    /// A page of the master's state for a resync: documents and tombstones whose version is
+    /// above `after`, ordered by content type then id, starting after `from` (exclusive), at
+    /// most `limit`. Read-only; the same call gives the same page while nothing is written.
+    async fn snapshot(
+        &self,
+        after: Csn,
+        from: Option<(ContentType, DocumentId)>,
+        limit: u64,
+    ) -> Result<Vec<StoredDoc>>;
 
     /// The ship registry.
     async fn ships(&self) -> Result<Vec<ShipRecord>>;

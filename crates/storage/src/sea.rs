@@ -19,8 +19,8 @@ use crate::Storage;
 use crate::error::{Error, Result};
 use crate::types::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
-    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, ReplicaApplied,
-    ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
+    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
+    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
 };
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
@@ -371,8 +371,23 @@ impl Storage for SeaStorage {
         master::unpublished(&self.db, limit).await
     }
 
-    async fn mark_published(&self, up_to: u64) -> Result<()> {
-        master::mark_published(&self.db, up_to).await
+    async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
+        let txn = self.db.begin().await?;
+        let out = master::mark_published(&txn, up_to, last).await;
+        finish(txn, out).await
+    }
+
+    async fn published(&self) -> Result<Published> {
+        master::published(&self.db).await
+    }
+
+    async fn snapshot(
+        &self,
+        after: Csn,
+        from: Option<(ContentType, DocumentId)>,
+        limit: u64,
+    ) -> Result<Vec<StoredDoc>> {
+        common::snapshot(&self.db, after, from, limit).await
     }
 
     async fn ships(&self) -> Result<Vec<ShipRecord>> {

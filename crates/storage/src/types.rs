@@ -363,8 +363,21 @@ pub struct MasterApplied {
 pub struct Broadcast {
     /// Commit order.
     pub id: u64,
+    /// The CSN of the commit it carries; `None` for an acknowledgement.
+    pub csn: Option<Csn>,
     /// The encoded envelope.
     pub payload: Vec<u8>,
+}
+
+/// The last commit published on `master-updates` and where the record after it lies: a
+/// replica that took the master's state at `csn` reads on from `next_offset`, and every commit
+/// above `csn` is there or later.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// The commit's CSN (0: nothing published yet).
+    pub csn: Csn,
+    /// The offset of the record after it on partition 0 of `master-updates`.
+    pub next_offset: i64,
 }
 
 /// A ship as the master's registry knows it.

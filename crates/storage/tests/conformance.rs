@@ -8,8 +8,8 @@ use offline_sync_model::{
     Hlc, LocalWrite, Message, Op, Policies, ShipId, Strategy, decode,
 };
 use offline_sync_storage::{
-    DeadLetterCounts, DeadLetterStatus, Error, MasterBatch, NewDeadLetter, OutboxState, Page, ReplicaBatch,
-    SeaStorage, Storage, TopicOffset,
+    DeadLetterCounts, DeadLetterStatus, Error, MasterBatch, NewDeadLetter, OutboxState, Page, Published,
+    ReplicaBatch, SeaStorage, Storage, TopicOffset,
 };
 use serde_json::json;
 
@@ -66,7 +66,7 @@ fn offset(next: i64) -> TopicOffset {
 async fn published(s: &SeaStorage) -> Vec<Message> {
     let rows = s.unpublished(1000).await.unwrap();
     if let Some(last) = rows.last() {
-        s.mark_published(last.id).await.unwrap();
+        s.mark_published(last.id, None).await.unwrap();
     }
     rows.iter().map(|b| decode(&b.payload).unwrap()).collect()
 }
@@ -580,7 +580,7 @@ pub async fn master_local_writes_are_broadcast_in_commit_order(s: SeaStorage) {
     assert_eq!(s.documents(None, Page::default()).await.unwrap().1, 0);
     let rows = s.unpublished(1).await.unwrap();
     assert_eq!(rows.len(), 1);
-    s.mark_published(rows[0].id).await.unwrap();
+    s.mark_published(rows[0].id, None).await.unwrap();
     let rest = s.unpublished(10).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert!(rest[0].id > rows[0].id);
@@ -645,7 +645,7 @@ pub async fn retention_prunes_only_answered_rows(s: SeaStorage) {
     .await
     .unwrap();
     let first = s.unpublished(1).await.unwrap();
-    s.mark_published(first[0].id).await.unwrap();
+    s.mark_published(first[0].id, None).await.unwrap();
 
     assert_eq!(s.prune(10).await.unwrap(), 0, "nothing is older than the cut-off");
     assert_eq!(
@@ -1102,6 +1102,77 @@ pub async fn keys_are_kept_once_and_the_audit_log_is_pruned_by_age(s: SeaStorage
     assert_eq!((total, log[0].entry.action.as_str()), (1, "discard"));
 }
 
+pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: SeaStorage) {
+    let write = |id, f| LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(f),
+    };
+    let mut ids: Vec<DocumentId> = (0..5).map(|_| DocumentId::new_v7()).collect();
+    ids.sort_by_key(|id| id.to_string());
+    for (n, id) in ids.iter().enumerate() {
+        s.master_write(&write(*id, json!({"n": n})), Hlc::default(), 1)
+            .await
+            .unwrap();
+    }
+    s.master_write(
+        &LocalWrite::Delete {
+            content_type: ct(),
+            id: ids[1],
+        },
+        Hlc::default(),
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.published().await.unwrap(),
+        Published::default(),
+        "nothing published yet"
+    );
+
+    // Everything above CSN 0, two at a time: tombstones included, each document once.
+    let mut seen = vec![];
+    let mut from = None;
+    loop {
+        let page = s.snapshot(0, from.clone(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        from = page.last().map(|d| (d.content_type.clone(), d.id));
+        seen.extend(page);
+    }
+    assert_eq!(seen.iter().map(|d| d.id).collect::<Vec<_>>(), ids);
+    assert!(
+        seen[1].deleted && seen[1].version == 6,
+        "the tombstone with its CSN"
+    );
+    // Only what changed above a replica's applied CSN.
+    let above = s.snapshot(4, None, 10).await.unwrap();
+    assert_eq!(
+        above.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[4]]
+    );
+
+    let rows = s.unpublished(10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.csn).collect::<Vec<_>>(),
+        (1..=6).map(Some).collect::<Vec<_>>()
+    );
+    let at = |csn, next_offset| Published { csn, next_offset };
+    s.mark_published(rows[2].id, Some(at(3, 3))).await.unwrap();
+    assert_eq!(s.published().await.unwrap(), at(3, 3));
+    s.mark_published(rows[2].id, Some(at(2, 9))).await.unwrap();
+    assert_eq!(
+        s.published().await.unwrap(),
+        at(3, 3),
+        "an older commit never moves it back"
+    );
+    s.mark_published(rows[5].id, Some(at(6, 12))).await.unwrap();
+    assert_eq!(s.published().await.unwrap(), at(6, 12));
+    assert!(s.unpublished(10).await.unwrap().is_empty());
+}
+
 macro_rules! storage_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1110,6 +1181,12 @@ macro_rules! storage_suite {
             async fn make(label: &'static str) -> SeaStorage {
                 let make = $make;
                 make(label).await
+            }
+
+            #[tokio::test]
+            async fn the_master_serves_its_state_in_pages_from_a_published_point() {
+                super::the_master_serves_its_state_in_pages_from_a_published_point(make("snapshot").await)
+                    .await;
             }
 
             #[tokio::test]

@@ -114,6 +114,51 @@ pub(crate) async fn pending(state: web::Data<AppState>) -> Result<HttpResponse> 
     }))))
 }
 
+/// `after`, `from` (`{contentType}/{documentId}`: the page starts after it), `limit`, `ship`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotQuery {
+    after: Option<u64>,
+    from: Option<String>,
+    limit: Option<u64>,
+    ship: Option<String>,
+}
+
+/// Default documents per snapshot page.
+const SNAPSHOT_PAGE: u64 = 500;
+
+pub(crate) async fn snapshot(
+    state: web::Data<AppState>,
+    query: web::Query<SnapshotQuery>,
+) -> Result<HttpResponse> {
+    let q = query.into_inner();
+    let from = match q.from {
+        None => None,
+        Some(from) => {
+            let (ct, id) = from
+                .rsplit_once('/')
+                .ok_or_else(|| ApiError::bad_request("from: expected {contentType}/{documentId}"))?;
+            Some((
+                offline_sync_model::ContentType::new(ct)
+                    .map_err(|e| ApiError::bad_request(format!("from: {e}")))?,
+                id.parse()
+                    .map_err(|e: offline_sync_model::Error| ApiError::bad_request(format!("from: {e}")))?,
+            ))
+        }
+    };
+    let ship = q
+        .ship
+        .map(offline_sync_model::ShipId::new)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("ship: {e}")))?;
+    let m = state.master()?;
+    let (after, limit) = (q.after.unwrap_or(0), q.limit.unwrap_or(SNAPSHOT_PAGE));
+    let s = state
+        .run(async move { m.snapshot(after, from, limit, ship.as_ref()).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::snapshot(s))))
+}
+
 pub(crate) async fn ships(state: web::Data<AppState>) -> Result<HttpResponse> {
     let m = state.master()?;
     let (ships, last_csn) = state

@@ -393,6 +393,32 @@ pub(super) async fn documents<C: ConnectionTrait>(
     Ok((docs, total))
 }
 
+pub(super) async fn snapshot<C: ConnectionTrait>(
+    c: &C,
+    after: u64,
+    from: Option<(ContentType, DocumentId)>,
+    limit: u64,
+) -> Result<Vec<StoredDoc>> {
+    use documents::Column as D;
+    let mut q = documents::Entity::find().filter(D::Version.gt(to_i64(after)));
+    if let Some((ct, id)) = from {
+        q = q.filter(
+            sea_orm::Condition::any().add(D::ContentType.gt(ct.as_str())).add(
+                sea_orm::Condition::all()
+                    .add(D::ContentType.eq(ct.as_str()))
+                    .add(D::DocumentId.gt(id.to_string())),
+            ),
+        );
+    }
+    let rows = q
+        .order_by_asc(D::ContentType)
+        .order_by_asc(D::DocumentId)
+        .limit(limit)
+        .all(c)
+        .await?;
+    rows.into_iter().map(stored).collect()
+}
+
 async fn upsert<C: ConnectionTrait>(c: &C, row: documents::Model) -> Result<()> {
     use documents::Column as D;
     documents::Entity::insert(documents::ActiveModel {

@@ -17,7 +17,7 @@ use sea_orm::{
 use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
 use crate::entity::{broadcasts, conflicts, ships};
 use crate::error::{Error, Result};
-use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, ShipRecord, Unreadable};
+use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, Published, ShipRecord, Unreadable};
 
 async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
     let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
@@ -589,19 +589,41 @@ pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Resu
         .into_iter()
         .map(|r| Broadcast {
             id: to_u64(r.id),
+            csn: r.csn.map(to_u64),
             payload: r.payload.into_bytes(),
         })
         .collect())
 }
 
-pub(super) async fn mark_published<C: ConnectionTrait>(c: &C, up_to: u64) -> Result<()> {
+pub(super) async fn mark_published<C: ConnectionTrait>(
+    c: &C,
+    up_to: u64,
+    last: Option<Published>,
+) -> Result<()> {
     broadcasts::Entity::update_many()
         .col_expr(broadcasts::Column::Published, Expr::value(true))
         .filter(broadcasts::Column::Published.eq(false))
         .filter(broadcasts::Column::Id.lte(to_i64(up_to)))
         .exec(c)
         .await?;
+    if let Some(last) = last
+        && last.csn > common::counter(c, PUBLISHED_CSN).await?
+    {
+        common::set_counter(c, PUBLISHED_CSN, last.csn).await?;
+        common::set_counter(c, PUBLISHED_NEXT_OFFSET, to_u64(last.next_offset)).await?;
+    }
     Ok(())
+}
+
+/// Counters of the last commit published and the offset after its record.
+const PUBLISHED_CSN: &str = "published_csn";
+const PUBLISHED_NEXT_OFFSET: &str = "published_next_offset";
+
+pub(super) async fn published<C: ConnectionTrait>(c: &C) -> Result<Published> {
+    Ok(Published {
+        csn: common::counter(c, PUBLISHED_CSN).await?,
+        next_offset: to_i64(common::counter(c, PUBLISHED_NEXT_OFFSET).await?),
+    })
 }
 
 pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> {

@@ -13,8 +13,8 @@ use sea_orm::DbErr;
 use crate::error::{Error, Result};
 use crate::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
-    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, ReplicaApplied,
-    ReplicaBatch, ReplicaProgress, ShipRecord, Storage, StoredDoc,
+    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
+    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, Storage, StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -312,8 +312,21 @@ impl Storage for FaultyStorage {
         self.inner.unpublished(limit).await
     }
 
-    async fn mark_published(&self, up_to: u64) -> Result<()> {
-        self.write(self.inner.mark_published(up_to)).await
+    async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
+        self.write(self.inner.mark_published(up_to, last)).await
+    }
+
+    async fn published(&self) -> Result<Published> {
+        self.inner.published().await
+    }
+
+    async fn snapshot(
+        &self,
+        after: Csn,
+        from: Option<(ContentType, DocumentId)>,
+        limit: u64,
+    ) -> Result<Vec<StoredDoc>> {
+        self.inner.snapshot(after, from, limit).await
     }
 
     async fn ships(&self) -> Result<Vec<ShipRecord>> {
