@@ -9,10 +9,12 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use offline_sync::engine::SnapshotSource;
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{Commit, Message, Origin, decode, unseal};
-use offline_sync::storage::{OutboxState, Page};
+use offline_sync::model::{ConflictStatus, Strategy};
+use offline_sync::storage::{OutboxState, Page, ResyncPhase};
 use offline_sync::transport::Transport;
 use serde_json::{Value, json};
 use support::process::{Node, brisk, eventually, fresh_postgres};
@@ -101,15 +103,402 @@ async fn a_restored_ship_loses_no_write_made_after_the_restore(db: Setup) {
     }
 }
 
-on_both_masters!(a_restored_ship_loses_no_write_made_after_the_restore);
+/// How `master-updates` lost what a ship had not read.
+#[derive(Clone, Copy, Debug)]
+enum Lost {
+    /// Retention removed the head of the topic.
+    Retention,
+    /// The topic was deleted and created again.
+    Recreated,
+}
+
+/// Removes what `master-updates` holds, as retention or a recreated topic would.
+async fn lose_master_updates(f: &Fleet, how: Lost) {
+    let mem = f.memory().expect("an in-memory fleet");
+    match how {
+        Lost::Retention => {
+            let latest = f.broker.offsets("master-updates", 0).await.unwrap().latest;
+            mem.truncate("master-updates", 0, latest).unwrap();
+        }
+        Lost::Recreated => mem.recreate("master-updates").unwrap(),
+    }
+}
+
+/// A new ship joins after retention removed the head of `master-updates`: without a way to
+/// the master's state it says so and holds nothing; with one it takes the master's state in
+/// pages and ends equal to the master, deleted documents included, and reads on from there.
+async fn a_new_ship_joins_after_retention_removed_the_head(db: Setup) {
+    let mut f = Fleet::new(2, db, "new_ship_joins").await;
+    let mut ids = vec![];
+    for n in 0..120 {
+        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    for id in &ids[..20] {
+        f.master.delete(&ct(), *id).await.unwrap();
+    }
+    f.master.publish_all().await.unwrap();
+    lose_master_updates(&f, Lost::Retention).await;
+
+    let err = f.ships[0].pull_once().await.unwrap_err();
+    assert!(
+        matches!(err, offline_sync::engine::Error::ResyncRequired { .. }),
+        "{err}"
+    );
+    let st = f.ships[0].status().await.unwrap();
+    assert!(
+        st.resync_required.is_some(),
+        "the ship does not say it needs a resync"
+    );
+    assert!(f.ship_docs(0).await.is_empty());
+
+    f.resync_from_master();
+    f.sync().await;
+    f.assert_converged().await;
+    for i in 0..2 {
+        let resync = f.ships[i].status().await.unwrap().resync.expect("a resync ran");
+        assert_eq!(resync.state.phase, ResyncPhase::Done);
+        assert_eq!(resync.state.total, Some(120), "tombstones count too");
+        assert_eq!(resync.state.received, 120);
+        assert!(f.ships[i].status().await.unwrap().resync_required.is_none());
+    }
+    // It reads on from the master's point: later commits arrive as usual.
+    f.master
+        .update(&ct(), ids[50], fields(json!({"n": "later"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    f.assert_converged().await;
+    assert_eq!(
+        f.ships[0].get(&ct(), ids[50]).await.unwrap().unwrap().fields["n"],
+        json!("later")
+    );
+}
+
+/// A ship comes back after `master-updates` lost what it had not read, holding 30 unsent
+/// changes, some on documents the master changed or deleted meanwhile: it resyncs, keeps and
+/// pushes its changes (conflicts where both sides changed the same thing), deleted documents
+/// stay deleted, and every node converges.
+async fn a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db: Setup, how: Lost) {
+    let mut f = Fleet::new(2, db, &format!("back_past_{how:?}").to_lowercase()).await;
+    f.resync_from_master();
+    let mut ids = vec![];
+    for n in 0..40 {
+        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    f.sync().await;
+    f.links[0].set_offline(true);
+    let ship = &f.ships[0];
+    // Documents only the ship changes.
+    for (k, id) in ids[0..10].iter().enumerate() {
+        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
+    }
+    // Documents the ship changes and the master deletes: update-delete conflicts.
+    for (k, id) in ids[15..20].iter().enumerate() {
+        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
+    }
+    // Both change other fields: merged, no conflict.
+    for (k, id) in ids[20..25].iter().enumerate() {
+        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
+        f.master
+            .update(&ct(), *id, fields(json!({"m": k})))
+            .await
+            .unwrap();
+    }
+    // Both change the same field: a master change the ship never saw is not overwritten.
+    for id in &ids[25..30] {
+        ship.update(&ct(), *id, fields(json!({"t": "ship"})))
+            .await
+            .unwrap();
+        f.master
+            .update(&ct(), *id, fields(json!({"t": "master"})))
+            .await
+            .unwrap();
+    }
+    let mut created = vec![];
+    for n in 0..5 {
+        created.push(ship.create(&ct(), fields(json!({"new": n}))).await.unwrap().id);
+    }
+    for id in &ids[10..20] {
+        f.master.delete(&ct(), *id).await.unwrap();
+    }
+    for id in &ids[30..35] {
+        f.ships[1].delete(&ct(), *id).await.unwrap();
+    }
+    assert_eq!(f.ships[0].status().await.unwrap().pending, 30);
+    f.sync().await;
+    lose_master_updates(&f, how).await;
+    f.links[0].set_offline(false);
+    f.sync().await;
+
+    let st = f.ships[0].status().await.unwrap();
+    let resync = st.resync.expect("the ship resynced");
+    assert_eq!(resync.state.phase, ResyncPhase::Done);
+    assert!(!resync.state.full);
+    for (k, id) in ids[0..10].iter().chain(&ids[20..25]).enumerate() {
+        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        assert_eq!(doc.fields["ship"], json!(k % 10), "a change of the ship was lost");
+    }
+    for id in &ids[20..25] {
+        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        assert!(doc.fields.contains_key("m"), "the master's own change was lost");
+    }
+    for id in &created {
+        assert!(
+            f.master.get(&ct(), *id).await.unwrap().is_some(),
+            "a new document never arrived"
+        );
+    }
+    for id in ids[10..15].iter().chain(&ids[30..35]) {
+        assert!(
+            f.ships[0].get(&ct(), *id).await.unwrap().is_none(),
+            "a document deleted while the ship was away came back on it"
+        );
+    }
+    let open = f
+        .master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap();
+    let in_conflict: std::collections::BTreeSet<_> = open.iter().map(|c| c.document_id).collect();
+    for id in ids[15..20].iter().chain(&ids[25..30]) {
+        assert!(
+            in_conflict.contains(id),
+            "a real conflict was not raised for {id}"
+        );
+    }
+    assert_eq!(open.len(), 10, "only real conflicts are raised: {open:?}");
+    for c in open {
+        f.master.resolve(c.id, &Strategy::KeepMaster).await.unwrap();
+    }
+    f.sync().await;
+    f.assert_converged().await;
+    for id in &ids[25..30] {
+        let doc = f.ships[0].get(&ct(), *id).await.unwrap().unwrap();
+        assert_eq!(doc.fields["t"], json!("master"));
+    }
+}
+
+async fn a_ship_back_past_retention_keeps_its_changes(db: Setup) {
+    a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db, Lost::Retention).await;
+}
+
+async fn a_ship_back_after_the_topic_was_recreated_keeps_its_changes(db: Setup) {
+    a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db, Lost::Recreated).await;
+}
+
+/// Sends each ship's heartbeat and lets the master take them in.
+async fn heartbeats(f: &Fleet) {
+    for s in &f.ships {
+        let _ = s.heartbeat().await;
+    }
+    f.master.pull_all().await.unwrap();
+}
+
+/// Tombstones are collected once every ship in service applied them: a ship away holds them
+/// back until it is decommissioned; back past the collection (and readmitted), it takes a
+/// full resync and the deleted documents stay deleted. Over a long run the master's
+/// tombstones and what it keeps of ships' changes stay bounded.
+async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
+    let mut f = Fleet::new(2, db, "tombstones").await;
+    f.resync_from_master();
+    let mut ids = vec![];
+    for n in 0..10 {
+        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    f.sync().await;
+    heartbeats(&f).await;
+    f.links[1].set_offline(true);
+    for id in &ids[..5] {
+        f.master.delete(&ct(), *id).await.unwrap();
+    }
+    f.sync().await;
+    heartbeats(&f).await;
+    assert_eq!(
+        f.master.collect_tombstones().await.unwrap(),
+        0,
+        "a ship that has not applied the deletes holds their tombstones back"
+    );
+    assert!(
+        f.master
+            .storage()
+            .master_doc(&ct(), ids[0])
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let away = f.ships[1].ship().clone();
+    f.master.decommission(&away).await.unwrap();
+    heartbeats(&f).await;
+    assert_eq!(f.master.collect_tombstones().await.unwrap(), 5);
+    assert!(
+        f.master
+            .storage()
+            .master_doc(&ct(), ids[0])
+            .await
+            .unwrap()
+            .is_none(),
+        "the tombstone every ship in service passed is gone"
+    );
+
+    lose_master_updates(&f, Lost::Retention).await;
+    f.master.readmit(&away).await.unwrap();
+    f.links[1].set_offline(false);
+    f.sync().await;
+    let resync = f.ships[1]
+        .status()
+        .await
+        .unwrap()
+        .resync
+        .expect("the ship resynced");
+    assert!(
+        resync.state.full,
+        "a ship below the collection takes every document"
+    );
+    for id in &ids[..5] {
+        assert!(
+            f.ships[1].get(&ct(), *id).await.unwrap().is_none(),
+            "a deleted document came back on the ship"
+        );
+    }
+    f.assert_converged().await;
+
+    // A long run: documents come and go, ships write, heartbeats and collections run.
+    let mut sizes = vec![];
+    for round in 0..20 {
+        let mut made = vec![];
+        for n in 0..10 {
+            made.push(
+                f.master
+                    .create(&ct(), fields(json!({"round": round, "n": n})))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        f.sync().await;
+        for id in &made {
+            f.ships[0]
+                .update(&ct(), *id, fields(json!({"seen": true})))
+                .await
+                .unwrap();
+        }
+        f.sync().await;
+        for id in made {
+            f.master.delete(&ct(), id).await.unwrap();
+        }
+        f.sync().await;
+        heartbeats(&f).await;
+        f.master.prune().await.unwrap();
+        let rows = f.master.storage().snapshot_size(0).await.unwrap();
+        let kept = f
+            .master
+            .storage()
+            .ship_seqs(f.ships[0].ship(), 100_000)
+            .await
+            .unwrap()
+            .len();
+        sizes.push((rows, kept));
+    }
+    println!("master documents and tombstones, and ship-0 changes kept, per round: {sizes:?}");
+    let (rows, kept) = *sizes.last().unwrap();
+    assert!(rows <= 5 + 10, "tombstones pile up: {sizes:?}");
+    assert!(
+        kept <= 10,
+        "what the master keeps of a ship's changes piles up: {sizes:?}"
+    );
+    f.assert_converged().await;
+}
+
+/// The master's state, fetched through a link that goes down after a number of pages.
+#[derive(Debug)]
+struct CutLink {
+    master: offline_sync::engine::Master,
+    pages_left: std::sync::atomic::AtomicUsize,
+    fetched: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl SnapshotSource for CutLink {
+    async fn page(
+        &self,
+        ship: &offline_sync::model::ShipId,
+        after: offline_sync::model::Csn,
+        from: Option<(offline_sync::model::ContentType, offline_sync::model::DocumentId)>,
+        limit: u64,
+    ) -> offline_sync::engine::Result<(offline_sync::engine::Snapshot, u64)> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .pages_left
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(offline_sync::engine::Error::Snapshot {
+                reason: "the link is down".into(),
+                retryable: true,
+            });
+        }
+        self.fetched.fetch_add(1, SeqCst);
+        self.master.page(ship, after, from, limit).await
+    }
+}
+
+/// A resync cut half-way by the link, then by a restart of the ship, continues from the last
+/// page received: every page is fetched once, every document received once.
+async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
+    let mut f = Fleet::new(1, db, "cut_resync").await;
+    f.set_ship_tuning(|c| c.resync_page = 10);
+    f.restart_ship(0).await;
+    for n in 0..95 {
+        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+    }
+    f.master.publish_all().await.unwrap();
+    lose_master_updates(&f, Lost::Retention).await;
+    let link = std::sync::Arc::new(CutLink {
+        master: f.master.clone(),
+        pages_left: 4.into(),
+        fetched: 0.into(),
+    });
+    f.ships[0].set_snapshot_source(link.clone());
+    let err = f.ships[0].pull_all().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    assert_eq!((st.phase, st.pages, st.received), (ResyncPhase::Fetching, 4, 40));
+    println!("cut after {} pages of {:?} documents", st.pages, st.total);
+
+    f.restart_ship(0).await;
+    link.pages_left
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    f.ships[0].set_snapshot_source(link.clone());
+    f.ships[0].pull_all().await.unwrap();
+    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    println!(
+        "resumed: {} pages fetched in all, {} documents received",
+        link.fetched.load(std::sync::atomic::Ordering::SeqCst),
+        st.received
+    );
+    assert_eq!((st.phase, st.pages, st.received), (ResyncPhase::Done, 10, 95));
+    assert_eq!(
+        link.fetched.load(std::sync::atomic::Ordering::SeqCst),
+        10,
+        "a page was fetched twice"
+    );
+    f.assert_converged().await;
+}
 
 /// Copies a replica's SQLite file and its write-ahead log (the replica stopped) from `from`
 /// to `to`, replacing what is there.
-fn copy_ship_database(from: &Path, to: &Path) {
+fn copy_ship_database(from: &Path, to: &Path, ship: &str) {
+    let file = format!("offline-sync-{ship}.db");
+    assert!(
+        from.join(&file).exists(),
+        "no database {file} in {}",
+        from.display()
+    );
     for suffix in ["", "-wal", "-shm"] {
-        let target = to.join(format!("offline-sync-replica.db{suffix}"));
+        let target = to.join(format!("{file}{suffix}"));
         let _ = std::fs::remove_file(&target);
-        let source = from.join(format!("offline-sync-replica.db{suffix}"));
+        let source = from.join(format!("{file}{suffix}"));
         if source.exists() {
             std::fs::copy(source, target).unwrap();
         }
@@ -168,7 +557,7 @@ fn a_restored_ship_process_loses_nothing_written_after_the_restore() {
 
     let backup = tempfile::tempdir().unwrap();
     a.terminate(Duration::from_secs(30));
-    copy_ship_database(&a.dir, backup.path());
+    copy_ship_database(&a.dir, backup.path(), "ship-a");
     a.restart();
     a.wait_ready();
     for (k, id) in ids.iter().enumerate() {
@@ -180,7 +569,7 @@ fn a_restored_ship_process_loses_nothing_written_after_the_restore() {
     );
 
     a.terminate(Duration::from_secs(30));
-    copy_ship_database(backup.path(), &a.dir);
+    copy_ship_database(backup.path(), &a.dir, "ship-a");
     a.restart();
     a.wait_ready();
     for (k, id) in ids.iter().enumerate() {
@@ -225,3 +614,335 @@ fn a_restored_ship_process_loses_nothing_written_after_the_restore() {
         );
     }
 }
+
+const READ: &str = "read-token-of-the-catch-up-tests";
+
+/// The offsets `master-updates` holds on the broker at `addr`.
+fn master_updates_range(addr: &str) -> offline_sync::transport::OffsetRange {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let t = KafkaTransport::new(KafkaConfig::new(vec![addr.to_owned()])).unwrap();
+        t.offsets("master-updates", 0).await.unwrap()
+    })
+}
+
+/// Resolves every open conflict on `master` with keep-master; returns how many.
+fn resolve_all_keep_master(master: &Node) -> usize {
+    let open = master.call("GET", "/api/offline-sync/conflicts?pageSize=100", None);
+    assert_eq!(open.status, 200, "{}", open.body);
+    let list = open.json()["data"].as_array().cloned().unwrap_or_default();
+    for c in &list {
+        let id = c["id"].as_u64().unwrap();
+        let r = master.call(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{id}/resolve"),
+            Some(&json!({"strategy": "keep-master"})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    list.len()
+}
+
+/// A ship process comes back after `master-updates` lost what it had not read (retention on
+/// tansu's `sqlite://` storage, or the topic deleted and created again), holding 100 unsent
+/// changes, some on documents the master changed or deleted meanwhile. It resyncs from the
+/// master's API, keeps and pushes its changes (conflicts where both sides changed the same
+/// thing), deleted documents stay deleted, and every node converges.
+fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost) {
+    // Retention needs tansu's `sqlite://` storage; deleting a topic there kills its storage
+    // task (tansu 0.6.0: "more or less than one row"), so a topic is recreated on `memory://`.
+    let storage = match how {
+        Lost::Retention => "sqlite://tansu.db?maintenance_interval=1s",
+        Lost::Recreated => "memory://tansu/",
+    };
+    let broker =
+        Tansu::start_with(storage, &[]).expect("tansu must be installed (./scripts/test.sh installs it)");
+    let addr = broker.address();
+    let retention: &[&str] = match how {
+        Lost::Retention => &["cleanup.policy=delete", "retention.ms=3000"],
+        Lost::Recreated => &[],
+    };
+    broker.topic_create("master-updates", 1, retention).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut master_env = brisk(&addr, ADMIN);
+    master_env.push(("SYNC_READ_TOKEN", READ.to_owned()));
+    master_env.push((
+        "DATABASE_URL",
+        fresh_postgres(&format!("process_back_{how:?}").to_lowercase()),
+    ));
+    let master = Node::start("master", "master", dir.path(), &master_env);
+    master.wait_ready();
+    let replica = |ship: &str| {
+        let mut e = brisk(&addr, ADMIN);
+        e.push(("SYNC_SHIP_ID", ship.to_owned()));
+        e.push(("SYNC_MASTER_URL", master.url("")));
+        e.push(("SYNC_MASTER_TOKEN", READ.to_owned()));
+        let r = Node::start("replica", ship, &dir.path().join(ship), &e);
+        r.wait_ready();
+        r
+    };
+    let mut a = replica("ship-a");
+    let b = replica("ship-b");
+    let ids: Vec<String> = (0..70)
+        .map(|n| {
+            let r = master.call(
+                "POST",
+                &format!("/api/documents/{CT}"),
+                Some(&json!({"data": {"n": n}})),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json()["data"]["documentId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        eventually(WAIT, || a.documents(CT).len() == 70),
+        "ship-a never received the master's documents"
+    );
+
+    // The ship goes on without a link: its broker is somewhere it cannot reach.
+    a.terminate(Duration::from_secs(30));
+    a.set_env(
+        "KAFKA_BROKERS",
+        &format!("127.0.0.1:{}", support::process::free_port()),
+    );
+    a.restart();
+    a.wait_ready();
+    let put = |node: &Node, id: &str, data: Value| {
+        let r = node.call(
+            "PUT",
+            &format!("/api/documents/{CT}/{id}"),
+            Some(&json!({"data": data})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    for (k, id) in ids[0..40].iter().enumerate() {
+        put(&a, id, json!({"ship": k}));
+    }
+    for id in &ids[40..60] {
+        put(&a, id, json!({"t": "ship"}));
+    }
+    let mut created = vec![];
+    for n in 0..40 {
+        let r = a.call(
+            "POST",
+            &format!("/api/documents/{CT}"),
+            Some(&json!({"data": {"new": n}})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        created.push(r.json()["data"]["documentId"].as_str().unwrap().to_owned());
+    }
+    let pending = a.call("GET", "/api/offline-sync/status", None).json()["data"]["pending"].clone();
+    assert_eq!(pending, json!(100), "the ship holds 100 unsent changes");
+    for (k, id) in ids[30..40].iter().enumerate() {
+        put(&master, id, json!({"m": k}));
+    }
+    for id in &ids[40..50] {
+        put(&master, id, json!({"t": "master"}));
+    }
+    for id in ids[50..70].iter() {
+        let r = master.call("DELETE", &format!("/api/documents/{CT}/{id}"), None);
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    let stored = a.call("GET", "/api/offline-sync/status", None).json()["data"]["offset"]
+        .as_i64()
+        .unwrap();
+    match how {
+        Lost::Retention => assert!(
+            eventually(Duration::from_secs(60), || master_updates_range(&addr).earliest
+                > stored),
+            "retention never removed what ship-a had not read"
+        ),
+        Lost::Recreated => {
+            broker
+                .topic_delete("master-updates")
+                .unwrap_or_else(|e| panic!("{e}\n{}", broker.log()));
+            broker
+                .topic_create("master-updates", 1, &[])
+                .unwrap_or_else(|e| panic!("{e}\n{}", broker.log()));
+        }
+    }
+    println!(
+        "{how:?}: master-updates holds {:?}; ship-a stopped at offset {stored}",
+        master_updates_range(&addr)
+    );
+
+    a.terminate(Duration::from_secs(30));
+    a.set_env("KAFKA_BROKERS", &addr);
+    a.restart();
+    a.wait_ready();
+    let status = |n: &Node| n.call("GET", "/api/offline-sync/status", None).json()["data"].clone();
+    assert!(
+        eventually(WAIT, || {
+            let s = status(&a);
+            s["resync"]["phase"] == json!("done") && s["pending"] == json!(0)
+        }),
+        "ship-a did not resync and deliver its changes: {}\nbroker log:\n{}",
+        status(&a),
+        broker.log()
+    );
+    // Both sides changed `t` of 40..50, and the ship changed 50..60 the master deleted.
+    let mut resolved = 0;
+    assert!(
+        eventually(WAIT, || {
+            resolved += resolve_all_keep_master(&master);
+            resolved >= 20
+        }),
+        "the real conflicts were not raised: {resolved}"
+    );
+    assert_eq!(resolved, 20, "only real conflicts are raised");
+    let want = || master.documents(CT);
+    assert!(
+        eventually(WAIT, || a.documents(CT) == want() && b.documents(CT) == want()),
+        "the nodes did not converge:\nmaster {:?}\nship-a {:?}",
+        want(),
+        a.documents(CT)
+    );
+    let docs = want();
+    for (k, id) in ids[0..40].iter().enumerate() {
+        assert_eq!(docs[id]["ship"], json!(k), "a change of the ship was lost");
+    }
+    for (k, id) in ids[30..40].iter().enumerate() {
+        assert_eq!(docs[id]["m"], json!(k), "a change of the master was lost");
+    }
+    for id in &ids[40..50] {
+        assert_eq!(docs[id]["t"], json!("master"));
+    }
+    for id in &ids[50..70] {
+        assert!(!docs.contains_key(id), "a deleted document came back");
+    }
+    for id in &created {
+        assert!(docs.contains_key(id), "a document created on the ship was lost");
+    }
+    let s = status(&a);
+    println!(
+        "{how:?}: ship-a resynced {} documents in {} pages, {} bytes on the link",
+        s["resync"]["received"], s["resync"]["pages"], s["resync"]["bytes"]
+    );
+}
+
+#[test]
+fn a_ship_process_back_past_retention_resyncs_and_keeps_its_changes() {
+    a_ship_process_back_after_the_topic_lost_its_head(Lost::Retention);
+}
+
+#[test]
+fn a_ship_process_back_after_the_topic_was_recreated_resyncs_and_keeps_its_changes() {
+    a_ship_process_back_after_the_topic_lost_its_head(Lost::Recreated);
+}
+
+/// Documents the master holds when a new ship joins.
+const FLEET_DOCUMENTS: usize = 50_000;
+
+/// A new, empty ship process joins a fleet whose master (PostgreSQL) already holds 50,000
+/// documents, after retention removed the head of `master-updates` on tansu: it takes the
+/// master's state in pages over the master's API and ends equal to the master. Prints the time
+/// and the bytes on the link (recorded in BENCHMARKS.md).
+#[test]
+fn a_new_ship_process_joins_a_master_of_50000_documents_after_retention() {
+    let broker = Tansu::start_with("sqlite://tansu.db?maintenance_interval=1s", &[])
+        .expect("tansu must be installed (./scripts/test.sh installs it)");
+    let addr = broker.address();
+    broker
+        .topic_create(
+            "master-updates",
+            1,
+            &["cleanup.policy=delete", "retention.ms=2000"],
+        )
+        .unwrap();
+    let db = fresh_postgres("new_ship_50000");
+    let filled = std::time::Instant::now();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ids: Vec<offline_sync::model::DocumentId> = rt.block_on(async {
+        // The master's documents, written through the engine as its API would, then published;
+        // this filler does not wait for each commit to reach the disk (the master process
+        // started later does).
+        let filler = format!("{db}?options=-c%20synchronous_commit%3Doff");
+        let storage = std::sync::Arc::new(offline_sync::storage::SeaStorage::connect(&filler).await.unwrap());
+        let transport =
+            std::sync::Arc::new(KafkaTransport::new(KafkaConfig::new(vec![addr.clone()])).unwrap());
+        let m = offline_sync::engine::Master::new(support::master_config(), storage, transport);
+        let mut ids = Vec::with_capacity(FLEET_DOCUMENTS);
+        for n in 0..FLEET_DOCUMENTS {
+            let f = fields(json!({"n": n, "title": format!("document {n}"), "body": "x".repeat(200)}));
+            ids.push(m.create(&ct(), f).await.unwrap().id);
+        }
+        m.publish_all().await.unwrap();
+        ids
+    });
+    println!(
+        "{FLEET_DOCUMENTS} documents written and published in {:.1?}",
+        filled.elapsed()
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || master_updates_range(&addr).earliest
+            > 0),
+        "retention never removed the head of master-updates"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut master_env = brisk(&addr, ADMIN);
+    master_env.push(("SYNC_READ_TOKEN", READ.to_owned()));
+    let master_db = db.clone();
+    master_env.push(("DATABASE_URL", db));
+    let master = Node::start("master", "master", dir.path(), &master_env);
+    master.wait_ready();
+
+    let joined = std::time::Instant::now();
+    let mut e = brisk(&addr, ADMIN);
+    e.push(("SYNC_SHIP_ID", "ship-new".to_owned()));
+    e.push(("SYNC_MASTER_URL", master.url("")));
+    e.push(("SYNC_MASTER_TOKEN", READ.to_owned()));
+    let ship = Node::start("replica", "ship-new", &dir.path().join("ship-new"), &e);
+    let status = || ship.call("GET", "/api/offline-sync/status", None).json()["data"].clone();
+    assert!(
+        eventually(Duration::from_secs(600), || status()["resync"]["phase"]
+            == json!("done")),
+        "the new ship did not take the master's state: {}",
+        status()
+    );
+    let took = joined.elapsed();
+    let s = status();
+    let bytes = s["resync"]["bytes"].as_u64().unwrap();
+    let raw: u64 = ids.len() as u64 * 260;
+    println!(
+        "new ship joined {FLEET_DOCUMENTS} documents in {took:.1?}: {} pages, {bytes} bytes on the link ({:.1} bytes per document, about {raw} bytes of fields)",
+        s["resync"]["pages"],
+        bytes as f64 / FLEET_DOCUMENTS as f64
+    );
+    assert_eq!(s["resync"]["received"], json!(FLEET_DOCUMENTS));
+    // Every document, compared in the two databases (reading 50,000 through the API page by
+    // page would take longer than the resync).
+    let (on_master, on_ship) = rt.block_on(async {
+        let all = |url: String| async move {
+            let db = offline_sync::storage::SeaStorage::connect(&url).await.unwrap();
+            let (docs, _) = offline_sync::storage::Storage::documents(&db, None, Page::all())
+                .await
+                .unwrap();
+            docs.into_iter().map(|d| (d.id, d.fields)).collect::<Vec<_>>()
+        };
+        let ship_db =
+            offline_sync::storage::SeaStorage::sqlite_url(&ship.dir.join("offline-sync-ship-new.db"));
+        (all(master_db.clone()).await, all(ship_db).await)
+    });
+    assert_eq!(on_ship.len(), FLEET_DOCUMENTS);
+    assert!(on_ship == on_master, "the new ship differs from the master");
+    // It reads on from the master's point.
+    let r = master.call(
+        "PUT",
+        &format!("/api/documents/{CT}/{}", ids[7]),
+        Some(&json!({"data": {"n": "later"}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        eventually(WAIT, || field_of(&ship, &ids[7].to_string(), "n")
+            == Some(json!("later"))),
+        "a commit after the resync never reached the new ship"
+    );
+}
+
+on_both_masters!(
+    tombstones_are_collected_once_every_ship_applied_them,
+    a_restored_ship_loses_no_write_made_after_the_restore,
+    a_new_ship_joins_after_retention_removed_the_head,
+    a_ship_back_past_retention_keeps_its_changes,
+    a_ship_back_after_the_topic_was_recreated_keeps_its_changes,
+    a_cut_resync_continues_from_the_last_page,
+);

@@ -9,7 +9,11 @@
 //! malformed and oversize records on both topics, restarts
 //! from the database, storage that fails at a random write or whose process dies before or
 //! after it (the node is then opened again from its database) and conflict resolutions with
-//! every strategy. At quiescence every
+//! every strategy; stepped seeds also get retention (the head of `master-updates` removed up
+//! to a random offset, its commits kept aside for the history check), a ship that joins late
+//! (half the seeds), and a ship's database put back from a file copy made earlier (its
+//! changes delivered first, as losing undelivered writes is the operator's choice). Every
+//! ship resyncs from the master's state when it needs to. At quiescence every
 //! replica must equal the master, no outbox row may be left unanswered, no replica document
 //! may keep a mark, no conflict may stay open, every dead letter must be one the generator
 //! injected, and every accepted write must be in the final state or provably overwritten by a
@@ -31,11 +35,11 @@ use std::time::Duration;
 
 use offline_sync::engine::{Clock, Running, SystemClock, TokioClock};
 use offline_sync::model::{
-    Commit, CommitOp, ConflictStatus, ContentType, Csn, DocumentId, Fields, MAX_ENVELOPE_BYTES, Message,
+    Commit, CommitOp, ConflictStatus, ContentType, Csn, DocumentId, Fields, Hlc, MAX_ENVELOPE_BYTES, Message,
     Origin, Policies, Policy, Strategy, decode, unseal,
 };
 use offline_sync::storage::testing::Fault;
-use offline_sync::storage::{OutboxState, Page};
+use offline_sync::storage::{ANSWERED_BEFORE_RESYNC, OutboxState, Page};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
@@ -77,8 +81,9 @@ struct Accepted {
 
 #[derive(Debug, Clone)]
 enum Source {
-    /// A ship write: the ship's index and the seq of its change.
-    Ship(usize, u64),
+    /// A ship write: the ship's index and the hybrid logical time of its change (its seq
+    /// changes when a restored ship renumbers it; its time does not).
+    Ship(usize, Hlc),
     /// A master write committed at this CSN.
     Master(u64),
     /// A master delete: the master's first delete of the document above this CSN (one that
@@ -115,6 +120,18 @@ struct Sim {
     garbage: BTreeMap<&'static str, u64>,
     /// The nodes' own background loops, when the simulation runs them.
     loops: Option<Loops>,
+    /// Commits retention removed from `master-updates`, for the history check.
+    truncated: Vec<Commit>,
+    /// The ship that joins the fleet late, and the step it joins at (steps drive only).
+    late: Option<(usize, usize)>,
+    /// Steps taken.
+    steps: usize,
+    /// A file copy of a ship's database, to put back later (steps drive only).
+    backup: Option<(usize, std::path::PathBuf)>,
+    /// Changes of the refused content type the master received from a ship before its
+    /// database was put back: their outbox rows (and the refusals on them) went with it.
+    refused_before_restore: std::collections::BTreeSet<(usize, Hlc)>,
+    backups: tempfile::TempDir,
 }
 
 /// The background loops of every node (ships by index, then the master), under paused tokio
@@ -233,11 +250,12 @@ impl Sim {
         };
         let after = ship.status().await.unwrap().last_seq;
         if let (Ok(()), Some(doc), true) = (result, doc, after > before) {
+            let (rows, _) = ship.queue(None, Page { offset: 0, limit: 1 }).await.unwrap();
             self.history.push(Accepted {
                 ty,
                 doc,
                 what,
-                at: Source::Ship(i, after),
+                at: Source::Ship(i, rows[0].change.hlc),
             });
         }
     }
@@ -356,7 +374,7 @@ impl Sim {
         if let Err(e) = self.fleet.master.resolve(c.id, &strategy).await {
             assert!(
                 e.is_retryable(),
-                "seed {}: resolving {} failed: {e}",
+                "seed {}: resolving {} failed: {e}: {e:?}",
                 self.seed,
                 c.id
             );
@@ -416,6 +434,7 @@ impl Sim {
     }
 
     async fn step(&mut self) {
+        self.steps += 1;
         // The generator's own calls never wait on virtual time (no node holds its writer lock
         // across a transport call), so time stands still while they run.
         self.step_action().await;
@@ -448,8 +467,16 @@ impl Sim {
     }
 
     async fn step_action(&mut self) {
-        let i = self.rng.random_range(0..SHIPS);
-        match self.rng.random_range(0..104) {
+        let mut i = self.rng.random_range(0..SHIPS);
+        if let Some((late, join_at)) = self.late
+            && i == late
+            && self.steps < join_at
+        {
+            // Not in the fleet yet: its database stays empty until it joins.
+            i = self.rng.random_range(0..late);
+        }
+        let steps_only = self.loops.is_none();
+        match self.rng.random_range(0..110) {
             0..=29 => self.ship_write(i).await,
             30..=39 => self.master_write().await,
             40..=51 => {
@@ -508,7 +535,97 @@ impl Sim {
             }
             95 => self.garbage().await,
             96..=99 => self.resolve_one().await,
-            _ => self.arm_storage_fault(),
+            100..=103 => self.arm_storage_fault(),
+            104..=106 if steps_only && self.fleet.memory().is_some() => self.retention().await,
+            107 if steps_only => self.backup(i).await,
+            108 if steps_only => self.restore().await,
+            _ => {}
+        }
+    }
+
+    /// Retention removes the head of `master-updates` up to a random offset; its commits are
+    /// kept aside for the history check.
+    async fn retention(&mut self) {
+        let range = self.fleet.broker.offsets("master-updates", 0).await.unwrap();
+        if range.latest <= range.earliest {
+            return;
+        }
+        let before = self.rng.random_range(range.earliest + 1..=range.latest);
+        let gone = self
+            .fleet
+            .broker
+            .fetch(
+                "master-updates",
+                0,
+                range.earliest,
+                usize::try_from(before - range.earliest).unwrap(),
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        for r in gone.records.iter().filter(|r| r.offset < before) {
+            if let Ok(Ok(Message::Commit(c))) = unseal(&r.record.value).map(|sealed| decode(sealed.msg)) {
+                self.truncated.push(c);
+            }
+        }
+        self.fleet
+            .memory()
+            .unwrap()
+            .truncate("master-updates", 0, before)
+            .unwrap();
+    }
+
+    /// Copies ship `i`'s database files, as a backup made by copying files does. The ship's
+    /// signing key is made first: a backup from before the ship had one would come back with a
+    /// new key, which the master rightly refuses until an operator approves it.
+    async fn backup(&mut self, i: usize) {
+        if self.fleet.ships[i].key_admin().await.is_err() {
+            return;
+        }
+        let path = self
+            .backups
+            .path()
+            .join(format!("ship-{i}-at-step-{}.db", self.steps));
+        self.fleet.backup_ship(i, &path);
+        self.backup = Some((i, path));
+    }
+
+    /// Puts the last backup back under its ship. What the ship wrote since and had not
+    /// delivered is lost with the rolled-back database (the operator's choice, not the
+    /// engine's), so its changes are delivered to the master first, when the link allows.
+    async fn restore(&mut self) {
+        let Some((i, path)) = self.backup.take() else {
+            return;
+        };
+        self.fleet.links[i].clear();
+        self.fleet.ship_faults[i].disarm();
+        self.recover().await;
+        let ship = self.fleet.ships[i].clone();
+        for _ in 0..5 {
+            let _ = ship.resend_unacked(1).await;
+            let _ = ship.push_all().await;
+            let _ = self.fleet.master.pull_all().await;
+        }
+        let last_seq = ship.status().await.unwrap().last_seq;
+        let master_last = self
+            .fleet
+            .master
+            .storage()
+            .ships()
+            .await
+            .unwrap()
+            .iter()
+            .find(|s| &s.ship == ship.ship())
+            .map_or(0, |s| s.last_seq);
+        let delivered = master_last >= last_seq;
+        if delivered || last_seq == 0 {
+            let (rows, _) = ship.queue(None, Page::all()).await.unwrap();
+            for r in rows {
+                if r.change.ct == content_type(REFUSED) && r.change.seq <= master_last {
+                    self.refused_before_restore.insert((i, r.change.hlc));
+                }
+            }
+            self.fleet.restore_ship(i, &path).await;
         }
     }
 
@@ -614,11 +731,28 @@ impl Sim {
                 }
             }
             let letters = s.dead_letter_counts().await.unwrap();
-            assert_eq!(
-                letters.open(),
-                self.garbage.get("master-updates").copied().unwrap_or(0),
-                "seed {seed}: ship-{i}'s dead letters are not the records made unreadable"
-            );
+            let made = self.garbage.get("master-updates").copied().unwrap_or(0);
+            // A resync takes the ship past what it covers, unreadable records included.
+            let skipped = s
+                .status()
+                .await
+                .unwrap()
+                .resync
+                .is_some_and(|p| p.state.at.is_some_and(|at| at.next_offset > 0));
+            if self.truncated.is_empty() && !skipped {
+                assert_eq!(
+                    letters.open(),
+                    made,
+                    "seed {seed}: ship-{i}'s dead letters are not the records made unreadable"
+                );
+            } else {
+                // Retention may remove one before a ship reads it, and a resync skips what
+                // it covers.
+                assert!(
+                    letters.open() <= made,
+                    "seed {seed}: ship-{i} has more dead letters than records made unreadable"
+                );
+            }
         }
         let open = self
             .fleet
@@ -635,15 +769,22 @@ impl Sim {
         );
     }
 
-    /// The master's commit log, from the broker.
+    /// The master's commit log, from the broker and what retention removed from it.
     async fn commits(&self) -> Vec<Commit> {
+        let earliest = self
+            .fleet
+            .broker
+            .offsets("master-updates", 0)
+            .await
+            .unwrap()
+            .earliest;
         let all = self
             .fleet
             .broker
-            .fetch("master-updates", 0, 0, 1_000_000, Duration::ZERO)
+            .fetch("master-updates", 0, earliest, 1_000_000, Duration::ZERO)
             .await
             .unwrap();
-        let mut by_csn = BTreeMap::new();
+        let mut by_csn: BTreeMap<Csn, Commit> = self.truncated.iter().map(|c| (c.csn, c.clone())).collect();
         for r in all.records {
             let msg = unseal(&r.record.value).map(|sealed| decode(sealed.msg));
             if let Ok(Ok(Message::Commit(c))) = msg
@@ -665,7 +806,17 @@ impl Sim {
         for (i, s) in self.fleet.ships.iter().enumerate() {
             let (rows, _) = s.queue(Some(OutboxState::Rejected), Page::all()).await.unwrap();
             for r in rows {
-                refused.insert((i, r.change.seq), r.outcome.unwrap_or_default());
+                refused.insert((i, r.change.hlc), r.outcome.unwrap_or_default());
+            }
+            // Answered while the answers were lost to retention: a resync took the master's
+            // state instead, which has no document of a type the master refuses.
+            let (rows, _) = s.queue(Some(OutboxState::Acked), Page::all()).await.unwrap();
+            for r in rows {
+                if r.outcome.as_deref() == Some(ANSWERED_BEFORE_RESYNC)
+                    && r.change.ct == content_type(REFUSED)
+                {
+                    refused.insert((i, r.change.hlc), r.outcome.unwrap_or_default());
+                }
             }
         }
         let final_docs: BTreeMap<DocumentId, Fields> = self.fleet.master_docs().await.into_iter().collect();
@@ -691,11 +842,11 @@ impl Sim {
         }
         for w in &self.history {
             let commit = match w.at {
-                Source::Ship(i, seq) => {
+                Source::Ship(i, hlc) => {
                     let ship = self.fleet.ships[i].ship().clone();
                     commits
                         .iter()
-                        .find(|c| c.origin == Origin::Ship(ship.clone()) && c.seq == Some(seq))
+                        .find(|c| c.origin == Origin::Ship(ship.clone()) && c.hlc == hlc)
                 }
                 Source::Master(csn) => commits
                     .iter()
@@ -705,9 +856,9 @@ impl Sim {
                 }),
             };
             let Some(commit) = commit else {
-                if let Source::Ship(i, seq) = w.at
+                if let Source::Ship(i, hlc) = w.at
                     && w.ty == REFUSED
-                    && refused.contains_key(&(i, seq))
+                    && (refused.contains_key(&(i, hlc)) || self.refused_before_restore.contains(&(i, hlc)))
                 {
                     // Refused by the master, as its content type is not synced; the reason
                     // stays on the ship's outbox row.
@@ -819,6 +970,7 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize, drive: Drive) {
     // database answered.
     let _clockwork = (drive == Drive::Loops).then(Clockwork::hold);
     let mut fleet = Fleet::with_config(SHIPS, Setup { db, broker }, &format!("sim{seed}"), cfg).await;
+    fleet.resync_from_master();
     let loops = match drive {
         Drive::Steps => None,
         Drive::Loops => {
@@ -844,7 +996,17 @@ async fn run_seed(seed: u64, broker: Broker, steps: usize, drive: Drive) {
         history: vec![],
         garbage: BTreeMap::new(),
         loops,
+        truncated: vec![],
+        late: None,
+        steps: 0,
+        backup: None,
+        refused_before_restore: Default::default(),
+        backups: tempfile::tempdir().unwrap(),
     };
+    if drive == Drive::Steps && sim.rng.random_bool(0.5) {
+        let join_at = sim.rng.random_range(steps / 3..2 * steps / 3);
+        sim.late = Some((SHIPS - 1, join_at));
+    }
     for _ in 0..steps {
         sim.step().await;
     }

@@ -9,6 +9,7 @@ mod m20261201_000001_keys_and_audit;
 mod m20261202_000001_outbox_unseen;
 mod m20261202_000002_dead_letter_retries;
 mod m20261202_000003_ship_refusals;
+mod m20261203_000001_resync;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_outbox_unseen::Migration),
             Box::new(m20261202_000002_dead_letter_retries::Migration),
             Box::new(m20261202_000003_ship_refusals::Migration),
+            Box::new(m20261203_000001_resync::Migration),
         ]
     }
 }

@@ -114,6 +114,8 @@ pub struct Fleet {
     ship_tuning: fn(&mut ReplicaConfig),
     master_url: String,
     ship_urls: Vec<String>,
+    /// Replicas resync from the master's state when they need to.
+    resync: bool,
     pub master_cfg: MasterConfig,
     dir: tempfile::TempDir,
 }
@@ -212,6 +214,7 @@ impl Fleet {
             ship_tuning: |_| {},
             master_url,
             ship_urls: vec![],
+            resync: false,
             master_cfg,
             dir,
         };
@@ -248,6 +251,11 @@ impl Fleet {
         for i in 0..self.ships.len() {
             self.restart_ship(i).await;
         }
+    }
+
+    /// Tunes every replica's settings with `tune` from the next restart of each on.
+    pub fn set_ship_tuning(&mut self, tune: fn(&mut ReplicaConfig)) {
+        self.ship_tuning = tune;
     }
 
     /// The SQLite file of replica `i`.
@@ -292,6 +300,18 @@ impl Fleet {
         self.ships[i] = Replica::with_clock(self.ship_config(i), storage, Arc::new(link), self.clock.clone());
         self.links[i] = control;
         self.ship_faults[i] = faults;
+        if self.resync {
+            self.ships[i].set_snapshot_source(Arc::new(self.master.clone()));
+        }
+    }
+
+    /// Lets every replica (now and after a restart) resync from the master's state when it
+    /// needs to, fetched from the master in this process.
+    pub fn resync_from_master(&mut self) {
+        self.resync = true;
+        for s in &self.ships {
+            s.set_snapshot_source(Arc::new(self.master.clone()));
+        }
     }
 
     /// Replaces replica `i`'s database with a copy of the files of `backup` (a database file
@@ -331,6 +351,9 @@ impl Fleet {
         );
         self.master_link = control;
         self.master_faults = faults;
+        if self.resync {
+            self.resync_from_master();
+        }
     }
 
     /// Moves every message until nothing moves any more (links that are down stay down).

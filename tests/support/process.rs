@@ -296,6 +296,39 @@ impl Node {
         child.wait().unwrap();
     }
 
+    /// Sets (or replaces) a setting for the next start.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// Every live document of `content_type` by id, with its fields (without the node's own
+    /// `version` and `updatedAt`), read page by page.
+    pub fn documents(&self, content_type: &str) -> BTreeMap<String, Value> {
+        let mut out = std::collections::BTreeMap::new();
+        for page in 1.. {
+            let a = self.call(
+                "GET",
+                &format!("/api/documents/{content_type}?page={page}&pageSize=100"),
+                None,
+            );
+            assert_eq!(a.status, 200, "{}", a.body);
+            let data = a.json()["data"].as_array().cloned().unwrap_or_default();
+            if data.is_empty() {
+                break;
+            }
+            for mut d in data {
+                let id = d["documentId"].as_str().unwrap().to_owned();
+                let fields = d.as_object_mut().unwrap();
+                for k in ["documentId", "version", "updatedAt"] {
+                    fields.remove(k);
+                }
+                out.insert(id, d);
+            }
+        }
+        out
+    }
+
     /// Starts the node again with the same settings, port, directory and database.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");

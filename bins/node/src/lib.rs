@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use offline_sync_config::{DatabaseClient, Settings};
-use offline_sync_engine::{Master, Replica, Running};
+use offline_sync_engine::{Clock as _, Master, Replica, Running};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server};
 use offline_sync_kafka::KafkaTransport;
 use offline_sync_storage::{MasterLock, SeaStorage, Storage};
@@ -26,6 +26,8 @@ pub use offline_sync_engine::Mode;
 const HTTP_GRACE: Duration = Duration::from_secs(3);
 /// How long the engine's loops may take to finish their step once a stop is asked for.
 const ENGINE_GRACE: Duration = Duration::from_secs(4);
+/// How long one request for a page of the master's state may take over a slow link.
+const RESYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a standby master tries the lock, and a master checks it still holds it.
 const MASTER_LOCK_POLL: Duration = Duration::from_secs(1);
 
@@ -44,6 +46,15 @@ enum Command {
     /// Print a new Ed25519 signing key pair: the secret for this node's SYNC_SIGNING_KEY (or
     /// SYNC_SIGNING_KEY_FILE) and the public key its peers pin ahead.
     Keygen,
+    /// Replica only: ask for a resync from the master's state (fetched from the master's API).
+    /// It is kept in the ship's database; the running replica (or the next one started)
+    /// carries it out page by page, resuming after a lost link or a restart.
+    Resync {
+        /// Every document, and local documents the master no longer holds (and nobody changed
+        /// here) removed; without it, only what changed above the applied CSN.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 /// Prints a new key pair for a node of `mode`.
@@ -62,6 +73,58 @@ fn keygen(mode: Mode) -> ExitCode {
     println!("# public key (give it to peers as {pin}):");
     println!("# {}", key.public());
     ExitCode::SUCCESS
+}
+
+/// Asks for a resync in the replica's database and says what will happen.
+fn resync(s: &Settings, full: bool) -> ExitCode {
+    if s.mode != Mode::Replica {
+        eprintln!("error: resync is a replica command: the master's state is the one ships take");
+        return ExitCode::from(2);
+    }
+    if s.master_api.is_none() {
+        eprintln!(
+            "error: SYNC_MASTER_URL is not set: a resync fetches the master's state from the master's API; set it (and SYNC_MASTER_TOKEN, the master's read token)"
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let asked = runtime.block_on(async {
+        let db = connect(s).await?;
+        let now = offline_sync_engine::SystemClock.now_ms();
+        let state = db
+            .request_resync(full, "asked for with `replica resync`", now)
+            .await
+            .map_err(|e| chain(&e));
+        if let Err(e) = db.close().await {
+            eprintln!("warning: closing the database: {e}");
+        }
+        state
+    });
+    match asked {
+        Ok(state) => {
+            println!(
+                "resync {} ({}): the replica takes the master's state {} page by page, then reads master-updates on; follow it in GET /api/offline-sync/status",
+                state.phase.as_str(),
+                state.reason,
+                if state.full {
+                    "of every document".to_owned()
+                } else {
+                    format!("changed above CSN {}", state.after)
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn cli(mode: Mode) -> Cli {
@@ -102,6 +165,9 @@ pub fn main(mode: Mode) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Resync { full }) = cli.command {
+        return resync(&settings, full);
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,6 +298,15 @@ async fn run(s: Settings) -> Result<(), String> {
         Mode::Replica => {
             let cfg = s.replica.clone().ok_or("a replica needs SYNC_SHIP_ID")?;
             let r = Replica::new(cfg, storage, transport);
+            if let Some(api) = &s.master_api {
+                let token = api.token.as_ref().map(|t| t.expose().to_owned());
+                r.set_snapshot_source(Arc::new(offline_sync_http::MasterClient::new(
+                    &api.url,
+                    token,
+                    RESYNC_REQUEST_TIMEOUT,
+                )));
+                tracing::info!(master = %api.url, "a resync takes the master's state from its API");
+            }
             let running = r.start();
             (Node::Replica(r), running)
         }

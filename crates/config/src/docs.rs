@@ -256,6 +256,24 @@ pub const SETTINGS: &[SettingDoc] = &[
         "file holding the read token (a mounted secret); instead of SYNC_READ_TOKEN",
     ),
     doc(
+        "SYNC_MASTER_URL",
+        "(unset)",
+        "replica",
+        "the master's HTTP API (http:// or https://): a resync fetches the master's state from it when master-updates no longer holds what the ship must read",
+    ),
+    doc(
+        "SYNC_MASTER_TOKEN",
+        "(unset)",
+        "replica",
+        "the master's read token, sent with the resync requests to SYNC_MASTER_URL",
+    ),
+    doc(
+        "SYNC_MASTER_TOKEN_FILE",
+        "(unset)",
+        "replica",
+        "file holding the master's read token; instead of SYNC_MASTER_TOKEN",
+    ),
+    doc(
         "SYNC_SENSITIVE_FIELDS",
         "password,token,secret,apiKey,resetPasswordToken,confirmationToken,registrationToken",
         "both",

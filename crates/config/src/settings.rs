@@ -65,6 +65,18 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The HTTP API.
     pub http: HttpSettings,
+    /// The master's HTTP API, where a replica fetches the master's state in a resync
+    /// (`SYNC_MASTER_URL`, `SYNC_MASTER_TOKEN`).
+    pub master_api: Option<MasterApi>,
+}
+
+/// The master's HTTP API as a replica reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterApi {
+    /// Its base URL, without a trailing `/`.
+    pub url: String,
+    /// Its read token.
+    pub token: Option<Secret>,
 }
 
 impl Settings {
@@ -210,6 +222,10 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     let node = ship_id.as_ref().map_or("master", ShipId::as_str);
     let database = database(node, v)?;
     let http = http(v)?;
+    let master_api = match mode {
+        Mode::Master => None,
+        Mode::Replica => master_api(v)?,
+    };
     Ok(Settings {
         mode,
         ship_id,
@@ -218,7 +234,38 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         replica,
         database,
         http,
+        master_api,
     })
+}
+
+/// `SYNC_MASTER_URL` and `SYNC_MASTER_TOKEN`.
+fn master_api(v: &Values) -> Result<Option<MasterApi>> {
+    let token = token(v, "SYNC_MASTER_TOKEN")?;
+    let Some(raw) = v.get("SYNC_MASTER_URL") else {
+        if token.is_some() {
+            return Err(Error::invalid(
+                "SYNC_MASTER_TOKEN",
+                "is set without SYNC_MASTER_URL; set the master's URL too, or unset the token",
+            ));
+        }
+        return Ok(None);
+    };
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(|r| r.is_empty() || r.chars().any(|c| c.is_whitespace() || c == '?' || c == '#')) {
+        return Err(Error::invalid(
+            "SYNC_MASTER_URL",
+            format!(
+                "{raw:?} is not an http:// or https:// URL of the master's API (such as http://master.example:1337)"
+            ),
+        ));
+    }
+    Ok(Some(MasterApi {
+        url: url.to_owned(),
+        token,
+    }))
 }
 
 /// `SYNC_SHIP_ID`, required.

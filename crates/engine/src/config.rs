@@ -93,6 +93,9 @@ pub struct ReplicaConfig {
     pub sensitive: Sensitive,
     /// This ship's signing key and the master's pinned key.
     pub signing: SigningConfig,
+    /// Documents asked for per page in a resync from the master's state (1 to
+    /// [`crate::MAX_SNAPSHOT_PAGE`]).
+    pub resync_page: u64,
 }
 
 impl ReplicaConfig {
@@ -114,6 +117,7 @@ impl ReplicaConfig {
             audit_retention: DEFAULT_AUDIT_RETENTION,
             sensitive: Sensitive::default(),
             signing: SigningConfig::default(),
+            resync_page: crate::resync::RESYNC_PAGE,
         }
     }
 }

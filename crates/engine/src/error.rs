@@ -75,6 +75,14 @@ pub enum Error {
         /// The offset of the record holding `found`, where reading resumes.
         offset: i64,
     },
+    /// A page of the master's state could not be fetched for a resync.
+    #[error("cannot fetch the master's state: {reason}")]
+    Snapshot {
+        /// Why.
+        reason: String,
+        /// Whether trying again later may succeed (the link or the master is down).
+        retryable: bool,
+    },
     /// The database failed.
     #[error("storage failed")]
     Storage(#[source] offline_sync_storage::Error),
@@ -89,6 +97,7 @@ impl Error {
         match self {
             Error::Storage(e) => e.is_retryable(),
             Error::Transport(e) => e.is_retryable(),
+            Error::Snapshot { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -268,6 +268,7 @@ mod tests {
             applied_csn: 0,
             last_seq: 0,
             sent_seq: 0,
+            answered_seq: None,
         })
     }
 

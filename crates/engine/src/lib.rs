@@ -16,18 +16,21 @@ mod keys;
 mod master;
 pub mod metrics;
 mod replica;
+mod resync;
 mod run;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
 pub use keys::{KeyAdmin, SigningConfig};
-pub use master::{MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot};
+pub use master::{MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot};
 pub use replica::{Replica, ReplicaStatus};
+pub use resync::{RESYNC_PAGE, ResyncProgress, SnapshotSource};
 pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
     AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus, NewAuditEntry,
-    OutboxEntry, OutboxState, Page, PeerKey, Published, ShipRecord, StoredDoc,
+    OutboxEntry, OutboxState, Page, PeerKey, Published, ResyncPhase, ResyncState, ShipRecord, ShipSeq,
+    StoredDoc,
 };

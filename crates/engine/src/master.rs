@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
     Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, HlcClock, LocalWrite,
-    MASTER_SIGNER, Message, Strategy,
+    MASTER_SIGNER, Message, ShipId, Strategy,
 };
 use offline_sync_storage::{
     AuditEntry, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
@@ -52,6 +52,13 @@ pub(crate) struct Inner {
 /// Most documents in one page of [`Master::snapshot`].
 pub const MAX_SNAPSHOT_PAGE: u64 = 5_000;
 
+/// Field bytes after which a page of [`Master::snapshot`] ends early (at least one document
+/// is in every page).
+pub const MAX_SNAPSHOT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Most seqs of a ship a first snapshot page tells the hybrid logical time of.
+const MAX_APPLIED_SEQS: u64 = 100_000;
+
 /// A page of the master's state for a resync (see [`Master::snapshot`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
@@ -63,6 +70,20 @@ pub struct Snapshot {
     pub next: Option<(ContentType, DocumentId)>,
     /// The last seq the master applied from the ship asked about (none: never heard of it).
     pub last_seq: Option<offline_sync_model::Seq>,
+    /// On the first page, with `ship`: the hybrid logical time of each change of the ship
+    /// the master applied or refused and still keeps, by seq (`None`: unreadable).
+    pub applied: Vec<offline_sync_storage::ShipSeq>,
+    /// On the first page, with `ship`: the master's state of the documents those changes
+    /// name (tombstones included), sensitive fields left out.
+    pub touched: Vec<StoredDoc>,
+    /// On the first page: the conflicts resolved above `after` (id, content type, document).
+    pub resolved: Vec<(ConflictId, ContentType, DocumentId)>,
+    /// On the first page (no `from`): how many documents and tombstones the whole resync
+    /// holds.
+    pub total: Option<u64>,
+    /// How far tombstones were collected: a replica whose applied CSN is below it needs every
+    /// document (a full resync) to learn what was deleted.
+    pub collected: Csn,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -651,17 +672,69 @@ impl Master {
     }
 
     /// Applies the retention rules of the log tables and the audit log (see
-    /// `Storage::prune` and `Storage::prune_audit`); returns how many rows were deleted.
+    /// `Storage::prune` and `Storage::prune_audit`) and collects the tombstones every ship in
+    /// service applied; returns how many rows were deleted.
     pub async fn prune(&self) -> Result<u64> {
         let cfg = &self.inner.cfg;
+        let pruned = {
+            let _w = self.inner.writer.lock().await;
+            crate::config::prune(
+                self.inner.storage.as_ref(),
+                self.now(),
+                cfg.retention,
+                cfg.audit_retention,
+            )
+            .await?
+        };
+        Ok(pruned + self.collect_tombstones().await?)
+    }
+
+    /// Deletes the tombstones every registered ship in service has applied (per its last
+    /// heartbeat); decommissioned ships do not hold them back. A ship that comes back below
+    /// that point takes a full resync instead of learning the deletions one by one. Returns
+    /// how many were deleted; none while no ship is registered.
+    pub async fn collect_tombstones(&self) -> Result<u64> {
+        let ships = self.inner.storage.ships().await?;
+        let Some(horizon) = ships
+            .iter()
+            .filter(|s| s.decommissioned_at_ms.is_none())
+            .map(|s| s.applied_csn)
+            .min()
+        else {
+            return Ok(0);
+        };
         let _w = self.inner.writer.lock().await;
-        crate::config::prune(
-            self.inner.storage.as_ref(),
-            self.now(),
-            cfg.retention,
-            cfg.audit_retention,
-        )
-        .await
+        let n = self.inner.storage.collect_tombstones(horizon).await?;
+        if n > 0 {
+            tracing::info!(
+                collected = n,
+                up_to_csn = horizon,
+                "tombstones every ship applied collected"
+            );
+        }
+        Ok(n)
+    }
+
+    /// Decommissions a ship: it stays in the registry but no longer holds the collection of
+    /// tombstones back. Errors: `NotFound` for a ship never heard from.
+    pub async fn decommission(&self, ship: &ShipId) -> Result<ShipRecord> {
+        let _w = self.inner.writer.lock().await;
+        let r = self
+            .inner
+            .storage
+            .decommission_ship(ship, Some(self.now()))
+            .await?;
+        tracing::warn!(ship = %ship, "ship decommissioned: it no longer holds tombstones back");
+        Ok(r)
+    }
+
+    /// Puts a decommissioned ship in service again. If tombstones it never applied were
+    /// collected meanwhile, its next resync is a full one. Errors: `NotFound`.
+    pub async fn readmit(&self, ship: &ShipId) -> Result<ShipRecord> {
+        let _w = self.inner.writer.lock().await;
+        let r = self.inner.storage.decommission_ship(ship, None).await?;
+        tracing::info!(ship = %ship, "ship in service again");
+        Ok(r)
     }
 
     /// Committed messages not yet published on `master-updates`, counted up to 10,000.
@@ -690,27 +763,58 @@ impl Master {
         }
         let storage = &self.inner.storage;
         let at = storage.published().await?;
+        let collected = storage.tombstones_collected().await?;
+        let total = match from {
+            None => Some(storage.snapshot_size(after).await?),
+            Some(_) => None,
+        };
         let mut documents = storage.snapshot(after, from, limit).await?;
-        for d in &mut documents {
+        let fetched = documents.len() as u64;
+        let mut bytes = 0;
+        for (i, d) in documents.iter_mut().enumerate() {
             self.inner.cfg.sensitive.strip(&mut d.fields);
+            bytes += serde_json::to_vec(&d.fields).map_or(0, |v| v.len() as u64);
+            if bytes > MAX_SNAPSHOT_BYTES && i > 0 {
+                // A page stays a size one request carries: the rest comes in the next one.
+                documents.truncate(i + 1);
+                break;
+            }
         }
-        let next = (documents.len() as u64 == limit)
+        let next = (fetched == limit || (documents.len() as u64) < fetched)
             .then(|| documents.last().map(|d| (d.content_type.clone(), d.id)))
             .flatten();
-        let last_seq = match ship {
-            Some(ship) => storage
-                .ships()
-                .await?
-                .into_iter()
-                .find(|s| &s.ship == ship)
-                .map(|s| s.last_seq),
+        let record = match ship {
+            Some(ship) => storage.ships().await?.into_iter().find(|s| &s.ship == ship),
             None => None,
         };
+        let last_seq = record.as_ref().map(|s| s.last_seq);
+        let resolved = match total {
+            Some(_) => storage.resolved_conflicts(after, MAX_APPLIED_SEQS).await?,
+            None => Vec::new(),
+        };
+        let applied = match (&record, total) {
+            (Some(r), Some(_)) => storage.ship_seqs(&r.ship, MAX_APPLIED_SEQS).await?,
+            _ => Vec::new(),
+        };
+        let named: std::collections::BTreeSet<_> =
+            applied.iter().filter_map(|a| a.document.clone()).collect();
+        let mut touched = Vec::with_capacity(named.len());
+        for (ct, id) in named {
+            if let Some(mut d) = storage.document(&ct, id).await? {
+                self.inner.cfg.sensitive.strip(&mut d.fields);
+                touched.push(d);
+            }
+        }
         Ok(Snapshot {
             at,
             documents,
             next,
             last_seq,
+            applied,
+            touched,
+            resolved,
+            total,
+            collected,
         })
     }
 

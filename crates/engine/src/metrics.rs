@@ -33,6 +33,15 @@ pub const APPLY_BUCKETS: &[f64] = &[
 /// stopped applying before it.
 pub const CSN_GAPS_TOTAL: &str = "offline_sync_csn_gaps_total";
 
+/// `offline_sync_resync_active`: 1 while a replica resyncs from the master's state (or needs
+/// to), else 0.
+pub const RESYNC_ACTIVE: &str = "offline_sync_resync_active";
+/// `offline_sync_resync_documents{kind}`: documents of the running or last resync, `received`
+/// and `total` (as the master counted them at its start).
+pub const RESYNC_DOCUMENTS: &str = "offline_sync_resync_documents";
+/// `offline_sync_resync_bytes`: bytes of the running or last resync's pages on the link.
+pub const RESYNC_BYTES: &str = "offline_sync_resync_bytes";
+
 /// Registers the descriptions of the engine's metrics with the installed recorder.
 pub fn describe() {
     metrics::describe_counter!(MESSAGES_TOTAL, "Records read from the broker, by outcome");
@@ -54,6 +63,19 @@ pub fn describe() {
         CSN_GAPS_TOTAL,
         "Times a replica found a CSN missing on master-updates and stopped applying before it"
     );
+    metrics::describe_gauge!(
+        RESYNC_ACTIVE,
+        "1 while a replica resyncs from the master's state or needs to"
+    );
+    metrics::describe_gauge!(
+        RESYNC_DOCUMENTS,
+        "Documents of the running or last resync: received and total"
+    );
+    metrics::describe_gauge!(
+        RESYNC_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes of the running or last resync's pages on the link"
+    );
     metrics::describe_histogram!(
         APPLY_DURATION_SECONDS,
         metrics::Unit::Seconds,
@@ -64,6 +86,14 @@ pub fn describe() {
 /// Counts one CSN gap found.
 pub(crate) fn csn_gap() {
     metrics::counter!(CSN_GAPS_TOTAL).increment(1);
+}
+
+/// Shows where a resync stands.
+pub(crate) fn resync(state: &offline_sync_storage::ResyncState) {
+    metrics::gauge!(RESYNC_ACTIVE).set(if state.active() { 1.0 } else { 0.0 });
+    metrics::gauge!(RESYNC_DOCUMENTS, "kind" => "received").set(state.received as f64);
+    metrics::gauge!(RESYNC_DOCUMENTS, "kind" => "total").set(state.total.unwrap_or(0) as f64);
+    metrics::gauge!(RESYNC_BYTES).set(state.bytes as f64);
 }
 
 /// Counts one refused record.

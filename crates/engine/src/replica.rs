@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::inbox::{Decoded, Inbox, Reader};
 use crate::keys::{KeyAdmin, Keyring};
 use crate::metrics::{MessageCounts, Stats};
+use crate::resync::{ResyncProgress, SnapshotSource};
 
 /// A replica (ship) node. Cheap to clone; clones share the node.
 #[derive(Clone, Debug)]
@@ -30,13 +31,13 @@ pub struct Replica {
 pub(crate) struct Inner {
     pub(crate) cfg: ReplicaConfig,
     pub(crate) storage: Arc<dyn Storage>,
-    transport: Arc<dyn Transport>,
+    pub(crate) transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     hlc: std::sync::Mutex<HlcClock>,
     /// Serialises the node's mutating storage calls.
     pub(crate) writer: Mutex<()>,
     pusher: Mutex<()>,
-    puller: Mutex<()>,
+    pub(crate) puller: Mutex<()>,
     /// Rung after a local write or when the link comes back: the pusher has work.
     pub(crate) wake: Notify,
     online: AtomicBool,
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
     gap: std::sync::Mutex<Option<Gap>>,
     /// This ship's signing key and the master's pinned key, loaded on first use.
     keys: tokio::sync::OnceCell<Keyring>,
+    /// Where a resync fetches the master's state from.
+    pub(crate) source: std::sync::RwLock<Option<Arc<dyn SnapshotSource>>>,
     pub(crate) stats: Stats,
 }
 
@@ -72,8 +75,11 @@ pub struct ReplicaStatus {
     pub oldest_unacked_age_ms: Option<u64>,
     /// The next offset to read from `master-updates`.
     pub offset: Option<i64>,
-    /// Set when the broker no longer holds what this replica must read next.
+    /// Set when the broker no longer holds what this replica must read next, or a resync
+    /// from the master's state is asked for or running: why.
     pub resync_required: Option<String>,
+    /// The resync running, or the last one.
+    pub resync: Option<ResyncProgress>,
 }
 
 fn view(doc: ReplicaDoc, now_ms: u64) -> StoredDoc {
@@ -117,6 +123,7 @@ impl Replica {
                 gap: std::sync::Mutex::new(None),
                 heard_ms: std::sync::atomic::AtomicU64::new(0),
                 keys: tokio::sync::OnceCell::new(),
+                source: std::sync::RwLock::new(None),
                 stats: Stats::default(),
             }),
         }
@@ -322,7 +329,7 @@ impl Replica {
         Ok(self.inner.storage.outbox(self.ship(), state, page).await?)
     }
 
-    fn link(&self, up: bool) {
+    pub(crate) fn link(&self, up: bool) {
         let was = self.inner.online.swap(up, Ordering::SeqCst);
         if was != up {
             if up {
@@ -433,15 +440,36 @@ impl Replica {
 
     /// Reads one batch from `master-updates` and applies it with its offset; returns how many
     /// records were read. Waits up to the poll wait when nothing is there.
+    ///
+    /// A resync from the master's state asked for runs first, a page per call (returning the
+    /// documents received, at least 1). With a snapshot source set, the replica asks for one
+    /// itself when it is new (nothing read yet), when the broker no longer holds what it must
+    /// read next, and when a commit is missing.
     pub async fn pull_once(&self) -> Result<usize> {
         let _p = self.inner.puller.lock().await;
+        if let Some(n) = self.resync_step().await? {
+            return Ok(n.max(1));
+        }
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.master_updates.clone();
         if let Some(gap) = self.stalled() {
+            if self.resync_instead(&Error::from(gap)).await? {
+                return Ok(1);
+            }
             // Reading again would fetch the same records over the link to find the same gap.
             return Err(gap.into());
         }
-        let from = self.inner.storage.offset(&topic, 0).await?.unwrap_or(0);
+        let stored = self.inner.storage.offset(&topic, 0).await?;
+        if stored.is_none()
+            && self.snapshot_source().is_some()
+            && self.inner.storage.replica_progress().await?.applied_csn == 0
+            && self.inner.storage.resync_state().await?.is_none()
+        {
+            self.request_resync(true, "a new replica takes the master's state")
+                .await?;
+            return Ok(1);
+        }
+        let from = stored.unwrap_or(0);
         let r = self
             .inner
             .transport
@@ -458,6 +486,9 @@ impl Replica {
             Err(e @ Error::ResyncRequired { .. }) => {
                 tracing::error!(ship = %self.ship(), error = %e, "cannot continue from the stored offset");
                 *self.inner.resync.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                if self.resync_instead(&e).await? {
+                    return Ok(1);
+                }
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -520,6 +551,9 @@ impl Replica {
             let e = Error::from(gap);
             tracing::error!(ship = %self.ship(), error = %e, "commits out of sequence: applying stopped");
             crate::metrics::csn_gap();
+            if self.resync_instead(&e).await? {
+                return Ok(batch.records.len());
+            }
             return Err(e);
         }
         Ok(batch.records.len())
@@ -544,6 +578,22 @@ impl Replica {
             sensitive: self.inner.cfg.sensitive.clone(),
             synced: self.inner.cfg.content_types.clone(),
         }
+    }
+
+    /// Asks for a resync from the master's state because of `why`, when there is a snapshot
+    /// source to fetch it from; returns whether it did.
+    async fn resync_instead(&self, why: &Error) -> Result<bool> {
+        if self.snapshot_source().is_none() {
+            return Ok(false);
+        }
+        self.request_resync(false, &why.to_string()).await?;
+        Ok(true)
+    }
+
+    /// Forgets why a resync was needed, once one ended.
+    pub(crate) fn clear_resync_needed(&self) {
+        *self.inner.resync.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.inner.gap.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The gap applying stopped at, if it did.
@@ -585,6 +635,11 @@ impl Replica {
             applied_csn: progress.applied_csn,
             last_seq: progress.last_seq,
             sent_seq: stats.sent_seq(),
+            answered_seq: Some(
+                stats
+                    .first_unacked_seq
+                    .map_or(progress.last_seq, |first| first.saturating_sub(1)),
+            ),
         };
         let key = self.ship().as_str().as_bytes();
         let value = self.keys().await?.seal(&encode(&Message::Heartbeat(hb)));
@@ -605,6 +660,11 @@ impl Replica {
     /// sent again: the changes wait on `ship-updates` for it. Harmless when the master has
     /// them: it skips what it already applied.
     pub async fn resend_stale(&self) -> Result<u64> {
+        if self.needs_resync().await? {
+            // The master's answers cannot be read until the resync ends: sending again would
+            // only repeat the backlog over the link.
+            return Ok(0);
+        }
         let stats = self.inner.storage.outbox_stats().await?;
         let (Some(sent_at), Some(first)) = (stats.oldest_sent_at_ms, stats.first_unacked_seq) else {
             return Ok(0);
@@ -644,6 +704,25 @@ impl Replica {
         .await
     }
 
+    /// Why this replica needs a resync from the master's state, if it does: the broker no
+    /// longer holds what it must read next, a commit is missing, or one is asked for or
+    /// running.
+    pub async fn resync_needed(&self) -> Result<Option<String>> {
+        let running = self.inner.storage.resync_state().await?.filter(|s| s.active());
+        Ok(running.map(|s| s.reason).or_else(|| {
+            self.inner
+                .resync
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .or_else(|| self.stalled().map(|gap| Error::from(gap).to_string()))
+        }))
+    }
+
+    async fn needs_resync(&self) -> Result<bool> {
+        Ok(self.resync_needed().await?.is_some())
+    }
+
     /// What this replica reports about itself.
     pub async fn status(&self) -> Result<ReplicaStatus> {
         let stats = self.inner.storage.outbox_stats().await?;
@@ -663,13 +742,8 @@ impl Replica {
                 .storage
                 .offset(&self.inner.cfg.topics.master_updates, 0)
                 .await?,
-            resync_required: self
-                .inner
-                .resync
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-                .or_else(|| self.stalled().map(|gap| Error::from(gap).to_string())),
+            resync_required: self.resync_needed().await?,
+            resync: self.resync_progress().await?,
         })
     }
 }

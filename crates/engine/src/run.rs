@@ -160,6 +160,7 @@ async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
                 log_step_error("pull", &e);
                 let delay = match e {
                     Error::ResyncRequired { .. } | Error::CsnGap { .. } => cfg.retry.max,
+                    Error::Snapshot { retryable: false, .. } => cfg.retry.max,
                     _ => cfg.retry.delay(attempt, jitter()),
                 };
                 if pause(&mut stop, delay).await {

@@ -231,18 +231,65 @@ impl ResolveBody {
     }
 }
 
+/// A JSON answer, gzip-compressed when the client accepts it (resync pages go over costly
+/// links; JSON documents shrink several times).
+pub(crate) fn compressed(req: &actix_web::HttpRequest, json: Vec<u8>) -> actix_web::HttpResponse {
+    use std::io::Write as _;
+    let accepts_gzip = req
+        .headers()
+        .get_all(actix_web::http::header::ACCEPT_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| {
+            let mut parts = e.trim().split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| {
+                matches!(
+                    p.trim().replace(' ', "").as_str(),
+                    "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
+                )
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        });
+    let mut resp = actix_web::HttpResponse::Ok();
+    resp.content_type("application/json")
+        .insert_header((actix_web::http::header::VARY, "Accept-Encoding"));
+    if accepts_gzip {
+        let mut gz =
+            flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::fast());
+        if gz.write_all(&json).is_ok()
+            && let Ok(zipped) = gz.finish()
+        {
+            return resp
+                .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
+                .body(zipped);
+        }
+    }
+    resp.body(json)
+}
+
 /// A page of the master's state for a resync.
 pub(crate) fn snapshot(s: offline_sync_engine::Snapshot) -> Value {
-    let docs: Vec<Value> = s
-        .documents
-        .into_iter()
-        .map(|d| {
+    let doc = |d: StoredDoc| {
+        json!({
+            "contentType": d.content_type.as_str(),
+            "documentId": d.id.to_string(),
+            "fields": d.fields,
+            "deleted": d.deleted,
+            "version": d.version,
+        })
+    };
+    let docs: Vec<Value> = s.documents.into_iter().map(doc).collect();
+    let touched: Vec<Value> = s.touched.into_iter().map(doc).collect();
+    let applied: Vec<Value> = s
+        .applied
+        .iter()
+        .map(|a| {
             json!({
-                "contentType": d.content_type.as_str(),
-                "documentId": d.id.to_string(),
-                "fields": d.fields,
-                "deleted": d.deleted,
-                "version": d.version,
+                "seq": a.seq,
+                "hlc": a.hlc.map(|h| json!({"ms": h.ms, "c": h.c})),
+                "contentType": a.document.as_ref().map(|(ct, _)| ct.as_str()),
+                "documentId": a.document.as_ref().map(|(_, id)| id.to_string()),
             })
         })
         .collect();
@@ -250,8 +297,35 @@ pub(crate) fn snapshot(s: offline_sync_engine::Snapshot) -> Value {
         "at": s.at.csn,
         "offset": s.at.next_offset,
         "lastSeq": s.last_seq,
+        "resolved": s.resolved.iter().map(|(c, ct, id)| json!({"conflict": c, "contentType": ct.as_str(), "documentId": id.to_string()})).collect::<Vec<_>>(),
+        "applied": applied,
+        "touched": touched,
+        "total": s.total,
+        "collected": s.collected,
         "documents": docs,
         "next": s.next.map(|(ct, id)| format!("{}/{id}", ct.as_str())),
+    })
+}
+
+/// A replica's resync from the master's state: the running one, or the last one.
+pub(crate) fn resync(p: &offline_sync_engine::ResyncProgress) -> Value {
+    let s = &p.state;
+    json!({
+        "phase": s.phase.as_str(),
+        "full": s.full,
+        "reason": s.reason,
+        "after": s.after,
+        "atCsn": s.at.map(|a| a.csn),
+        "offset": s.at.map(|a| a.next_offset),
+        "lastSeq": s.last_seq,
+        "received": s.received,
+        "total": s.total,
+        "bytes": s.bytes,
+        "pages": s.pages,
+        "etaMs": p.eta_ms,
+        "requestedAt": timestamp(s.requested_at_ms),
+        "startedAt": s.started_at_ms.map(timestamp),
+        "finishedAt": s.finished_at_ms.map(timestamp),
     })
 }
 
@@ -272,6 +346,8 @@ pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
         "registeredAt": timestamp(r.registered_at_ms),
         "changesRefused": r.changes_refused,
         "lastRefusal": r.last_refusal,
+        "decommissioned": r.decommissioned_at_ms.is_some(),
+        "decommissionedAt": r.decommissioned_at_ms.map(timestamp),
     })
 }
 

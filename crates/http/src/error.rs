@@ -104,6 +104,9 @@ impl From<EngineError> for ApiError {
                     "the database is unreachable",
                 )
             }
+            EngineError::Snapshot { .. } => {
+                Self::new(S::SERVICE_UNAVAILABLE, "master_unavailable", e.to_string())
+            }
             EngineError::Transport(source) if e.is_retryable() => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "broker_unavailable",

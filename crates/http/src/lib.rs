@@ -8,9 +8,11 @@
 //! reads also accept the read-only token); probes, metrics and the OpenAPI document do not.
 //! Errors are `{"error":{"code":"...","message":"..."}}` with the status that fits. Handlers
 //! hand engine work to the tokio runtime [`serve`] was called on, where the engine's
-//! database and broker connections live.
+//! database and broker connections live. [`MasterClient`] is the other side of the master's
+//! snapshot endpoint: a replica's resync over HTTP.
 
 mod auth;
+mod client;
 mod dto;
 mod error;
 mod metrics;
@@ -19,6 +21,7 @@ mod routes;
 mod server;
 mod state;
 
+pub use client::MasterClient;
 pub use error::ApiError;
 pub use metrics::describe as describe_metrics;
 pub use server::{HttpConfig, MAX_BODY_BYTES, RenderMetrics, Server, serve};

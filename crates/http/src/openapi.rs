@@ -181,6 +181,15 @@ pub(crate) mod spec {
             "type": "object", "required": ["pulled"], "properties": {"pulled": {"type": "integer"}}})))}})
     }
 
+    pub(crate) fn resync() -> Value {
+        json!({"parameters": [{"name": "full", "in": "query", "required": false,
+                               "description": "Every document, and local documents the master no longer holds removed (default false: only what changed above the applied CSN)",
+                               "schema": {"type": "boolean"}}],
+               "responses": {"202": ok("The resync asked for; the pull loop runs it", data_of(reference("Resync"))),
+                             "400": error_response("A parameter is not valid"),
+                             "409": error_response("No way to fetch the master's state is set (SYNC_MASTER_URL)")}})
+    }
+
     pub(crate) fn queue() -> Value {
         let mut params = page_params();
         params.push(status_param(
@@ -275,6 +284,18 @@ pub(crate) mod spec {
                 "400": error_response("publicKey is not 32 bytes of base64"),
                 "404": error_response("Not a peer of this node, or no key seen for it and none given"),
                 "409": error_response("A pending key approved without publicKey"),
+            },
+        })
+    }
+
+    pub(crate) fn ship_action() -> Value {
+        json!({
+            "parameters": [{"name": "ship_id", "in": "path", "required": true, "description": "A ship of the registry",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}}],
+            "responses": {
+                "200": ok("The ship as the registry now holds it", data_of(reference("Ship"))),
+                "400": error_response("Not a ship id"),
+                "404": error_response("No such ship in the registry"),
             },
         })
     }
@@ -399,8 +420,17 @@ fn schemas() -> Value {
     let nint = json!({"type": "integer", "nullable": true});
     let string = json!({"type": "string"});
     let nstring = json!({"type": "string", "nullable": true});
+    let resync = json!({"type": "object", "required": ["phase", "full", "reason", "after", "received", "bytes", "pages", "requestedAt"],
+        "properties": {
+            "phase": {"type": "string", "enum": ["requested", "fetching", "done"]}, "full": {"type": "boolean"},
+            "reason": string, "after": int, "atCsn": nint, "offset": nint, "lastSeq": nint,
+            "received": int, "total": nint, "bytes": int, "pages": int, "etaMs": nint,
+            "requestedAt": string, "startedAt": nstring, "finishedAt": nstring}});
+    let mut nullable_resync = resync.clone();
+    nullable_resync["nullable"] = json!(true);
     let sync_check = json!({"type": "object", "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["healthy", "stalled"]}, "reason": string}});
+        "properties": {"status": {"type": "string", "enum": ["healthy", "stalled", "resyncing"]}, "reason": string,
+                       "received": int, "total": nint, "etaMs": nint}});
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
@@ -437,7 +467,8 @@ fn schemas() -> Value {
                 "shipId": string, "status": {"type": "string", "enum": ["online", "offline"]},
                 "online": {"type": "boolean"}, "lastSeen": nstring, "lastSeq": int, "changesApplied": int,
                 "pending": int, "oldestUnackedMs": nint, "appliedCsn": int, "lagCsn": int, "registeredAt": string,
-                "changesRefused": int, "lastRefusal": nstring}},
+                "changesRefused": int, "lastRefusal": nstring,
+                "decommissioned": {"type": "boolean"}, "decommissionedAt": nstring}},
         "QueueEntry": {"type": "object", "required": ["seq", "contentType", "documentId", "operation", "status"],
             "properties": {
                 "seq": int, "contentType": string, "documentId": string,
@@ -446,7 +477,16 @@ fn schemas() -> Value {
                 "outcome": nstring, "baseVersion": int, "fields": {"type": "object"},
                 "createdAt": string, "sentAt": nstring}},
         "Snapshot": {"type": "object", "required": ["at", "offset", "documents", "next"],
-            "properties": {"at": int, "offset": int, "lastSeq": nint,
+            "properties": {"at": int, "offset": int, "lastSeq": nint, "total": nint, "collected": int,
+                "resolved": {"type": "array", "items": {"type": "object", "required": ["conflict", "contentType", "documentId"], "properties": {
+                    "conflict": int, "contentType": string, "documentId": string}}},
+                "applied": {"type": "array", "items": {"type": "object", "required": ["seq", "hlc"], "properties": {
+                    "seq": int, "hlc": {"type": "object", "nullable": true, "required": ["ms", "c"], "properties": {"ms": int, "c": int}},
+                    "contentType": nstring, "documentId": nstring}}},
+                "touched": {"type": "array", "items": {"type": "object",
+                    "required": ["contentType", "documentId", "fields", "deleted", "version"],
+                    "properties": {"contentType": string, "documentId": string, "fields": {"type": "object"},
+                                   "deleted": {"type": "boolean"}, "version": int}}},
                 "documents": {"type": "array", "items": {"type": "object",
                     "required": ["contentType", "documentId", "fields", "deleted", "version"],
                     "properties": {"contentType": string, "documentId": string, "fields": {"type": "object"},
@@ -470,7 +510,9 @@ fn schemas() -> Value {
                 "mode": {"type": "string", "enum": ["replica"]}, "shipId": string,
                 "link": {"type": "string", "enum": ["online", "offline"]}, "online": {"type": "boolean"},
                 "pending": int, "unsent": int, "inFlight": int, "rejected": int, "lastSeq": int, "appliedCsn": int,
-                "oldestUnackedAgeMs": nint, "offset": nint, "resyncRequired": nstring}},
+                "oldestUnackedAgeMs": nint, "offset": nint, "resyncRequired": nstring,
+                "resync": nullable_resync}},
+        "Resync": resync,
         "Probe": {"type": "object", "required": ["status"], "properties": {"status": string}},
         "Health": {"type": "object", "required": ["status", "mode", "timestamp", "uptime", "version", "checks"],
             "properties": {

@@ -248,4 +248,8 @@ pub struct Heartbeat {
     /// again — and only then.
     #[serde(default)]
     pub sent_seq: Seq,
+    /// Every change up to this seq has its answer: the master may forget what it applied
+    /// under them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_seq: Option<Seq>,
 }

@@ -152,6 +152,7 @@ mod tests {
             applied_csn: 3,
             last_seq: 4,
             sent_seq: 0,
+            answered_seq: None,
         });
         for m in [change(), ack, hb] {
             assert_eq!(decode(&encode(&m)).unwrap(), m);

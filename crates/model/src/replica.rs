@@ -247,6 +247,19 @@ pub fn release_marks(mut doc: ReplicaDoc, seq: Seq) -> ReplicaDoc {
     doc
 }
 
+/// Drops the marks held by conflict `conflict`, which the master resolved: the master's values
+/// of the document are taken again from now on (a resync learns of a resolution from the
+/// resolved conflicts, not from the commit that resolved it).
+pub fn release_conflict(mut doc: ReplicaDoc, conflict: u64) -> ReplicaDoc {
+    let held = |m: &Mark| matches!(m, Mark::Held { conflict: c, .. } if *c == conflict);
+    doc.marks.retain(|_, m| !held(m));
+    if doc.delete_mark.as_ref().is_some_and(held) {
+        doc.delete_mark = None;
+        doc.deleted = false;
+    }
+    doc
+}
+
 /// Gives the marks of outbox rows that were renumbered (`renumbered`: old seq → new seq) their
 /// rows' new seqs. A replica restored from a backup renumbers the rows the master never saw
 /// above the seqs the master applied from it before the restore.

@@ -74,6 +74,7 @@ pub(crate) mod ships {
         pub registered_at_ms: i64,
         pub changes_refused: i64,
         pub last_refusal: Option<String>,
+        pub decommissioned_at_ms: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -251,6 +252,59 @@ pub(crate) mod audit_log {
         pub action: String,
         pub target: String,
         pub detail: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod resync {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "resync")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        pub phase: String,
+        pub full: bool,
+        pub reason: String,
+        pub after_csn: i64,
+        pub at_csn: Option<i64>,
+        pub at_offset: Option<i64>,
+        pub last_seq: Option<i64>,
+        pub cursor: Option<String>,
+        pub received: i64,
+        pub total: Option<i64>,
+        pub bytes: i64,
+        pub pages: i64,
+        pub requested_at_ms: i64,
+        pub started_at_ms: Option<i64>,
+        pub finished_at_ms: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub(crate) mod ship_seqs {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ship_seqs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub ship_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub hlc_ms: Option<i64>,
+        pub hlc_c: Option<i32>,
+        pub content_type: Option<String>,
+        pub document_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

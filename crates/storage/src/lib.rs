@@ -23,9 +23,15 @@ pub use sea::{MasterLock, SeaStorage};
 pub use types::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
     LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry, OutboxState,
-    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord,
-    StoredDoc, TopicOffset, Unreadable,
+    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished,
+    ResyncPage, ResyncPhase, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
+    TopicOffset, Unreadable,
 };
+
+/// The outcome of an outbox row the master answered (applied it, or refused it) before a
+/// resync, when its answer was no longer on `master-updates` to read: the resync brought the
+/// master's state of its document either way.
+pub const ANSWERED_BEFORE_RESYNC: &str = "answered by the master before a resync (applied or refused); the answer itself was no longer on master-updates";
 
 /// Durable state of one node (master or replica).
 ///
@@ -161,6 +167,37 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Applied CSN and last seq of a replica.
     async fn replica_progress(&self) -> Result<ReplicaProgress>;
 
+    /// The resync running, or the last one. Read-only.
+    async fn resync_state(&self) -> Result<Option<ResyncState>>;
+
+    /// Asks for a resync of a replica from the master's state, for `reason`: of every
+    /// document when `full`, otherwise of those changed above the applied CSN. While one is
+    /// asked for or running it is kept (a full one replaces one that is not full, from its
+    /// start). Returns the one that will run. Safe to repeat.
+    async fn request_resync(&self, full: bool, reason: &str, now_ms: u64) -> Result<ResyncState>;
+
+    /// Starts the resync asked for at the master's point `start`: unanswered outbox rows the
+    /// master applied under their seq with their hybrid logical time are marked answered
+    /// (their answers are gone from the topic) and their documents take the master's state;
+    /// other unanswered rows up to the master's last seq (written under seqs the master used
+    /// for other changes: a database restored from a backup) are renumbered above it; sent
+    /// rows above it go again; fields held in conflicts the master resolved are released.
+    /// Errors: `Conflict` unless a resync is `requested`.
+    async fn start_resync(&self, ship: &ShipId, start: &ResyncStart, now_ms: u64) -> Result<ResyncStarted>;
+
+    /// Applies one page of the master's state as the master's commits of whole documents
+    /// (fields changed here and not yet answered keep their local values) and keeps where the
+    /// next page starts, in one transaction. Applying a page twice changes nothing. Errors:
+    /// `Conflict` unless a resync is `fetching`.
+    async fn apply_resync_page(&self, ship: &ShipId, page: &ResyncPage, now_ms: u64) -> Result<ResyncState>;
+
+    /// Ends the running resync after its last page: the applied CSN becomes the master's point
+    /// (when above it), `topic` is read on from `next` (the point's offset, or where the topic
+    /// starts when it was recreated since and holds less), and for a full resync the
+    /// local documents the master did not send and nobody changed here are removed. Errors:
+    /// `Conflict` unless a resync is `fetching`. Safe to repeat only in that it fails.
+    async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished>;
+
     // ---- master ----
 
     /// The master's copy of a document, with its field versions (tombstones included).
@@ -229,6 +266,39 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         from: Option<(ContentType, DocumentId)>,
         limit: u64,
     ) -> Result<Vec<StoredDoc>>;
+
+    /// How many documents and tombstones have a version above `after`: the size of a resync
+    /// from there. Read-only.
+    async fn snapshot_size(&self, after: Csn) -> Result<u64>;
+
+    /// Deletes the tombstones with a version up to `up_to` (every ship in service applied
+    /// them) and keeps `up_to` as how far tombstones were collected, when above what was kept.
+    /// Returns how many were deleted. Safe to repeat.
+    async fn collect_tombstones(&self, up_to: Csn) -> Result<u64>;
+
+    /// How far tombstones were collected: no tombstone with a version above it was. A replica
+    /// whose applied CSN is below it cannot learn every deletion from a resync of what changed
+    /// above its applied CSN. Read-only.
+    async fn tombstones_collected(&self) -> Result<Csn>;
+
+    /// Marks a ship of the registry decommissioned at `at_ms`, or in service again with
+    /// `None`; returns its record. Errors: `NotFound` for a ship never heard from. Safe to
+    /// repeat.
+    async fn decommission_ship(&self, ship: &ShipId, at_ms: Option<u64>) -> Result<ShipRecord>;
+
+    /// The hybrid logical time of the changes of `ship` the master applied or refused and
+    /// still keeps (until the ship says it has their answers), by seq, at most `limit`, in seq
+    /// order. Read-only.
+    async fn ship_seqs(&self, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>>;
+
+    /// The conflicts resolved by a commit above `after` (by id, content type and document), at
+    /// most `limit`, in the order of their resolutions. A resync that covers those commits
+    /// releases the fields its replica held in them. Read-only.
+    async fn resolved_conflicts(
+        &self,
+        after: Csn,
+        limit: u64,
+    ) -> Result<Vec<(ConflictId, ContentType, DocumentId)>>;
 
     /// The ship registry.
     async fn ships(&self) -> Result<Vec<ShipRecord>>;

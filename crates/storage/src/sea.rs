@@ -3,6 +3,7 @@
 mod common;
 mod master;
 mod replica;
+mod resync;
 mod trust;
 
 use std::time::{Duration, Instant};
@@ -20,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::types::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
     MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
-    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, StoredDoc,
+    ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted,
+    ResyncState, ShipRecord, ShipSeq, StoredDoc,
 };
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
@@ -317,6 +319,34 @@ impl Storage for SeaStorage {
         })
     }
 
+    async fn resync_state(&self) -> Result<Option<ResyncState>> {
+        resync::state(&self.db).await
+    }
+
+    async fn request_resync(&self, full: bool, reason: &str, now_ms: u64) -> Result<ResyncState> {
+        let txn = self.db.begin().await?;
+        let out = resync::request(&txn, full, reason, now_ms).await;
+        finish(txn, out).await
+    }
+
+    async fn start_resync(&self, ship: &ShipId, start: &ResyncStart, now_ms: u64) -> Result<ResyncStarted> {
+        let txn = self.db.begin().await?;
+        let out = resync::start(&txn, ship, start, now_ms).await;
+        finish(txn, out).await
+    }
+
+    async fn apply_resync_page(&self, ship: &ShipId, page: &ResyncPage, now_ms: u64) -> Result<ResyncState> {
+        let txn = self.db.begin().await?;
+        let out = resync::apply_page(&txn, ship, page, now_ms).await;
+        finish(txn, out).await
+    }
+
+    async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished> {
+        let txn = self.db.begin().await?;
+        let out = resync::finish(&txn, topic, next, now_ms).await;
+        finish(txn, out).await
+    }
+
     async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
         common::master_doc(&self.db, ct, id).await
     }
@@ -388,6 +418,38 @@ impl Storage for SeaStorage {
         limit: u64,
     ) -> Result<Vec<StoredDoc>> {
         common::snapshot(&self.db, after, from, limit).await
+    }
+
+    async fn snapshot_size(&self, after: Csn) -> Result<u64> {
+        common::snapshot_size(&self.db, after).await
+    }
+
+    async fn collect_tombstones(&self, up_to: Csn) -> Result<u64> {
+        let txn = self.db.begin().await?;
+        let out = master::collect_tombstones(&txn, up_to).await;
+        finish(txn, out).await
+    }
+
+    async fn tombstones_collected(&self) -> Result<Csn> {
+        master::collected(&self.db).await
+    }
+
+    async fn decommission_ship(&self, ship: &ShipId, at_ms: Option<u64>) -> Result<ShipRecord> {
+        let txn = self.db.begin().await?;
+        let out = master::decommission(&txn, ship, at_ms).await;
+        finish(txn, out).await
+    }
+
+    async fn ship_seqs(&self, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>> {
+        master::ship_seqs(&self.db, ship, limit).await
+    }
+
+    async fn resolved_conflicts(
+        &self,
+        after: Csn,
+        limit: u64,
+    ) -> Result<Vec<(ConflictId, ContentType, DocumentId)>> {
+        master::resolved_after(&self.db, after, limit).await
     }
 
     async fn ships(&self) -> Result<Vec<ShipRecord>> {

@@ -403,6 +403,9 @@ pub struct ShipRecord {
     pub changes_refused: u64,
     /// The seq and reason of the last one refused.
     pub last_refusal: Option<String>,
+    /// When an operator decommissioned it: it no longer holds the collection of tombstones
+    /// back (`None`: in service).
+    pub decommissioned_at_ms: Option<u64>,
 }
 
 /// Whether records signed with a pinned key are accepted.
@@ -508,4 +511,150 @@ pub struct AuditEntry {
     pub id: u64,
     /// The action.
     pub entry: NewAuditEntry,
+}
+
+/// Where a replica's resync stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResyncPhase {
+    /// Asked for; nothing fetched yet.
+    Requested,
+    /// The point it continues from is fixed; pages are being applied.
+    Fetching,
+    /// Ended: the replica reads `master-updates` on from the point it took.
+    Done,
+}
+
+impl ResyncPhase {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResyncPhase::Requested => "requested",
+            ResyncPhase::Fetching => "fetching",
+            ResyncPhase::Done => "done",
+        }
+    }
+
+    /// The phase of a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "requested" => Some(ResyncPhase::Requested),
+            "fetching" => Some(ResyncPhase::Fetching),
+            "done" => Some(ResyncPhase::Done),
+            _ => None,
+        }
+    }
+}
+
+/// A replica's resync from the master's state: the one running, or the last one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResyncState {
+    /// Where it stands.
+    pub phase: ResyncPhase,
+    /// Every document asked for (`after` 0), and local documents the master does not hold
+    /// (not changed here since) removed at the end.
+    pub full: bool,
+    /// Why it was asked for.
+    pub reason: String,
+    /// Documents with a version above this CSN are fetched (the applied CSN when asked for).
+    pub after: Csn,
+    /// The master's published point the resync takes: the replica reads on from its offset.
+    pub at: Option<Published>,
+    /// The last seq of this ship the master had applied when the resync started.
+    pub last_seq: Option<Seq>,
+    /// The last document received: the next page starts after it.
+    pub cursor: Option<(ContentType, DocumentId)>,
+    /// Documents and tombstones received.
+    pub received: u64,
+    /// How many the master had to send, as it counted them at the start.
+    pub total: Option<u64>,
+    /// Bytes of the pages received, as they came over the link.
+    pub bytes: u64,
+    /// Pages received.
+    pub pages: u64,
+    /// When it was asked for.
+    pub requested_at_ms: u64,
+    /// When its first page was applied.
+    pub started_at_ms: Option<u64>,
+    /// When it ended.
+    pub finished_at_ms: Option<u64>,
+}
+
+impl ResyncState {
+    /// Whether it is still to run or running.
+    pub fn active(&self) -> bool {
+        self.phase != ResyncPhase::Done
+    }
+}
+
+/// A change of a ship the master applied or refused, as it keeps it until the ship has the
+/// answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShipSeq {
+    /// Its seq.
+    pub seq: Seq,
+    /// Its hybrid logical time (`None`: it could not be read).
+    pub hlc: Option<offline_sync_model::Hlc>,
+    /// The document it names, when known.
+    pub document: Option<(ContentType, DocumentId)>,
+}
+
+/// The start of a resync, as the master's first page gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResyncStart {
+    /// The master's published point.
+    pub at: Published,
+    /// The last seq of this ship the master applied (`None`: it never heard of the ship).
+    pub last_seq: Option<Seq>,
+    /// The changes of this ship the master applied or refused whose answer the ship may not
+    /// have read.
+    pub applied: Vec<ShipSeq>,
+    /// The master's state of the documents those changes name (tombstones included; one the
+    /// master holds no record of is absent).
+    pub touched: Vec<StoredDoc>,
+    /// The conflicts the master resolved above the resync's CSN (id, content type, document):
+    /// the fields the replica held in them take the master's values.
+    pub resolved: Vec<(offline_sync_model::ConflictId, ContentType, DocumentId)>,
+    /// How many documents the master has to send.
+    pub total: Option<u64>,
+    /// Fields never taken from the master: the replica keeps its own values of them.
+    pub sensitive: Sensitive,
+}
+
+/// What starting a resync did to the outbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResyncStarted {
+    /// Unanswered rows the master had applied (their answers are no longer on the topic),
+    /// marked acknowledged.
+    pub settled: u64,
+    /// Sent rows the master had not applied, queued to be sent again.
+    pub resent: u64,
+    /// Unanswered rows renumbered because the master applied their seqs to other changes (a
+    /// database restored from a backup).
+    pub renumbered: u64,
+}
+
+/// One page of the master's state to apply in a resync.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResyncPage {
+    /// Documents and tombstones, ordered by content type then id.
+    pub documents: Vec<StoredDoc>,
+    /// Where the next page starts; `None` on the last one.
+    pub next: Option<(ContentType, DocumentId)>,
+    /// Bytes of the page as it came over the link.
+    pub bytes: u64,
+    /// Fields never taken from the master: the replica keeps its own values of them.
+    pub sensitive: Sensitive,
+    /// The content types this replica syncs (`None`: every type); others are not kept.
+    pub synced: Option<BTreeSet<ContentType>>,
+}
+
+/// What ending a resync did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResyncFinished {
+    /// The applied CSN now.
+    pub applied_csn: Csn,
+    /// The offset of `master-updates` read next.
+    pub offset: i64,
+    /// Local documents removed because the master no longer holds them (full resync only).
+    pub removed: u64,
 }

@@ -53,8 +53,8 @@ struct Stored {
     dead_letters: DeadLetterCounts,
     /// Ships: total and online (a replica counts itself).
     ships: (u64, u64),
-    /// Why a replica stopped applying `master-updates`, if it did.
-    stalled: Option<String>,
+    /// Why a replica stopped applying `master-updates`, if it did, and its resync if one runs.
+    stalled: Option<(String, Option<offline_sync_engine::ResyncProgress>)>,
 }
 
 async fn stored(state: &AppState, node: Node) -> Option<Stored> {
@@ -68,7 +68,14 @@ async fn stored(state: &AppState, node: Node) -> Option<Stored> {
                     let online = s.iter().filter(|s| s.online).count() as u64;
                     ((s.len() as u64, online), None)
                 }
-                Node::Replica(r) => ((1, u64::from(online)), r.status().await?.resync_required),
+                Node::Replica(r) => {
+                    let s = r.status().await?;
+                    let running = s.resync.filter(|p| p.state.active());
+                    (
+                        (1, u64::from(online)),
+                        s.resync_required.map(|why| (why, running)),
+                    )
+                }
             };
             Ok(Stored {
                 dead_letters,
@@ -123,7 +130,14 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
             "deadLetterQueue": dead_letter_check(stored.as_ref().map(|s| s.dead_letters)),
             "ships": ships_check(stored.as_ref().map(|s| s.ships)),
             "sync": match &stalled {
-                Some(reason) => json!({"status": "stalled", "reason": reason}),
+                Some((reason, Some(p))) => json!({
+                    "status": "resyncing",
+                    "reason": reason,
+                    "received": p.state.received,
+                    "total": p.state.total,
+                    "etaMs": p.eta_ms,
+                }),
+                Some((reason, None)) => json!({"status": "stalled", "reason": reason}),
                 None => json!({"status": "healthy"}),
             },
         }

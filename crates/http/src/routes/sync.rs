@@ -45,6 +45,7 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
                 "oldestUnackedAgeMs": s.oldest_unacked_age_ms,
                 "offset": s.offset,
                 "resyncRequired": s.resync_required,
+                "resync": s.resync.as_ref().map(dto::resync),
             })
         }
     };
@@ -74,6 +75,34 @@ pub(crate) async fn pull(state: web::Data<AppState>, role: web::ReqData<Role>) -
         )
         .await;
     Ok(HttpResponse::Ok().json(dto::data(json!({ "pulled": pulled }))))
+}
+
+/// `full`: every document, not only those changed above the applied CSN.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResyncQuery {
+    full: Option<bool>,
+}
+
+/// Asks for a resync from the master's state; the pull loop runs it, page by page.
+pub(crate) async fn resync(
+    state: web::Data<AppState>,
+    role: web::ReqData<Role>,
+    query: web::Query<ResyncQuery>,
+) -> Result<HttpResponse> {
+    let full = query.full.unwrap_or(false);
+    let r = state.replica()?;
+    let progress = state
+        .run(async move {
+            r.request_resync(full, "asked for through the API").await?;
+            r.resync_progress().await
+        })
+        .await?;
+    state
+        .audit(*role, "resync", "master-updates".into(), json!({ "full": full }))
+        .await;
+    let body = progress.as_ref().map(dto::resync);
+    Ok(HttpResponse::Accepted().json(dto::data(body)))
 }
 
 fn outbox_state(raw: Option<&str>) -> Result<Option<OutboxState>> {
@@ -130,6 +159,7 @@ const SNAPSHOT_PAGE: u64 = 500;
 pub(crate) async fn snapshot(
     state: web::Data<AppState>,
     query: web::Query<SnapshotQuery>,
+    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse> {
     let q = query.into_inner();
     let from = match q.from {
@@ -156,7 +186,60 @@ pub(crate) async fn snapshot(
     let s = state
         .run(async move { m.snapshot(after, from, limit, ship.as_ref()).await })
         .await?;
-    Ok(HttpResponse::Ok().json(dto::data(dto::snapshot(s))))
+    let body = serde_json::to_vec(&dto::data(dto::snapshot(s))).map_err(|_| ApiError::internal())?;
+    Ok(dto::compressed(&req, body))
+}
+
+/// Decommissions a ship of the registry.
+pub(crate) async fn decommission(
+    state: web::Data<AppState>,
+    role: web::ReqData<Role>,
+    ship: web::Path<String>,
+) -> Result<HttpResponse> {
+    ship_action(state, *role, ship.into_inner(), true).await
+}
+
+/// Puts a decommissioned ship in service again.
+pub(crate) async fn readmit(
+    state: web::Data<AppState>,
+    role: web::ReqData<Role>,
+    ship: web::Path<String>,
+) -> Result<HttpResponse> {
+    ship_action(state, *role, ship.into_inner(), false).await
+}
+
+async fn ship_action(
+    state: web::Data<AppState>,
+    role: Role,
+    ship: String,
+    decommission: bool,
+) -> Result<HttpResponse> {
+    let ship =
+        offline_sync_model::ShipId::new(ship).map_err(|e| ApiError::bad_request(format!("ship_id: {e}")))?;
+    let m = state.master()?;
+    let target = ship.as_str().to_owned();
+    let (record, last_csn) = state
+        .run(async move {
+            let record = if decommission {
+                m.decommission(&ship).await?
+            } else {
+                m.readmit(&ship).await?
+            };
+            let online = m
+                .ships()
+                .await?
+                .into_iter()
+                .find(|s| s.record.ship == record.ship)
+                .is_some_and(|s| s.online);
+            Ok((
+                offline_sync_engine::ShipStatus { record, online },
+                m.last_csn().await?,
+            ))
+        })
+        .await?;
+    let action = if decommission { "decommission" } else { "readmit" };
+    state.audit(role, action, target, json!({})).await;
+    Ok(HttpResponse::Ok().json(dto::data(dto::ship(record, last_csn))))
 }
 
 pub(crate) async fn ships(state: web::Data<AppState>) -> Result<HttpResponse> {

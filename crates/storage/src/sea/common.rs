@@ -501,12 +501,13 @@ pub(super) async fn replica_doc<C: ConnectionTrait>(
     ct: &ContentType,
     id: DocumentId,
 ) -> Result<Option<ReplicaDoc>> {
-    let Some(row) = row(c, ct, id).await? else {
-        return Ok(None);
-    };
+    row(c, ct, id).await?.map(to_replica_doc).transpose()
+}
+
+fn to_replica_doc(row: documents::Model) -> Result<ReplicaDoc> {
     let meta: ReplicaMeta = parse_json("document marks", &row.meta)?;
     let stored = stored(row)?;
-    Ok(Some(ReplicaDoc {
+    Ok(ReplicaDoc {
         content_type: stored.content_type,
         id: stored.id,
         fields: stored.fields,
@@ -515,7 +516,27 @@ pub(super) async fn replica_doc<C: ConnectionTrait>(
         marks: meta.marks,
         delete_mark: meta.delete_mark,
         unseen: meta.unseen,
-    }))
+    })
+}
+
+/// A replica's live documents last saved at or before `ms`.
+pub(super) async fn replica_docs_saved_by<C: ConnectionTrait>(c: &C, ms: u64) -> Result<Vec<ReplicaDoc>> {
+    documents::Entity::find()
+        .filter(documents::Column::Deleted.eq(false))
+        .filter(documents::Column::UpdatedAtMs.lte(to_i64(ms)))
+        .all(c)
+        .await?
+        .into_iter()
+        .map(to_replica_doc)
+        .collect()
+}
+
+/// How many documents and tombstones have a version above `after`.
+pub(super) async fn snapshot_size<C: ConnectionTrait>(c: &C, after: u64) -> Result<u64> {
+    Ok(documents::Entity::find()
+        .filter(documents::Column::Version.gt(to_i64(after)))
+        .count(c)
+        .await?)
 }
 
 pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc, now_ms: u64) -> Result<()> {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use offline_sync_model::{
     Ack, AckOutcome, Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictId, ConflictKind,
-    ConflictStatus, ContentType, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Origin,
+    ConflictStatus, ContentType, Csn, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Origin,
     Policies, Seq, ShipId, Strategy, check_document_size, decide, encode, master_write,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -15,9 +15,9 @@ use sea_orm::{
 };
 
 use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
-use crate::entity::{broadcasts, conflicts, ships};
+use crate::entity::{broadcasts, conflicts, documents, ship_seqs, ships};
 use crate::error::{Error, Result};
-use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, Published, ShipRecord, Unreadable};
+use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, Published, ShipRecord, ShipSeq, Unreadable};
 
 async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
     let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
@@ -58,6 +58,7 @@ impl Registry {
                 registered_at_ms: to_i64(now_ms),
                 changes_refused: 0,
                 last_refusal: None,
+                decommissioned_at_ms: None,
             });
             self.rows.insert(ship.clone(), row);
         }
@@ -83,6 +84,7 @@ impl Registry {
                 registered_at_ms: Set(row.registered_at_ms),
                 changes_refused: Set(row.changes_refused),
                 last_refusal: Set(row.last_refusal),
+                decommissioned_at_ms: Set(row.decommissioned_at_ms),
             })
             .on_conflict(
                 OnConflict::column(S::ShipId)
@@ -242,6 +244,37 @@ pub(super) async fn apply(
             Order::Next => {}
         }
         row.last_seq = to_i64(seq);
+        let (hlc, target) = match entry {
+            Entry::Change(c) | Entry::Refused(c, _) => {
+                (Some(c.hlc), Some((c.ct.as_str().to_owned(), c.id.to_string())))
+            }
+            Entry::Unreadable(u) => (
+                None,
+                u.target
+                    .as_ref()
+                    .map(|(ct, id)| (ct.as_str().to_owned(), id.to_string())),
+            ),
+        };
+        ship_seqs::Entity::insert(ship_seqs::ActiveModel {
+            ship_id: Set(ship.as_str().to_owned()),
+            seq: Set(to_i64(seq)),
+            hlc_ms: Set(hlc.map(|h| to_i64(h.ms))),
+            hlc_c: Set(hlc.map(|h| i32::try_from(h.c).unwrap_or(i32::MAX))),
+            content_type: Set(target.as_ref().map(|t| t.0.clone())),
+            document_id: Set(target.map(|t| t.1)),
+        })
+        .on_conflict(
+            OnConflict::columns([ship_seqs::Column::ShipId, ship_seqs::Column::Seq])
+                .update_columns([
+                    ship_seqs::Column::HlcMs,
+                    ship_seqs::Column::HlcC,
+                    ship_seqs::Column::ContentType,
+                    ship_seqs::Column::DocumentId,
+                ])
+                .to_owned(),
+        )
+        .exec(txn)
+        .await?;
         let change = match entry {
             Entry::Change(change) => change,
             Entry::Refused(change, reason) => {
@@ -314,6 +347,15 @@ pub(super) async fn apply(
     for hb in &batch.heartbeats {
         let row = registry.get(txn, &hb.ship, now_ms).await?;
         let last = to_u64(row.last_seq);
+        if let Some(answered) = hb.answered_seq {
+            // The ship has the answers up to there: what the master applied under those seqs
+            // is no longer needed to tell them apart.
+            ship_seqs::Entity::delete_many()
+                .filter(ship_seqs::Column::ShipId.eq(hb.ship.as_str()))
+                .filter(ship_seqs::Column::Seq.lte(to_i64(answered.min(last))))
+                .exec(txn)
+                .await?;
+        }
         if hb.sent_seq > last && hb.sent_seq <= hb.last_seq {
             // The ship sent changes before this heartbeat that never arrived: ask for them
             // again from the first one missing.
@@ -578,6 +620,29 @@ pub(super) async fn conflicts<C: ConnectionTrait>(
         .collect()
 }
 
+pub(super) async fn resolved_after<C: ConnectionTrait>(
+    c: &C,
+    after: Csn,
+    limit: u64,
+) -> Result<Vec<(ConflictId, ContentType, DocumentId)>> {
+    let rows = conflicts::Entity::find()
+        .filter(conflicts::Column::ResolvedCsn.gt(to_i64(after)))
+        .order_by_asc(conflicts::Column::ResolvedCsn)
+        .limit(limit)
+        .all(c)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let ct = ContentType::new(r.content_type).map_err(|e| Error::corrupt(e.to_string()))?;
+            let id = r
+                .document_id
+                .parse()
+                .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+            Ok((to_u64(r.id), ct, id))
+        })
+        .collect()
+}
+
 pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
     let rows = broadcasts::Entity::find()
         .filter(broadcasts::Column::Published.eq(false))
@@ -626,6 +691,91 @@ pub(super) async fn published<C: ConnectionTrait>(c: &C) -> Result<Published> {
     })
 }
 
+/// How far tombstones were collected: none with a version above it was.
+const COLLECTED: &str = "tombstones_collected";
+
+pub(super) async fn collected<C: ConnectionTrait>(c: &C) -> Result<Csn> {
+    common::counter(c, COLLECTED).await
+}
+
+pub(super) async fn collect_tombstones(txn: &DatabaseTransaction, up_to: Csn) -> Result<u64> {
+    if up_to <= collected(txn).await? {
+        return Ok(0);
+    }
+    // A tombstone an open conflict names stays: resolving it needs the document.
+    let open = with_status(Some(ConflictStatus::Open)).all(txn).await?;
+    let mut held = sea_orm::Condition::any();
+    for c in &open {
+        held = held.add(
+            sea_orm::Condition::all()
+                .add(documents::Column::ContentType.eq(c.content_type.as_str()))
+                .add(documents::Column::DocumentId.eq(c.document_id.as_str())),
+        );
+    }
+    let mut delete = documents::Entity::delete_many()
+        .filter(documents::Column::Deleted.eq(true))
+        .filter(documents::Column::Version.lte(to_i64(up_to)));
+    if !open.is_empty() {
+        delete = delete.filter(held.not());
+    }
+    let res = delete.exec(txn).await?;
+    common::set_counter(txn, COLLECTED, up_to).await?;
+    Ok(res.rows_affected)
+}
+
+pub(super) async fn decommission(
+    txn: &DatabaseTransaction,
+    ship: &ShipId,
+    at_ms: Option<u64>,
+) -> Result<ShipRecord> {
+    let res = ships::Entity::update_many()
+        .col_expr(ships::Column::DecommissionedAtMs, Expr::value(at_ms.map(to_i64)))
+        .filter(ships::Column::ShipId.eq(ship.as_str()))
+        .exec(txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound);
+    }
+    ships(txn)
+        .await?
+        .into_iter()
+        .find(|s| &s.ship == ship)
+        .ok_or(Error::NotFound)
+}
+
+pub(super) async fn ship_seqs<C: ConnectionTrait>(c: &C, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>> {
+    let rows = ship_seqs::Entity::find()
+        .filter(ship_seqs::Column::ShipId.eq(ship.as_str()))
+        .order_by_asc(ship_seqs::Column::Seq)
+        .limit(limit)
+        .all(c)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let hlc = match (r.hlc_ms, r.hlc_c) {
+                (Some(ms), Some(c)) => Some(Hlc {
+                    ms: to_u64(ms),
+                    c: u32::try_from(c).unwrap_or(0),
+                }),
+                _ => None,
+            };
+            let document = match (r.content_type, r.document_id) {
+                (Some(ct), Some(id)) => Some((
+                    ContentType::new(ct).map_err(|e| Error::corrupt(e.to_string()))?,
+                    id.parse()
+                        .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?,
+                )),
+                _ => None,
+            };
+            Ok(ShipSeq {
+                seq: to_u64(r.seq),
+                hlc,
+                document,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> {
     let rows = ships::Entity::find()
         .order_by_asc(ships::Column::ShipId)
@@ -634,6 +784,7 @@ pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> 
     rows.into_iter()
         .map(|r| {
             Ok(ShipRecord {
+                decommissioned_at_ms: r.decommissioned_at_ms.map(to_u64),
                 ship: ShipId::new(r.ship_id).map_err(|e| Error::corrupt(e.to_string()))?,
                 last_seq: to_u64(r.last_seq),
                 changes_applied: to_u64(r.changes_applied),

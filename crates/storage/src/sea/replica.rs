@@ -190,7 +190,7 @@ pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStat
 }
 
 /// Marks unanswered rows with seq ≤ `up_to` (with `exact`, only `up_to`) as answered.
-async fn settle<C: ConnectionTrait>(
+pub(super) async fn settle<C: ConnectionTrait>(
     c: &C,
     up_to: Seq,
     exact: bool,
@@ -286,7 +286,10 @@ pub(super) async fn apply(
                         Some(c) => format!("conflict #{} at csn {}", c.id, commit.csn),
                         None => format!("applied at csn {}", commit.csn),
                     };
-                    out.acked += settle(txn, seq, false, OutboxState::Acked, &outcome, now_ms).await?;
+                    // This row only: every other row gets its own answer, in order, and one
+                    // still unanswered below it was written under a seq the master had used
+                    // for another change (a restored database), which is renumbered below.
+                    out.acked += settle(txn, seq, true, OutboxState::Acked, &outcome, now_ms).await?;
                 }
                 applied_csn = commit.csn;
                 out.commits += 1;
@@ -366,20 +369,36 @@ async fn unanswered(txn: &DatabaseTransaction, seq: Seq) -> Result<bool> {
 /// order, with their documents' marks, and queues them to be sent; returns how many. They keep
 /// their original bases, so the master judges them as written.
 async fn renumber_after_restore(txn: &DatabaseTransaction, master_last: Seq, now_ms: u64) -> Result<u64> {
+    let rows = unanswered_up_to(txn, master_last).await?;
+    renumber(txn, &rows, master_last, now_ms).await
+}
+
+/// The unanswered outbox rows with a seq up to `up_to`, in seq order.
+pub(super) async fn unanswered_up_to(txn: &DatabaseTransaction, up_to: Seq) -> Result<Vec<outbox::Model>> {
     let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
-    let rows = outbox::Entity::find()
+    Ok(outbox::Entity::find()
         .filter(outbox::Column::State.is_in(unacked))
-        .filter(outbox::Column::Seq.lte(to_i64(master_last)))
+        .filter(outbox::Column::Seq.lte(to_i64(up_to)))
         .order_by_asc(outbox::Column::Seq)
         .all(txn)
-        .await?;
+        .await?)
+}
+
+/// Gives outbox `rows` (in seq order) new seqs above both `floor` and this database's own
+/// counter, with their documents' marks, and queues them to be sent; returns how many.
+pub(super) async fn renumber(
+    txn: &DatabaseTransaction,
+    rows: &[outbox::Model],
+    floor: Seq,
+    now_ms: u64,
+) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
-    let mut next = common::counter(txn, SEQ).await?.max(master_last);
+    let mut next = common::counter(txn, SEQ).await?.max(floor);
     let mut renumbered = std::collections::BTreeMap::new();
     let mut docs = std::collections::BTreeSet::new();
-    for row in &rows {
+    for row in rows {
         next += 1;
         renumbered.insert(to_u64(row.seq), next);
         docs.insert((row.content_type.clone(), row.document_id.clone()));

@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::{
     AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
     MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
-    ReplicaApplied, ReplicaBatch, ReplicaProgress, ShipRecord, Storage, StoredDoc,
+    ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted,
+    ResyncState, ShipRecord, ShipSeq, Storage, StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -263,6 +264,26 @@ impl Storage for FaultyStorage {
         self.inner.replica_progress().await
     }
 
+    async fn resync_state(&self) -> Result<Option<ResyncState>> {
+        self.inner.resync_state().await
+    }
+
+    async fn request_resync(&self, full: bool, reason: &str, now_ms: u64) -> Result<ResyncState> {
+        self.write(self.inner.request_resync(full, reason, now_ms)).await
+    }
+
+    async fn start_resync(&self, ship: &ShipId, start: &ResyncStart, now_ms: u64) -> Result<ResyncStarted> {
+        self.write(self.inner.start_resync(ship, start, now_ms)).await
+    }
+
+    async fn apply_resync_page(&self, ship: &ShipId, page: &ResyncPage, now_ms: u64) -> Result<ResyncState> {
+        self.write(self.inner.apply_resync_page(ship, page, now_ms)).await
+    }
+
+    async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished> {
+        self.write(self.inner.finish_resync(topic, next, now_ms)).await
+    }
+
     async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
         self.inner.master_doc(ct, id).await
     }
@@ -327,6 +348,34 @@ impl Storage for FaultyStorage {
         limit: u64,
     ) -> Result<Vec<StoredDoc>> {
         self.inner.snapshot(after, from, limit).await
+    }
+
+    async fn snapshot_size(&self, after: Csn) -> Result<u64> {
+        self.inner.snapshot_size(after).await
+    }
+
+    async fn collect_tombstones(&self, up_to: Csn) -> Result<u64> {
+        self.write(self.inner.collect_tombstones(up_to)).await
+    }
+
+    async fn tombstones_collected(&self) -> Result<Csn> {
+        self.inner.tombstones_collected().await
+    }
+
+    async fn decommission_ship(&self, ship: &ShipId, at_ms: Option<u64>) -> Result<ShipRecord> {
+        self.write(self.inner.decommission_ship(ship, at_ms)).await
+    }
+
+    async fn ship_seqs(&self, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>> {
+        self.inner.ship_seqs(ship, limit).await
+    }
+
+    async fn resolved_conflicts(
+        &self,
+        after: Csn,
+        limit: u64,
+    ) -> Result<Vec<(ConflictId, ContentType, DocumentId)>> {
+        self.inner.resolved_conflicts(after, limit).await
     }
 
     async fn ships(&self) -> Result<Vec<ShipRecord>> {
