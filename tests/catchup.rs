@@ -286,6 +286,112 @@ async fn a_ship_back_after_the_topic_was_recreated_keeps_its_changes(db: Setup) 
     a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db, Lost::Recreated).await;
 }
 
+/// Pushes and pulls on every ship, with the master running in the background (it answers
+/// requests over the broker), until every ship holds the master's documents with nothing
+/// unanswered.
+async fn settle_with_the_master_running(f: &Fleet) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        for s in &f.ships {
+            let _ = s.push_all().await;
+            let _ = s.pull_all().await;
+        }
+        let want = f.master_docs().await;
+        let mut done = true;
+        for (i, s) in f.ships.iter().enumerate() {
+            let st = s.status().await.unwrap();
+            done &= f.ship_docs(i).await == want && st.pending + st.in_flight == 0;
+        }
+        if done {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fleet did not converge over the broker within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ships that reach only the broker resync over it: a new ship after retention, and a ship
+/// back past retention with unsent changes, ask the master for pages on `ship-updates` and
+/// take them from the snapshot topic, signed by the master; both end equal to the master with
+/// nothing lost, and read `master-updates` on.
+async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
+    let mut f = Fleet::new(2, db, "over_broker").await;
+    f.set_ship_tuning(|c| c.resync_page = 25);
+    f.restart_ship(0).await;
+    f.restart_ship(1).await;
+    f.resync_over_broker(Duration::from_secs(20));
+    let running = f.master.start();
+    let mut ids = vec![];
+    for n in 0..60 {
+        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    settle_with_the_master_running(&f).await;
+    f.links[1].set_offline(true);
+    for (k, id) in ids[..5].iter().enumerate() {
+        f.ships[1]
+            .update(&ct(), *id, fields(json!({"ship": k})))
+            .await
+            .unwrap();
+    }
+    for n in 60..100 {
+        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+    }
+    for id in &ids[40..50] {
+        f.master.delete(&ct(), *id).await.unwrap();
+    }
+    f.master.publish_all().await.unwrap();
+    lose_master_updates(&f, Lost::Retention).await;
+    f.links[1].set_offline(false);
+    settle_with_the_master_running(&f).await;
+
+    for (k, id) in ids[..5].iter().enumerate() {
+        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        assert_eq!(doc.fields["ship"], json!(k), "a change of the ship was lost");
+    }
+    let resync = f.ships[1]
+        .status()
+        .await
+        .unwrap()
+        .resync
+        .expect("the ship resynced");
+    assert_eq!(resync.state.phase, ResyncPhase::Done);
+    assert_eq!(
+        resync.state.received, 55,
+        "above its CSN: the 40 documents created, the 10 deleted, and its own 5 changes (sent before it asked)"
+    );
+    assert_eq!(resync.state.pages, 3, "pages of 25");
+    assert!(resync.state.bytes > 0);
+    let parts = f
+        .broker
+        .fetch("master-snapshots", 0, 0, 10_000, Duration::ZERO)
+        .await
+        .unwrap()
+        .records
+        .len()
+        + f.broker
+            .fetch("master-snapshots", 1, 0, 10_000, Duration::ZERO)
+            .await
+            .unwrap()
+            .records
+            .len();
+    assert!(
+        parts as u64 >= resync.state.pages,
+        "the pages came over the snapshot topic: {parts} parts"
+    );
+
+    // Read on from the master's point: a later commit arrives as usual.
+    f.master
+        .update(&ct(), ids[70], fields(json!({"n": "later"})))
+        .await
+        .unwrap();
+    settle_with_the_master_running(&f).await;
+    assert!(running.shutdown_within(WAIT).await);
+    f.assert_converged().await;
+}
+
 /// Sends each ship's heartbeat and lets the master take them in.
 async fn heartbeats(f: &Fleet) {
     for s in &f.ships {
@@ -422,11 +528,11 @@ struct CutLink {
 impl SnapshotSource for CutLink {
     async fn page(
         &self,
-        ship: &offline_sync::model::ShipId,
+        replica: &offline_sync::engine::Replica,
         after: offline_sync::model::Csn,
         from: Option<(offline_sync::model::ContentType, offline_sync::model::DocumentId)>,
         limit: u64,
-    ) -> offline_sync::engine::Result<(offline_sync::engine::Snapshot, u64)> {
+    ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
         use std::sync::atomic::Ordering::SeqCst;
         if self
             .pages_left
@@ -439,7 +545,7 @@ impl SnapshotSource for CutLink {
             });
         }
         self.fetched.fetch_add(1, SeqCst);
-        self.master.page(ship, after, from, limit).await
+        self.master.page(replica, after, from, limit).await
     }
 }
 
@@ -483,6 +589,56 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
         10,
         "a page was fetched twice"
     );
+    f.assert_converged().await;
+}
+
+/// The master's state, fetched while an operator asks for a full resync: the request lands
+/// while the first page of the running resync is on its way.
+#[derive(Debug)]
+struct AskedForFullMeanwhile {
+    master: offline_sync::engine::Master,
+    asked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl SnapshotSource for AskedForFullMeanwhile {
+    async fn page(
+        &self,
+        replica: &offline_sync::engine::Replica,
+        after: offline_sync::model::Csn,
+        from: Option<(offline_sync::model::ContentType, offline_sync::model::DocumentId)>,
+        limit: u64,
+    ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
+        if !self.asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            replica.request_resync(true, "asked for by an operator").await?;
+        }
+        self.master.page(replica, after, from, limit).await
+    }
+}
+
+/// A full resync asked for while the first page of another resync is on its way is the one
+/// that runs: the page fetched for the other is not taken as its first, so no document the
+/// ship holds is lost.
+async fn a_full_resync_asked_for_during_a_page_takes_every_document(db: Setup) {
+    let mut f = Fleet::new(1, db, "full_meanwhile").await;
+    f.resync_from_master();
+    for n in 0..30 {
+        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+    }
+    f.sync().await;
+    for n in 30..40 {
+        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+    }
+    f.master.publish_all().await.unwrap();
+    lose_master_updates(&f, Lost::Retention).await;
+    f.ships[0].set_snapshot_source(std::sync::Arc::new(AskedForFullMeanwhile {
+        master: f.master.clone(),
+        asked: false.into(),
+    }));
+    f.sync().await;
+    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    assert_eq!((st.phase, st.full), (ResyncPhase::Done, true));
+    assert_eq!(st.received, 40, "the full resync took every document");
     f.assert_converged().await;
 }
 
@@ -642,12 +798,21 @@ fn resolve_all_keep_master(master: &Node) -> usize {
     list.len()
 }
 
+/// Where a ship process fetches the master's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// The master's API (`SYNC_MASTER_URL`).
+    Api,
+    /// The broker: a request on `ship-updates`, pages on `master-snapshots`.
+    Broker,
+}
+
 /// A ship process comes back after `master-updates` lost what it had not read (retention on
 /// tansu's `sqlite://` storage, or the topic deleted and created again), holding 100 unsent
 /// changes, some on documents the master changed or deleted meanwhile. It resyncs from the
-/// master's API, keeps and pushes its changes (conflicts where both sides changed the same
-/// thing), deleted documents stay deleted, and every node converges.
-fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost) {
+/// master's state (`way`), keeps and pushes its changes (conflicts where both sides changed
+/// the same thing), deleted documents stay deleted, and every node converges.
+fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost, way: Way) {
     // Retention needs tansu's `sqlite://` storage; deleting a topic there kills its storage
     // task (tansu 0.6.0: "more or less than one row"), so a topic is recreated on `memory://`.
     let storage = match how {
@@ -674,8 +839,10 @@ fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost) {
     let replica = |ship: &str| {
         let mut e = brisk(&addr, ADMIN);
         e.push(("SYNC_SHIP_ID", ship.to_owned()));
-        e.push(("SYNC_MASTER_URL", master.url("")));
-        e.push(("SYNC_MASTER_TOKEN", READ.to_owned()));
+        if way == Way::Api {
+            e.push(("SYNC_MASTER_URL", master.url("")));
+            e.push(("SYNC_MASTER_TOKEN", READ.to_owned()));
+        }
         let r = Node::start("replica", ship, &dir.path().join(ship), &e);
         r.wait_ready();
         r
@@ -814,19 +981,20 @@ fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost) {
     }
     let s = status(&a);
     println!(
-        "{how:?}: ship-a resynced {} documents in {} pages, {} bytes on the link",
+        "{how:?} over the {way:?}: ship-a resynced {} documents in {} pages, {} bytes on the link",
         s["resync"]["received"], s["resync"]["pages"], s["resync"]["bytes"]
     );
 }
 
 #[test]
 fn a_ship_process_back_past_retention_resyncs_and_keeps_its_changes() {
-    a_ship_process_back_after_the_topic_lost_its_head(Lost::Retention);
+    a_ship_process_back_after_the_topic_lost_its_head(Lost::Retention, Way::Api);
 }
 
+/// Without `SYNC_MASTER_URL`, the ship takes the master's state over the broker.
 #[test]
-fn a_ship_process_back_after_the_topic_was_recreated_resyncs_and_keeps_its_changes() {
-    a_ship_process_back_after_the_topic_lost_its_head(Lost::Recreated);
+fn a_ship_process_back_after_the_topic_was_recreated_resyncs_over_the_broker() {
+    a_ship_process_back_after_the_topic_lost_its_head(Lost::Recreated, Way::Broker);
 }
 
 /// Documents the master holds when a new ship joins.
@@ -945,4 +1113,6 @@ on_both_masters!(
     a_ship_back_past_retention_keeps_its_changes,
     a_ship_back_after_the_topic_was_recreated_keeps_its_changes,
     a_cut_resync_continues_from_the_last_page,
+    ships_that_reach_only_the_broker_resync_over_it,
+    a_full_resync_asked_for_during_a_page_takes_every_document,
 );

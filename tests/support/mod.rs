@@ -37,7 +37,7 @@ pub mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offline_sync::engine::{Clock, Master, MasterConfig, Replica, ReplicaConfig, SystemClock};
+use offline_sync::engine::{Clock, Master, MasterConfig, OverBroker, Replica, ReplicaConfig, SystemClock};
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{ContentType, DocumentId, Fields, ShipId};
@@ -116,6 +116,8 @@ pub struct Fleet {
     ship_urls: Vec<String>,
     /// Replicas resync from the master's state when they need to.
     resync: bool,
+    /// Replicas fetch that state over the broker, waiting this long for each part.
+    over_broker: Option<Duration>,
     pub master_cfg: MasterConfig,
     dir: tempfile::TempDir,
 }
@@ -215,6 +217,7 @@ impl Fleet {
             master_url,
             ship_urls: vec![],
             resync: false,
+            over_broker: None,
             master_cfg,
             dir,
         };
@@ -300,8 +303,20 @@ impl Fleet {
         self.ships[i] = Replica::with_clock(self.ship_config(i), storage, Arc::new(link), self.clock.clone());
         self.links[i] = control;
         self.ship_faults[i] = faults;
-        if self.resync {
+        if let Some(wait) = self.over_broker {
+            self.ships[i].set_snapshot_source(Arc::new(OverBroker::new(wait)));
+        } else if self.resync {
             self.ships[i].set_snapshot_source(Arc::new(self.master.clone()));
+        }
+    }
+
+    /// Lets every replica (now and after a restart) resync from the master's state when it
+    /// needs to, fetched over the broker (the master must be running to answer), waiting
+    /// `wait` for each part of an answer.
+    pub fn resync_over_broker(&mut self, wait: Duration) {
+        self.over_broker = Some(wait);
+        for s in &self.ships {
+            s.set_snapshot_source(Arc::new(OverBroker::new(wait)));
         }
     }
 
@@ -351,7 +366,7 @@ impl Fleet {
         );
         self.master_link = control;
         self.master_faults = faults;
-        if self.resync {
+        if self.resync && self.over_broker.is_none() {
             self.resync_from_master();
         }
     }

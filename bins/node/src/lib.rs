@@ -46,7 +46,8 @@ enum Command {
     /// Print a new Ed25519 signing key pair: the secret for this node's SYNC_SIGNING_KEY (or
     /// SYNC_SIGNING_KEY_FILE) and the public key its peers pin ahead.
     Keygen,
-    /// Replica only: ask for a resync from the master's state (fetched from the master's API).
+    /// Replica only: ask for a resync from the master's state (from the master's API when the
+    /// replica knows its URL, over the broker otherwise).
     /// It is kept in the ship's database; the running replica (or the next one started)
     /// carries it out page by page, resuming after a lost link or a restart.
     Resync {
@@ -79,12 +80,6 @@ fn keygen(mode: Mode) -> ExitCode {
 fn resync(s: &Settings, full: bool) -> ExitCode {
     if s.mode != Mode::Replica {
         eprintln!("error: resync is a replica command: the master's state is the one ships take");
-        return ExitCode::from(2);
-    }
-    if s.master_api.is_none() {
-        eprintln!(
-            "error: SYNC_MASTER_URL is not set: a resync fetches the master's state from the master's API; set it (and SYNC_MASTER_TOKEN, the master's read token)"
-        );
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -306,6 +301,11 @@ async fn run(s: Settings) -> Result<(), String> {
                     RESYNC_REQUEST_TIMEOUT,
                 )));
                 tracing::info!(master = %api.url, "a resync takes the master's state from its API");
+            } else {
+                r.set_snapshot_source(Arc::new(offline_sync_engine::OverBroker::default()));
+                tracing::info!(
+                    "a resync takes the master's state over the broker (SYNC_MASTER_URL is not set)"
+                );
             }
             let running = r.start();
             (Node::Replica(r), running)

@@ -112,6 +112,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "topic of master-to-ship commits; must differ from the other topic",
     ),
     doc(
+        "KAFKA_TOPIC_SNAPSHOTS",
+        "master-snapshots",
+        "both",
+        "topic of pages of the master's state for ships that resync over the broker, keyed by ship; must differ from the other topics",
+    ),
+    doc(
         "KAFKA_SHIP_UPDATES_PARTITIONS",
         "1",
         "both",
@@ -259,7 +265,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "SYNC_MASTER_URL",
         "(unset)",
         "replica",
-        "the master's HTTP API (http:// or https://): a resync fetches the master's state from it when master-updates no longer holds what the ship must read",
+        "the master's HTTP API (http:// or https://): a resync fetches the master's state from it when master-updates no longer holds what the ship must read; without it, over the broker",
     ),
     doc(
         "SYNC_MASTER_TOKEN",

@@ -133,6 +133,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     let topics = Topics {
         ship_updates: topic(v, "KAFKA_TOPIC_SHIP_UPDATES", "ship-updates")?,
         master_updates: topic(v, "KAFKA_TOPIC_MASTER_UPDATES", "master-updates")?,
+        snapshots: topic(v, "KAFKA_TOPIC_SNAPSHOTS", "master-snapshots")?,
     };
     if topics.ship_updates == topics.master_updates {
         return Err(Error::invalid(
@@ -140,6 +141,15 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
             format!(
                 "{:?} is also KAFKA_TOPIC_SHIP_UPDATES; the two topics must differ",
                 topics.master_updates
+            ),
+        ));
+    }
+    if [&topics.ship_updates, &topics.master_updates].contains(&&topics.snapshots) {
+        return Err(Error::invalid(
+            "KAFKA_TOPIC_SNAPSHOTS",
+            format!(
+                "{:?} is also another topic; the three topics must differ",
+                topics.snapshots
             ),
         ));
     }
@@ -260,6 +270,13 @@ fn master_api(v: &Values) -> Result<Option<MasterApi>> {
             format!(
                 "{raw:?} is not an http:// or https:// URL of the master's API (such as http://master.example:1337)"
             ),
+        ));
+    }
+    if rest.is_some_and(|r| r.split('/').next().unwrap_or_default().contains('@')) {
+        // Said without the value: it holds a credential, and errors are logged.
+        return Err(Error::invalid(
+            "SYNC_MASTER_URL",
+            "holds a user or password; put the master's read token in SYNC_MASTER_TOKEN (or SYNC_MASTER_TOKEN_FILE) instead",
         ));
     }
     Ok(Some(MasterApi {
@@ -622,6 +639,7 @@ mod tests {
         ("KAFKA_REPLICATION_FACTOR", "3"),
         ("KAFKA_TOPIC_SHIP_UPDATES", "up.ship"),
         ("KAFKA_TOPIC_MASTER_UPDATES", "down_master"),
+        ("KAFKA_TOPIC_SNAPSHOTS", "down_pages"),
         ("KAFKA_SHIP_UPDATES_PARTITIONS", "12"),
         ("SYNC_BATCH_SIZE", "250"),
         ("SYNC_RETRY_DELAY", "2000"),
@@ -679,6 +697,7 @@ mod tests {
         let topics = Topics {
             ship_updates: "up.ship".into(),
             master_updates: "down_master".into(),
+            snapshots: "down_pages".into(),
         };
         let types: BTreeSet<ContentType> = ["api::article.article", "api::note.note"]
             .into_iter()
@@ -964,6 +983,11 @@ mod tests {
                 "KAFKA_TOPIC_MASTER_UPDATES: \"ship-updates\" is also KAFKA_TOPIC_SHIP_UPDATES; the two topics must differ",
             ),
             (
+                "KAFKA_TOPIC_SNAPSHOTS",
+                "master-updates",
+                "KAFKA_TOPIC_SNAPSHOTS: \"master-updates\" is also another topic; the three topics must differ",
+            ),
+            (
                 "KAFKA_REPLICATION_FACTOR",
                 "40000",
                 "KAFKA_REPLICATION_FACTOR: \"40000\" is not a whole number from 1 to 32767",
@@ -1018,6 +1042,25 @@ mod tests {
             "SYNC_READ_TOKEN: is the same as SYNC_ADMIN_TOKEN; the two tokens must differ"
         );
         assert!(!same.contains("t0k"));
+        let userinfo = err(
+            Mode::Replica,
+            &[
+                SHIP,
+                ("SYNC_MASTER_URL", "https://ops:hunter2@master.example:1337"),
+            ],
+        );
+        assert!(
+            userinfo.starts_with("SYNC_MASTER_URL: holds a user or password"),
+            "{userinfo}"
+        );
+        assert!(!userinfo.contains("hunter2"));
+        assert!(
+            load(
+                Mode::Replica,
+                &[SHIP, ("SYNC_MASTER_URL", "http://master.example/a@b")]
+            )
+            .is_ok()
+        );
     }
 
     #[test]

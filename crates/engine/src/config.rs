@@ -37,13 +37,17 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// The two topics (DESIGN.md §4).
+/// The three topics (DESIGN.md §4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topics {
     /// Ship → master (`KAFKA_TOPIC_SHIP_UPDATES`, default `ship-updates`), keyed by ship id.
     pub ship_updates: String,
     /// Master → ships (`KAFKA_TOPIC_MASTER_UPDATES`, default `master-updates`), one partition.
     pub master_updates: String,
+    /// Master → one ship, pages of the master's state for a resync over the broker
+    /// (`KAFKA_TOPIC_SNAPSHOTS`, default `master-snapshots`), keyed by ship, as many partitions
+    /// as `ship-updates`.
+    pub snapshots: String,
 }
 
 impl Default for Topics {
@@ -51,6 +55,7 @@ impl Default for Topics {
         Self {
             ship_updates: "ship-updates".into(),
             master_updates: "master-updates".into(),
+            snapshots: "master-snapshots".into(),
         }
     }
 }
@@ -240,6 +245,20 @@ pub(crate) fn fit_batch<K>(records: Vec<(K, Vec<u8>)>) -> Vec<(K, Vec<u8>)> {
         out.push((k, v));
     }
     out
+}
+
+/// Creates the topics a node uses if they are missing: `ship-updates` and the snapshot topic
+/// with `ship_partitions` partitions (both keyed by ship), `master-updates` with one.
+pub(crate) async fn ensure_topics(
+    transport: &dyn offline_sync_transport::Transport,
+    topics: &Topics,
+    ship_partitions: u32,
+) -> offline_sync_transport::Result<()> {
+    transport
+        .ensure_topic(&topics.ship_updates, ship_partitions)
+        .await?;
+    transport.ensure_topic(&topics.master_updates, 1).await?;
+    transport.ensure_topic(&topics.snapshots, ship_partitions).await
 }
 
 /// Publishes `values` in one batch, or, when the broker refuses it as larger than it takes

@@ -154,7 +154,9 @@ impl Master {
             sensitive: self.inner.cfg.sensitive.clone(),
             ..MasterBatch::default()
         };
-        self.take(decoded, &mut batch);
+        // A resync request retried from the dead letters is stale: its ship, hearing nothing,
+        // has asked again since.
+        let _stale = self.take(decoded, &mut batch);
         self.apply(&batch).await?;
         let _w = self.inner.writer.lock().await;
         let letter = self

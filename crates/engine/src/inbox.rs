@@ -187,7 +187,8 @@ impl Inbox<'_> {
         let sender = match (&msg, self.reader) {
             (Message::Change(c), Reader::Master) => Some(&c.ship),
             (Message::Heartbeat(h), Reader::Master) => Some(&h.ship),
-            (Message::Commit(_) | Message::Ack(_), Reader::Replica) => None,
+            (Message::ResyncRequest(r), Reader::Master) => Some(&r.ship),
+            (Message::Commit(_) | Message::Ack(_) | Message::SnapshotPart(_), Reader::Replica) => None,
             _ => {
                 return Err(Refusal::new(
                     "unexpected_kind",

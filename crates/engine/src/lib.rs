@@ -18,6 +18,7 @@ pub mod metrics;
 mod replica;
 mod resync;
 mod run;
+pub mod snapshot;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
@@ -25,7 +26,7 @@ pub use error::{Error, Result};
 pub use keys::{KeyAdmin, SigningConfig};
 pub use master::{MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot};
 pub use replica::{Replica, ReplicaStatus};
-pub use resync::{RESYNC_PAGE, ResyncProgress, SnapshotSource};
+pub use resync::{BROKER_ANSWER_WAIT, OverBroker, RESYNC_PAGE, ResyncProgress, SnapshotSource};
 pub use run::Running;
 
 pub use metrics::MessageCounts;

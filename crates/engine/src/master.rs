@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
     Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, HlcClock, LocalWrite,
-    MASTER_SIGNER, Message, ShipId, Strategy,
+    MASTER_SIGNER, Message, ResyncRequest, ShipId, Strategy,
 };
 use offline_sync_storage::{
     AuditEntry, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
@@ -194,12 +194,14 @@ impl Master {
             .await
     }
 
-    /// Moves decoded messages, refusals and dead letters into `batch`.
-    pub(crate) fn take(&self, decoded: Decoded, batch: &mut MasterBatch) {
-        self.sort_into(decoded.messages, batch);
+    /// Moves decoded messages, refusals and dead letters into `batch`; returns the resync
+    /// requests, answered once the batch is applied.
+    pub(crate) fn take(&self, decoded: Decoded, batch: &mut MasterBatch) -> Vec<ResyncRequest> {
+        let requests = self.sort_into(decoded.messages, batch);
         batch.rejected.extend(decoded.refused);
         batch.unreadable.extend(decoded.unreadable);
         batch.dead_letters.extend(decoded.dead_letters);
+        requests
     }
 
     /// The settings.
@@ -391,14 +393,12 @@ impl Master {
         if self.inner.topics_ready.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let t = &self.inner.cfg.topics;
-        let r = self
-            .inner
-            .transport
-            .ensure_topic(&t.ship_updates, self.inner.cfg.ship_partitions)
-            .await;
-        self.transport(r)?;
-        let r = self.inner.transport.ensure_topic(&t.master_updates, 1).await;
+        let r = crate::config::ensure_topics(
+            self.inner.transport.as_ref(),
+            &self.inner.cfg.topics,
+            self.inner.cfg.ship_partitions,
+        )
+        .await;
         self.transport(r)?;
         self.inner.topics_ready.store(true, Ordering::SeqCst);
         Ok(())
@@ -418,6 +418,7 @@ impl Master {
             sensitive: self.inner.cfg.sensitive.clone(),
             ..MasterBatch::default()
         };
+        let mut requests = Vec::new();
         let mut read = 0;
         let mut bytes = 0;
         // Every partition gets its share of the batch, so one busy ship cannot starve the
@@ -490,7 +491,7 @@ impl Master {
                     partition: p,
                     next: decoded.next,
                 });
-                self.take(decoded, &mut batch);
+                requests.extend(self.take(decoded, &mut batch));
             }
             round = full;
             first = false;
@@ -526,12 +527,57 @@ impl Master {
             "ship batch applied"
         );
         self.publish_all().await?;
+        for r in requests {
+            self.answer(r).await?;
+        }
         Ok(read)
     }
 
+    /// Answers a ship's request for a page of the state on the snapshot topic, keyed by the
+    /// ship, one part per record. The request is not kept: if the master stops before the
+    /// answer is out, the ship, hearing nothing, asks again.
+    async fn answer(&self, r: ResyncRequest) -> Result<()> {
+        let limit = r.limit.clamp(1, MAX_SNAPSHOT_PAGE);
+        let page = self
+            .snapshot(r.after, r.from.clone(), limit, Some(&r.ship))
+            .await?;
+        let parts = crate::snapshot::into_parts(&r.ship, r.request, &page);
+        let keys = self.keys().await?;
+        let values: Vec<Vec<u8>> = parts
+            .into_iter()
+            .map(|p| keys.outgoing(Message::SnapshotPart(p), &self.inner.cfg.sensitive))
+            .collect();
+        let bytes: usize = values.iter().map(Vec::len).sum();
+        let count = values.len();
+        for value in values {
+            let sent = self
+                .inner
+                .transport
+                .publish(
+                    &self.inner.cfg.topics.snapshots,
+                    Some(r.ship.as_str().as_bytes()),
+                    vec![value],
+                )
+                .await;
+            self.transport(sent)?;
+        }
+        self.inner.stats.sent(bytes);
+        tracing::info!(
+            ship = %r.ship,
+            request = r.request,
+            after = r.after,
+            documents = page.documents.len(),
+            parts = count,
+            bytes,
+            "page of the state sent for a resync over the broker"
+        );
+        Ok(())
+    }
+
     /// Sorts messages read from `ship-updates` into the batch to apply: changes of synced
-    /// content types, changes to refuse, heartbeats.
-    pub(crate) fn sort_into(&self, messages: Vec<Message>, batch: &mut MasterBatch) {
+    /// content types, changes to refuse, heartbeats; returns the resync requests.
+    pub(crate) fn sort_into(&self, messages: Vec<Message>, batch: &mut MasterBatch) -> Vec<ResyncRequest> {
+        let mut requests = Vec::new();
         for m in messages {
             match m {
                 Message::Change(c) if !synced(self.inner.cfg.content_types.as_ref(), &c.ct) => {
@@ -540,9 +586,11 @@ impl Master {
                 }
                 Message::Change(c) => batch.changes.push(c),
                 Message::Heartbeat(h) => batch.heartbeats.push(h),
-                Message::Commit(_) | Message::Ack(_) => {}
+                Message::ResyncRequest(r) => requests.push(r),
+                Message::Commit(_) | Message::Ack(_) | Message::SnapshotPart(_) => {}
             }
         }
+        requests
     }
 
     /// Applies a batch in one transaction under the writer lock and wakes the publisher.

@@ -346,7 +346,7 @@ impl Replica {
         self.inner.online.load(Ordering::SeqCst)
     }
 
-    fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
+    pub(crate) fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
         match r {
             Ok(v) => {
                 self.link(true);
@@ -361,18 +361,16 @@ impl Replica {
         }
     }
 
-    async fn ensure_topics(&self) -> Result<()> {
+    pub(crate) async fn ensure_topics(&self) -> Result<()> {
         if self.inner.topics_ready.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let t = &self.inner.cfg.topics;
-        let r = self
-            .inner
-            .transport
-            .ensure_topic(&t.ship_updates, self.inner.cfg.ship_partitions)
-            .await;
-        self.transport(r)?;
-        let r = self.inner.transport.ensure_topic(&t.master_updates, 1).await;
+        let r = crate::config::ensure_topics(
+            self.inner.transport.as_ref(),
+            &self.inner.cfg.topics,
+            self.inner.cfg.ship_partitions,
+        )
+        .await;
         self.transport(r)?;
         self.inner.topics_ready.store(true, Ordering::SeqCst);
         Ok(())
@@ -447,8 +445,11 @@ impl Replica {
     /// read next, and when a commit is missing.
     pub async fn pull_once(&self) -> Result<usize> {
         let _p = self.inner.puller.lock().await;
-        if let Some(n) = self.resync_step().await? {
-            return Ok(n.max(1));
+        match self.resync_step().await? {
+            crate::resync::Step::Idle => {}
+            crate::resync::Step::Moved(n) => return Ok(n.max(1)),
+            // Nothing moved: the loop comes back after its pause, the source waited its poll.
+            crate::resync::Step::Waiting => return Ok(0),
         }
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.master_updates.clone();
@@ -626,8 +627,10 @@ impl Replica {
     pub async fn heartbeat(&self) -> Result<()> {
         self.ensure_topics().await?;
         let now = self.now();
-        let stats = self.inner.storage.outbox_stats().await?;
+        // Progress first: a change written between the two reads is then above `last_seq` or
+        // the first unanswered row, never counted as answered.
         let progress = self.inner.storage.replica_progress().await?;
+        let stats = self.inner.storage.outbox_stats().await?;
         let hb = Heartbeat {
             ship: self.ship().clone(),
             pending: stats.unacked(),

@@ -10,32 +10,39 @@
 //! when read: a commit carries values, not increments, so the document ends as the master's.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use offline_sync_model::{ContentType, Csn, DocumentId, ShipId};
+use offline_sync_model::{ContentType, Csn, DocumentId, Message, ResyncRequest};
 use offline_sync_storage::{ResyncPage, ResyncStart, ResyncState};
+use offline_sync_transport::partition_for;
 
 use crate::error::{Error, Result};
 use crate::master::{Master, Snapshot};
 use crate::replica::Replica;
+use crate::snapshot::Assembly;
 
 /// Documents asked for per page by default.
 pub const RESYNC_PAGE: u64 = 500;
 
+/// How long a ship waits over the broker for the next part of an answer before it asks again.
+pub const BROKER_ANSWER_WAIT: Duration = Duration::from_secs(60);
+
 /// Where a replica fetches the master's state from.
 #[async_trait]
 pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
-    /// A page of the master's state for `ship` (see [`Master::snapshot`]): documents and
+    /// A page of the master's state for `replica` (see [`Master::snapshot`]): documents and
     /// tombstones with a version above `after`, after `from`, at most `limit`; the count of
-    /// all of them on the first page. Returns it with its size on the link in bytes. Errors:
-    /// [`Error::Snapshot`], retryable when the master or the link is down.
+    /// all of them on the first page. Returns it with its size on the link in bytes, or `None`
+    /// when the page was asked for and is not in yet: the replica calls again with the same
+    /// question. Errors: [`Error::Snapshot`], retryable when the master or the link is down.
     async fn page(
         &self,
-        ship: &ShipId,
+        replica: &Replica,
         after: Csn,
         from: Option<(ContentType, DocumentId)>,
         limit: u64,
-    ) -> Result<(Snapshot, u64)>;
+    ) -> Result<Option<(Snapshot, u64)>>;
 }
 
 /// The master in this process: what tests and the quick start use.
@@ -43,19 +50,228 @@ pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
 impl SnapshotSource for Master {
     async fn page(
         &self,
-        ship: &ShipId,
+        replica: &Replica,
         after: Csn,
         from: Option<(ContentType, DocumentId)>,
         limit: u64,
-    ) -> Result<(Snapshot, u64)> {
-        let s = self.snapshot(after, from, limit, Some(ship)).await?;
+    ) -> Result<Option<(Snapshot, u64)>> {
+        let s = self.snapshot(after, from, limit, Some(replica.ship())).await?;
         let bytes = s
             .documents
             .iter()
             .map(|d| serde_json::to_vec(&d.fields).map_or(0, |v| v.len() as u64) + 64)
             .sum();
-        Ok((s, bytes))
+        Ok(Some((s, bytes)))
     }
+}
+
+/// The master's state over the broker, for a ship that reaches only the broker: the ship
+/// sends a [`ResyncRequest`] on `ship-updates`; the master answers on its snapshot topic with
+/// the page in parts keyed by the ship, signed with its key. The ship reads its partition from
+/// where it was before it asked and takes only parts the master signed that answer this
+/// request. Each call reads what has come (waiting at most the poll wait), so a pull loop
+/// waiting for an answer stays responsive; when no part came for the answer wait (the master
+/// was away, or its answer was lost), the call says so and the next one asks again.
+#[derive(Debug)]
+pub struct OverBroker {
+    wait: Duration,
+    asked: tokio::sync::Mutex<Option<Asked>>,
+}
+
+/// A request on its way and what of its answer came.
+#[derive(Debug)]
+struct Asked {
+    question: (Csn, Option<(ContentType, DocumentId)>, u64),
+    partition: u32,
+    /// Where the snapshot topic is read next.
+    at: i64,
+    assembly: Assembly,
+    bytes: u64,
+    /// When to give up on this request: its wait after it was sent or its last part came.
+    deadline: tokio::time::Instant,
+}
+
+impl Default for OverBroker {
+    fn default() -> Self {
+        Self::new(BROKER_ANSWER_WAIT)
+    }
+}
+
+impl OverBroker {
+    /// A source that waits `wait` for each part of an answer before it asks again.
+    pub fn new(wait: Duration) -> Self {
+        Self {
+            wait,
+            asked: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Sends a request for the page of `question` and returns where its answer is read.
+    async fn ask(
+        &self,
+        replica: &Replica,
+        question: (Csn, Option<(ContentType, DocumentId)>, u64),
+    ) -> Result<Asked> {
+        let inner = &replica.inner;
+        let topic = &inner.cfg.topics.snapshots;
+        let ship = replica.ship();
+        replica.ensure_topics().await?;
+        let r = inner.transport.partitions(topic).await;
+        let partition = partition_for(Some(ship.as_str().as_bytes()), replica.transport(r)?);
+        let r = inner.transport.offsets(topic, partition).await;
+        let at = replica.transport(r)?.latest;
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).map_err(|e| Error::Snapshot {
+            reason: format!("no randomness for a request id: {e}"),
+            retryable: true,
+        })?;
+        let request = u64::from_le_bytes(id);
+        let (after, from, limit) = question.clone();
+        let value = replica.keys().await?.outgoing(
+            Message::ResyncRequest(ResyncRequest {
+                ship: ship.clone(),
+                request,
+                after,
+                from,
+                limit,
+            }),
+            &inner.cfg.sensitive,
+        );
+        let bytes = value.len();
+        let r = inner
+            .transport
+            .publish(
+                &inner.cfg.topics.ship_updates,
+                Some(ship.as_str().as_bytes()),
+                vec![value],
+            )
+            .await;
+        replica.transport(r)?;
+        inner.stats.sent(bytes);
+        tracing::info!(%ship, request, after, limit, "page of the master's state asked for over the broker");
+        Ok(Asked {
+            question,
+            partition,
+            at,
+            assembly: Assembly::new(request),
+            bytes: 0,
+            deadline: tokio::time::Instant::now() + self.wait,
+        })
+    }
+}
+
+#[async_trait]
+impl SnapshotSource for OverBroker {
+    async fn page(
+        &self,
+        replica: &Replica,
+        after: Csn,
+        from: Option<(ContentType, DocumentId)>,
+        limit: u64,
+    ) -> Result<Option<(Snapshot, u64)>> {
+        let question = (after, from, limit);
+        let mut slot = self.asked.lock().await;
+        let asked = match slot.take() {
+            Some(a) if a.question == question => a,
+            _ => self.ask(replica, question).await?,
+        };
+        let asked = slot.insert(asked);
+        let left = asked
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            *slot = None;
+            return Err(Error::Snapshot {
+                reason: format!(
+                    "no answer from the master over the broker within {} s; asking again (is the master running?)",
+                    self.wait.as_secs()
+                ),
+                retryable: true,
+            });
+        }
+        let inner = &replica.inner;
+        let topic = &inner.cfg.topics.snapshots;
+        let r = inner
+            .transport
+            .fetch(
+                topic,
+                asked.partition,
+                asked.at,
+                16,
+                inner.cfg.poll_wait.min(left),
+            )
+            .await;
+        let batch = match replica.transport(r) {
+            Ok(b) => b,
+            Err(Error::ResyncRequired { earliest, latest, .. }) => {
+                // Retention or a recreated topic moved the partition: the answer, if it
+                // comes, is above what it holds now.
+                asked.at = if asked.at < earliest { earliest } else { latest };
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        if batch.records.is_empty() {
+            return Ok(None);
+        }
+        let decoded = replica.decode(topic, asked.partition, &batch, asked.at).await?;
+        decoded.count_rejections();
+        asked.at = decoded.next;
+        let sizes: std::collections::BTreeMap<i64, u64> = batch
+            .records
+            .iter()
+            .map(|r| (r.offset, r.record.value.len() as u64))
+            .collect();
+        for (msg, offset) in decoded.messages.into_iter().zip(decoded.offsets) {
+            let Message::SnapshotPart(part) = msg else {
+                continue;
+            };
+            if &part.ship != replica.ship() {
+                continue;
+            }
+            let ours = part.request == asked.assembly.request();
+            if ours {
+                asked.bytes += sizes.get(&offset).copied().unwrap_or_default();
+                asked.deadline = tokio::time::Instant::now() + self.wait;
+            }
+            match asked.assembly.add(part) {
+                Ok(Some(page)) => {
+                    let bytes = asked.bytes;
+                    *slot = None;
+                    return Ok(Some((page, bytes)));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    *slot = None;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What one step of a resync did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// No resync is running.
+    Idle,
+    /// A page was applied (with its documents), or the resync changed course.
+    Moved(usize),
+    /// The page asked for is not in yet.
+    Waiting,
+}
+
+/// How long [`Replica::resync_all`] pauses while a page asked for is not in yet, on top of the
+/// poll wait its source waits.
+const WAITING_PAUSE: Duration = Duration::from_millis(20);
+
+/// Whether `now` still asks for the page fetched for `then`: the same resync (kind, CSN and
+/// when asked), at the same place.
+fn same_question(now: &ResyncState, then: &ResyncState) -> bool {
+    now.active()
+        && (now.full, now.after, now.requested_at_ms, now.at, &now.cursor)
+            == (then.full, then.after, then.requested_at_ms, then.at, &then.cursor)
 }
 
 /// A resync's progress as the replica reports it.
@@ -124,20 +340,25 @@ impl Replica {
     }
 
     /// Fetches and applies one page of the running resync, and ends it after the last page;
-    /// returns the documents received, or `None` when no resync is asked for. Errors:
-    /// [`Error::Snapshot`] when the page cannot be fetched, or there is no snapshot source.
+    /// returns the documents received (0 while the page asked for is not in yet), or `None`
+    /// when no resync is asked for. Errors: [`Error::Snapshot`] when the page cannot be
+    /// fetched, or there is no snapshot source.
     pub async fn resync_once(&self) -> Result<Option<usize>> {
         let _p = self.inner.puller.lock().await;
-        self.resync_step().await
+        Ok(match self.resync_step().await? {
+            Step::Idle => None,
+            Step::Moved(n) => Some(n),
+            Step::Waiting => Some(0),
+        })
     }
 
     /// [`Replica::resync_once`] under the puller lock.
-    pub(crate) async fn resync_step(&self) -> Result<Option<usize>> {
+    pub(crate) async fn resync_step(&self) -> Result<Step> {
         let Some(state) = self.inner.storage.resync_state().await? else {
-            return Ok(None);
+            return Ok(Step::Idle);
         };
         if !state.active() {
-            return Ok(None);
+            return Ok(Step::Idle);
         }
         let Some(source) = self.snapshot_source() else {
             return Err(Error::Snapshot {
@@ -150,21 +371,19 @@ impl Replica {
         };
         let first = state.at.is_none();
         let from = if first { None } else { state.cursor.clone() };
-        let (page, bytes) = source
+        let Some((page, bytes)) = source
             .page(
-                self.ship(),
+                self,
                 state.after,
                 from,
                 self.config().resync_page.clamp(1, crate::MAX_SNAPSHOT_PAGE),
             )
-            .await
-            .inspect_err(|e| {
-                if e.is_retryable() {
-                    self.link(false);
-                }
-            })?;
+            .await?
+        else {
+            return Ok(Step::Waiting);
+        };
         let received = page.documents.len();
-        if first && !state.full && page.collected > state.after {
+        if !state.full && page.collected > state.after {
             // Deletions this ship never applied left no tombstone: only every document tells.
             self.request_resync(
                 true,
@@ -174,9 +393,16 @@ impl Replica {
                 ),
             )
             .await?;
-            return Ok(Some(0));
+            return Ok(Step::Moved(0));
         }
         let _w = self.inner.writer.lock().await;
+        // Another resync asked for while the page was on its way (a full one, say) runs
+        // instead: this page answers a question nobody asks any more.
+        let now_state = self.inner.storage.resync_state().await?;
+        if now_state.as_ref().is_none_or(|s| !same_question(s, &state)) {
+            tracing::info!(ship = %self.ship(), "another resync was asked for meanwhile: the page fetched is left");
+            return Ok(Step::Moved(0));
+        }
         let now = self.now();
         if first {
             let started = self
@@ -250,7 +476,7 @@ impl Replica {
                 "resync done: reading master-updates on"
             );
         }
-        Ok(Some(received))
+        Ok(Step::Moved(received))
     }
 
     /// Where to read `topic` on after a resync taken at `offset`: there, unless the topic was
@@ -274,9 +500,16 @@ impl Replica {
     /// Runs the resync asked for to its end; returns the documents received.
     pub async fn resync_all(&self) -> Result<usize> {
         let mut total = 0;
-        while let Some(n) = self.resync_once().await? {
-            total += n;
+        loop {
+            let step = {
+                let _p = self.inner.puller.lock().await;
+                self.resync_step().await?
+            };
+            match step {
+                Step::Idle => return Ok(total),
+                Step::Moved(n) => total += n,
+                Step::Waiting => tokio::time::sleep(WAITING_PAUSE).await,
+            }
         }
-        Ok(total)
     }
 }

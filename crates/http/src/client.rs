@@ -3,17 +3,13 @@
 //! what the ship must read. Pages come gzip-compressed; each is one request, so a link that
 //! drops half-way costs the page in flight, not the pages before it.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use offline_sync_engine::{Error, Published, Result, ShipSeq, Snapshot, SnapshotSource, StoredDoc};
-use offline_sync_model::{ContentType, Csn, DocumentId, Fields, Hlc, Seq, ShipId};
+use offline_sync_engine::snapshot::{self, MAX_PAGE_BYTES};
+use offline_sync_engine::{Error, Replica, Result, Snapshot, SnapshotSource};
+use offline_sync_model::{ContentType, Csn, DocumentId, ShipId};
 use serde::Deserialize;
-
-/// The most bytes one page may take on the link, and once decompressed (the master cuts its
-/// pages at [`offline_sync_engine::MAX_SNAPSHOT_BYTES`] plus one document).
-const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Fetches pages of the master's state from its HTTP API. `Debug` never shows the token.
 #[derive(Clone)]
@@ -86,19 +82,7 @@ impl MasterClient {
             .read_to_vec()
             .map_err(|e| down(format!("reading a page from {}: {e}", self.base)))?;
         let wire = raw.len() as u64;
-        let body = if gzip {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(raw.as_slice())
-                .take(MAX_PAGE_BYTES)
-                .read_to_end(&mut out)
-                .map_err(|e| Error::Snapshot {
-                    reason: format!("a page from {} is not valid gzip: {e}", self.base),
-                    retryable: true,
-                })?;
-            out
-        } else {
-            raw
-        };
+        let body = if gzip { snapshot::gunzip(&raw)? } else { raw };
         if status != 200 {
             let message = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -114,7 +98,7 @@ impl MasterClient {
             reason: format!("a page from {} is not a snapshot: {e}", self.base),
             retryable: false,
         })?;
-        Ok((page.data.into_snapshot()?, wire))
+        Ok((Snapshot::from_value(page.data)?, wire))
     }
 }
 
@@ -122,148 +106,24 @@ impl MasterClient {
 impl SnapshotSource for MasterClient {
     async fn page(
         &self,
-        ship: &ShipId,
+        replica: &Replica,
         after: Csn,
         from: Option<(ContentType, DocumentId)>,
         limit: u64,
-    ) -> Result<(Snapshot, u64)> {
+    ) -> Result<Option<(Snapshot, u64)>> {
         let this = self.clone();
-        let ship = ship.clone();
+        let ship = replica.ship().clone();
         tokio::task::spawn_blocking(move || this.fetch(&ship, after, from, limit))
             .await
             .map_err(|e| Error::Snapshot {
                 reason: format!("the request was cancelled: {e}"),
                 retryable: true,
             })?
+            .map(Some)
     }
 }
 
 #[derive(Deserialize)]
 struct Envelope {
-    data: Page,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    at: Csn,
-    offset: i64,
-    last_seq: Option<Seq>,
-    #[serde(default)]
-    applied: Vec<Applied>,
-    #[serde(default)]
-    touched: Vec<Doc>,
-    #[serde(default)]
-    resolved: Vec<Resolved>,
-    #[serde(default)]
-    total: Option<u64>,
-    #[serde(default)]
-    collected: Csn,
-    documents: Vec<Doc>,
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Resolved {
-    conflict: u64,
-    content_type: String,
-    document_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Applied {
-    seq: Seq,
-    hlc: Option<Hlc>,
-    #[serde(default)]
-    content_type: Option<String>,
-    #[serde(default)]
-    document_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Doc {
-    content_type: String,
-    document_id: String,
-    fields: Fields,
-    deleted: bool,
-    version: Csn,
-}
-
-fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Snapshot {
-        reason: format!("a page names an invalid {what}: {e}"),
-        retryable: false,
-    }
-}
-
-fn key(ct: &str, id: &str) -> Result<(ContentType, DocumentId)> {
-    let ct = ContentType::new(ct).map_err(|e| invalid("content type", e))?;
-    let id = id.parse().map_err(|e| invalid("document id", e))?;
-    Ok((ct, id))
-}
-
-impl Doc {
-    fn stored(self) -> Result<StoredDoc> {
-        let (content_type, id) = key(&self.content_type, &self.document_id)?;
-        Ok(StoredDoc {
-            content_type,
-            id,
-            fields: self.fields,
-            deleted: self.deleted,
-            version: self.version,
-            updated_at_ms: 0,
-        })
-    }
-}
-
-impl Page {
-    fn into_snapshot(self) -> Result<Snapshot> {
-        let documents = self
-            .documents
-            .into_iter()
-            .map(Doc::stored)
-            .collect::<Result<Vec<_>>>()?;
-        let next = match self.next {
-            Some(next) => {
-                let (ct, id) = next.rsplit_once('/').ok_or_else(|| invalid("next page", &next))?;
-                Some(key(ct, id)?)
-            }
-            None => None,
-        };
-        Ok(Snapshot {
-            at: Published {
-                csn: self.at,
-                next_offset: self.offset,
-            },
-            documents,
-            next,
-            last_seq: self.last_seq,
-            applied: self
-                .applied
-                .into_iter()
-                .map(|a| {
-                    let document = match (a.content_type, a.document_id) {
-                        (Some(ct), Some(id)) => Some(key(&ct, &id)?),
-                        _ => None,
-                    };
-                    Ok(ShipSeq {
-                        seq: a.seq,
-                        hlc: a.hlc,
-                        document,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            touched: self.touched.into_iter().map(Doc::stored).collect::<Result<_>>()?,
-            resolved: self
-                .resolved
-                .into_iter()
-                .map(|r| key(&r.content_type, &r.document_id).map(|(ct, id)| (r.conflict, ct, id)))
-                .collect::<Result<_>>()?,
-            total: self.total,
-            collected: self.collected,
-        })
-    }
+    data: serde_json::Value,
 }

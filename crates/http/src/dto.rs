@@ -234,7 +234,6 @@ impl ResolveBody {
 /// A JSON answer, gzip-compressed when the client accepts it (resync pages go over costly
 /// links; JSON documents shrink several times).
 pub(crate) fn compressed(req: &actix_web::HttpRequest, json: Vec<u8>) -> actix_web::HttpResponse {
-    use std::io::Write as _;
     let accepts_gzip = req
         .headers()
         .get_all(actix_web::http::header::ACCEPT_ENCODING)
@@ -255,56 +254,11 @@ pub(crate) fn compressed(req: &actix_web::HttpRequest, json: Vec<u8>) -> actix_w
     resp.content_type("application/json")
         .insert_header((actix_web::http::header::VARY, "Accept-Encoding"));
     if accepts_gzip {
-        let mut gz =
-            flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::fast());
-        if gz.write_all(&json).is_ok()
-            && let Ok(zipped) = gz.finish()
-        {
-            return resp
-                .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
-                .body(zipped);
-        }
+        return resp
+            .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
+            .body(offline_sync_engine::snapshot::gzip(&json));
     }
     resp.body(json)
-}
-
-/// A page of the master's state for a resync.
-pub(crate) fn snapshot(s: offline_sync_engine::Snapshot) -> Value {
-    let doc = |d: StoredDoc| {
-        json!({
-            "contentType": d.content_type.as_str(),
-            "documentId": d.id.to_string(),
-            "fields": d.fields,
-            "deleted": d.deleted,
-            "version": d.version,
-        })
-    };
-    let docs: Vec<Value> = s.documents.into_iter().map(doc).collect();
-    let touched: Vec<Value> = s.touched.into_iter().map(doc).collect();
-    let applied: Vec<Value> = s
-        .applied
-        .iter()
-        .map(|a| {
-            json!({
-                "seq": a.seq,
-                "hlc": a.hlc.map(|h| json!({"ms": h.ms, "c": h.c})),
-                "contentType": a.document.as_ref().map(|(ct, _)| ct.as_str()),
-                "documentId": a.document.as_ref().map(|(_, id)| id.to_string()),
-            })
-        })
-        .collect();
-    json!({
-        "at": s.at.csn,
-        "offset": s.at.next_offset,
-        "lastSeq": s.last_seq,
-        "resolved": s.resolved.iter().map(|(c, ct, id)| json!({"conflict": c, "contentType": ct.as_str(), "documentId": id.to_string()})).collect::<Vec<_>>(),
-        "applied": applied,
-        "touched": touched,
-        "total": s.total,
-        "collected": s.collected,
-        "documents": docs,
-        "next": s.next.map(|(ct, id)| format!("{}/{id}", ct.as_str())),
-    })
 }
 
 /// A replica's resync from the master's state: the running one, or the last one.

@@ -253,3 +253,39 @@ pub struct Heartbeat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_seq: Option<Seq>,
 }
+
+/// Ship → master, on `ship-updates`: asks for one page of the master's state, for a resync
+/// over the broker (DESIGN.md §4, catch-up). The master answers on its snapshot topic with
+/// [`SnapshotPart`]s keyed by the ship. Repeating a request is harmless: each is answered from
+/// the master's state at the time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncRequest {
+    /// The ship asking.
+    pub ship: ShipId,
+    /// Chosen by the ship, so it tells its answer from older ones.
+    pub request: u64,
+    /// Documents and tombstones with a version above this CSN.
+    pub after: Csn,
+    /// The page starts after this document; the first page has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<(ContentType, DocumentId)>,
+    /// Documents asked for.
+    pub limit: u64,
+}
+
+/// Master → one ship, on the snapshot topic: one part of the answer to a [`ResyncRequest`].
+/// The page is the JSON the master's `GET /api/offline-sync/snapshot` answers with,
+/// gzip-compressed and base64-encoded, cut into parts that each fit a record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPart {
+    /// The ship addressed.
+    pub ship: ShipId,
+    /// The request answered.
+    pub request: u64,
+    /// This part's place, from 0.
+    pub part: u32,
+    /// How many parts the page has.
+    pub parts: u32,
+    /// The part's base64 text.
+    pub data: String,
+}

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::{Ack, Change, Commit, Heartbeat};
+use crate::change::{Ack, Change, Commit, Heartbeat, ResyncRequest, SnapshotPart};
 use crate::document::validate_fields;
 
 /// The envelope version this build writes and reads.
@@ -24,6 +24,10 @@ pub enum Message {
     Commit(Commit),
     /// Master → ships: the answer to a change that produced no commit.
     Ack(Ack),
+    /// Ship → master: a page of the master's state asked for.
+    ResyncRequest(ResyncRequest),
+    /// Master → one ship, on the snapshot topic: part of a page of its state.
+    SnapshotPart(SnapshotPart),
 }
 
 /// Why a record is not a valid envelope.
@@ -67,7 +71,14 @@ struct Versioned<'a> {
     msg: &'a Message,
 }
 
-const KINDS: [&str; 4] = ["change", "heartbeat", "commit", "ack"];
+const KINDS: [&str; 6] = [
+    "change",
+    "heartbeat",
+    "commit",
+    "ack",
+    "resync_request",
+    "snapshot_part",
+];
 
 /// Encodes a message as an envelope.
 pub fn encode(msg: &Message) -> Vec<u8> {
@@ -154,7 +165,21 @@ mod tests {
             sent_seq: 0,
             answered_seq: None,
         });
-        for m in [change(), ack, hb] {
+        let request = Message::ResyncRequest(ResyncRequest {
+            ship: ShipId::new("s1").unwrap(),
+            request: 7,
+            after: 3,
+            from: Some((ContentType::new("api::a.a").unwrap(), DocumentId::new_v7())),
+            limit: 500,
+        });
+        let part = Message::SnapshotPart(SnapshotPart {
+            ship: ShipId::new("s1").unwrap(),
+            request: 7,
+            part: 0,
+            parts: 1,
+            data: "H4sI".into(),
+        });
+        for m in [change(), ack, hb, request, part] {
             assert_eq!(decode(&encode(&m)).unwrap(), m);
         }
     }

@@ -18,7 +18,10 @@ mod retry;
 mod sensitive;
 mod signed;
 
-pub use change::{Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op, Unseen};
+pub use change::{
+    Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op, ResyncRequest,
+    SnapshotPart, Unseen,
+};
 pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
 pub use decide::{Decision, Policies, Policy, decide};
 pub use document::{

@@ -94,7 +94,10 @@ impl Sensitive {
         match msg {
             Message::Change(c) => self.strip(&mut c.fields),
             Message::Commit(c) => self.strip(&mut c.fields),
-            Message::Heartbeat(_) | Message::Ack(_) => false,
+            Message::Heartbeat(_)
+            | Message::Ack(_)
+            | Message::ResyncRequest(_)
+            | Message::SnapshotPart(_) => false,
         }
     }
 

@@ -186,7 +186,7 @@ pub(crate) async fn snapshot(
     let s = state
         .run(async move { m.snapshot(after, from, limit, ship.as_ref()).await })
         .await?;
-    let body = serde_json::to_vec(&dto::data(dto::snapshot(s))).map_err(|_| ApiError::internal())?;
+    let body = serde_json::to_vec(&dto::data(s.to_json())).map_err(|_| ApiError::internal())?;
     Ok(dto::compressed(&req, body))
 }
 

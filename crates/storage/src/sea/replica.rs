@@ -329,7 +329,11 @@ pub(super) async fn apply(
                     settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
                 }
             },
-            Message::Ack(_) | Message::Change(_) | Message::Heartbeat(_) => {}
+            Message::Ack(_)
+            | Message::Change(_)
+            | Message::Heartbeat(_)
+            | Message::ResyncRequest(_)
+            | Message::SnapshotPart(_) => {}
         }
     }
     if let Some(master_last) = out.restored_below {
