@@ -103,6 +103,55 @@ async fn a_restored_ship_loses_no_write_made_after_the_restore(db: Setup) {
     }
 }
 
+/// A ship restored from a backup that holds a change not yet sent, after the ship sent it and
+/// then wrote a newer value the master applied (and the answers left the topic, and the master
+/// forgot the seqs the ship had answered): the old change, sent again under a new seq, does
+/// not silently overwrite the newer value — it is a conflict an operator decides.
+async fn a_restored_ship_does_not_overwrite_its_own_newer_value(db: Setup) {
+    let mut f = Fleet::new(1, db, "restored_older").await;
+    let id = f.ships[0]
+        .create(&ct(), fields(json!({"t": "first"})))
+        .await
+        .unwrap()
+        .id;
+    f.sync().await;
+    f.ships[0]
+        .update(&ct(), id, fields(json!({"t": "older"})))
+        .await
+        .unwrap();
+    let backup = tempfile::tempdir().unwrap();
+    let copy = backup.path().join("ship-0.db");
+    f.backup_ship(0, &copy);
+    f.sync().await;
+    f.ships[0]
+        .update(&ct(), id, fields(json!({"t": "newer"})))
+        .await
+        .unwrap();
+    f.sync().await;
+    // The master forgets what it applied under answered seqs; the answers leave the topic.
+    heartbeats(&f).await;
+    lose_master_updates(&f, Lost::Retention).await;
+    f.resync_from_master();
+    f.restore_ship(0, &copy).await;
+    f.sync().await;
+    f.sync().await;
+    let doc = f.master.get(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(
+        doc.fields["t"],
+        json!("newer"),
+        "an older value of the restored ship overwrote its newer one"
+    );
+    let open = f
+        .master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1, "the operator decides: {open:?}");
+    f.master.resolve(open[0].id, &Strategy::KeepMaster).await.unwrap();
+    f.sync().await;
+    f.assert_converged().await;
+}
+
 /// How `master-updates` lost what a ship had not read.
 #[derive(Clone, Copy, Debug)]
 enum Lost {
@@ -1115,4 +1164,5 @@ on_both_masters!(
     a_cut_resync_continues_from_the_last_page,
     ships_that_reach_only_the_broker_resync_over_it,
     a_full_resync_asked_for_during_a_page_takes_every_document,
+    a_restored_ship_does_not_overwrite_its_own_newer_value,
 );

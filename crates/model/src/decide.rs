@@ -126,8 +126,11 @@ pub fn decide(
         resolves: None,
         conflict: None,
     };
-    // Changed after what the ship had taken in, by someone else.
-    let contested_by = |s: &Stamp, base: Csn| s.csn > base && !s.origin.is_ship(&change.ship);
+    // Changed after what the ship had taken in, by someone else — or by the ship itself in a
+    // later change: an older change of the ship sent again (from a database restored from a
+    // backup, under a new seq) never silently overwrites what the ship wrote after it.
+    let contested_by =
+        |s: &Stamp, base: Csn| s.csn > base && (!s.origin.is_ship(&change.ship) || s.hlc > change.hlc);
 
     let Some(doc) = doc else {
         let mut new = MasterDoc::empty(change.ct.clone(), change.id);
@@ -522,6 +525,24 @@ mod tests {
         );
         assert!(d.conflict.is_none());
         assert_eq!(d.doc.unwrap().fields["t"], json!("y"));
+    }
+
+    #[test]
+    fn an_older_change_of_the_ship_sent_again_does_not_overwrite_its_newer_one() {
+        let m = doc(&[("t", json!("newer"), 5, Origin::Ship(ship("a")), 9)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"t": "older"}), 2, 7, 4),
+            Policy::Manual,
+            6,
+        );
+        assert!(
+            d.conflict.is_some(),
+            "the ship's older value silently overwrote its newer one"
+        );
+        assert!(d.doc.is_none_or(|doc| doc.fields["t"] == json!("newer")));
+        assert!(!d.commit.fields.contains_key("t"));
     }
 
     #[test]
