@@ -60,6 +60,7 @@ fn document() -> Fields {
 
 fn envelope(seq: u64, id: DocumentId, fields: Fields, op: Op) -> Vec<u8> {
     encode(&Message::Change(Change {
+        resent: false,
         ship: ShipId::new("ship-atlantic-001").unwrap_or_else(|_| unreachable!()),
         seq,
         ct: ContentType::new("api::article.article").unwrap_or_else(|_| unreachable!()),

@@ -63,6 +63,7 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
 
     let id = DocumentId::new_v7();
     let change = Message::Change(Change {
+        resent: false,
         ship: ShipId::new("ship-python").unwrap(),
         seq: 1,
         ct: ct(),

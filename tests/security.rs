@@ -96,6 +96,7 @@ fn rejected_metric(node: &Node, reason: &str) -> u64 {
 
 fn change(ship: &str, seq: u64, id: DocumentId, title: &str, base: u64) -> Vec<u8> {
     encode(&Message::Change(Change {
+        resent: false,
         ship: ShipId::new(ship).unwrap(),
         seq,
         ct: ContentType::new(CT).unwrap(),

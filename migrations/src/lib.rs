@@ -10,6 +10,7 @@ mod m20261202_000001_outbox_unseen;
 mod m20261202_000002_dead_letter_retries;
 mod m20261202_000003_ship_refusals;
 mod m20261203_000001_resync;
+mod m20261204_000001_outbox_resent;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_dead_letter_retries::Migration),
             Box::new(m20261202_000003_ship_refusals::Migration),
             Box::new(m20261203_000001_resync::Migration),
+            Box::new(m20261204_000001_outbox_resent::Migration),
         ]
     }
 }

@@ -354,6 +354,8 @@ pub struct Proxy {
     pub port: u16,
     down: Arc<AtomicBool>,
     streams: Arc<Mutex<Vec<TcpStream>>>,
+    /// Bytes carried from the server to its clients.
+    carried: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -362,7 +364,8 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));
         let streams = Arc::new(Mutex::new(Vec::new()));
-        let (d, s) = (down.clone(), streams.clone());
+        let carried = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (d, s, c) = (down.clone(), streams.clone(), carried.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -378,11 +381,21 @@ impl Proxy {
                     all.push(client.try_clone().unwrap());
                     all.push(server.try_clone().unwrap());
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), None);
+                pipe(server, client, Some(c.clone()));
             }
         });
-        Proxy { port, down, streams }
+        Proxy {
+            port,
+            down,
+            streams,
+            carried,
+        }
+    }
+
+    /// Bytes carried from the server to its clients so far.
+    pub fn carried(&self) -> u64 {
+        self.carried.load(Ordering::SeqCst)
     }
 
     /// Cuts every open connection and refuses new ones (or lets them through again).
@@ -396,7 +409,7 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<std::sync::atomic::AtomicU64>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -405,6 +418,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
                         break;
+                    }
+                    if let Some(c) = &count {
+                        c.fetch_add(n as u64, Ordering::SeqCst);
                     }
                 }
             }

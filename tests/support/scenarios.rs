@@ -276,6 +276,7 @@ pub async fn an_offline_ship_drains_a_thousand_changes_in_order(db: Setup) {
     let key = SigningKey::from_seed([7; 32]);
     let sample = offline_sync::model::encode(&offline_sync::model::Message::Change(
         offline_sync::model::Change {
+            resent: false,
             ship: f.ships[0].ship().clone(),
             seq: 1,
             ct: ct(),

@@ -399,6 +399,7 @@ mod tests {
         let id = offline_sync_model::DocumentId::new_v7();
         let change = |base| {
             Message::Change(offline_sync_model::Change {
+                resent: false,
                 ship: ShipId::new("s1").unwrap(),
                 seq: 1,
                 ct: ContentType::new("api::a.a").unwrap(),

@@ -176,6 +176,13 @@ impl Keyring {
         self.seal(&offline_sync_model::encode(&msg))
     }
 
+    /// Whether the master's key is known and trusted (pinned ahead or at first contact).
+    pub(crate) fn knows_master(&self) -> bool {
+        self.read()
+            .get(MASTER_SIGNER)
+            .is_some_and(|p| p.status == KeyStatus::Trusted)
+    }
+
     /// Every pinned key.
     pub(crate) fn peers(&self) -> Vec<PeerKey> {
         self.read().values().cloned().collect()

@@ -174,6 +174,36 @@ impl Replica {
             .await
     }
 
+    /// Verifies and decodes records the master signed with the key this ship already knows;
+    /// a record signed by a key seen for the first time is refused, never pinned.
+    pub(crate) async fn decode_unpinned(
+        &self,
+        topic: &str,
+        partition: u32,
+        fetched: &Batch,
+        from: i64,
+    ) -> Result<Decoded> {
+        let inbox = Inbox {
+            reader: Reader::Replica,
+            keys: self.keys().await?,
+            last_csn: None,
+            now_ms: self.now(),
+        };
+        let mut decoded = inbox.decode_batch(topic, partition, fetched, from);
+        if !decoded.pins.is_empty() {
+            tracing::warn!(
+                ship = %self.ship(),
+                topic,
+                partition,
+                signers = ?decoded.pins.keys().collect::<Vec<_>>(),
+                "records signed by a key this ship does not know were refused"
+            );
+            decoded.messages.clear();
+            decoded.offsets.clear();
+        }
+        Ok(decoded)
+    }
+
     /// This ship.
     pub fn ship(&self) -> &ShipId {
         &self.inner.cfg.ship

@@ -116,6 +116,7 @@ impl OverBroker {
         let topic = &inner.cfg.topics.snapshots;
         let ship = replica.ship();
         replica.ensure_topics().await?;
+        self.learn_master_key(replica).await?;
         let r = inner.transport.partitions(topic).await;
         let partition = partition_for(Some(ship.as_str().as_bytes()), replica.transport(r)?);
         let r = inner.transport.offsets(topic, partition).await;
@@ -156,6 +157,37 @@ impl OverBroker {
             assembly: Assembly::new(request),
             bytes: 0,
             deadline: tokio::time::Instant::now() + self.wait,
+        })
+    }
+}
+
+impl OverBroker {
+    /// Makes sure the master's key is known before anything is taken from the snapshot topic,
+    /// where anyone who can reach the broker could answer first: pinned ahead
+    /// (`SYNC_MASTER_PUBLIC_KEY`) or, as before any resync, at first contact on
+    /// `master-updates`, from the oldest record it holds. Pages never pin a key.
+    async fn learn_master_key(&self, replica: &Replica) -> Result<()> {
+        if replica.keys().await?.knows_master() {
+            return Ok(());
+        }
+        let inner = &replica.inner;
+        let topic = &inner.cfg.topics.master_updates;
+        let r = inner.transport.offsets(topic, 0).await;
+        let range = replica.transport(r)?;
+        if range.earliest < range.latest {
+            let r = inner
+                .transport
+                .fetch(topic, 0, range.earliest, 1, std::time::Duration::ZERO)
+                .await;
+            let batch = replica.transport(r)?;
+            replica.decode(topic, 0, &batch, range.earliest).await?;
+        }
+        if replica.keys().await?.knows_master() {
+            return Ok(());
+        }
+        Err(Error::Snapshot {
+            reason: "the master's key is not known yet: pin it with SYNC_MASTER_PUBLIC_KEY, or wait for a record of the master on master-updates; pages over the broker are never taken from a signer this ship does not know".into(),
+            retryable: true,
         })
     }
 }
@@ -214,9 +246,14 @@ impl SnapshotSource for OverBroker {
         if batch.records.is_empty() {
             return Ok(None);
         }
-        let decoded = replica.decode(topic, asked.partition, &batch, asked.at).await?;
+        let decoded = replica
+            .decode_unpinned(topic, asked.partition, &batch, asked.at)
+            .await?;
         decoded.count_rejections();
         asked.at = decoded.next;
+        // Any record that reached the ship counts as progress: on a slow link other ships'
+        // pages come first, and the answer is behind them.
+        asked.deadline = tokio::time::Instant::now() + self.wait;
         let sizes: std::collections::BTreeMap<i64, u64> = batch
             .records
             .iter()
@@ -229,10 +266,8 @@ impl SnapshotSource for OverBroker {
             if &part.ship != replica.ship() {
                 continue;
             }
-            let ours = part.request == asked.assembly.request();
-            if ours {
+            if part.request == asked.assembly.request() {
                 asked.bytes += sizes.get(&offset).copied().unwrap_or_default();
-                asked.deadline = tokio::time::Instant::now() + self.wait;
             }
             match asked.assembly.add(part) {
                 Ok(Some(page)) => {

@@ -23,6 +23,9 @@ pub const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// Base64 characters per part: a part's record stays below the 1 MiB a record may hold.
 const PART_CHARS: usize = 768 * 1024;
 
+/// The most parts a page may have: [`MAX_PAGE_BYTES`] compressed, in base64.
+const MAX_PARTS: u64 = (MAX_PAGE_BYTES / 3 * 4).div_ceil(PART_CHARS as u64);
+
 impl Snapshot {
     /// The page as JSON: what the master's API answers and what its snapshot parts carry.
     pub fn to_json(&self) -> Value {
@@ -117,7 +120,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The parts that carry `page` to `ship` in answer to `request`.
-pub(crate) fn into_parts(ship: &ShipId, request: u64, page: &Snapshot) -> Vec<SnapshotPart> {
+pub fn into_parts(ship: &ShipId, request: u64, page: &Snapshot) -> Vec<SnapshotPart> {
     let text = base64::engine::general_purpose::STANDARD
         .encode(gzip(&serde_json::to_vec(&page.to_json()).unwrap_or_default()));
     // Base64 is ASCII: every cut is at a character boundary.
@@ -172,7 +175,7 @@ impl Assembly {
             reason,
             retryable: false,
         };
-        if part.parts == 0 || part.part >= part.parts {
+        if part.parts == 0 || part.part >= part.parts || u64::from(part.parts) > MAX_PARTS {
             return Err(invalid(format!("part {} of {} of a page", part.part, part.parts)));
         }
         if self.parts.is_empty() {
@@ -423,6 +426,10 @@ mod tests {
         assert!(a.add(part(0, 2)).unwrap().is_none());
         assert!(a.add(part(1, 3)).is_err(), "parts disagreeing on their count");
         assert!(Assembly::new(1).add(part(2, 2)).is_err());
+        assert!(
+            Assembly::new(1).add(part(0, u32::MAX)).is_err(),
+            "a part count no page has is refused before anything is kept"
+        );
     }
 
     #[test]

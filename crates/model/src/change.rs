@@ -99,6 +99,11 @@ pub struct Change {
     pub unseen: Unseen,
     /// Hybrid logical time of the change.
     pub hlc: Hlc,
+    /// Sent again under a new seq after the ship's database was put back from a backup: it
+    /// may be older than changes of the same ship the master already applied, so a field the
+    /// ship itself changed later (by hybrid time) is not overwritten by it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resent: bool,
 }
 
 impl Change {

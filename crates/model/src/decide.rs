@@ -126,11 +126,14 @@ pub fn decide(
         resolves: None,
         conflict: None,
     };
-    // Changed after what the ship had taken in, by someone else — or by the ship itself in a
-    // later change: an older change of the ship sent again (from a database restored from a
-    // backup, under a new seq) never silently overwrites what the ship wrote after it.
-    let contested_by =
-        |s: &Stamp, base: Csn| s.csn > base && (!s.origin.is_ship(&change.ship) || s.hlc > change.hlc);
+    // Changed after what the ship had taken in, by someone else — or, for a change sent again
+    // after the ship's database was put back from a backup, by the ship itself in a later
+    // change: an older change never silently overwrites what the ship wrote after it. (In
+    // order, a ship's own later changes are not compared by clock: its clock may step back
+    // across a restart.)
+    let contested_by = |s: &Stamp, base: Csn| {
+        s.csn > base && (!s.origin.is_ship(&change.ship) || (change.resent && s.hlc > change.hlc))
+    };
 
     let Some(doc) = doc else {
         let mut new = MasterDoc::empty(change.ct.clone(), change.id);
@@ -412,6 +415,7 @@ mod tests {
 
     fn change(op: Op, f: serde_json::Value, base: Csn, seq: u64, ms: u64) -> Change {
         Change {
+            resent: false,
             ship: ship("a"),
             seq,
             ct: ct(),
@@ -533,7 +537,10 @@ mod tests {
         let d = decide(
             Some(&m),
             None,
-            &change(Op::Update, json!({"t": "older"}), 2, 7, 4),
+            &Change {
+                resent: true,
+                ..change(Op::Update, json!({"t": "older"}), 2, 7, 4)
+            },
             Policy::Manual,
             6,
         );
@@ -543,6 +550,20 @@ mod tests {
         );
         assert!(d.doc.is_none_or(|doc| doc.fields["t"] == json!("newer")));
         assert!(!d.commit.fields.contains_key("t"));
+    }
+
+    #[test]
+    fn a_later_change_of_the_ship_with_a_clock_stepped_back_is_not_contested() {
+        let m = doc(&[("t", json!("before the restart"), 5, Origin::Ship(ship("a")), 9)]);
+        let d = decide(
+            Some(&m),
+            None,
+            &change(Op::Update, json!({"t": "after"}), 2, 7, 4),
+            Policy::MasterWins,
+            6,
+        );
+        assert!(d.conflict.is_none());
+        assert_eq!(d.doc.unwrap().fields["t"], json!("after"));
     }
 
     #[test]

@@ -107,6 +107,23 @@ impl MasterDoc {
         }
     }
 
+    /// The tombstone of a document collected at `csn` (it is gone from the master's tables):
+    /// deleted by the master then, as far as anyone can tell. A change a ship made to the
+    /// document before it learnt of the deletion is decided against it, so it is an
+    /// update-after-delete (a conflict under `manual`), not a new document.
+    pub fn collected(content_type: ContentType, id: DocumentId, csn: Csn) -> Self {
+        Self {
+            deleted: true,
+            version: csn,
+            delete_stamp: Some(Stamp {
+                csn,
+                origin: Origin::Master,
+                hlc: Hlc::default(),
+            }),
+            ..Self::empty(content_type, id)
+        }
+    }
+
     /// Sets fields and stamps them with one change.
     pub(crate) fn set_fields(&mut self, fields: &Fields, stamp: &Stamp) {
         for (k, v) in fields {

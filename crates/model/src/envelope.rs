@@ -137,6 +137,7 @@ mod tests {
 
     fn change() -> Message {
         Message::Change(Change {
+            resent: false,
             ship: ShipId::new("s1").unwrap(),
             seq: 4,
             ct: ContentType::new("api::a.a").unwrap(),

@@ -29,6 +29,7 @@ pub fn local_write(
     let (ct, id) = write.target();
     let live = doc.filter(|d| !d.deleted || matches!(write, LocalWrite::Create { .. }));
     let change = |op, fields: Fields, base, unseen| Change {
+        resent: false,
         ship: ship.clone(),
         seq,
         ct: ct.clone(),

@@ -131,6 +131,7 @@ fn change() -> impl proptest::strategy::Strategy<Value = Change> {
         0u64..50,
     )
         .prop_map(|(s, seq, op, fields, base, unseen, ms)| Change {
+            resent: false,
             ship: ship(s),
             seq,
             ct: ct(),
@@ -254,6 +255,7 @@ fn commit() -> impl proptest::strategy::Strategy<Value = Commit> {
 /// Valid envelopes of every kind, as JSON.
 fn envelopes() -> Vec<Value> {
     let change = Message::Change(Change {
+        resent: false,
         ship: ship(1),
         seq: 4,
         ct: ct(),

@@ -49,6 +49,7 @@ pub(crate) mod outbox {
         pub created_at_ms: i64,
         pub sent_at_ms: Option<i64>,
         pub acked_at_ms: Option<i64>,
+        pub resent: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -43,6 +43,7 @@ fn echo(seq: u64, csn: u64, id: DocumentId) -> Message {
 
 fn change(seq: u64, id: DocumentId, op: Op, f: serde_json::Value, base: u64) -> Change {
     Change {
+        resent: false,
         ship: ship(),
         seq,
         ct: ct(),

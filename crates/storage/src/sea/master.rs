@@ -202,6 +202,7 @@ pub(super) async fn apply(
         rows: BTreeMap::new(),
     };
     let mut csn = common::lock_counter(txn, CSN).await?;
+    let collected_up_to = collected(txn).await?;
     let ack = |ship: &ShipId, seq: Seq, outcome| {
         Message::Ack(Ack {
             ship: ship.clone(),
@@ -294,7 +295,18 @@ pub(super) async fn apply(
         };
         row.changes_applied += 1;
         csn += 1;
-        let doc = common::master_doc(txn, &change.ct, change.id).await?;
+        let mut doc = common::master_doc(txn, &change.ct, change.id).await?;
+        // A change to a document the ship had from the master (a base above 0) that the master
+        // no longer holds: its tombstone was collected, and the change is decided against it.
+        let gone =
+            doc.is_none() && change.op != Op::Create && change.base > 0 && change.base <= collected_up_to;
+        if gone {
+            doc = Some(MasterDoc::collected(
+                change.ct.clone(),
+                change.id,
+                collected_up_to,
+            ));
+        }
         let open = open_conflict(txn, &change.ct, change.id).await?;
         // Sensitive fields are never taken from a ship: the master keeps its own values.
         let mut change = change.clone();
@@ -337,8 +349,12 @@ pub(super) async fn apply(
             }
             out.conflicts += 1;
         }
-        if let Some(doc) = &decision.doc {
-            common::save_master_doc(txn, doc, now_ms).await?;
+        match (&decision.doc, &doc) {
+            (Some(d), _) => common::save_master_doc(txn, d, now_ms).await?,
+            // The tombstone comes back while a conflict about it is open (resolving needs it);
+            // it is collected again once every ship passed it.
+            (None, Some(d)) if gone => common::save_master_doc(txn, d, now_ms).await?,
+            (None, _) => {}
         }
         broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
         out.committed += 1;

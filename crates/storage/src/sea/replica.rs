@@ -45,6 +45,7 @@ pub(super) async fn local_write(
         created_at_ms: Set(to_i64(now_ms)),
         sent_at_ms: Set(None),
         acked_at_ms: Set(None),
+        resent: Set(false),
     })
     .exec(txn)
     .await?;
@@ -64,6 +65,7 @@ fn entry(ship: &ShipId, row: outbox::Model) -> Result<OutboxEntry> {
     let fields: Fields = common::parse_json("outbox fields", &row.fields)?;
     Ok(OutboxEntry {
         change: Change {
+            resent: row.resent,
             ship: ship.clone(),
             seq: to_u64(row.seq),
             ct: ContentType::new(row.content_type).map_err(|e| Error::corrupt(e.to_string()))?,
@@ -413,6 +415,7 @@ pub(super) async fn renumber(
             .col_expr(outbox::Column::Seq, Expr::value(to_i64(*new)))
             .col_expr(outbox::Column::State, Expr::value(OutboxState::Pending.as_str()))
             .col_expr(outbox::Column::SentAtMs, Expr::value(Option::<i64>::None))
+            .col_expr(outbox::Column::Resent, Expr::value(true))
             .filter(outbox::Column::Seq.eq(to_i64(*old)))
             .exec(txn)
             .await?;
