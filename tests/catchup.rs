@@ -528,6 +528,67 @@ async fn a_forged_answer_on_the_snapshot_topic_is_refused(db: Setup) {
     f.assert_converged().await;
 }
 
+/// Records the master did not sign, written to a waiting ship's partition of the snapshot topic
+/// again and again, do not keep it waiting: with no answer from the master for its wait, it
+/// says so and asks again.
+async fn junk_on_the_snapshot_topic_does_not_keep_a_ship_waiting(db: Setup) {
+    let mut f = Fleet::new(1, db, "junk_wait").await;
+    f.resync_over_broker(Duration::from_millis(800));
+    f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    f.master.publish_all().await.unwrap();
+    let ship = f.ships[0].ship().clone();
+    f.ships[0].pull_once().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        f.broker
+            .publish(
+                "master-snapshots",
+                Some(ship.as_str().as_bytes()),
+                vec![b"junk".to_vec()],
+            )
+            .await
+            .unwrap();
+        match f.ships[0].pull_once().await {
+            Err(e) if e.to_string().contains("no answer from the master") => break,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records the master did not sign kept the ship waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A new ship resyncing over the broker learns the master's key even when the oldest record
+/// `master-updates` holds is one it refuses: it reads the newest records, not only the oldest.
+async fn a_new_ship_learns_the_masters_key_past_a_refused_record(db: Setup) {
+    let mut f = Fleet::new(1, db, "key_past_junk").await;
+    f.resync_over_broker(Duration::from_secs(20));
+    f.broker
+        .publish(
+            "master-updates",
+            None,
+            vec![b"not a record of the master".to_vec()],
+        )
+        .await
+        .unwrap();
+    let id = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap().id;
+    f.master.publish_all().await.unwrap();
+    let running = f.master.start();
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.ships[0].get(&ct(), id).await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ship never took the master's state: {:?}",
+            f.ships[0].status().await.unwrap().resync_required
+        );
+        let _ = f.ships[0].pull_all().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(running.shutdown_within(WAIT).await);
+}
+
 /// Sends each ship's heartbeat and lets the master take them in.
 async fn heartbeats(f: &Fleet) {
     for s in &f.ships {
@@ -1338,4 +1399,6 @@ on_both_masters!(
     a_restored_ship_does_not_overwrite_its_own_newer_value,
     an_update_of_a_collected_document_is_a_conflict_not_a_resurrection,
     a_forged_answer_on_the_snapshot_topic_is_refused,
+    junk_on_the_snapshot_topic_does_not_keep_a_ship_waiting,
+    a_new_ship_learns_the_masters_key_past_a_refused_record,
 );

@@ -59,10 +59,6 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 8 * 1024 * 1024;
 /// Most seqs of a ship a first snapshot page tells the hybrid logical time of.
 const MAX_APPLIED_SEQS: u64 = 100_000;
 
-/// The most resync requests answered per batch read from `ship-updates`: answering takes the
-/// master's time from applying changes.
-const MAX_ANSWERS: usize = 8;
-
 /// A page of the master's state for a resync (see [`Master::snapshot`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
@@ -536,15 +532,14 @@ impl Master {
     }
 
     /// Answers the resync requests of a batch: only the newest of each ship (a ship that asks
-    /// again has given up on its earlier requests), at most [`MAX_ANSWERS`] ships per batch
-    /// (the others, hearing nothing, ask again), each failure logged without keeping the
+    /// again has given up on its earlier requests), each failure logged without keeping the
     /// others from their answer.
     async fn answer_all(&self, requests: Vec<ResyncRequest>) {
         let mut newest: BTreeMap<ShipId, ResyncRequest> = BTreeMap::new();
         for r in requests {
             newest.insert(r.ship.clone(), r);
         }
-        for r in newest.into_values().take(MAX_ANSWERS) {
+        for r in newest.into_values() {
             let ship = r.ship.clone();
             if let Err(e) = self.answer(r).await {
                 tracing::warn!(%ship, error = %e, "a resync request could not be answered; the ship asks again");

@@ -25,6 +25,10 @@ use crate::snapshot::Assembly;
 /// Documents asked for per page by default.
 pub const RESYNC_PAGE: u64 = 500;
 
+/// How many of the newest records of `master-updates` a ship resyncing over the broker reads
+/// to learn the master's key at first contact.
+const KEY_RECORDS: i64 = 100;
+
 /// How long a ship waits over the broker for the next part of an answer before it asks again.
 pub const BROKER_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
@@ -164,8 +168,9 @@ impl OverBroker {
 impl OverBroker {
     /// Makes sure the master's key is known before anything is taken from the snapshot topic,
     /// where anyone who can reach the broker could answer first: pinned ahead
-    /// (`SYNC_MASTER_PUBLIC_KEY`) or, as before any resync, at first contact on
-    /// `master-updates`, from the oldest record it holds. Pages never pin a key.
+    /// (`SYNC_MASTER_PUBLIC_KEY`) or, as when a ship reads `master-updates`, at first contact
+    /// there, from the newest records it holds (the master's current key; records it refuses
+    /// are passed over). Pages never pin a key.
     async fn learn_master_key(&self, replica: &Replica) -> Result<()> {
         if replica.keys().await?.knows_master() {
             return Ok(());
@@ -174,13 +179,14 @@ impl OverBroker {
         let topic = &inner.cfg.topics.master_updates;
         let r = inner.transport.offsets(topic, 0).await;
         let range = replica.transport(r)?;
-        if range.earliest < range.latest {
+        let from = range.earliest.max(range.latest - KEY_RECORDS);
+        if from < range.latest {
             let r = inner
                 .transport
-                .fetch(topic, 0, range.earliest, 1, std::time::Duration::ZERO)
+                .fetch(topic, 0, from, KEY_RECORDS as usize, std::time::Duration::ZERO)
                 .await;
             let batch = replica.transport(r)?;
-            replica.decode(topic, 0, &batch, range.earliest).await?;
+            replica.decode(topic, 0, &batch, from).await?;
         }
         if replica.keys().await?.knows_master() {
             return Ok(());
@@ -251,9 +257,11 @@ impl SnapshotSource for OverBroker {
             .await?;
         decoded.count_rejections();
         asked.at = decoded.next;
-        // Any record that reached the ship counts as progress: on a slow link other ships'
-        // pages come first, and the answer is behind them.
-        asked.deadline = tokio::time::Instant::now() + self.wait;
+        if !decoded.messages.is_empty() {
+            // The master is answering (other ships first, on a slow link): the wait starts
+            // again. Records it did not sign are no sign of progress.
+            asked.deadline = tokio::time::Instant::now() + self.wait;
+        }
         let sizes: std::collections::BTreeMap<i64, u64> = batch
             .records
             .iter()

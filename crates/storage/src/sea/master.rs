@@ -353,7 +353,9 @@ pub(super) async fn apply(
             (Some(d), _) => common::save_master_doc(txn, d, now_ms).await?,
             // The tombstone comes back while a conflict about it is open (resolving needs it);
             // it is collected again once every ship passed it.
-            (None, Some(d)) if gone => common::save_master_doc(txn, d, now_ms).await?,
+            (None, Some(d)) if gone && decision.conflict.is_some() => {
+                common::save_master_doc(txn, d, now_ms).await?;
+            }
             (None, _) => {}
         }
         broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
