@@ -3,7 +3,8 @@
 #   1. makes sure PostgreSQL answers on 127.0.0.1:5432 (starts the installed cluster, or
 #      installs one with apt-get) and fails loudly when it cannot; installs tansu 0.6.0 into
 #      ~/.cargo/bin when it is not there yet (the Kafka tests start their own brokers); makes a
-#      Python venv with confluent-kafka and schemathesis;
+#      Python venv with confluent-kafka and schemathesis; installs Debian's chromium and
+#      chromium-driver (the admin page tests);
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
 #   3. builds the master and replica binaries; every test with cargo nextest (the simulation
 #      with OFFLINE_SYNC_SIM_SEEDS seeds, 200 unless set), the doc tests, the quick start.
@@ -98,6 +99,19 @@ ensure_stunnel() {
   echo "$(openssl version); stunnel $(dpkg-query -W -f='${Version}' stunnel4 2>/dev/null || echo present)"
 }
 
+ensure_chromium() {
+  step "chromium and chromium-driver (the admin page tests drive a headless browser)"
+  local browser="${CHROMIUM:-/usr/bin/chromium}" driver="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+  if [ ! -x "$browser" ] || [ ! -x "$driver" ]; then
+    as_root apt-get update -qq || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+      || die "could not install chromium and chromium-driver"
+  fi
+  [ -x "$browser" ] || die "no browser at $browser (set CHROMIUM to another one)"
+  [ -x "$driver" ] || die "no chromedriver at $driver (set CHROMEDRIVER to another one)"
+  echo "$("$browser" --version 2>/dev/null | head -n 1); $("$driver" --version | head -n 1)"
+}
+
 ensure_tool() {
   local cmd=$1 crate=$2
   if ! cargo "$cmd" --version >/dev/null 2>&1; then
@@ -110,6 +124,7 @@ ensure_postgres
 ensure_tansu
 ensure_python_tools
 ensure_stunnel
+ensure_chromium
 ensure_tool nextest cargo-nextest
 ensure_tool deny cargo-deny
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
-use support::process::{Node, Proxy, eventually, free_port, fresh_postgres, request};
+use support::process::{
+    Node, Proxy, eventually, free_port, fresh_postgres, request, start_master, start_replica,
+};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const READ: &str = "read-token-0123456789abcdef";
@@ -34,20 +36,13 @@ fn common(broker: &str) -> Vec<(&'static str, String)> {
 }
 
 fn master(dir: &Path, broker: &str, database_url: String) -> Node {
-    let mut env = common(broker);
-    env.push(("DATABASE_URL", database_url));
-    let m = Node::start("master", "master", dir, &env);
-    m.wait_ready();
-    m
+    start_master(dir, common(broker), database_url)
 }
 
 fn replica(dir: &Path, broker: &str, ship: &str, extra: &[(&'static str, String)]) -> Node {
     let mut env = common(broker);
-    env.push(("SYNC_SHIP_ID", ship.to_owned()));
     env.extend(extra.iter().cloned());
-    let r = Node::start("replica", ship, dir, &env);
-    r.wait_ready();
-    r
+    start_replica(dir, env, ship)
 }
 
 fn doc_path(id: &str) -> String {

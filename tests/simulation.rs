@@ -697,11 +697,7 @@ impl Sim {
     async fn converged(&self) -> bool {
         let m = &self.fleet.master;
         if !m.storage().unpublished(1).await.unwrap().is_empty()
-            || m.storage()
-                .count_conflicts(Some(ConflictStatus::Open))
-                .await
-                .unwrap()
-                > 0
+            || m.count_conflicts(Some(ConflictStatus::Open)).await.unwrap() > 0
         {
             return false;
         }

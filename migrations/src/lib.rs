@@ -11,6 +11,7 @@ mod m20261202_000002_dead_letter_retries;
 mod m20261202_000003_ship_refusals;
 mod m20261203_000001_resync;
 mod m20261204_000001_outbox_resent;
+mod m20261206_000001_ships_session;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_ship_refusals::Migration),
             Box::new(m20261203_000001_resync::Migration),
             Box::new(m20261204_000001_outbox_resent::Migration),
+            Box::new(m20261206_000001_ships_session::Migration),
         ]
     }
 }

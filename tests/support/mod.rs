@@ -30,6 +30,7 @@ macro_rules! on_both_masters {
     };
 }
 
+pub mod browser;
 pub mod librdkafka;
 pub mod process;
 pub mod scenarios;

@@ -73,6 +73,22 @@ pub fn brisk(broker: &str, admin: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Starts `master` with `env` on the database at `database_url`, and waits until it is ready.
+pub fn start_master(dir: &Path, mut env: Vec<(&'static str, String)>, database_url: String) -> Node {
+    env.push(("DATABASE_URL", database_url));
+    let m = Node::start("master", "master", dir, &env);
+    m.wait_ready();
+    m
+}
+
+/// Starts a `replica` for `ship` with `env`, and waits until it is ready.
+pub fn start_replica(dir: &Path, mut env: Vec<(&'static str, String)>, ship: &str) -> Node {
+    env.push(("SYNC_SHIP_ID", ship.to_owned()));
+    let r = Node::start("replica", ship, dir, &env);
+    r.wait_ready();
+    r
+}
+
 /// A fresh PostgreSQL database for a node started as a process, by URL.
 pub fn fresh_postgres(label: &str) -> String {
     tokio::runtime::Runtime::new()

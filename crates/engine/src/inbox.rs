@@ -270,6 +270,7 @@ mod tests {
             last_seq: 0,
             sent_seq: 0,
             answered_seq: None,
+            resync: None,
         })
     }
 

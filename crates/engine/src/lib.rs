@@ -13,6 +13,7 @@ mod dead_letters;
 mod error;
 mod inbox;
 mod keys;
+mod link;
 mod master;
 pub mod metrics;
 mod replica;
@@ -24,14 +25,17 @@ pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
 pub use error::{Error, Result};
 pub use keys::{KeyAdmin, SigningConfig};
-pub use master::{MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot};
+pub use link::{LinkError, LinkState};
+pub use master::{
+    ConflictBase, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot,
+};
 pub use replica::{Replica, ReplicaStatus};
 pub use resync::{BROKER_ANSWER_WAIT, OverBroker, RESYNC_PAGE, ResyncProgress, SnapshotSource};
 pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
-    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus, NewAuditEntry,
-    OutboxEntry, OutboxState, Page, PeerKey, Published, ResyncPhase, ResyncState, ShipRecord, ShipSeq,
-    StoredDoc,
+    AuditEntry, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
+    NewAuditEntry, OutboxEntry, OutboxState, Page, PeerKey, Published, ResyncPhase, ResyncState, ShipRecord,
+    ShipSeq, StoredDoc,
 };

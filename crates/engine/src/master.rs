@@ -10,7 +10,8 @@ use offline_sync_model::{
     MASTER_SIGNER, Message, ResyncRequest, ShipId, Strategy,
 };
 use offline_sync_storage::{
-    AuditEntry, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
+    AuditEntry, ConflictFilter, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc,
+    TopicOffset,
 };
 use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
@@ -20,6 +21,7 @@ use crate::config::{MasterConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::{Decoded, Inbox, Reader};
 use crate::keys::{KeyAdmin, Keyring};
+use crate::link::LinkState;
 use crate::metrics::{MessageCounts, Stats};
 
 /// The master node. Cheap to clone; clones share the node.
@@ -41,11 +43,68 @@ pub(crate) struct Inner {
     puller: Mutex<()>,
     /// Rung after every commit: there is something to broadcast.
     pub(crate) wake: Notify,
-    online: AtomicBool,
+    pub(crate) link: crate::link::Link,
     topics_ready: AtomicBool,
     /// This node's signing key and the ships' pinned keys, loaded on first use.
     keys: tokio::sync::OnceCell<Keyring>,
     pub(crate) stats: Stats,
+}
+
+/// Most commits of one document read back to find what a conflict's base held.
+const MAX_BASE_COMMITS: u64 = 1_000;
+
+/// What the fields of a conflict held at the version the ship had seen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConflictBase {
+    /// The fields the base held (a field it did not have is absent).
+    pub values: Fields,
+    /// The fields whose base value is no longer known: the commits that set them were pruned.
+    pub unknown: Vec<String>,
+    /// The document was deleted at the base version.
+    pub deleted: bool,
+}
+
+impl ConflictBase {
+    /// Reads the base of `fields` at `base` from `commits` of the document up to `base`,
+    /// newest first: a whole-document or delete commit settles every field still open, a
+    /// patch the fields it sets. At base 0 the ship had seen no version of the master's (it
+    /// wrote before its own create came back): no value is known.
+    fn of(fields: &[String], base: Csn, commits: &[offline_sync_model::Commit]) -> Self {
+        use offline_sync_model::CommitOp;
+        let mut out = ConflictBase::default();
+        if base == 0 {
+            out.unknown = fields.to_vec();
+            return out;
+        }
+        let mut open: Vec<&String> = fields.iter().collect();
+        for commit in commits.iter().filter(|c| c.csn <= base) {
+            match commit.op {
+                CommitOp::Delete => {
+                    out.deleted = open.len() == fields.len();
+                    open.clear();
+                }
+                CommitOp::Put => {
+                    for f in open.drain(..) {
+                        if let Some(v) = commit.fields.get(f) {
+                            out.values.insert(f.clone(), v.clone());
+                        }
+                    }
+                }
+                CommitOp::Patch => open.retain(|f| match commit.fields.get(*f) {
+                    Some(v) => {
+                        out.values.insert((*f).clone(), v.clone());
+                        false
+                    }
+                    None => true,
+                }),
+            }
+            if open.is_empty() {
+                break;
+            }
+        }
+        out.unknown = open.into_iter().cloned().collect();
+        out
+    }
 }
 
 /// A ship with its online state.
@@ -133,7 +192,7 @@ impl Master {
                 publisher: Mutex::new(()),
                 puller: Mutex::new(()),
                 wake: Notify::new(),
-                online: AtomicBool::new(false),
+                link: crate::link::Link::default(),
                 topics_ready: AtomicBool::new(false),
                 keys: tokio::sync::OnceCell::new(),
                 stats: Stats::default(),
@@ -359,8 +418,7 @@ impl Master {
     }
 
     fn link(&self, up: bool) {
-        let was = self.inner.online.swap(up, Ordering::SeqCst);
-        if was != up {
+        if self.inner.link.observe(up, self.now()) {
             if up {
                 tracing::info!("link up: broker reachable");
             } else {
@@ -386,7 +444,12 @@ impl Master {
 
     /// Whether the last call to the broker succeeded.
     pub fn is_online(&self) -> bool {
-        self.inner.online.load(Ordering::SeqCst)
+        self.inner.link.is_online()
+    }
+
+    /// The link to the broker: up or down since when, and the last error of a background step.
+    pub fn link_state(&self) -> LinkState {
+        LinkState::of(&self.inner.link)
     }
 
     async fn ensure_topics(&self) -> Result<()> {
@@ -416,6 +479,7 @@ impl Master {
         let wait = self.inner.cfg.poll_wait / partitions.max(1);
         let mut batch = MasterBatch {
             sensitive: self.inner.cfg.sensitive.clone(),
+            offline_after_ms: u64::try_from(self.inner.cfg.offline_after.as_millis()).ok(),
             ..MasterBatch::default()
         };
         let mut requests = Vec::new();
@@ -685,7 +749,70 @@ impl Master {
 
     /// Conflicts, newest first, optionally of one status.
     pub async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
-        Ok(self.inner.storage.conflicts(status, page).await?)
+        Ok(self
+            .inner
+            .storage
+            .conflicts(&ConflictFilter::status(status), page)
+            .await?)
+    }
+
+    /// The conflicts `filter` lets through, newest first, and how many there are.
+    pub async fn find_conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<(Vec<Conflict>, u64)> {
+        let storage = &self.inner.storage;
+        Ok((
+            storage.conflicts(filter, page).await?,
+            storage.count_conflicts(filter).await?,
+        ))
+    }
+
+    /// What the fields of `conflict` held at the version the ship had seen (its base), read
+    /// from the commits still kept for broadcast.
+    pub async fn conflict_base(&self, conflict: &Conflict) -> Result<ConflictBase> {
+        let draft = &conflict.draft;
+        let commits = match draft.base_version {
+            0 => Vec::new(),
+            base => {
+                self.inner
+                    .storage
+                    .document_commits(
+                        &conflict.content_type,
+                        conflict.document_id,
+                        base,
+                        MAX_BASE_COMMITS,
+                    )
+                    .await?
+            }
+        };
+        Ok(ConflictBase::of(&draft.fields, draft.base_version, &commits))
+    }
+
+    /// The document resolving conflict `id` with `strategy` would leave, without committing
+    /// anything. Errors as [`Master::resolve`].
+    pub async fn preview(
+        &self,
+        id: ConflictId,
+        strategy: &Strategy,
+    ) -> Result<offline_sync_model::MasterDoc> {
+        let storage = &self.inner.storage;
+        let conflict = storage.conflict(id).await?.ok_or(Error::NotFound)?;
+        let doc = storage
+            .master_doc(&conflict.content_type, conflict.document_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let csn = storage.last_csn().await? + 1;
+        let (doc, _) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, self.tick())
+            .map_err(offline_sync_storage::Error::from)?;
+        Ok(doc)
+    }
+
+    /// How far a ship lags behind `last_csn` in time: how long ago the first commit it has
+    /// not applied was made (`None`: it applied every commit, or that commit was pruned).
+    pub async fn lag_ms(&self, ship: &ShipRecord, last_csn: Csn) -> Result<Option<u64>> {
+        if ship.applied_csn >= last_csn {
+            return Ok(None);
+        }
+        let made = self.inner.storage.commit_time(ship.applied_csn + 1).await?;
+        Ok(made.map(|t| self.now().saturating_sub(t)))
     }
 
     /// One conflict.
@@ -887,17 +1014,17 @@ impl Master {
 
     /// How many conflicts there are, optionally of one status.
     pub async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
-        Ok(self.inner.storage.count_conflicts(status).await?)
+        Ok(self
+            .inner
+            .storage
+            .count_conflicts(&ConflictFilter::status(status))
+            .await?)
     }
 
     /// What the master reports about itself.
     pub async fn status(&self) -> Result<MasterStatus> {
         let ships = self.ships().await?;
-        let open = self
-            .inner
-            .storage
-            .count_conflicts(Some(ConflictStatus::Open))
-            .await?;
+        let open = self.count_conflicts(Some(ConflictStatus::Open)).await?;
         Ok(MasterStatus {
             online: self.is_online(),
             last_csn: self.inner.storage.last_csn().await?,
@@ -905,5 +1032,55 @@ impl Master {
             ships_total: ships.len() as u64,
             ships_online: ships.iter().filter(|s| s.online).count() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use offline_sync_model::{Commit, CommitOp, Hlc, Origin};
+    use serde_json::json;
+
+    use super::*;
+
+    fn commit(csn: Csn, op: CommitOp, fields: serde_json::Value) -> Commit {
+        Commit {
+            csn,
+            origin: Origin::Master,
+            seq: None,
+            ct: ContentType::new("api::article.article").unwrap(),
+            id: DocumentId::new_v7(),
+            op,
+            fields: serde_json::from_value(fields).unwrap(),
+            hlc: Hlc::default(),
+            resolves: None,
+            conflict: None,
+        }
+    }
+
+    #[test]
+    fn a_conflicts_base_is_read_back_through_patches_to_the_whole_document() {
+        let fields = ["title".to_owned(), "body".to_owned(), "tag".to_owned()];
+        let commits = [
+            commit(9, CommitOp::Patch, json!({"title": "after the base"})),
+            commit(7, CommitOp::Patch, json!({"title": "t7"})),
+            commit(5, CommitOp::Patch, json!({"body": "b5", "title": "t5"})),
+            commit(2, CommitOp::Put, json!({"title": "t2", "body": "b2", "other": 1})),
+        ];
+        let base = ConflictBase::of(&fields, 7, &commits);
+        assert_eq!(
+            serde_json::Value::Object(base.values),
+            json!({"title": "t7", "body": "b5"})
+        );
+        assert!(base.unknown.is_empty(), "tag was absent from the whole document");
+        assert!(!base.deleted);
+
+        let pruned = ConflictBase::of(&fields, 7, &commits[..2]);
+        assert_eq!(pruned.unknown, vec!["body".to_owned(), "tag".to_owned()]);
+
+        let deleted = ConflictBase::of(&fields, 4, &[commit(4, CommitOp::Delete, json!({}))]);
+        assert!(deleted.deleted && deleted.values.is_empty() && deleted.unknown.is_empty());
+
+        let unseen = ConflictBase::of(&fields, 0, &commits);
+        assert!(unseen.values.is_empty() && unseen.unknown == fields);
     }
 }

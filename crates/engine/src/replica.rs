@@ -18,6 +18,7 @@ use crate::config::{ReplicaConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::{Decoded, Inbox, Reader};
 use crate::keys::{KeyAdmin, Keyring};
+use crate::link::LinkState;
 use crate::metrics::{MessageCounts, Stats};
 use crate::resync::{ResyncProgress, SnapshotSource};
 
@@ -40,7 +41,7 @@ pub(crate) struct Inner {
     pub(crate) puller: Mutex<()>,
     /// Rung after a local write or when the link comes back: the pusher has work.
     pub(crate) wake: Notify,
-    online: AtomicBool,
+    pub(crate) link: crate::link::Link,
     topics_ready: AtomicBool,
     resync: std::sync::Mutex<Option<String>>,
     /// When something was last read from `master-updates` (this node's clock).
@@ -67,6 +68,10 @@ pub struct ReplicaStatus {
     pub in_flight: u64,
     /// Changes the master refused.
     pub rejected: u64,
+    /// Changes the master answered (applied, or held in a conflict), still kept.
+    pub acked: u64,
+    /// Answered changes the master holds, in part or whole, in a conflict.
+    pub in_conflict: u64,
     /// The last seq written.
     pub last_seq: u64,
     /// The highest master CSN applied.
@@ -117,7 +122,7 @@ impl Replica {
                 pusher: Mutex::new(()),
                 puller: Mutex::new(()),
                 wake: Notify::new(),
-                online: AtomicBool::new(false),
+                link: crate::link::Link::default(),
                 topics_ready: AtomicBool::new(false),
                 resync: std::sync::Mutex::new(None),
                 gap: std::sync::Mutex::new(None),
@@ -360,8 +365,7 @@ impl Replica {
     }
 
     pub(crate) fn link(&self, up: bool) {
-        let was = self.inner.online.swap(up, Ordering::SeqCst);
-        if was != up {
+        if self.inner.link.observe(up, self.now()) {
             if up {
                 tracing::info!(ship = %self.ship(), "link up: broker reachable");
                 self.inner.wake.notify_one();
@@ -373,7 +377,12 @@ impl Replica {
 
     /// Whether the last call to the broker succeeded.
     pub fn is_online(&self) -> bool {
-        self.inner.online.load(Ordering::SeqCst)
+        self.inner.link.is_online()
+    }
+
+    /// The link to the broker: up or down since when, and the last error of a background step.
+    pub fn link_state(&self) -> LinkState {
+        LinkState::of(&self.inner.link)
     }
 
     pub(crate) fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
@@ -653,6 +662,21 @@ impl Replica {
         }
     }
 
+    /// Where a resync stands, in words for the master's fleet view (`None`: none running or
+    /// needed).
+    async fn resync_note(&self) -> Result<Option<String>> {
+        let running = self.inner.storage.resync_state().await?.filter(|s| s.active());
+        let note = match (running, self.resync_needed().await?) {
+            (Some(s), _) => Some(match s.total {
+                Some(total) => format!("{}: {} of {total} documents", s.phase.as_str(), s.received),
+                None => format!("{}: {} documents", s.phase.as_str(), s.received),
+            }),
+            (None, Some(reason)) => Some(format!("needed: {reason}")),
+            (None, None) => None,
+        };
+        Ok(note.map(|n| n.chars().take(offline_sync_model::MAX_RESYNC_NOTE).collect()))
+    }
+
     /// Publishes a heartbeat with this replica's backlog.
     pub async fn heartbeat(&self) -> Result<()> {
         self.ensure_topics().await?;
@@ -661,6 +685,7 @@ impl Replica {
         // the first unanswered row, never counted as answered.
         let progress = self.inner.storage.replica_progress().await?;
         let stats = self.inner.storage.outbox_stats().await?;
+        let resync = self.resync_note().await?;
         let hb = Heartbeat {
             ship: self.ship().clone(),
             pending: stats.unacked(),
@@ -673,6 +698,7 @@ impl Replica {
                     .first_unacked_seq
                     .map_or(progress.last_seq, |first| first.saturating_sub(1)),
             ),
+            resync,
         };
         let key = self.ship().as_str().as_bytes();
         let value = self.keys().await?.seal(&encode(&Message::Heartbeat(hb)));
@@ -767,6 +793,8 @@ impl Replica {
             pending: stats.pending,
             in_flight: stats.sent,
             rejected: stats.rejected,
+            acked: stats.acked,
+            in_conflict: stats.in_conflict,
             last_seq: progress.last_seq,
             applied_csn: progress.applied_csn,
             oldest_unacked_age_ms: stats.oldest_unacked_at_ms.map(|t| now.saturating_sub(t)),

@@ -83,7 +83,9 @@ pub(crate) fn jitter() -> f64 {
 /// Rest between empty polls when the transport returns at once (a zero poll wait).
 const IDLE: Duration = Duration::from_millis(50);
 
-fn log_step_error(what: &'static str, e: &Error) {
+/// Logs a failed step of a node's loop and keeps it as the node's last error.
+fn step_failed(link: &crate::link::Link, now_ms: u64, what: &'static str, e: &Error) {
+    link.failed(what, e, now_ms);
     if e.is_retryable() {
         tracing::debug!(step = what, error = %e, "will retry");
     } else {
@@ -120,7 +122,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
             return;
         }
         if let Err(e) = r.resend_stale().await {
-            log_step_error("resend", &e);
+            step_failed(&r.inner.link, r.now(), "resend", &e);
         }
         loop {
             match r.push_once().await {
@@ -130,7 +132,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
                 }
                 Ok(_) => attempt = 0,
                 Err(e) => {
-                    log_step_error("push", &e);
+                    step_failed(&r.inner.link, r.now(), "push", &e);
                     if pause(&mut stop, cfg.retry.delay(attempt, jitter())).await {
                         return;
                     }
@@ -157,7 +159,7 @@ async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => attempt = 0,
             Err(e) => {
-                log_step_error("pull", &e);
+                step_failed(&r.inner.link, r.now(), "pull", &e);
                 let delay = match e {
                     Error::ResyncRequired { .. } | Error::CsnGap { .. } => cfg.retry.max,
                     Error::Snapshot { retryable: false, .. } => cfg.retry.max,
@@ -180,14 +182,14 @@ async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let mut pruned: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = r.heartbeat().await {
-            log_step_error("heartbeat", &e);
+            step_failed(&r.inner.link, r.now(), "heartbeat", &e);
         }
         if let Err(e) = r.retry_due_dead_letters().await {
-            log_step_error("dead letters", &e);
+            step_failed(&r.inner.link, r.now(), "dead letters", &e);
         }
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             if let Err(e) = r.prune().await {
-                log_step_error("prune", &e);
+                step_failed(&r.inner.link, r.now(), "prune", &e);
             }
             pruned = Some(std::time::Instant::now());
         }
@@ -223,7 +225,7 @@ async fn master_pull_loop(m: Master, mut stop: watch::Receiver<bool>) {
             }
             Ok(_) => attempt = 0,
             Err(e) => {
-                log_step_error("apply", &e);
+                step_failed(&m.inner.link, m.now(), "apply", &e);
                 if pause(&mut stop, retry.delay(attempt, jitter())).await {
                     return;
                 }
@@ -240,17 +242,17 @@ async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
     loop {
         if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             if let Err(e) = m.prune().await {
-                log_step_error("prune", &e);
+                step_failed(&m.inner.link, m.now(), "prune", &e);
             }
             pruned = Some(std::time::Instant::now());
         }
         if let Err(e) = m.retry_due_dead_letters().await {
-            log_step_error("dead letters", &e);
+            step_failed(&m.inner.link, m.now(), "dead letters", &e);
         }
         match m.publish_all().await {
             Ok(_) => attempt = 0,
             Err(e) => {
-                log_step_error("publish", &e);
+                step_failed(&m.inner.link, m.now(), "publish", &e);
                 if pause(&mut stop, retry.delay(attempt, jitter())).await {
                     return;
                 }

@@ -105,6 +105,11 @@ pub(crate) struct PageQuery {
     pagination_page_size: Option<u64>,
     /// Status filter of listings that have one.
     pub(crate) status: Option<String>,
+    /// Ship filter of the conflict listing.
+    pub(crate) ship: Option<String>,
+    /// Content type filter of the conflict listing.
+    #[serde(rename = "contentType")]
+    pub(crate) content_type: Option<String>,
 }
 
 /// Default and largest page size.
@@ -197,8 +202,28 @@ pub(crate) fn conflict(c: Conflict) -> Value {
         },
         "resolutionStrategy": c.resolution.as_ref().map(|s| s.as_str()),
         "resolvedCsn": c.resolved_csn,
+        "resolvedAt": (c.status == offline_sync_model::ConflictStatus::Resolved).then(|| timestamp(c.updated_at_ms)),
         "createdAt": timestamp(c.created_at_ms),
         "updatedAt": timestamp(c.updated_at_ms),
+    })
+}
+
+/// A conflict with what its fields held at the ship's base version (`baseData`; fields
+/// whose base is no longer known are listed in `baseUnknown`).
+pub(crate) fn conflict_with_base(c: Conflict, base: offline_sync_engine::ConflictBase) -> Value {
+    let mut out = conflict(c);
+    out["baseData"] = json!(base.values);
+    out["baseUnknown"] = json!(base.unknown);
+    out["baseDeleted"] = json!(base.deleted);
+    out
+}
+
+/// What resolving a conflict would leave: `{"deleted", "document"}`.
+pub(crate) fn preview(doc: offline_sync_model::MasterDoc) -> Value {
+    json!({
+        "deleted": doc.deleted,
+        "version": doc.version,
+        "document": if doc.deleted { Value::Null } else { Value::Object(doc.fields) },
     })
 }
 
@@ -283,13 +308,17 @@ pub(crate) fn resync(p: &offline_sync_engine::ResyncProgress) -> Value {
     })
 }
 
-/// A ship of the master's registry, with its lag behind `last_csn`.
-pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
+/// A ship of the master's registry, with its lag behind `last_csn` (`lag_ms`: how long ago
+/// the first commit it has not applied was made).
+pub(crate) fn ship(s: ShipStatus, last_csn: Csn, lag_ms: Option<u64>) -> Value {
     let r = s.record;
     json!({
         "shipId": r.ship.as_str(),
         "status": if s.online { "online" } else { "offline" },
         "online": s.online,
+        "onlineSince": r.online_since_ms.filter(|_| s.online).map(timestamp),
+        "lagMs": lag_ms,
+        "resync": r.resync,
         "lastSeen": r.last_seen_ms.map(timestamp),
         "lastSeq": r.last_seq,
         "changesApplied": r.changes_applied,
@@ -302,6 +331,20 @@ pub(crate) fn ship(s: ShipStatus, last_csn: Csn) -> Value {
         "lastRefusal": r.last_refusal,
         "decommissioned": r.decommissioned_at_ms.is_some(),
         "decommissionedAt": r.decommissioned_at_ms.map(timestamp),
+    })
+}
+
+/// A node's link to the broker: `since` when it is in its state, and the last error of a
+/// background step.
+pub(crate) fn link(l: &offline_sync_engine::LinkState) -> Value {
+    json!({
+        "online": l.online,
+        "since": l.since_ms.map(timestamp),
+        "lastError": l.last_error.as_ref().map(|e| json!({
+            "at": timestamp(e.at_ms),
+            "step": e.step,
+            "message": e.message,
+        })),
     })
 }
 

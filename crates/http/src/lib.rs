@@ -11,6 +11,7 @@
 //! database and broker connections live. [`MasterClient`] is the other side of the master's
 //! snapshot endpoint: a replica's resync over HTTP.
 
+mod admin;
 mod auth;
 mod client;
 mod dto;

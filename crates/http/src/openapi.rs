@@ -216,6 +216,44 @@ pub(crate) mod spec {
                              "400": error_response("A parameter is not valid")}})
     }
 
+    pub(crate) fn admin_page() -> Value {
+        json!({"responses": {"200": {"description": "The admin page",
+            "content": {"text/html": {"schema": {"type": "string"}}}},
+            "304": {"description": "Not modified (If-None-Match)"}}})
+    }
+
+    pub(crate) fn admin_asset() -> Value {
+        json!({"parameters": [{"name": "asset", "in": "path", "required": true,
+                               "description": "app.js, admin.css or icon.svg",
+                               "schema": {"type": "string"}}],
+               "responses": {"200": {"description": "The file",
+                   "content": {"text/javascript": {"schema": {"type": "string"}},
+                               "text/css": {"schema": {"type": "string"}},
+                               "image/svg+xml": {"schema": {"type": "string"}}}},
+                             "304": {"description": "Not modified (If-None-Match)"},
+                             "404": error_response("No such file")}})
+    }
+
+    pub(crate) fn session() -> Value {
+        json!({"responses": {"200": ok("The caller's role on this node", data_of(reference("Session")))}})
+    }
+
+    pub(crate) fn stats() -> Value {
+        json!({"responses": {"200": ok("What the node did lately", data_of(reference("Stats")))}})
+    }
+
+    pub(crate) fn resolve_preview() -> Value {
+        let mut spec = resolve();
+        spec["responses"] = json!({
+            "200": ok("The document the resolution would leave; nothing is applied", data_of(reference("Preview"))),
+            "400": error_response("Bad body or merge data"),
+            "404": error_response("No such conflict"),
+            "409": error_response("Already resolved"),
+            "413": error_response("Body too large"),
+        });
+        spec
+    }
+
     pub(crate) fn ships() -> Value {
         json!({"responses": {"200": ok("Every registered ship", data_of(json!({"type": "array", "items": reference("Ship")})))}})
     }
@@ -226,7 +264,14 @@ pub(crate) mod spec {
             &["open", "resolved", "all"],
             "Which conflicts (default open)",
         ));
-        json!({"parameters": params, "responses": {"200": ok("Conflicts, newest first", list_of("Conflict"))}})
+        params.push(json!({"name": "ship", "in": "query", "required": false,
+            "description": "Only conflicts raised by this ship (empty: every ship)",
+            "schema": {"type": "string"}}));
+        params.push(json!({"name": "contentType", "in": "query", "required": false,
+            "description": "Only conflicts on documents of this content type (empty: every type)",
+            "schema": {"type": "string"}}));
+        json!({"parameters": params, "responses": {"200": ok("Conflicts, newest first", list_of("Conflict")),
+                                                   "400": error_response("A filter or page is not valid")}})
     }
 
     pub(crate) fn conflict() -> Value {
@@ -431,7 +476,7 @@ fn schemas() -> Value {
     let sync_check = json!({"type": "object", "required": ["status"],
         "properties": {"status": {"type": "string", "enum": ["healthy", "stalled", "resyncing"]}, "reason": string,
                        "received": int, "total": nint, "etaMs": nint}});
-    json!({
+    let mut schemas = json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": string, "message": string}}}},
@@ -461,11 +506,15 @@ fn schemas() -> Value {
                 "shipVersion": int, "masterVersion": int,
                 "status": {"type": "string", "enum": ["open", "resolved"]},
                 "resolutionStrategy": {"type": "string", "nullable": true, "enum": ["keep-ship", "keep-master", "merge", null]},
-                "resolvedCsn": nint, "createdAt": string, "updatedAt": string}},
+                "resolvedCsn": nint, "resolvedAt": nstring, "createdAt": string, "updatedAt": string,
+                "baseData": {"type": "object", "description": "What the fields held at the ship's base version (one conflict only)"},
+                "baseUnknown": {"type": "array", "items": string, "description": "Fields whose base value is not known (pruned, or the ship had seen no master version)"},
+                "baseDeleted": {"type": "boolean"}}},
         "Ship": {"type": "object", "required": ["shipId", "status", "online", "lastSeq", "appliedCsn", "lagCsn"],
             "properties": {
                 "shipId": string, "status": {"type": "string", "enum": ["online", "offline"]},
-                "online": {"type": "boolean"}, "lastSeen": nstring, "lastSeq": int, "changesApplied": int,
+                "online": {"type": "boolean"}, "onlineSince": nstring, "lagMs": nint, "resync": nstring,
+                "lastSeen": nstring, "lastSeq": int, "changesApplied": int,
                 "pending": int, "oldestUnackedMs": nint, "appliedCsn": int, "lagCsn": int, "registeredAt": string,
                 "changesRefused": int, "lastRefusal": nstring,
                 "decommissioned": {"type": "boolean"}, "decommissionedAt": nstring}},
@@ -504,11 +553,13 @@ fn schemas() -> Value {
             "properties": {
                 "mode": {"type": "string", "enum": ["master"]}, "shipId": {"type": "string", "nullable": true},
                 "link": {"type": "string", "enum": ["online", "offline"]}, "online": {"type": "boolean"},
+                "broker": reference("Link"),
                 "lastCsn": int, "openConflicts": int, "shipsTotal": int, "shipsOnline": int}},
         "ReplicaStatus": {"type": "object", "required": ["mode", "shipId", "link", "online", "pending", "appliedCsn"],
             "properties": {
                 "mode": {"type": "string", "enum": ["replica"]}, "shipId": string,
                 "link": {"type": "string", "enum": ["online", "offline"]}, "online": {"type": "boolean"},
+                "broker": reference("Link"), "acked": int, "inConflict": int,
                 "pending": int, "unsent": int, "inFlight": int, "rejected": int, "lastSeq": int, "appliedCsn": int,
                 "oldestUnackedAgeMs": nint, "offset": nint, "resyncRequired": nstring,
                 "resync": nullable_resync}},
@@ -529,6 +580,35 @@ fn schemas() -> Value {
                         "deadLetterQueue": {"type": "object", "required": ["status", "pending"]},
                         "ships": {"type": "object", "required": ["status", "total", "online", "offline"]},
                         "sync": sync_check}}}},
+    });
+    if let (Value::Object(all), Value::Object(page)) = (&mut schemas, admin_schemas(string, int, nstring)) {
+        all.extend(page);
+    }
+    schemas
+}
+
+/// The schemas of what the admin page reads: the session, the stats, a link's state, a
+/// resolution's preview.
+fn admin_schemas(string: Value, int: Value, nstring: Value) -> Value {
+    json!({
+        "Preview": {"type": "object", "required": ["deleted", "version", "document"],
+            "properties": {"deleted": {"type": "boolean"}, "version": int,
+                           "document": {"type": "object", "nullable": true}}},
+        "Session": {"type": "object", "required": ["role", "canWrite", "mode", "version"],
+            "properties": {"role": {"type": "string", "enum": ["admin", "read", "anonymous"]},
+                           "canWrite": {"type": "boolean"},
+                           "mode": {"type": "string", "enum": ["master", "replica"]},
+                           "shipId": nstring, "version": string}},
+        "Stats": {"type": "object", "required": ["changesPerMinute", "messages"],
+            "properties": {
+                "changesPerMinute": {"type": "array", "items": {"type": "object", "required": ["at", "changes"],
+                    "properties": {"at": string, "changes": int}}},
+                "messages": {"type": "object", "required": ["processed", "failed"],
+                    "properties": {"processed": int, "failed": int}}}},
+        "Link": {"type": "object", "required": ["online", "since", "lastError"],
+            "properties": {"online": {"type": "boolean"}, "since": nstring,
+                "lastError": {"type": "object", "nullable": true, "required": ["at", "step", "message"],
+                    "properties": {"at": string, "step": string, "message": string}}}},
     })
 }
 

@@ -9,6 +9,7 @@ mod dead_letters;
 mod documents;
 mod health;
 mod keys;
+mod session;
 mod sync;
 
 use std::rc::Rc;
@@ -76,6 +77,10 @@ macro_rules! op {
 
 /// Every endpoint.
 pub(crate) static OPS: &[Op] = &[
+    op!(GET "/admin", Both, Public, "adminPage", "admin", "The admin page (HTML; it asks for a token and calls this API)", crate::admin::page, spec::admin_page),
+    op!(GET "/admin/{asset}", Both, Public, "adminAsset", "admin", "A script, style sheet or icon of the admin page", crate::admin::asset, spec::admin_asset),
+    op!(GET "/api/offline-sync/session", Both, Read, "getSession", "admin", "Who the token is to this node: its role, whether it may write, which node this is", session::session, spec::session),
+    op!(GET "/api/offline-sync/stats", Both, Read, "getStats", "admin", "Changes per minute over the last hour, and records read since the start", session::stats, spec::stats),
     op!(GET "/api/offline-sync/status", Both, Read, "getStatus", "sync", "Sync status of this node", sync::status, spec::status),
     op!(POST "/api/offline-sync/push", Replica, Admin, "push", "sync", "Send every queued change now", sync::push, spec::push),
     op!(POST "/api/offline-sync/pull", Replica, Admin, "pull", "sync", "Apply what the master published, now", sync::pull, spec::pull),
@@ -88,6 +93,7 @@ pub(crate) static OPS: &[Op] = &[
     op!(POST "/api/offline-sync/ships/{ship_id}/readmit", Master, Admin, "readmitShip", "sync", "Put a decommissioned ship in service again (a full resync if it missed collected tombstones)", sync::readmit, spec::ship_action),
     op!(GET "/api/offline-sync/conflicts", Master, Read, "listConflicts", "conflicts", "Conflicts (open ones unless status says otherwise)", conflicts::list, spec::conflicts),
     op!(GET "/api/offline-sync/conflicts/{id}", Master, Read, "getConflict", "conflicts", "One conflict", conflicts::get, spec::conflict),
+    op!(POST "/api/offline-sync/conflicts/{id}/preview", Master, Admin, "previewResolution", "conflicts", "The document a resolution would leave, without applying it", conflicts::preview, spec::resolve_preview),
     op!(POST "/api/offline-sync/conflicts/{id}/resolve", Master, Admin, "resolveConflict", "conflicts", "Resolve a conflict: keep-ship, keep-master or merge", conflicts::resolve, spec::resolve),
     op!(GET "/api/offline-sync/dead-letters", Both, Read, "listDeadLetters", "dead letters", "Records that could not be processed", dead_letters::list, spec::dead_letters),
     op!(GET "/api/offline-sync/dead-letters/{id}", Both, Read, "getDeadLetter", "dead letters", "One dead letter", dead_letters::get, spec::dead_letter),

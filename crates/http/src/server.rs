@@ -180,6 +180,7 @@ pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
     let configure = app_config(state);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::admin::security_headers))
             .configure(configure.clone())
             .default_service(web::to(routes::not_found))
     })

@@ -151,6 +151,14 @@ impl Node {
     pub(crate) async fn audit_log(&self, page: Page) -> offline_sync_engine::Result<(Vec<AuditEntry>, u64)> {
         both!(self, n => n.audit_log(page).await)
     }
+
+    /// Changes per minute from `since_ms` on (see `Storage::changes_per_minute`).
+    pub(crate) async fn changes_per_minute(
+        &self,
+        since_ms: u64,
+    ) -> offline_sync_engine::Result<Vec<(u64, u64)>> {
+        Ok(both!(self, n => n.storage().changes_per_minute(since_ms).await)?)
+    }
 }
 
 /// Where the node appears once its database is connected: the server answers probes (and

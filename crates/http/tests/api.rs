@@ -628,3 +628,224 @@ async fn the_master_serves_its_state_in_pages_for_a_resync() {
         assert_eq!(a.status, 400, "{bad}: {}", a.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
+    let api = Api::start(Mode::Master, true).await;
+    let page = api.get("/admin").await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.body.contains("/admin/app.js"), "{}", page.body);
+    let csp = page.header("content-security-policy").unwrap();
+    for rule in [
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+
+    // Revalidated with its ETag: a few bytes on a slow link.
+    let tag = page.header("etag").unwrap().to_owned();
+    let url = format!("http://{}/admin", api.server.addr());
+    let again = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let req = ureq::http::Request::builder()
+            .uri(&url)
+            .header("If-None-Match", tag)
+            .body(())
+            .unwrap();
+        agent.run(req).unwrap().status().as_u16()
+    })
+    .await
+    .unwrap();
+    assert_eq!(again, 304);
+
+    let script = api.get("/admin/app.js").await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(api.get("/admin/style.css").await.status, 404);
+    assert_eq!(api.get("/admin/..%2Fadmin.css").await.status, 404);
+
+    // API answers are never stored by a browser or a proxy, errors included.
+    let status = api.get("/api/offline-sync/status").await;
+    assert_eq!(status.header("cache-control"), Some("no-store"));
+    assert!(status.header("content-security-policy").is_some());
+    let missing = api.get("/api/offline-sync/conflicts/9").await;
+    assert_eq!(
+        (missing.status, missing.header("cache-control")),
+        (404, Some("no-store"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_and_stats_tell_the_page_who_and_what() {
+    let api = Api::start(Mode::Replica, true).await;
+    let session = api.get("/api/offline-sync/session").await;
+    assert_eq!(session.status, 200, "{}", session.body);
+    assert_eq!(
+        session.json()["data"],
+        json!({"role": "admin", "canWrite": true, "mode": "replica", "shipId": null,
+               "version": env!("CARGO_PKG_VERSION")})
+    );
+    for i in 0..3 {
+        let created = api
+            .json("POST", &format!("/api/documents/{CT}"), json!({"data": {"n": i}}))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let stats = api.get("/api/offline-sync/stats").await.json();
+    let minutes = stats["data"]["changesPerMinute"].as_array().unwrap();
+    assert_eq!(minutes.len(), 60, "every minute of the last hour");
+    let counts: Vec<u64> = minutes.iter().map(|m| m["changes"].as_u64().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 3, "{stats}");
+    assert!(
+        counts[..58].iter().all(|&n| n == 0),
+        "the writes are in the newest minutes: {counts:?}"
+    );
+    assert!(minutes[0]["at"].as_str().unwrap() < minutes[59]["at"].as_str().unwrap());
+
+    let status = api.get("/api/offline-sync/status").await.json()["data"].clone();
+    assert_eq!(
+        (status["unsent"].as_u64(), status["acked"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(status["broker"]["online"], false);
+    assert!(status["broker"]["lastError"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
+    use offline_sync_model::{Change, ContentType, DocumentId, Hlc, Op, Policies};
+    use offline_sync_storage::MasterBatch;
+
+    let api = Api::start(Mode::Master, true).await;
+    let created = api
+        .json(
+            "POST",
+            &format!("/api/documents/{CT}"),
+            json!({"data": {"title": "base", "body": "b0"}}),
+        )
+        .await;
+    let id: DocumentId = created.json()["data"]["documentId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let base = created.json()["data"]["version"].as_u64().unwrap();
+    let edited = api
+        .json(
+            "PUT",
+            &format!("/api/documents/{CT}/{id}"),
+            json!({"data": {"title": "master"}}),
+        )
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    // The ship changed the same field from the base.
+    let change = Change {
+        resent: false,
+        ship: ShipId::new("ship-x").unwrap(),
+        seq: 1,
+        ct: ContentType::new(CT).unwrap(),
+        id,
+        op: Op::Update,
+        fields: json!({"title": "ship"}).as_object().unwrap().clone(),
+        base,
+        unseen: Default::default(),
+        hlc: Hlc { ms: 1, c: 0 },
+    };
+    let batch = MasterBatch {
+        changes: vec![change],
+        ..MasterBatch::default()
+    };
+    let applied = api
+        .storage
+        .master_apply(&batch, &Policies::default(), 5)
+        .await
+        .unwrap();
+    assert_eq!(applied.conflicts, 1);
+
+    let listed = |query: &'static str| {
+        let api = &api;
+        async move {
+            let a = api.get(&format!("/api/offline-sync/conflicts{query}")).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.json()["meta"]["pagination"]["total"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(listed("").await, 1);
+    assert_eq!(listed("?ship=ship-x").await, 1);
+    assert_eq!(listed("?ship=ship-y").await, 0);
+    assert_eq!(listed("?contentType=api::note.note").await, 1);
+    assert_eq!(listed("?contentType=api::crew.crew&ship=ship-x").await, 0);
+    assert_eq!(listed("?ship=").await, 1, "an empty form field filters nothing");
+    assert_eq!(listed("?ship=master").await, 0, "no ship has that name");
+
+    let cid = api.get("/api/offline-sync/conflicts").await.json()["data"][0]["id"]
+        .as_u64()
+        .unwrap();
+    let one = api
+        .get(&format!("/api/offline-sync/conflicts/{cid}"))
+        .await
+        .json()["data"]
+        .clone();
+    assert_eq!(
+        (&one["baseData"], &one["shipData"], &one["masterData"]),
+        (
+            &json!({"title": "base"}),
+            &json!({"title": "ship"}),
+            &json!({"title": "master"})
+        )
+    );
+    assert_eq!(one["baseUnknown"], json!([]));
+
+    let preview = api
+        .json(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{cid}/preview"),
+            json!({"strategy": "merge", "mergeData": {"title": "merged"}}),
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert_eq!(
+        preview.json()["data"]["document"],
+        json!({"title": "merged", "body": "b0"})
+    );
+    let keep_ship = api
+        .json(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{cid}/preview"),
+            json!({"strategy": "keep-ship"}),
+        )
+        .await;
+    assert_eq!(keep_ship.json()["data"]["document"]["title"], "ship");
+    // Nothing was applied.
+    let still = api
+        .get(&format!("/api/offline-sync/conflicts/{cid}"))
+        .await
+        .json();
+    assert_eq!(still["data"]["status"], "open");
+    let doc = api.get(&format!("/api/documents/{CT}/{id}")).await.json();
+    assert_eq!(doc["data"]["title"], "master");
+    assert_eq!(
+        api.json(
+            "POST",
+            "/api/offline-sync/conflicts/99/preview",
+            json!({"strategy": "keep-ship"})
+        )
+        .await
+        .status,
+        404
+    );
+}

@@ -257,7 +257,14 @@ pub struct Heartbeat {
     /// under them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_seq: Option<Seq>,
+    /// Where the ship's resync from the master's state stands, in words (`None`: none
+    /// running or needed). Shown to operators only; at most [`MAX_RESYNC_NOTE`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync: Option<String>,
 }
+
+/// Longest resync note of a [`Heartbeat`] kept by the master.
+pub const MAX_RESYNC_NOTE: usize = 200;
 
 /// Ship → master, on `ship-updates`: asks for one page of the master's state, for a resync
 /// over the broker (DESIGN.md §4, catch-up). The master answers on its snapshot topic with

@@ -165,6 +165,7 @@ mod tests {
             last_seq: 4,
             sent_seq: 0,
             answered_seq: None,
+            resync: Some("running: 40 of 100 documents".into()),
         });
         let request = Message::ResyncRequest(ResyncRequest {
             ship: ShipId::new("s1").unwrap(),

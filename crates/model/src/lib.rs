@@ -19,8 +19,8 @@ mod sensitive;
 mod signed;
 
 pub use change::{
-    Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, Op, ResyncRequest,
-    SnapshotPart, Unseen,
+    Ack, AckOutcome, Change, Commit, CommitOp, ConflictRef, Heartbeat, LocalWrite, MAX_RESYNC_NOTE, Op,
+    ResyncRequest, SnapshotPart, Unseen,
 };
 pub use conflict::{Conflict, ConflictDraft, ConflictId, ConflictKind, ConflictStatus, Strategy};
 pub use decide::{Decision, Policies, Policy, decide};

@@ -76,6 +76,8 @@ pub(crate) mod ships {
         pub changes_refused: i64,
         pub last_refusal: Option<String>,
         pub decommissioned_at_ms: Option<i64>,
+        pub online_since_ms: Option<i64>,
+        pub resync: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

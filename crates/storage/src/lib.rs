@@ -14,18 +14,18 @@ mod types;
 
 use async_trait::async_trait;
 use offline_sync_model::{
-    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
-    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+    Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
+    ReplicaDoc, Seq, ShipId, Strategy,
 };
 
 pub use error::{Error, Result};
 pub use sea::{MasterLock, SeaStorage};
 pub use types::{
-    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
-    LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry, OutboxState,
-    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished,
-    ResyncPage, ResyncPhase, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
-    TopicOffset, Unreadable,
+    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource,
+    KeyStatus, LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry,
+    OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress,
+    ResyncFinished, ResyncPage, ResyncPhase, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq,
+    StoredDoc, TopicOffset, Unreadable,
 };
 
 /// The outcome of an outbox row the master answered (applied it, or refused it) before a
@@ -92,6 +92,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
     /// how many rows were deleted. Safe to repeat.
     async fn prune(&self, before_ms: u64) -> Result<u64>;
+
+    /// Changes made per minute from `since_ms` on: commits on a master, local writes on a
+    /// replica, as (start of the minute in ms, count), oldest first, minutes without any left
+    /// out. Counted from the kept rows, so a minute older than the retention reads low.
+    /// Read-only.
+    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>>;
 
     /// This node's signing key seed: the stored one, or `generated` stored now when there is
     /// none yet (so the first call of a new node keeps its key for good). Safe to repeat: a
@@ -236,11 +242,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         now_ms: u64,
     ) -> Result<(Conflict, Commit)>;
 
-    /// Conflicts, newest first, optionally of one status.
-    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>>;
+    /// Conflicts `filter` lets through, newest first. Read-only.
+    async fn conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<Vec<Conflict>>;
 
-    /// How many conflicts there are, optionally of one status.
-    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64>;
+    /// How many conflicts `filter` lets through. Read-only.
+    async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64>;
+
+    /// The commits to document `ct`/`id` still kept for broadcast (see [`Storage::prune`])
+    /// with a CSN up to `up_to`, newest first, at most `limit`. What a conflict's base
+    /// version held is read from them. Read-only.
+    async fn document_commits(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        up_to: Csn,
+        limit: u64,
+    ) -> Result<Vec<Commit>>;
+
+    /// When the commit at `csn` was made (ms), while its broadcast row is kept. Read-only.
+    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>>;
 
     /// One conflict.
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>>;

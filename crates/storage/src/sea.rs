@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use offline_sync_migrations::{Migrator, MigratorTrait};
 use offline_sync_model::{
-    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
-    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+    Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
+    ReplicaDoc, Seq, ShipId, Strategy,
 };
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 
 use crate::Storage;
 use crate::error::{Error, Result};
 use crate::types::{
-    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
-    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
-    ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted,
-    ResyncState, ShipRecord, ShipSeq, StoredDoc,
+    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
+    MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey,
+    Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart,
+    ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
 };
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
@@ -256,6 +256,10 @@ impl Storage for SeaStorage {
         trust::audit_log(&self.db, page).await
     }
 
+    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
+        common::changes_per_minute(&self.db, since_ms).await
+    }
+
     async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
         trust::prune_audit(&self.db, before_ms).await
     }
@@ -385,12 +389,26 @@ impl Storage for SeaStorage {
         finish(txn, out).await
     }
 
-    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
-        master::conflicts(&self.db, status, page).await
+    async fn conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<Vec<Conflict>> {
+        master::conflicts(&self.db, filter, page).await
     }
 
-    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
-        master::count_conflicts(&self.db, status).await
+    async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64> {
+        master::count_conflicts(&self.db, filter).await
+    }
+
+    async fn document_commits(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        up_to: Csn,
+        limit: u64,
+    ) -> Result<Vec<Commit>> {
+        master::document_commits(&self.db, ct, id, up_to, limit).await
+    }
+
+    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>> {
+        master::commit_time(&self.db, csn).await
     }
 
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {

@@ -25,6 +25,27 @@ impl Default for Page {
     }
 }
 
+/// Which conflicts a listing shows: every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConflictFilter {
+    /// Open or resolved (any when `None`).
+    pub status: Option<offline_sync_model::ConflictStatus>,
+    /// Raised by this ship.
+    pub ship: Option<ShipId>,
+    /// On documents of this content type.
+    pub content_type: Option<ContentType>,
+}
+
+impl ConflictFilter {
+    /// Conflicts of `status` (any when `None`), whatever their ship and content type.
+    pub fn status(status: Option<offline_sync_model::ConflictStatus>) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+}
+
 impl Page {
     /// Everything (for comparisons in tests and small exports).
     pub fn all() -> Self {
@@ -120,6 +141,10 @@ pub struct OutboxStats {
     pub sent: u64,
     /// Rows the master refused.
     pub rejected: u64,
+    /// Rows the master answered (applied, or held in a conflict).
+    pub acked: u64,
+    /// Answered rows the master holds, in part or whole, in a conflict.
+    pub in_conflict: u64,
     /// Oldest unanswered row's write time.
     pub oldest_unacked_at_ms: Option<u64>,
     /// Oldest sent, unanswered row's send time.
@@ -327,6 +352,9 @@ pub struct MasterBatch {
     pub offsets: Vec<TopicOffset>,
     /// Fields never taken from a ship's change: the master keeps its own values of them.
     pub sensitive: Sensitive,
+    /// A ship heard from after at least this silence starts a new stay online (`None`: only
+    /// the first time it is heard from).
+    pub offline_after_ms: Option<u64>,
 }
 
 /// A ship change whose signature verified but whose content could not be read: all that is
@@ -406,6 +434,12 @@ pub struct ShipRecord {
     /// When an operator decommissioned it: it no longer holds the collection of tombstones
     /// back (`None`: in service).
     pub decommissioned_at_ms: Option<u64>,
+    /// When its current stay online began: it was heard from after a silence of at least
+    /// the offline threshold, or for the first time.
+    pub online_since_ms: Option<u64>,
+    /// Where its resync from the master's state stands, as its last heartbeat said (`None`:
+    /// none running or needed).
+    pub resync: Option<String>,
 }
 
 /// Whether records signed with a pinned key are accepted.

@@ -8,8 +8,8 @@ use offline_sync_model::{
     Hlc, LocalWrite, Message, Op, Policies, ShipId, Strategy, decode,
 };
 use offline_sync_storage::{
-    DeadLetterCounts, DeadLetterStatus, Error, MasterBatch, NewDeadLetter, OutboxState, Page, Published,
-    ReplicaBatch, SeaStorage, Storage, TopicOffset,
+    ConflictFilter, DeadLetterCounts, DeadLetterStatus, Error, MasterBatch, NewDeadLetter, OutboxState, Page,
+    Published, ReplicaBatch, SeaStorage, Storage, TopicOffset,
 };
 use serde_json::json;
 
@@ -404,6 +404,7 @@ pub async fn master_applies_a_batch_exactly_once(s: SeaStorage) {
             last_seq: 2,
             sent_seq: 0,
             answered_seq: None,
+            resync: Some("running: 3 of 10 documents".into()),
         }],
         offsets: vec![offset(2)],
         ..MasterBatch::default()
@@ -421,9 +422,31 @@ pub async fn master_applies_a_batch_exactly_once(s: SeaStorage) {
         matches!(&msgs[0], Message::Commit(c) if c.op == CommitOp::Put && c.csn == 1 && c.seq == Some(1))
     );
 
-    // The same batch again: nothing applied twice, duplicates acknowledged.
+    let record = s.ships().await.unwrap().remove(0);
+    assert_eq!(record.resync.as_deref(), Some("running: 3 of 10 documents"));
+    assert_eq!(record.online_since_ms, Some(1_000));
+
+    // The same batch again: nothing applied twice, duplicates acknowledged. Heard from
+    // within the offline threshold, the ship's stay online goes on; after a longer silence
+    // a new one starts.
+    let batch = MasterBatch {
+        offline_after_ms: Some(5_000),
+        ..batch
+    };
     let out = s.master_apply(&batch, &Policies::default(), 2_000).await.unwrap();
     assert_eq!((out.committed, out.duplicates), (0, 2));
+    assert_eq!(s.ships().await.unwrap()[0].online_since_ms, Some(1_000));
+    let back = MasterBatch {
+        heartbeats: vec![Heartbeat {
+            resync: None,
+            ..batch.heartbeats[0].clone()
+        }],
+        offline_after_ms: Some(5_000),
+        ..MasterBatch::default()
+    };
+    s.master_apply(&back, &Policies::default(), 7_000).await.unwrap();
+    let record = s.ships().await.unwrap().remove(0);
+    assert_eq!((record.online_since_ms, record.resync), (Some(7_000), None));
     assert_eq!(s.master_doc(&ct(), id).await.unwrap().unwrap().version, 2);
     let msgs = published(&s).await;
     assert!(
@@ -485,7 +508,10 @@ pub async fn overlapping_edits_make_one_conflict_that_resolves(s: SeaStorage) {
     };
     s.master_apply(&second, &Policies::default(), 4).await.unwrap();
     let open = s
-        .conflicts(Some(ConflictStatus::Open), Page::default())
+        .conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -532,10 +558,13 @@ pub async fn overlapping_edits_make_one_conflict_that_resolves(s: SeaStorage) {
     assert_eq!(stored.resolution, Some(Strategy::KeepShip));
     assert_eq!(stored.resolved_csn, Some(commit.csn));
     assert!(
-        s.conflicts(Some(ConflictStatus::Open), Page::default())
-            .await
-            .unwrap()
-            .is_empty()
+        s.conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default()
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
     assert!(matches!(
         s.resolve_conflict(999, &Strategy::KeepShip, Hlc::default(), 6)
@@ -975,7 +1004,10 @@ pub async fn outbox_lists_newest_first_by_state_with_total(s: SeaStorage) {
 
 pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
     for status in [None, Some(ConflictStatus::Open), Some(ConflictStatus::Resolved)] {
-        assert_eq!(s.count_conflicts(status).await.unwrap(), 0);
+        assert_eq!(
+            s.count_conflicts(&ConflictFilter::status(status)).await.unwrap(),
+            0
+        );
     }
     // Two documents the master edits while the ship edits the same field of each.
     let ids = [DocumentId::new_v7(), DocumentId::new_v7()];
@@ -1010,26 +1042,88 @@ pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
             .conflicts,
         2
     );
-    assert_eq!(s.count_conflicts(None).await.unwrap(), 2);
-    assert_eq!(s.count_conflicts(Some(ConflictStatus::Open)).await.unwrap(), 2);
+    assert_eq!(s.count_conflicts(&ConflictFilter::default()).await.unwrap(), 2);
     assert_eq!(
-        s.count_conflicts(Some(ConflictStatus::Resolved)).await.unwrap(),
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Open)))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Resolved)))
+            .await
+            .unwrap(),
         0
     );
 
     let open = s
-        .conflicts(Some(ConflictStatus::Open), Page::default())
+        .conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default(),
+        )
         .await
         .unwrap();
     s.resolve_conflict(open[0].id, &Strategy::KeepMaster, Hlc::default(), 4)
         .await
         .unwrap();
-    assert_eq!(s.count_conflicts(None).await.unwrap(), 2);
-    assert_eq!(s.count_conflicts(Some(ConflictStatus::Open)).await.unwrap(), 1);
+    assert_eq!(s.count_conflicts(&ConflictFilter::default()).await.unwrap(), 2);
     assert_eq!(
-        s.count_conflicts(Some(ConflictStatus::Resolved)).await.unwrap(),
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Open)))
+            .await
+            .unwrap(),
         1
     );
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Resolved)))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Filters by ship and content type, in the database, with the status.
+    let by = |ship: Option<&str>, content_type: Option<&str>| ConflictFilter {
+        status: Some(ConflictStatus::Open),
+        ship: ship.map(|s| ShipId::new(s).unwrap()),
+        content_type: content_type.map(|c| ContentType::new(c).unwrap()),
+    };
+    let ours = ship();
+    assert_eq!(
+        s.count_conflicts(&by(Some(ours.as_str()), None)).await.unwrap(),
+        1
+    );
+    assert_eq!(s.count_conflicts(&by(Some("other-ship"), None)).await.unwrap(), 0);
+    assert_eq!(
+        s.count_conflicts(&by(None, Some(ct().as_str()))).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_conflicts(&by(None, Some("api::crew.crew")))
+            .await
+            .unwrap(),
+        0
+    );
+    let listed = s
+        .conflicts(&by(Some(ours.as_str()), Some(ct().as_str())), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].draft.ship, ours);
+
+    // The commits of one document, newest first, up to a CSN: what a conflict's base held.
+    let at_base = s.document_commits(&ct(), ids[1], base, 10).await.unwrap();
+    assert_eq!(at_base.len(), 1, "{at_base:?}");
+    assert_eq!(at_base[0].fields["title"], json!("m0"));
+    let all = s.document_commits(&ct(), ids[1], u64::MAX / 2, 10).await.unwrap();
+    assert_eq!(all[0].fields["title"], json!("m1"));
+    assert!(all.windows(2).all(|w| w[0].csn > w[1].csn));
+    assert!(all.iter().all(|c| c.id == ids[1]));
+
+    // Every commit counted in its minute, and when it was made.
+    let last = s.last_csn().await.unwrap();
+    assert_eq!(s.changes_per_minute(0).await.unwrap(), vec![(0, last)]);
+    assert_eq!(s.changes_per_minute(60_000).await.unwrap(), vec![]);
+    assert_eq!(s.commit_time(1).await.unwrap(), Some(1));
+    assert_eq!(s.commit_time(last + 1).await.unwrap(), None);
 }
 
 pub async fn ping_answers_and_a_closed_pool_is_unavailable(s: SeaStorage) {

@@ -1,6 +1,8 @@
-//! Conflicts on the master: list (open ones by default), one, resolve.
+//! Conflicts on the master: list (open ones by default, by ship and content type), one with
+//! what its base held, a preview of a resolution, resolve.
 
 use actix_web::{HttpResponse, web};
+use offline_sync_engine::ConflictFilter;
 use offline_sync_model::ConflictStatus;
 
 use crate::auth::Role;
@@ -21,15 +23,31 @@ fn status_filter(raw: Option<&str>) -> Result<Option<ConflictStatus>> {
     })
 }
 
+/// An exact-match filter: `None` when not given or empty (an empty form field), `Some(None)`
+/// when the value is no valid name (nothing can match it).
+fn exact<T>(raw: Option<&str>, parse: impl Fn(String) -> offline_sync_model::Result<T>) -> Option<Option<T>> {
+    raw.filter(|v| !v.is_empty()).map(|v| parse(v.to_owned()).ok())
+}
+
 pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
     let status = status_filter(query.status.as_deref())?;
     let page = query.page()?;
+    let ship = exact(query.ship.as_deref(), offline_sync_model::ShipId::new);
+    let content_type = exact(
+        query.content_type.as_deref(),
+        offline_sync_model::ContentType::new,
+    );
+    if matches!(ship, Some(None)) || matches!(content_type, Some(None)) {
+        return Ok(HttpResponse::Ok().json(dto::list(Vec::new(), page, 0)));
+    }
+    let filter = ConflictFilter {
+        status,
+        ship: ship.flatten(),
+        content_type: content_type.flatten(),
+    };
     let m = state.master()?;
     let (rows, total) = state
-        .run(async move {
-            let rows = m.conflicts(status, page.storage()).await?;
-            Ok((rows, m.count_conflicts(status).await?))
-        })
+        .run(async move { m.find_conflicts(&filter, page.storage()).await })
         .await?;
     let items = rows.into_iter().map(dto::conflict).collect();
     Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
@@ -38,11 +56,30 @@ pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery
 pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {
     let id = id.into_inner();
     let m = state.master()?;
-    let c = state
-        .run(async move { m.conflict(id).await })
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no conflict {id}")))?;
-    Ok(HttpResponse::Ok().json(dto::data(dto::conflict(c))))
+    let found = state
+        .run(async move {
+            let Some(c) = m.conflict(id).await? else {
+                return Ok(None);
+            };
+            let base = m.conflict_base(&c).await?;
+            Ok(Some((c, base)))
+        })
+        .await?;
+    let (c, base) = found.ok_or_else(|| ApiError::not_found(format!("no conflict {id}")))?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::conflict_with_base(c, base))))
+}
+
+/// The document resolving a conflict would leave; nothing is committed.
+pub(crate) async fn preview(
+    state: web::Data<AppState>,
+    id: web::Path<u64>,
+    body: web::Json<ResolveBody>,
+) -> Result<HttpResponse> {
+    let id = id.into_inner();
+    let strategy = body.into_inner().strategy()?;
+    let m = state.master()?;
+    let doc = state.run(async move { m.preview(id, &strategy).await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::preview(doc))))
 }
 
 /// Resolves an open conflict; the result is committed and broadcast like any change.

@@ -17,12 +17,14 @@ fn link(online: bool) -> &'static str {
 pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
     let body = match state.node()? {
         Node::Master(m) => {
+            let link_state = m.link_state();
             let s = state.run(async move { m.status().await }).await?;
             json!({
                 "mode": "master",
                 "shipId": null,
                 "link": link(s.online),
                 "online": s.online,
+                "broker": dto::link(&link_state),
                 "lastCsn": s.last_csn,
                 "openConflicts": s.open_conflicts,
                 "shipsTotal": s.ships_total,
@@ -30,12 +32,16 @@ pub(crate) async fn status(state: web::Data<AppState>) -> Result<HttpResponse> {
             })
         }
         Node::Replica(r) => {
+            let link_state = r.link_state();
             let s = state.run(async move { r.status().await }).await?;
             json!({
                 "mode": "replica",
                 "shipId": s.ship.as_str(),
                 "link": link(s.online),
                 "online": s.online,
+                "broker": dto::link(&link_state),
+                "acked": s.acked,
+                "inConflict": s.in_conflict,
                 "pending": s.pending + s.in_flight,
                 "unsent": s.pending,
                 "inFlight": s.in_flight,
@@ -218,7 +224,7 @@ async fn ship_action(
         offline_sync_model::ShipId::new(ship).map_err(|e| ApiError::bad_request(format!("ship_id: {e}")))?;
     let m = state.master()?;
     let target = ship.as_str().to_owned();
-    let (record, last_csn) = state
+    let (record, last_csn, lag) = state
         .run(async move {
             let record = if decommission {
                 m.decommission(&ship).await?
@@ -231,25 +237,28 @@ async fn ship_action(
                 .into_iter()
                 .find(|s| s.record.ship == record.ship)
                 .is_some_and(|s| s.online);
-            Ok((
-                offline_sync_engine::ShipStatus { record, online },
-                m.last_csn().await?,
-            ))
+            let last_csn = m.last_csn().await?;
+            let lag = m.lag_ms(&record, last_csn).await?;
+            Ok((offline_sync_engine::ShipStatus { record, online }, last_csn, lag))
         })
         .await?;
     let action = if decommission { "decommission" } else { "readmit" };
     state.audit(role, action, target, json!({})).await;
-    Ok(HttpResponse::Ok().json(dto::data(dto::ship(record, last_csn))))
+    Ok(HttpResponse::Ok().json(dto::data(dto::ship(record, last_csn, lag))))
 }
 
 pub(crate) async fn ships(state: web::Data<AppState>) -> Result<HttpResponse> {
     let m = state.master()?;
-    let (ships, last_csn) = state
+    let items = state
         .run(async move {
-            let ships = m.ships().await?;
-            Ok((ships, m.last_csn().await?))
+            let last_csn = m.last_csn().await?;
+            let mut items = Vec::new();
+            for s in m.ships().await? {
+                let lag = m.lag_ms(&s.record, last_csn).await?;
+                items.push(dto::ship(s, last_csn, lag));
+            }
+            Ok(items)
         })
         .await?;
-    let items: Vec<_> = ships.into_iter().map(|s| dto::ship(s, last_csn)).collect();
     Ok(HttpResponse::Ok().json(dto::data(items)))
 }

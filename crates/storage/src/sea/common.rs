@@ -556,6 +556,38 @@ pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc
     upsert(c, row).await
 }
 
+/// Milliseconds in a minute.
+const MINUTE_MS: i64 = 60_000;
+
+pub(super) async fn changes_per_minute<C: ConnectionTrait>(c: &C, since_ms: u64) -> Result<Vec<(u64, u64)>> {
+    let since = to_i64(since_ms);
+    let minute = |col: &str| Expr::cust(format!("{col} / {MINUTE_MS}"));
+    let commits: Vec<(i64, i64)> = broadcasts::Entity::find()
+        .select_only()
+        .column_as(minute("created_at_ms"), "minute")
+        .column_as(broadcasts::Column::Id.count(), "n")
+        .filter(broadcasts::Column::Csn.is_not_null())
+        .filter(broadcasts::Column::CreatedAtMs.gte(since))
+        .group_by(minute("created_at_ms"))
+        .into_tuple()
+        .all(c)
+        .await?;
+    let writes: Vec<(i64, i64)> = outbox::Entity::find()
+        .select_only()
+        .column_as(minute("created_at_ms"), "minute")
+        .column_as(outbox::Column::Seq.count(), "n")
+        .filter(outbox::Column::CreatedAtMs.gte(since))
+        .group_by(minute("created_at_ms"))
+        .into_tuple()
+        .all(c)
+        .await?;
+    let mut per_minute = BTreeMap::new();
+    for (m, n) in commits.into_iter().chain(writes) {
+        *per_minute.entry(to_u64(m) * MINUTE_MS as u64).or_insert(0) += to_u64(n);
+    }
+    Ok(per_minute.into_iter().collect())
+}
+
 pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u64> {
     let before = to_i64(before_ms);
     let answered = [OutboxState::Acked.as_str(), OutboxState::Rejected.as_str()];

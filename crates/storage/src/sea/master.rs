@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use offline_sync_model::{
     Ack, AckOutcome, Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictId, ConflictKind,
-    ConflictStatus, ContentType, Csn, DocumentId, Fields, Hlc, LocalWrite, MasterDoc, Message, Op, Origin,
-    Policies, Seq, ShipId, Strategy, check_document_size, decide, encode, master_write,
+    ConflictStatus, ContentType, Csn, DocumentId, Fields, Hlc, LocalWrite, MAX_RESYNC_NOTE, MasterDoc,
+    Message, Op, Origin, Policies, Seq, ShipId, Strategy, check_document_size, decide, decode, encode,
+    master_write,
 };
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -17,7 +18,9 @@ use sea_orm::{
 use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
 use crate::entity::{broadcasts, conflicts, documents, ship_seqs, ships};
 use crate::error::{Error, Result};
-use crate::types::{Broadcast, MasterApplied, MasterBatch, Page, Published, ShipRecord, ShipSeq, Unreadable};
+use crate::types::{
+    Broadcast, ConflictFilter, MasterApplied, MasterBatch, Page, Published, ShipRecord, ShipSeq, Unreadable,
+};
 
 async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
     let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
@@ -36,6 +39,8 @@ async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, n
 /// Ship registry rows touched by one batch, written back once at its end.
 struct Registry {
     rows: BTreeMap<ShipId, ships::Model>,
+    /// Silence after which a ship heard from again starts a new stay online.
+    offline_after_ms: Option<u64>,
 }
 
 impl Registry {
@@ -59,6 +64,8 @@ impl Registry {
                 changes_refused: 0,
                 last_refusal: None,
                 decommissioned_at_ms: None,
+                online_since_ms: None,
+                resync: None,
             });
             self.rows.insert(ship.clone(), row);
         }
@@ -66,6 +73,14 @@ impl Registry {
             .rows
             .get_mut(ship)
             .ok_or_else(|| Error::corrupt("ship registry cache"))?;
+        let silent = match (row.last_seen_ms, self.offline_after_ms) {
+            (Some(seen), Some(after)) => now_ms.saturating_sub(to_u64(seen)) >= after,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if silent || row.online_since_ms.is_none() {
+            row.online_since_ms = Some(to_i64(now_ms));
+        }
         row.last_seen_ms = Some(to_i64(now_ms));
         Ok(row)
     }
@@ -85,6 +100,8 @@ impl Registry {
                 changes_refused: Set(row.changes_refused),
                 last_refusal: Set(row.last_refusal),
                 decommissioned_at_ms: Set(row.decommissioned_at_ms),
+                online_since_ms: Set(row.online_since_ms),
+                resync: Set(row.resync),
             })
             .on_conflict(
                 OnConflict::column(S::ShipId)
@@ -97,6 +114,8 @@ impl Registry {
                         S::AppliedCsn,
                         S::ChangesRefused,
                         S::LastRefusal,
+                        S::OnlineSinceMs,
+                        S::Resync,
                     ])
                     .to_owned(),
             )
@@ -200,6 +219,7 @@ pub(super) async fn apply(
     let mut out = MasterApplied::default();
     let mut registry = Registry {
         rows: BTreeMap::new(),
+        offline_after_ms: batch.offline_after_ms,
     };
     let mut csn = common::lock_counter(txn, CSN).await?;
     let collected_up_to = collected(txn).await?;
@@ -389,6 +409,10 @@ pub(super) async fn apply(
         row.pending = to_i64(hb.pending);
         row.oldest_unacked_ms = hb.oldest_unacked_ms.map(to_i64);
         row.applied_csn = to_i64(hb.applied_csn);
+        row.resync = hb
+            .resync
+            .as_deref()
+            .map(|note| common::clean_text(&note.chars().take(MAX_RESYNC_NOTE).collect::<String>()));
     }
 
     registry.save(txn).await?;
@@ -605,29 +629,33 @@ pub(super) async fn conflict<C: ConnectionTrait>(c: &C, id: ConflictId) -> Resul
         .transpose()
 }
 
-/// Conflicts, of `status` when given.
-fn with_status(status: Option<ConflictStatus>) -> Select<conflicts::Entity> {
-    let q = conflicts::Entity::find();
-    match status {
-        Some(ConflictStatus::Open) => q.filter(conflicts::Column::Status.eq("open")),
-        Some(ConflictStatus::Resolved) => q.filter(conflicts::Column::Status.eq("resolved")),
-        None => q,
+/// Conflicts `filter` lets through.
+fn filtered(filter: &ConflictFilter) -> Select<conflicts::Entity> {
+    let mut q = conflicts::Entity::find();
+    match filter.status {
+        Some(ConflictStatus::Open) => q = q.filter(conflicts::Column::Status.eq("open")),
+        Some(ConflictStatus::Resolved) => q = q.filter(conflicts::Column::Status.eq("resolved")),
+        None => {}
     }
+    if let Some(ship) = &filter.ship {
+        q = q.filter(conflicts::Column::ShipId.eq(ship.as_str()));
+    }
+    if let Some(ct) = &filter.content_type {
+        q = q.filter(conflicts::Column::ContentType.eq(ct.as_str()));
+    }
+    q
 }
 
-pub(super) async fn count_conflicts<C: ConnectionTrait>(
-    c: &C,
-    status: Option<ConflictStatus>,
-) -> Result<u64> {
-    Ok(with_status(status).count(c).await?)
+pub(super) async fn count_conflicts<C: ConnectionTrait>(c: &C, filter: &ConflictFilter) -> Result<u64> {
+    Ok(filtered(filter).count(c).await?)
 }
 
 pub(super) async fn conflicts<C: ConnectionTrait>(
     c: &C,
-    status: Option<ConflictStatus>,
+    filter: &ConflictFilter,
     page: Page,
 ) -> Result<Vec<Conflict>> {
-    with_status(status)
+    filtered(filter)
         .order_by_desc(conflicts::Column::Id)
         .offset(page.offset)
         .limit(page.limit)
@@ -659,6 +687,44 @@ pub(super) async fn resolved_after<C: ConnectionTrait>(
             Ok((to_u64(r.id), ct, id))
         })
         .collect()
+}
+
+pub(super) async fn document_commits<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    id: DocumentId,
+    up_to: Csn,
+    limit: u64,
+) -> Result<Vec<Commit>> {
+    // A document id is a UUID (hex digits and dashes, nothing LIKE treats specially), so
+    // the database narrows the rows to those naming it; the decoded commit decides.
+    let rows = broadcasts::Entity::find()
+        .filter(broadcasts::Column::Csn.lte(to_i64(up_to)))
+        .filter(broadcasts::Column::Payload.like(format!("%{id}%")))
+        .order_by_desc(broadcasts::Column::Csn)
+        .limit(limit)
+        .all(c)
+        .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let msg = decode(row.payload.as_bytes())
+            .map_err(|e| Error::corrupt(format!("broadcast {}: {e}", row.id)))?;
+        if let Message::Commit(commit) = msg
+            && &commit.ct == ct
+            && commit.id == id
+        {
+            out.push(commit);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn commit_time<C: ConnectionTrait>(c: &C, csn: Csn) -> Result<Option<u64>> {
+    Ok(broadcasts::Entity::find()
+        .filter(broadcasts::Column::Csn.eq(to_i64(csn)))
+        .one(c)
+        .await?
+        .map(|r| to_u64(r.created_at_ms)))
 }
 
 pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
@@ -721,7 +787,9 @@ pub(super) async fn collect_tombstones(txn: &DatabaseTransaction, up_to: Csn) ->
         return Ok(0);
     }
     // A tombstone an open conflict names stays: resolving it needs the document.
-    let open = with_status(Some(ConflictStatus::Open)).all(txn).await?;
+    let open = filtered(&ConflictFilter::status(Some(ConflictStatus::Open)))
+        .all(txn)
+        .await?;
     let mut held = sea_orm::Condition::any();
     for c in &open {
         held = held.add(
@@ -813,6 +881,8 @@ pub(super) async fn ships<C: ConnectionTrait>(c: &C) -> Result<Vec<ShipRecord>> 
                 registered_at_ms: to_u64(r.registered_at_ms),
                 changes_refused: to_u64(r.changes_refused),
                 last_refusal: r.last_refusal,
+                online_since_ms: r.online_since_ms.map(to_u64),
+                resync: r.resync,
             })
         })
         .collect()

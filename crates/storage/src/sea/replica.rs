@@ -154,6 +154,9 @@ pub(super) async fn outbox_resend<C: ConnectionTrait>(c: &C, from: Seq) -> Resul
     Ok(res.rows_affected)
 }
 
+/// How the outcome of a row the master held in a conflict begins.
+const CONFLICT_OUTCOME: &str = "conflict #";
+
 pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStats> {
     let count = |state: OutboxState| {
         outbox::Entity::find()
@@ -163,6 +166,12 @@ pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStat
     let pending = count(OutboxState::Pending).await?;
     let sent = count(OutboxState::Sent).await?;
     let rejected = count(OutboxState::Rejected).await?;
+    let acked = count(OutboxState::Acked).await?;
+    let in_conflict = outbox::Entity::find()
+        .filter(outbox::Column::State.eq(OutboxState::Acked.as_str()))
+        .filter(outbox::Column::Outcome.like(format!("{CONFLICT_OUTCOME}%")))
+        .count(c)
+        .await?;
     let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
     let oldest = outbox::Entity::find()
         .filter(outbox::Column::State.is_in(unacked))
@@ -183,6 +192,8 @@ pub(super) async fn outbox_stats<C: ConnectionTrait>(c: &C) -> Result<OutboxStat
         pending,
         sent,
         rejected,
+        acked,
+        in_conflict,
         oldest_unacked_at_ms: oldest.as_ref().map(|r| to_u64(r.created_at_ms)),
         oldest_sent_at_ms: oldest_sent.and_then(|r| r.sent_at_ms).map(to_u64),
         first_unacked_seq: oldest.map(|r| to_u64(r.seq)),
@@ -285,7 +296,7 @@ pub(super) async fn apply(
                 common::save_replica_doc(txn, &doc, now_ms).await?;
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
                     let outcome = match &commit.conflict {
-                        Some(c) => format!("conflict #{} at csn {}", c.id, commit.csn),
+                        Some(c) => format!("{CONFLICT_OUTCOME}{} at csn {}", c.id, commit.csn),
                         None => format!("applied at csn {}", commit.csn),
                     };
                     // This row only: every other row gets its own answer, in order, and one

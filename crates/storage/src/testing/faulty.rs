@@ -5,17 +5,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use offline_sync_model::{
-    Commit, Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc,
-    Policies, ReplicaDoc, Seq, ShipId, Strategy,
+    Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
+    ReplicaDoc, Seq, ShipId, Strategy,
 };
 use sea_orm::DbErr;
 
 use crate::error::{Error, Result};
 use crate::{
-    AuditEntry, Broadcast, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten, MasterApplied,
-    MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published,
-    ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted,
-    ResyncState, ShipRecord, ShipSeq, Storage, StoredDoc,
+    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
+    MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey,
+    Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart,
+    ResyncStarted, ResyncState, ShipRecord, ShipSeq, Storage, StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -317,12 +317,30 @@ impl Storage for FaultyStorage {
             .await
     }
 
-    async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
-        self.inner.conflicts(status, page).await
+    async fn conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<Vec<Conflict>> {
+        self.inner.conflicts(filter, page).await
     }
 
-    async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
-        self.inner.count_conflicts(status).await
+    async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64> {
+        self.inner.count_conflicts(filter).await
+    }
+
+    async fn document_commits(
+        &self,
+        ct: &ContentType,
+        id: DocumentId,
+        up_to: Csn,
+        limit: u64,
+    ) -> Result<Vec<Commit>> {
+        self.inner.document_commits(ct, id, up_to, limit).await
+    }
+
+    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>> {
+        self.inner.commit_time(csn).await
+    }
+
+    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
+        self.inner.changes_per_minute(since_ms).await
     }
 
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
