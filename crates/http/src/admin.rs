@@ -22,6 +22,18 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// The files gzip-compressed, made once: the page crosses slow links.
+fn gzipped(index: usize) -> &'static [u8] {
+    static ZIPPED: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    ZIPPED.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|a| offline_sync_engine::snapshot::gzip(a.body))
+            .collect()
+    })[index]
+        .as_slice()
+}
+
 /// The page and what it loads.
 static ASSETS: &[Asset] = &[
     Asset {
@@ -63,9 +75,10 @@ fn etag(body: &[u8]) -> String {
 }
 
 fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse> {
-    let asset = ASSETS
+    let (index, asset) = ASSETS
         .iter()
-        .find(|a| a.name == name)
+        .enumerate()
+        .find(|(_, a)| a.name == name)
         .ok_or_else(|| ApiError::not_found(format!("the admin page has no file {name:?}")))?;
     let tag = etag(asset.body);
     let fresh = req
@@ -81,13 +94,18 @@ fn serve(req: &HttpRequest, name: &str) -> Result<HttpResponse> {
     res.insert_header((header::ETAG, tag))
         // Checked again each time (a 304 costs a few bytes on a slow link), so a new
         // binary's page is never mixed with an old script.
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::VARY, "Accept-Encoding"));
     if fresh {
         return Ok(res.finish());
     }
-    Ok(res
-        .insert_header((header::CONTENT_TYPE, asset.content_type))
-        .body(asset.body))
+    res.insert_header((header::CONTENT_TYPE, asset.content_type));
+    if crate::dto::accepts_gzip(req) {
+        return Ok(res
+            .insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(gzipped(index)));
+    }
+    Ok(res.body(asset.body))
 }
 
 /// `GET /admin`: the page.

@@ -259,8 +259,20 @@ impl ResolveBody {
 /// A JSON answer, gzip-compressed when the client accepts it (resync pages go over costly
 /// links; JSON documents shrink several times).
 pub(crate) fn compressed(req: &actix_web::HttpRequest, json: Vec<u8>) -> actix_web::HttpResponse {
-    let accepts_gzip = req
-        .headers()
+    let mut resp = actix_web::HttpResponse::Ok();
+    resp.content_type("application/json")
+        .insert_header((actix_web::http::header::VARY, "Accept-Encoding"));
+    if accepts_gzip(req) {
+        return resp
+            .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
+            .body(offline_sync_engine::snapshot::gzip(&json));
+    }
+    resp.body(json)
+}
+
+/// Whether the client takes gzip (`Accept-Encoding`, not refused with `q=0`).
+pub(crate) fn accepts_gzip(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
         .get_all(actix_web::http::header::ACCEPT_ENCODING)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -274,16 +286,7 @@ pub(crate) fn compressed(req: &actix_web::HttpRequest, json: Vec<u8>) -> actix_w
                 )
             });
             name.eq_ignore_ascii_case("gzip") && !refused
-        });
-    let mut resp = actix_web::HttpResponse::Ok();
-    resp.content_type("application/json")
-        .insert_header((actix_web::http::header::VARY, "Accept-Encoding"));
-    if accepts_gzip {
-        return resp
-            .insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"))
-            .body(offline_sync_engine::snapshot::gzip(&json));
-    }
-    resp.body(json)
+        })
 }
 
 /// A replica's resync from the master's state: the running one, or the last one.

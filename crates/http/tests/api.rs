@@ -675,6 +675,42 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
             .unwrap()
             .starts_with("text/javascript")
     );
+    assert!(
+        script.body.contains("sessionStorage"),
+        "the script, uncompressed when not asked"
+    );
+    let url = format!("http://{}/admin/app.js", api.server.addr());
+    let zipped = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let req = ureq::http::Request::builder()
+            .uri(&url)
+            .header("Accept-Encoding", "gzip")
+            .body(())
+            .unwrap();
+        let mut res = agent.run(req).unwrap();
+        let encoding = res
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (encoding, res.body_mut().read_to_vec().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(zipped.0.as_deref(), Some("gzip"));
+    let unzipped = offline_sync_engine::snapshot::gunzip(&zipped.1).unwrap();
+    assert_eq!(
+        unzipped,
+        script.body.as_bytes(),
+        "the same script, gzip-compressed"
+    );
+    assert!(
+        zipped.1.len() * 2 < script.body.len(),
+        "{} bytes zipped",
+        zipped.1.len()
+    );
     assert_eq!(api.get("/admin/style.css").await.status, 404);
     assert_eq!(api.get("/admin/..%2Fadmin.css").await.status, 404);
 

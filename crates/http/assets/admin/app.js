@@ -626,14 +626,16 @@
 
   // ---- signing in and out --------------------------------------------------------------
 
-  async function start() {
+  /** Signs in with the stored token; `probe`: without one, to find a node that needs none
+   * (no token configured: it serves loopback only), showing the form quietly otherwise. */
+  async function start(probe) {
     try {
       session = (await api(`${API}/session`)).data;
     } catch (e) {
       const reason = e instanceof ApiFailure && e.status === 401
         ? "This token is not valid for this node."
         : `Cannot sign in: ${e.message}`;
-      signOut(reason);
+      signOut(probe ? "" : reason);
       return;
     }
     $("login").hidden = true;
@@ -669,11 +671,11 @@
       $("token").value = "";
       if (!token) return;
       sessionStorage.setItem(TOKEN_KEY, token);
-      start();
+      start(false);
     });
     $("logout").addEventListener("click", () => signOut(""));
     window.addEventListener("hashchange", () => draw(true));
-    if (sessionStorage.getItem(TOKEN_KEY)) start();
-    else $("token").focus();
+    $("token").focus();
+    start(!sessionStorage.getItem(TOKEN_KEY));
   });
 })();
