@@ -75,6 +75,10 @@ fn only_the_node_was_asked(b: &Browser, origin: &str) {
         .filter(|u| !u.starts_with(&format!("{origin}/")))
         .collect();
     assert!(elsewhere.is_empty(), "the page asked other hosts: {elsewhere:?}");
+    assert!(
+        !urls.iter().any(|u| u.contains(ADMIN) || u.contains(READ)),
+        "a token in a URL: {urls:?}"
+    );
 }
 
 /// Copies the screenshot into `docs/` as the current one.
@@ -290,7 +294,24 @@ fn an_operator_sees_the_fleet_and_merges_a_conflict_in_the_browser() {
     );
     only_the_node_was_asked(&b, origin.trim_end_matches('/'));
 
+    // A second conflict, left open for the read token to look at.
+    let on_ship = a.call("PUT", &path, Some(&json!({"data": {"tag": "ship tag"}})));
+    assert_eq!(on_ship.status, 200, "{}", on_ship.body);
+    let onshore = m.call("PUT", &path, Some(&json!({"data": {"tag": "master tag"}})));
+    assert_eq!(onshore.status, 200, "{}", onshore.body);
+    let mut open = 0;
+    assert!(
+        eventually(WAIT, || {
+            let listed = m.call("GET", "/api/offline-sync/conflicts", None).json();
+            open = listed["data"][0]["id"].as_u64().unwrap_or(0);
+            open > cid
+        }),
+        "no second conflict"
+    );
+
     // The read token: the same views without a single action.
+    let no_action = "button[data-action], #resolve-actions, #merge, #keep-ship, #keep-master, \
+                     #push-now, input.result, button.pick:not([disabled])";
     sign_out(&b);
     sign_in_to_read(&b);
     b.wait_for(
@@ -298,23 +319,35 @@ fn an_operator_sees_the_fleet_and_merges_a_conflict_in_the_browser() {
         PAGE_WAIT,
     );
     b.click_on("a[data-view='fleet']");
-    b.wait_for("tr[data-ship='ship-a']", PAGE_WAIT);
-    b.goto(&m.url(&format!("/admin#conflict/{cid}")));
-    b.wait_for("#compare", PAGE_WAIT);
+    b.wait_for("body[data-ready='fleet'] tr[data-ship='ship-a']", PAGE_WAIT);
+    assert!(b.find(no_action).is_none(), "no decommission for a read token");
+    b.goto(&m.url(&format!("/admin#conflict/{open}")));
+    b.wait_for(
+        "#compare tr[data-field='tag'] button.pick[data-side='ship']",
+        PAGE_WAIT,
+    );
+    assert!(
+        b.find(no_action).is_none(),
+        "an open conflict cannot be resolved with a read token"
+    );
     b.click_on("a[data-view='dead-letters']");
     b.wait_for(&format!("tr[data-dead-letter='{}']", ids[0]), PAGE_WAIT);
     assert!(
-        b.find("button[data-action], #resolve-actions, #merge, #keep-ship, #push-now")
-            .is_none(),
-        "a read token is offered no action"
+        b.find(no_action).is_none(),
+        "no retry or discard for a read token"
     );
     let forged = request(
         "POST",
-        &m.url(&format!("/api/offline-sync/conflicts/{cid}/resolve")),
+        &m.url(&format!("/api/offline-sync/conflicts/{open}/resolve")),
         Some(READ),
         Some(&json!({"strategy": "keep-master"})),
     );
     assert_eq!(forged.status, 403, "{}", forged.body);
+    let still = m
+        .call("GET", &format!("/api/offline-sync/conflicts/{open}"), None)
+        .json();
+    assert_eq!(still["data"]["status"], "open");
+    only_the_node_was_asked(&b, origin.trim_end_matches('/'));
 
     publish(&fleet, "fleet");
     publish(&shot, "conflict");
@@ -363,7 +396,14 @@ fn a_crew_sees_its_ship_and_acts_on_the_replica_page() {
                 .is_some_and(|c| b.text(&c).contains("online"))
     });
     assert_eq!(b.find_all("#outbox tbody tr").len(), 3, "the newest rows");
-    b.wait_for("#changes-chart svg rect", PAGE_WAIT);
+    let tallest = b.script(
+        "return Math.max(...[...document.querySelectorAll('#changes-chart rect.bar')]\
+         .map(r => Number(r.getAttribute('height'))))",
+    );
+    assert!(
+        tallest.as_f64().is_some_and(|h| h > 0.0),
+        "the writes of this minute are drawn: {tallest}"
+    );
     let shot = b.screenshot("admin-replica");
 
     b.click_on("#push-now");

@@ -1,6 +1,8 @@
 //! `ships.online_since_ms`: when the ship was heard from after a silence longer than the
 //! offline threshold (the start of its current stay online), and `ships.resync`: where its
-//! resync from the master's state stands, as its last heartbeat said.
+//! resync from the master's state stands, as its last heartbeat said. `broadcasts` indexed by
+//! CSN and by time: the fleet view reads when each ship's first missing commit was made, and
+//! the admin page counts commits per minute.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_integer_null, text_null};
@@ -29,6 +31,22 @@ impl MigrationTrait for Migration {
                     .add_column(text_null("resync"))
                     .to_owned(),
             )
-            .await
+            .await?;
+        for (name, col) in [
+            ("broadcasts_by_csn", "csn"),
+            ("broadcasts_by_time", "created_at_ms"),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table("broadcasts")
+                        .col(col)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }

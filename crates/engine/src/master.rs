@@ -50,6 +50,12 @@ pub(crate) struct Inner {
     pub(crate) stats: Stats,
 }
 
+/// What a resolution preview was made from: the master's version of the document and when
+/// the conflict was last recorded (a later ship change folded into it moves it).
+fn revision(conflict: &Conflict, doc: &offline_sync_model::MasterDoc) -> String {
+    format!("{}.{}", doc.version, conflict.updated_at_ms)
+}
+
 /// Most commits of one document read back to find what a conflict's base held.
 const MAX_BASE_COMMITS: u64 = 1_000;
 
@@ -787,22 +793,36 @@ impl Master {
     }
 
     /// The document resolving conflict `id` with `strategy` would leave, without committing
-    /// anything. Errors as [`Master::resolve`].
+    /// anything, and the revision it was made from (see [`Master::resolve_if`]). Errors as
+    /// [`Master::resolve`].
     pub async fn preview(
         &self,
         id: ConflictId,
         strategy: &Strategy,
-    ) -> Result<offline_sync_model::MasterDoc> {
+    ) -> Result<(offline_sync_model::MasterDoc, String)> {
+        let (conflict, doc) = self.conflict_and_doc(id).await?;
+        let revision = revision(&conflict, &doc);
+        let csn = self.inner.storage.last_csn().await? + 1;
+        // The clock is read, not ticked: a preview changes nothing.
+        let hlc = offline_sync_model::Hlc { ms: self.now(), c: 0 };
+        let (doc, _) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, hlc)
+            .map_err(offline_sync_storage::Error::from)?;
+        Ok((doc, revision))
+    }
+
+    async fn conflict_and_doc(&self, id: ConflictId) -> Result<(Conflict, offline_sync_model::MasterDoc)> {
         let storage = &self.inner.storage;
         let conflict = storage.conflict(id).await?.ok_or(Error::NotFound)?;
         let doc = storage
             .master_doc(&conflict.content_type, conflict.document_id)
             .await?
             .ok_or(Error::NotFound)?;
-        let csn = storage.last_csn().await? + 1;
-        let (doc, _) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, self.tick())
-            .map_err(offline_sync_storage::Error::from)?;
-        Ok(doc)
+        Ok((conflict, doc))
+    }
+
+    async fn revision(&self, id: ConflictId) -> Result<String> {
+        let (conflict, doc) = self.conflict_and_doc(id).await?;
+        Ok(revision(&conflict, &doc))
     }
 
     /// How far a ship lags behind `last_csn` in time: how long ago the first commit it has
@@ -822,6 +842,18 @@ impl Master {
 
     /// Resolves an open conflict; the result is committed and broadcast like any change.
     pub async fn resolve(&self, id: ConflictId, strategy: &Strategy) -> Result<Conflict> {
+        self.resolve_if(id, strategy, None).await
+    }
+
+    /// Resolves an open conflict as [`Master::resolve`] does, but with `revision` (from
+    /// [`Master::preview`]) only while neither the conflict nor its document changed since:
+    /// what the operator confirmed is what gets applied. Errors: `Conflict` when either did.
+    pub async fn resolve_if(
+        &self,
+        id: ConflictId,
+        strategy: &Strategy,
+        revision: Option<&str>,
+    ) -> Result<Conflict> {
         if let Strategy::Merge { merge_data } = strategy {
             crate::config::check_size(Some(merge_data))?;
         }
@@ -829,6 +861,18 @@ impl Master {
         let now = self.now();
         let (conflict, commit) = {
             let _w = self.inner.writer.lock().await;
+            if let Some(expected) = revision {
+                // Under the writer lock: no commit can land between this check and the
+                // resolution's own.
+                let current = self.revision(id).await?;
+                if current != expected {
+                    return Err(Error::Conflict {
+                        reason: format!(
+                            "conflict {id} or its document changed since the preview (revision {expected}, now {current}): preview it again"
+                        ),
+                    });
+                }
+            }
             self.inner
                 .storage
                 .resolve_conflict(id, strategy, hlc, now)

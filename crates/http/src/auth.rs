@@ -8,7 +8,7 @@
 //! path needs the admin token; a path the table does not know reaches no handler at all.
 
 use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
@@ -143,24 +143,33 @@ impl ResourceAccess {
 }
 
 /// Middleware of one resource: checks the token against what the route the router matched
-/// requires, before anything else runs, and records the role for the handler.
+/// requires, before anything else runs, and records the role for the handler. A refusal is
+/// an answer, not an error, so the server's outer middleware (the security headers) still
+/// sees it.
 pub(crate) async fn require_token(
     table: std::rc::Rc<ResourceAccess>,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
     let access = table.of(req.method());
     // Without the state there is no way to know the tokens: refuse rather than let through.
-    let state = req
-        .app_data::<actix_web::web::Data<AppState>>()
-        .ok_or_else(ApiError::internal)?;
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let role = state.tokens.check(access, header)?;
-    req.extensions_mut().insert(role);
-    next.call(req).await
+    let role = match req.app_data::<actix_web::web::Data<AppState>>() {
+        None => Err(ApiError::internal()),
+        Some(state) => {
+            let header = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            state.tokens.check(access, header)
+        }
+    };
+    match role {
+        Ok(role) => {
+            req.extensions_mut().insert(role);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
 }
 
 #[cfg(test)]

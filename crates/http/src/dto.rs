@@ -218,11 +218,11 @@ pub(crate) fn conflict_with_base(c: Conflict, base: offline_sync_engine::Conflic
     out
 }
 
-/// What resolving a conflict would leave: `{"deleted", "document"}`.
-pub(crate) fn preview(doc: offline_sync_model::MasterDoc) -> Value {
+/// What resolving a conflict would leave: `{"deleted", "document", "revision"}`.
+pub(crate) fn preview(doc: offline_sync_model::MasterDoc, revision: String) -> Value {
     json!({
         "deleted": doc.deleted,
-        "version": doc.version,
+        "revision": revision,
         "document": if doc.deleted { Value::Null } else { Value::Object(doc.fields) },
     })
 }
@@ -234,6 +234,8 @@ pub(crate) struct ResolveBody {
     strategy: String,
     #[serde(rename = "mergeData")]
     merge_data: Option<Fields>,
+    /// A preview's revision: resolve only while nothing changed since (409 otherwise).
+    pub(crate) revision: Option<String>,
 }
 
 impl ResolveBody {

@@ -281,20 +281,24 @@ pub(crate) mod spec {
     }
 
     pub(crate) fn resolve() -> Value {
+        let revision = json!({"type": "string",
+            "description": "A preview's revision: resolve only while neither the conflict nor its document changed since (409 otherwise)"});
         json!({
             "parameters": [id_param("Conflict id")],
             "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
                 {"type": "object", "required": ["strategy"], "additionalProperties": false,
-                 "properties": {"strategy": {"type": "string", "enum": ["keep-ship", "keep-master"]}}},
+                 "properties": {"strategy": {"type": "string", "enum": ["keep-ship", "keep-master"]},
+                                "revision": revision}},
                 {"type": "object", "required": ["strategy", "mergeData"], "additionalProperties": false,
                  "properties": {"strategy": {"type": "string", "enum": ["merge"]},
-                                "mergeData": {"type": "object", "description": "Values written over the master's document"}}},
+                                "mergeData": {"type": "object", "description": "Values written over the master's document"},
+                                "revision": revision}},
             ]}}}},
             "responses": {
                 "200": ok("The resolved conflict; the result is committed and broadcast", data_of(reference("Conflict"))),
                 "400": error_response("Bad body or merge data"),
                 "404": error_response("No such conflict"),
-                "409": error_response("Already resolved"),
+                "409": error_response("Already resolved, or changed since the preview whose revision was given"),
                 "413": error_response("Body too large"),
             },
         })
@@ -591,8 +595,8 @@ fn schemas() -> Value {
 /// resolution's preview.
 fn admin_schemas(string: Value, int: Value, nstring: Value) -> Value {
     json!({
-        "Preview": {"type": "object", "required": ["deleted", "version", "document"],
-            "properties": {"deleted": {"type": "boolean"}, "version": int,
+        "Preview": {"type": "object", "required": ["deleted", "revision", "document"],
+            "properties": {"deleted": {"type": "boolean"}, "revision": string,
                            "document": {"type": "object", "nullable": true}}},
         "Session": {"type": "object", "required": ["role", "canWrite", "mode", "version"],
             "properties": {"role": {"type": "string", "enum": ["admin", "read", "anonymous"]},

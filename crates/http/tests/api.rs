@@ -723,6 +723,30 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
         (missing.status, missing.header("cache-control")),
         (404, Some("no-store"))
     );
+    // A refusal of the token check too.
+    let url = format!("http://{}/api/offline-sync/status", api.server.addr());
+    let refused = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let res = agent
+            .run(ureq::http::Request::builder().uri(&url).body(()).unwrap())
+            .unwrap();
+        let h = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        (
+            res.status().as_u16(),
+            h("cache-control"),
+            h("content-security-policy"),
+            h("x-frame-options"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(refused.0, 401);
+    assert_eq!(refused.1.as_deref(), Some("no-store"));
+    assert!(refused.2.is_some_and(|p| p.contains("frame-ancestors 'none'")));
+    assert_eq!(refused.3.as_deref(), Some("DENY"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -866,6 +890,25 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
         )
         .await;
     assert_eq!(keep_ship.json()["data"]["document"]["title"], "ship");
+    // A resolution confirmed on a preview is refused once the document moved on.
+    let revision = keep_ship.json()["data"]["revision"].as_str().unwrap().to_owned();
+    let moved = api
+        .json(
+            "PUT",
+            &format!("/api/documents/{CT}/{id}"),
+            json!({"data": {"body": "b1"}}),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let stale = api
+        .json(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{cid}/resolve"),
+            json!({"strategy": "keep-ship", "revision": revision}),
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("preview it again"), "{}", stale.body);
     // Nothing was applied.
     let still = api
         .get(&format!("/api/offline-sync/conflicts/{cid}"))
@@ -874,6 +917,31 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
     assert_eq!(still["data"]["status"], "open");
     let doc = api.get(&format!("/api/documents/{CT}/{id}")).await.json();
     assert_eq!(doc["data"]["title"], "master");
+    let fresh = api
+        .json(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{cid}/preview"),
+            json!({"strategy": "keep-ship"}),
+        )
+        .await
+        .json()["data"]["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, revision);
+    let applied = api
+        .json(
+            "POST",
+            &format!("/api/offline-sync/conflicts/{cid}/resolve"),
+            json!({"strategy": "keep-ship", "revision": fresh}),
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    let doc = api.get(&format!("/api/documents/{CT}/{id}")).await.json();
+    assert_eq!(
+        (&doc["data"]["title"], &doc["data"]["body"]),
+        (&json!("ship"), &json!("b1"))
+    );
     assert_eq!(
         api.json(
             "POST",

@@ -162,16 +162,19 @@
     setTimeout(() => { if (n.textContent === text) n.hidden = true; }, 6000);
   }
 
-  /** Runs an admin action from a button: disables it meanwhile, reports, redraws. */
-  async function act(button, work, done) {
+  /** Runs an admin action from a button: disables it meanwhile, reports, redraws unless
+   * `redraw` is false; resolves to whether it succeeded. */
+  async function act(button, work, done, redraw) {
     button.disabled = true;
     clearError();
     try {
       const out = await work();
       if (done) notify(done(out));
-      await draw();
+      if (redraw !== false) await draw();
+      return true;
     } catch (e) {
       showError(e);
+      return false;
     } finally {
       button.disabled = false;
     }
@@ -191,6 +194,8 @@
         $("confirm-cancel").removeEventListener("click", no);
         dialog.removeEventListener("cancel", no);
         dialog.close();
+        // A refresh due while the dialog was open waited for it.
+        if (!answer && session && route().live) draw(false);
         resolve(answer);
       };
       const yes = () => finish(true);
@@ -458,9 +463,11 @@
           "The master's document will become this, and every ship will receive it:",
         preview.deleted ? undefined : preview.document);
       if (!ok) return;
-      await act(button, () => api(`${API}/conflicts/${c.id}/resolve`, { method: "POST", body }),
-        (out) => `Conflict #${c.id} resolved (${label}) at CSN ${out.data.resolvedCsn}`);
-      location.hash = "#conflicts";
+      // With the preview's revision: applied only if nothing changed since it was shown.
+      const confirmed = Object.assign({ revision: preview.revision }, body);
+      const done = await act(button, () => api(`${API}/conflicts/${c.id}/resolve`, { method: "POST", body: confirmed }),
+        (out) => `Conflict #${c.id} resolved (${label}) at CSN ${out.data.resolvedCsn}`, false);
+      if (done) location.hash = "#conflicts";
     };
 
     const open = c.status === "open";
@@ -545,7 +552,7 @@
         card("Pending", number(status.unsent), "not yet sent", "outbox-pending"),
         card("Sent", number(status.inFlight), "waiting for the master", "outbox-sent"),
         card("Acknowledged", number(status.acked), "answered by the master", "outbox-acked"),
-        card("In conflict", number(status.inConflict), "held by the master for an operator", "outbox-conflict"),
+        card("In conflict", number(status.inConflict), "answered with a conflict (open, or resolved since)", "outbox-conflict"),
         card("Refused", number(status.rejected), "the master refused them", "outbox-refused"),
         card("Applied from the master", number(status.appliedCsn), "CSN"),
         resyncCard),

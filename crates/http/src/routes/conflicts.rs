@@ -78,8 +78,8 @@ pub(crate) async fn preview(
     let id = id.into_inner();
     let strategy = body.into_inner().strategy()?;
     let m = state.master()?;
-    let doc = state.run(async move { m.preview(id, &strategy).await }).await?;
-    Ok(HttpResponse::Ok().json(dto::data(dto::preview(doc))))
+    let (doc, revision) = state.run(async move { m.preview(id, &strategy).await }).await?;
+    Ok(HttpResponse::Ok().json(dto::data(dto::preview(doc, revision))))
 }
 
 /// Resolves an open conflict; the result is committed and broadcast like any change.
@@ -90,7 +90,9 @@ pub(crate) async fn resolve(
     body: web::Json<ResolveBody>,
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
-    let strategy = body.into_inner().strategy()?;
+    let mut body = body.into_inner();
+    let revision = body.revision.take();
+    let strategy = body.strategy()?;
     let detail = serde_json::json!({
         "strategy": strategy.as_str(),
         // Field names only: values may be secrets, and the document keeps them anyway.
@@ -100,7 +102,9 @@ pub(crate) async fn resolve(
         },
     });
     let m = state.master()?;
-    let c = state.run(async move { m.resolve(id, &strategy).await }).await?;
+    let c = state
+        .run(async move { m.resolve_if(id, &strategy, revision.as_deref()).await })
+        .await?;
     let mut detail = detail;
     detail["csn"] = serde_json::json!(c.resolved_csn);
     detail["document"] = serde_json::json!(format!("{}/{}", c.content_type, c.document_id));
