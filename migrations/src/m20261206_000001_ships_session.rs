@@ -2,7 +2,9 @@
 //! offline threshold (the start of its current stay online), and `ships.resync`: where its
 //! resync from the master's state stands, as its last heartbeat said. `broadcasts` indexed by
 //! CSN and by time: the fleet view reads when each ship's first missing commit was made, and
-//! the admin page counts commits per minute.
+//! the admin page counts commits per minute. `conflicts.field_bases`: the CSN the ship had
+//! taken in for each held field that differs from the conflict's base version, so the admin
+//! page shows each field's value at the ship's own base.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{big_integer_null, text_null};
@@ -29,6 +31,14 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table("ships")
                     .add_column(text_null("resync"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("conflicts")
+                    .add_column(text_null("field_bases"))
                     .to_owned(),
             )
             .await?;

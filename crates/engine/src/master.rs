@@ -775,21 +775,33 @@ impl Master {
     /// from the commits still kept for broadcast.
     pub async fn conflict_base(&self, conflict: &Conflict) -> Result<ConflictBase> {
         let draft = &conflict.draft;
-        let commits = match draft.base_version {
-            0 => Vec::new(),
-            base => {
-                self.inner
-                    .storage
-                    .document_commits(
-                        &conflict.content_type,
-                        conflict.document_id,
-                        base,
-                        MAX_BASE_COMMITS,
-                    )
-                    .await?
-            }
-        };
-        Ok(ConflictBase::of(&draft.fields, draft.base_version, &commits))
+        // Each field at the base the ship had for it; usually one base for them all.
+        let mut by_base: BTreeMap<Csn, Vec<String>> = BTreeMap::new();
+        for f in &draft.fields {
+            by_base.entry(draft.base_of(f)).or_default().push(f.clone());
+        }
+        let mut out = ConflictBase::default();
+        for (base, fields) in by_base {
+            let commits = match base {
+                0 => Vec::new(),
+                base => {
+                    self.inner
+                        .storage
+                        .document_commits(
+                            &conflict.content_type,
+                            conflict.document_id,
+                            base,
+                            MAX_BASE_COMMITS,
+                        )
+                        .await?
+                }
+            };
+            let part = ConflictBase::of(&fields, base, &commits);
+            out.values.extend(part.values);
+            out.unknown.extend(part.unknown);
+            out.deleted |= part.deleted;
+        }
+        Ok(out)
     }
 
     /// The document resolving conflict `id` with `strategy` would leave, without committing

@@ -195,6 +195,7 @@ pub(crate) fn conflict(c: Conflict) -> Value {
         "shipDeleted": d.ship_deleted,
         "masterDeleted": d.master_deleted,
         "shipVersion": d.base_version,
+        "fieldBases": d.field_bases,
         "masterVersion": d.master_version,
         "status": match c.status {
             offline_sync_model::ConflictStatus::Open => "open",

@@ -508,6 +508,8 @@ fn schemas() -> Value {
                 "shipData": {"type": "object"}, "masterData": {"type": "object"},
                 "shipDeleted": {"type": "boolean"}, "masterDeleted": {"type": "boolean"},
                 "shipVersion": int, "masterVersion": int,
+                "fieldBases": {"type": "object", "additionalProperties": int,
+                               "description": "The version the ship had seen of a field, where it differs from shipVersion"},
                 "status": {"type": "string", "enum": ["open", "resolved"]},
                 "resolutionStrategy": {"type": "string", "nullable": true, "enum": ["keep-ship", "keep-master", "merge", null]},
                 "resolvedCsn": nint, "resolvedAt": nstring, "createdAt": string, "updatedAt": string,

@@ -1,5 +1,7 @@
 //! Conflict records: what the master could not decide alone.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::document::{Csn, Fields, Seq};
@@ -102,6 +104,17 @@ pub struct ConflictDraft {
     pub master_values: Fields,
     /// Whether the master had the document deleted when recorded.
     pub master_deleted: bool,
+    /// The CSN the ship had taken in for a held field when it differs from `base_version`:
+    /// a field it kept through a master write it did not take in, or one held by an earlier
+    /// change folded into this conflict.
+    pub field_bases: BTreeMap<String, Csn>,
+}
+
+impl ConflictDraft {
+    /// The CSN the ship had taken in for `field`: what its base value is read at.
+    pub fn base_of(&self, field: &str) -> Csn {
+        self.field_bases.get(field).copied().unwrap_or(self.base_version)
+    }
 }
 
 /// A recorded conflict.

@@ -173,6 +173,7 @@ pub fn decide(
                         ship_deleted: true,
                         master_values: Fields::new(),
                         master_deleted: true,
+                        field_bases: BTreeMap::new(),
                     };
                     hold(commit, Some(open), draft, true)
                 }
@@ -228,6 +229,7 @@ pub fn decide(
                         ship_deleted: false,
                         master_values: Fields::new(),
                         master_deleted: true,
+                        field_bases: field_bases(change, change.fields.keys()),
                     };
                     hold(commit, open, draft, true)
                 }
@@ -282,6 +284,7 @@ pub fn decide(
                         ship_deleted: true,
                         master_values: doc.fields.clone(),
                         master_deleted: false,
+                        field_bases: field_bases(change, contested.iter().map(|(k, _)| *k)),
                     };
                     hold(commit, open, draft, true)
                 }
@@ -343,6 +346,7 @@ pub fn decide(
                     .keys()
                     .filter_map(|f| doc.fields.get(f).map(|v| (f.clone(), v.clone())))
                     .collect(),
+                field_bases: field_bases(change, held.keys()),
                 ship_values: held,
                 ship_deleted: false,
                 master_deleted: false,
@@ -355,6 +359,14 @@ pub fn decide(
 }
 
 /// Records `draft` as a new conflict, or folds it into the document's open one.
+/// The bases of `fields` of `change` that differ from its document base.
+fn field_bases<'a>(change: &Change, fields: impl Iterator<Item = &'a String>) -> BTreeMap<String, Csn> {
+    fields
+        .map(|f| (f.clone(), change.base_of(f)))
+        .filter(|(_, base)| *base != change.base)
+        .collect()
+}
+
 fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole: bool) -> Decision {
     let held_fields = draft.fields.clone();
     let (id, draft) = match open {
@@ -363,6 +375,17 @@ fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole
             let mut merged = open.draft.clone();
             // The latest change held speaks for the ship side: whether it deletes or updates,
             // and whose it is.
+            // A field held already keeps the base the ship had when it first diverged.
+            for f in &merged.fields {
+                let base = merged.base_of(f);
+                merged.field_bases.insert(f.clone(), base);
+            }
+            for f in &draft.fields {
+                if !merged.field_bases.contains_key(f) {
+                    merged.field_bases.insert(f.clone(), draft.base_of(f));
+                }
+            }
+            merged.field_bases.retain(|_, base| *base != draft.base_version);
             merged.ship = draft.ship;
             merged.ship_seq = draft.ship_seq;
             merged.base_version = draft.base_version;
@@ -626,6 +649,23 @@ mod tests {
         let draft = d.conflict.unwrap();
         assert_eq!(draft.ship_values, fields(json!({"b": "s2"})));
         assert_eq!(draft.ship_seq, 2);
+        // The field's base stays what the ship had when it first diverged.
+        assert_eq!((draft.base_version, draft.base_of("b")), (6, 2));
+    }
+
+    #[test]
+    fn a_held_field_the_ship_kept_through_a_master_write_keeps_its_own_base() {
+        let m = doc(&[
+            ("b", json!("m"), 5, Origin::Master, 1),
+            ("c", json!("m"), 7, Origin::Master, 1),
+        ]);
+        let mut kept = change(Op::Update, json!({"b": "s", "c": "s"}), 6, 1, 5);
+        kept.unseen.fields.insert("b".into(), 3);
+        let d = decide(Some(&m), None, &kept, Policy::Manual, 8);
+        let draft = d.conflict.unwrap();
+        assert_eq!(draft.fields, vec!["b".to_owned(), "c".to_owned()]);
+        assert_eq!((draft.base_of("b"), draft.base_of("c")), (3, 6));
+        assert_eq!(draft.field_bases.len(), 1, "only a base that differs is kept");
     }
 
     #[test]

@@ -125,6 +125,7 @@ mod tests {
             ship_deleted,
             master_values: fields(json!({"a": "m"})),
             master_deleted,
+            field_bases: Default::default(),
         };
         let conflict = Conflict {
             id: 5,

@@ -173,6 +173,7 @@ fn conflict() -> impl proptest::strategy::Strategy<Value = Conflict> {
                     ship_deleted,
                     master_values,
                     master_deleted,
+                    field_bases: Default::default(),
                 },
                 status: ConflictStatus::Open,
                 resolution: None,

@@ -145,6 +145,7 @@ pub(crate) mod conflicts {
         pub ship_deleted: bool,
         pub master_values: String,
         pub master_deleted: bool,
+        pub field_bases: Option<String>,
         pub status: String,
         pub strategy: Option<String>,
         pub resolution: Option<String>,

@@ -1028,11 +1028,11 @@ pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
         };
         s.master_write(&edit, Hlc::default(), 2).await.unwrap();
     }
+    // The first ship change kept its title through a master write it did not take in.
+    let mut kept = change(1, ids[0], Op::Update, json!({"title": "s1"}), base);
+    kept.unseen.fields.insert("title".into(), 1);
     let batch = MasterBatch {
-        changes: vec![
-            change(1, ids[0], Op::Update, json!({"title": "s1"}), base),
-            change(2, ids[1], Op::Update, json!({"title": "s1"}), base),
-        ],
+        changes: vec![kept, change(2, ids[1], Op::Update, json!({"title": "s1"}), base)],
         ..Default::default()
     };
     assert_eq!(
@@ -1063,6 +1063,14 @@ pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
         )
         .await
         .unwrap();
+    let bases: Vec<_> = open
+        .iter()
+        .map(|c| (c.document_id, c.draft.base_of("title")))
+        .collect();
+    assert!(
+        bases.contains(&(ids[0], 1)) && bases.contains(&(ids[1], base)),
+        "each field at the base the ship had for it: {bases:?}"
+    );
     s.resolve_conflict(open[0].id, &Strategy::KeepMaster, Hlc::default(), 4)
         .await
         .unwrap();

@@ -425,9 +425,10 @@
       });
       choice[f] = "master";
       const baseKnown = !(c.baseUnknown || []).includes(f);
+      const ownBase = c.fieldBases && c.fieldBases[f] !== undefined ? h("span", { class: "age" }, `at version ${c.fieldBases[f]}`) : null;
       rows.push(h("tr", { class: "conflicting", "data-field": f },
         h("th", { scope: "row" }, f, h("span", { class: "visually-hidden" }, " (conflicting)")),
-        h("td", { class: "value-cell base" }, c.baseDeleted ? "(deleted)" : cell(c.baseData ? c.baseData[f] : undefined, baseKnown)),
+        h("td", { class: "value-cell base" }, c.baseDeleted ? "(deleted)" : cell(c.baseData ? c.baseData[f] : undefined, baseKnown), ownBase),
         h("td", { class: "value-cell ship" }, c.shipDeleted ? "(deleted by the ship)" : pick("ship")),
         h("td", { class: "value-cell master" }, c.masterDeleted ? "(deleted on the master)" : pick("master")),
         canWrite() ? h("td", { class: "value-cell result" }, input) : null));

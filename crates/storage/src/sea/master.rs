@@ -556,6 +556,10 @@ fn to_conflict(row: conflicts::Model) -> Result<Conflict> {
             ship_deleted: row.ship_deleted,
             master_values: parse_json::<Fields>("conflict master values", &row.master_values)?,
             master_deleted: row.master_deleted,
+            field_bases: match row.field_bases.as_deref() {
+                None => Default::default(),
+                Some(bases) => parse_json("conflict field bases", bases)?,
+            },
         },
         status,
         resolution,
@@ -602,6 +606,7 @@ async fn save_conflict<C: ConnectionTrait>(
         ship_deleted: Set(d.ship_deleted),
         master_values: Set(to_json(&d.master_values)),
         master_deleted: Set(d.master_deleted),
+        field_bases: Set((!d.field_bases.is_empty()).then(|| to_json(&d.field_bases))),
         status: Set("open".to_owned()),
         strategy: Set(None),
         resolution: Set(None),
