@@ -181,6 +181,9 @@ pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::from_fn(crate::admin::security_headers))
+            // gzip for clients that ask (the admin page polls the API, maybe over a satellite
+            // link); answers compressed already (resync pages, the page's files) pass as they are.
+            .wrap(actix_web::middleware::Compress::default())
             .configure(configure.clone())
             .default_service(web::to(routes::not_found))
     })

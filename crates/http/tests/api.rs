@@ -711,6 +711,32 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
         "{} bytes zipped",
         zipped.1.len()
     );
+
+    // API answers too, when asked: the page polls them.
+    let url = format!("http://{}/api/offline-sync/openapi.json", api.server.addr());
+    let (encoding, zipped_api) = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let req = ureq::http::Request::builder()
+            .uri(&url)
+            .header("Accept-Encoding", "gzip")
+            .body(())
+            .unwrap();
+        let mut res = agent.run(req).unwrap();
+        let encoding = res
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (encoding, res.body_mut().read_to_vec().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let spec: Value =
+        serde_json::from_slice(&offline_sync_engine::snapshot::gunzip(&zipped_api).unwrap()).unwrap();
+    assert_eq!(spec["openapi"], "3.0.3");
     assert_eq!(api.get("/admin/style.css").await.status, 404);
     assert_eq!(api.get("/admin/..%2Fadmin.css").await.status, 404);
 
