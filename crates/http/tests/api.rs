@@ -31,6 +31,22 @@ struct Answer {
     body: String,
 }
 
+/// An answer whose body is kept as bytes (it may be compressed).
+struct Bare {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Bare {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 impl Answer {
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
@@ -119,6 +135,38 @@ impl Api {
 
     async fn get(&self, path: &str) -> Answer {
         self.call("GET", path, None, "application/json").await
+    }
+
+    /// A GET without a token and with only `headers`; the body as bytes, as sent.
+    async fn bare(&self, path: &str, headers: &[(&str, &str)]) -> Bare {
+        let url = format!("http://{}{path}", self.server.addr());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(20)))
+                .build()
+                .into();
+            let mut req = ureq::http::Request::builder().uri(&url);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let mut res = agent.run(req.body(()).unwrap()).unwrap();
+            Bare {
+                status: res.status().as_u16(),
+                headers: res
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                    .collect(),
+                body: res.body_mut().read_to_vec().unwrap_or_default(),
+            }
+        })
+        .await
+        .unwrap()
     }
 }
 
@@ -650,22 +698,8 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
 
     // Revalidated with its ETag: a few bytes on a slow link.
     let tag = page.header("etag").unwrap().to_owned();
-    let url = format!("http://{}/admin", api.server.addr());
-    let again = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let req = ureq::http::Request::builder()
-            .uri(&url)
-            .header("If-None-Match", tag)
-            .body(())
-            .unwrap();
-        agent.run(req).unwrap().status().as_u16()
-    })
-    .await
-    .unwrap();
-    assert_eq!(again, 304);
+    let again = api.bare("/admin", &[("If-None-Match", &tag)]).await;
+    assert_eq!(again.status, 304);
 
     let script = api.get("/admin/app.js").await;
     assert_eq!(script.status, 200);
@@ -679,63 +713,26 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
         script.body.contains("sessionStorage"),
         "the script, uncompressed when not asked"
     );
-    let url = format!("http://{}/admin/app.js", api.server.addr());
-    let zipped = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let req = ureq::http::Request::builder()
-            .uri(&url)
-            .header("Accept-Encoding", "gzip")
-            .body(())
-            .unwrap();
-        let mut res = agent.run(req).unwrap();
-        let encoding = res
-            .headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (encoding, res.body_mut().read_to_vec().unwrap())
-    })
-    .await
-    .unwrap();
-    assert_eq!(zipped.0.as_deref(), Some("gzip"));
-    let unzipped = offline_sync_engine::snapshot::gunzip(&zipped.1).unwrap();
+    let gzip = [("Accept-Encoding", "gzip")];
+    let zipped = api.bare("/admin/app.js", &gzip).await;
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    let unzipped = offline_sync_engine::snapshot::gunzip(&zipped.body).unwrap();
     assert_eq!(
         unzipped,
         script.body.as_bytes(),
         "the same script, gzip-compressed"
     );
     assert!(
-        zipped.1.len() * 2 < script.body.len(),
+        zipped.body.len() * 2 < script.body.len(),
         "{} bytes zipped",
-        zipped.1.len()
+        zipped.body.len()
     );
 
     // API answers too, when asked: the page polls them.
-    let url = format!("http://{}/api/offline-sync/openapi.json", api.server.addr());
-    let (encoding, zipped_api) = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let req = ureq::http::Request::builder()
-            .uri(&url)
-            .header("Accept-Encoding", "gzip")
-            .body(())
-            .unwrap();
-        let mut res = agent.run(req).unwrap();
-        let encoding = res
-            .headers()
-            .get("content-encoding")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (encoding, res.body_mut().read_to_vec().unwrap())
-    })
-    .await
-    .unwrap();
-    assert_eq!(encoding.as_deref(), Some("gzip"));
+    let zipped_api = api.bare("/api/offline-sync/openapi.json", &gzip).await;
+    assert_eq!(zipped_api.header("content-encoding"), Some("gzip"));
     let spec: Value =
-        serde_json::from_slice(&offline_sync_engine::snapshot::gunzip(&zipped_api).unwrap()).unwrap();
+        serde_json::from_slice(&offline_sync_engine::snapshot::gunzip(&zipped_api.body).unwrap()).unwrap();
     assert_eq!(spec["openapi"], "3.0.3");
     assert_eq!(api.get("/admin/style.css").await.status, 404);
     assert_eq!(api.get("/admin/..%2Fadmin.css").await.status, 404);
@@ -750,29 +747,15 @@ async fn the_admin_page_is_served_from_the_binary_with_strict_headers() {
         (404, Some("no-store"))
     );
     // A refusal of the token check too.
-    let url = format!("http://{}/api/offline-sync/status", api.server.addr());
-    let refused = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let res = agent
-            .run(ureq::http::Request::builder().uri(&url).body(()).unwrap())
-            .unwrap();
-        let h = |name: &str| res.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
-        (
-            res.status().as_u16(),
-            h("cache-control"),
-            h("content-security-policy"),
-            h("x-frame-options"),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(refused.0, 401);
-    assert_eq!(refused.1.as_deref(), Some("no-store"));
-    assert!(refused.2.is_some_and(|p| p.contains("frame-ancestors 'none'")));
-    assert_eq!(refused.3.as_deref(), Some("DENY"));
+    let refused = api.bare("/api/offline-sync/status", &[]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
+    assert!(
+        refused
+            .header("content-security-policy")
+            .is_some_and(|p| p.contains("frame-ancestors 'none'"))
+    );
+    assert_eq!(refused.header("x-frame-options"), Some("DENY"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
