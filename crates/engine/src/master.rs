@@ -837,14 +837,22 @@ impl Master {
         Ok(revision(&conflict, &doc))
     }
 
-    /// How far a ship lags behind `last_csn` in time: how long ago the first commit it has
-    /// not applied was made (`None`: it applied every commit, or that commit was pruned).
-    pub async fn lag_ms(&self, ship: &ShipRecord, last_csn: Csn) -> Result<Option<u64>> {
-        if ship.applied_csn >= last_csn {
-            return Ok(None);
-        }
-        let made = self.inner.storage.commit_time(ship.applied_csn + 1).await?;
-        Ok(made.map(|t| self.now().saturating_sub(t)))
+    /// How far each ship lags behind `last_csn` in time: how long ago the first commit it
+    /// has not applied was made (`None`: it applied every commit, or that commit was pruned).
+    /// One query for the whole fleet.
+    pub async fn lags_ms(&self, ships: &[&ShipRecord], last_csn: Csn) -> Result<Vec<Option<u64>>> {
+        let first_missing = |s: &ShipRecord| (s.applied_csn < last_csn).then_some(s.applied_csn + 1);
+        let csns: Vec<Csn> = ships.iter().filter_map(|s| first_missing(s)).collect();
+        let made = self.inner.storage.commit_times(&csns).await?;
+        let now = self.now();
+        Ok(ships
+            .iter()
+            .map(|s| {
+                first_missing(s)
+                    .and_then(|csn| made.get(&csn))
+                    .map(|t| now.saturating_sub(*t))
+            })
+            .collect())
     }
 
     /// One conflict.

@@ -844,6 +844,15 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
         .await
         .unwrap();
     assert_eq!(applied.conflicts, 1);
+    // Ship X has applied no commit: it lags by the age of the first one.
+    let ships = api.get("/api/offline-sync/ships").await.json();
+    let x = &ships["data"][0];
+    assert_eq!(
+        (x["shipId"].as_str(), x["appliedCsn"].as_u64()),
+        (Some("ship-x"), Some(0))
+    );
+    assert!(x["lagCsn"].as_u64() > Some(0));
+    assert!(x["lagMs"].as_u64().is_some(), "{x}");
 
     let listed = |query: &'static str| {
         let api = &api;

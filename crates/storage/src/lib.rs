@@ -12,6 +12,8 @@ mod sea;
 pub mod testing;
 mod types;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use offline_sync_model::{
     Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
@@ -259,8 +261,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         limit: u64,
     ) -> Result<Vec<Commit>>;
 
-    /// When the commit at `csn` was made (ms), while its broadcast row is kept. Read-only.
-    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>>;
+    /// When each of the commits at `csns` was made (ms), for those whose broadcast row is
+    /// kept, in one query. Read-only.
+    async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>>;
 
     /// One conflict.
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>>;

@@ -6,6 +6,8 @@ mod replica;
 mod resync;
 mod trust;
 
+use std::collections::BTreeMap;
+
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -407,8 +409,8 @@ impl Storage for SeaStorage {
         master::document_commits(&self.db, ct, id, up_to, limit).await
     }
 
-    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>> {
-        master::commit_time(&self.db, csn).await
+    async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
+        master::commit_times(&self.db, csns).await
     }
 
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {

@@ -1130,8 +1130,9 @@ pub async fn conflicts_are_counted_by_status(s: SeaStorage) {
     let last = s.last_csn().await.unwrap();
     assert_eq!(s.changes_per_minute(0).await.unwrap(), vec![(0, last)]);
     assert_eq!(s.changes_per_minute(60_000).await.unwrap(), vec![]);
-    assert_eq!(s.commit_time(1).await.unwrap(), Some(1));
-    assert_eq!(s.commit_time(last + 1).await.unwrap(), None);
+    let times = s.commit_times(&[1, 3, last + 1]).await.unwrap();
+    assert_eq!(times, [(1, 1), (3, 2)].into_iter().collect());
+    assert!(s.commit_times(&[]).await.unwrap().is_empty());
 }
 
 pub async fn ping_answers_and_a_closed_pool_is_unavailable(s: SeaStorage) {

@@ -238,7 +238,7 @@ async fn ship_action(
                 .find(|s| s.record.ship == record.ship)
                 .is_some_and(|s| s.online);
             let last_csn = m.last_csn().await?;
-            let lag = m.lag_ms(&record, last_csn).await?;
+            let lag = m.lags_ms(&[&record], last_csn).await?.pop().flatten();
             Ok((offline_sync_engine::ShipStatus { record, online }, last_csn, lag))
         })
         .await?;
@@ -252,12 +252,14 @@ pub(crate) async fn ships(state: web::Data<AppState>) -> Result<HttpResponse> {
     let items = state
         .run(async move {
             let last_csn = m.last_csn().await?;
-            let mut items = Vec::new();
-            for s in m.ships().await? {
-                let lag = m.lag_ms(&s.record, last_csn).await?;
-                items.push(dto::ship(s, last_csn, lag));
-            }
-            Ok(items)
+            let ships = m.ships().await?;
+            let records: Vec<_> = ships.iter().map(|s| &s.record).collect();
+            let lags = m.lags_ms(&records, last_csn).await?;
+            Ok(ships
+                .into_iter()
+                .zip(lags)
+                .map(|(s, lag)| dto::ship(s, last_csn, lag))
+                .collect::<Vec<_>>())
         })
         .await?;
     Ok(HttpResponse::Ok().json(dto::data(items)))

@@ -724,12 +724,22 @@ pub(super) async fn document_commits<C: ConnectionTrait>(
     Ok(out)
 }
 
-pub(super) async fn commit_time<C: ConnectionTrait>(c: &C, csn: Csn) -> Result<Option<u64>> {
-    Ok(broadcasts::Entity::find()
-        .filter(broadcasts::Column::Csn.eq(to_i64(csn)))
-        .one(c)
-        .await?
-        .map(|r| to_u64(r.created_at_ms)))
+pub(super) async fn commit_times<C: ConnectionTrait>(c: &C, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
+    if csns.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let rows: Vec<(Option<i64>, i64)> = broadcasts::Entity::find()
+        .select_only()
+        .column(broadcasts::Column::Csn)
+        .column(broadcasts::Column::CreatedAtMs)
+        .filter(broadcasts::Column::Csn.is_in(csns.iter().map(|&csn| to_i64(csn))))
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(csn, at)| csn.map(|csn| (to_u64(csn), to_u64(at))))
+        .collect())
 }
 
 pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {

@@ -1,6 +1,8 @@
 //! A [`Storage`] that fails or crashes at a chosen call, for simulations of a node whose
 //! database goes away or whose process dies in the middle of its work.
 
+use std::collections::BTreeMap;
+
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -335,8 +337,8 @@ impl Storage for FaultyStorage {
         self.inner.document_commits(ct, id, up_to, limit).await
     }
 
-    async fn commit_time(&self, csn: Csn) -> Result<Option<u64>> {
-        self.inner.commit_time(csn).await
+    async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
+        self.inner.commit_times(csns).await
     }
 
     async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
