@@ -14,58 +14,66 @@
 //! retried commit only when it is the next one due; applying it lets a replica stopped at the
 //! gap it left read on.
 
-use offline_sync_model::RetrySchedule;
-use offline_sync_storage::{DeadLetter, DeadLetterCounts, DeadLetterStatus, MasterBatch, Page, Storage};
+use offline_sync_storage::{DeadLetter, DeadLetterStatus, MasterBatch, Storage};
 use offline_sync_transport::{Batch, Fetched, Record};
 
 use crate::error::{Error, Result};
 use crate::inbox::Decoded;
 use crate::master::Master;
+use crate::node::Core;
 use crate::replica::Replica;
 
-/// Dead letters retried per round of [`retry_due`].
+/// Dead letters retried per round of [`Core::retry_due`].
 const DUE_PER_ROUND: usize = 100;
 
-/// Retries, with `retry` (the node's own retry), every dead letter whose automatic retry is
-/// due at `now_ms`: a success resolves it; a failure counts an attempt and schedules the next
-/// one with `schedule`, or exhausts the letter once `attempts` have failed. Returns how many
-/// letters were resolved. Stops at the first error that is not the letter's own (a database
-/// or broker out of reach): the next round tries again.
-pub(crate) async fn retry_due<F, Fut>(
-    storage: &dyn Storage,
-    now_ms: u64,
-    schedule: RetrySchedule,
-    attempts: u32,
-    mut retry: F,
-) -> Result<usize>
-where
-    F: FnMut(u64) -> Fut,
-    Fut: std::future::Future<Output = Result<DeadLetter>>,
-{
-    let mut resolved = 0;
-    for letter in storage.due_dead_letters(now_ms, DUE_PER_ROUND).await? {
-        match retry(letter.id).await {
-            Ok(_) => resolved += 1,
-            Err(Error::Conflict { reason }) => {
-                let delay = schedule.delay(letter.attempts, crate::run::jitter());
-                let next = (letter.attempts + 1 < attempts)
-                    .then(|| now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)));
-                let failed = storage.dead_letter_failed(letter.id, next).await?;
-                if failed.status == DeadLetterStatus::Exhausted {
-                    tracing::warn!(
-                        dead_letter = letter.id,
-                        attempts = failed.attempts,
-                        %reason,
-                        "dead letter exhausted its automatic retries: waiting for an operator"
-                    );
-                } else {
-                    tracing::debug!(dead_letter = letter.id, %reason, "dead letter retry failed");
+impl Core {
+    /// Retries, with `retry` (the role's own retry), every dead letter whose automatic retry
+    /// is due now: a success resolves it; a failure counts an attempt and schedules the next
+    /// one with the node's retry schedule, or exhausts the letter once `SYNC_RETRY_ATTEMPTS`
+    /// have failed. Returns how many letters were resolved. Stops at the first error that is
+    /// not the letter's own (a database or broker out of reach): the next round tries again.
+    pub(crate) async fn retry_due<F, Fut>(&self, mut retry: F) -> Result<usize>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<DeadLetter>>,
+    {
+        let (storage, now_ms) = (self.storage.as_ref(), self.now());
+        let (schedule, attempts) = (self.shared.retry, self.shared.dead_letter_attempts);
+        let mut resolved = 0;
+        for letter in storage.due_dead_letters(now_ms, DUE_PER_ROUND).await? {
+            match retry(letter.id).await {
+                Ok(_) => resolved += 1,
+                Err(Error::Conflict { reason }) => {
+                    let delay = schedule.delay(letter.attempts, crate::run::jitter());
+                    let next = (letter.attempts + 1 < attempts)
+                        .then(|| now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)));
+                    let failed = storage.dead_letter_failed(letter.id, next).await?;
+                    if failed.status == DeadLetterStatus::Exhausted {
+                        tracing::warn!(
+                            dead_letter = letter.id,
+                            attempts = failed.attempts,
+                            %reason,
+                            "dead letter exhausted its automatic retries: waiting for an operator"
+                        );
+                    } else {
+                        tracing::debug!(dead_letter = letter.id, %reason, "dead letter retry failed");
+                    }
                 }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
+        Ok(resolved)
     }
-    Ok(resolved)
+
+    /// Marks a dead letter processed again. The caller holds the writer lock.
+    async fn resolved(&self, id: u64) -> Result<DeadLetter> {
+        let letter = self
+            .storage
+            .settle_dead_letter(id, DeadLetterStatus::Resolved, self.now())
+            .await?;
+        tracing::info!(dead_letter = id, "dead letter processed again");
+        Ok(letter)
+    }
 }
 
 /// A dead letter still waiting and its record as a fetched batch of one.
@@ -104,125 +112,45 @@ fn still_fails(id: u64, decoded: &Decoded) -> Result<()> {
 impl Master {
     /// Retries the dead letters whose automatic retry is due; returns how many were resolved.
     pub async fn retry_due_dead_letters(&self) -> Result<usize> {
-        let cfg = &self.inner.cfg;
-        retry_due(
-            self.inner.storage.as_ref(),
-            self.now(),
-            cfg.retry,
-            cfg.dead_letter_attempts,
-            |id| self.retry_dead_letter(id),
-        )
-        .await
-    }
-
-    /// Dead letters, newest first, optionally of one status, and how many match in all.
-    pub async fn dead_letters(
-        &self,
-        status: Option<DeadLetterStatus>,
-        page: Page,
-    ) -> Result<(Vec<DeadLetter>, u64)> {
-        Ok(self.inner.storage.dead_letters(status, page).await?)
-    }
-
-    /// One dead letter.
-    pub async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
-        Ok(self.inner.storage.dead_letter(id).await?)
-    }
-
-    /// How many dead letters are in each status.
-    pub async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
-        Ok(self.inner.storage.dead_letter_counts().await?)
-    }
-
-    /// Drops a waiting dead letter for good (it stays listed as discarded until retention).
-    pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let _w = self.inner.writer.lock().await;
-        Ok(self
-            .inner
-            .storage
-            .settle_dead_letter(id, DeadLetterStatus::Discarded, self.now())
-            .await?)
+        self.retry_due(|id| self.retry_dead_letter(id)).await
     }
 
     /// Processes a waiting dead letter again and marks it resolved.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let (letter, record) = pending(self.inner.storage.as_ref(), id).await?;
+        let (letter, record) = pending(self.storage.as_ref(), id).await?;
         let l = &letter.letter;
         let decoded = self.decode(&l.topic, l.partition, &record, l.offset).await?;
         still_fails(id, &decoded)?;
         let mut batch = MasterBatch {
-            sensitive: self.inner.cfg.sensitive.clone(),
+            sensitive: self.config().sensitive.clone(),
             ..MasterBatch::default()
         };
         // A resync request retried from the dead letters is stale: its ship, hearing nothing,
         // has asked again since.
         let _stale = self.take(decoded, &mut batch);
         self.apply(&batch).await?;
-        let _w = self.inner.writer.lock().await;
-        let letter = self
-            .inner
-            .storage
-            .settle_dead_letter(id, DeadLetterStatus::Resolved, self.now())
-            .await?;
-        tracing::info!(dead_letter = id, "dead letter processed again");
-        Ok(letter)
+        let _w = self.writer.lock().await;
+        self.resolved(id).await
     }
 }
 
 impl Replica {
     /// Retries the dead letters whose automatic retry is due; returns how many were resolved.
     pub async fn retry_due_dead_letters(&self) -> Result<usize> {
-        let cfg = &self.inner.cfg;
-        retry_due(
-            self.inner.storage.as_ref(),
-            self.now(),
-            cfg.retry,
-            cfg.dead_letter_attempts,
-            |id| self.retry_dead_letter(id),
-        )
-        .await
-    }
-
-    /// Dead letters, newest first, optionally of one status, and how many match in all.
-    pub async fn dead_letters(
-        &self,
-        status: Option<DeadLetterStatus>,
-        page: Page,
-    ) -> Result<(Vec<DeadLetter>, u64)> {
-        Ok(self.inner.storage.dead_letters(status, page).await?)
-    }
-
-    /// One dead letter.
-    pub async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
-        Ok(self.inner.storage.dead_letter(id).await?)
-    }
-
-    /// How many dead letters are in each status.
-    pub async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
-        Ok(self.inner.storage.dead_letter_counts().await?)
-    }
-
-    /// Drops a waiting dead letter for good (it stays listed as discarded until retention).
-    pub async fn discard_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let _w = self.inner.writer.lock().await;
-        Ok(self
-            .inner
-            .storage
-            .settle_dead_letter(id, DeadLetterStatus::Discarded, self.now())
-            .await?)
+        self.retry_due(|id| self.retry_dead_letter(id)).await
     }
 
     /// Processes a waiting dead letter again (with the stored offset unchanged) and marks it
     /// resolved.
     pub async fn retry_dead_letter(&self, id: u64) -> Result<DeadLetter> {
-        let storage = self.inner.storage.as_ref();
+        let storage = self.storage.as_ref();
         let (letter, record) = pending(storage, id).await?;
         let l = &letter.letter;
         let decoded = self.decode(&l.topic, l.partition, &record, l.offset).await?;
         still_fails(id, &decoded)?;
         let topic = letter.letter.topic.clone();
         let partition = letter.letter.partition;
-        let _w = self.inner.writer.lock().await;
+        let _w = self.writer.lock().await;
         // The offset stays where consumption is: a retry never moves it.
         let next = storage
             .offset(&topic, partition)
@@ -235,13 +163,9 @@ impl Replica {
         // A commit above the next one due is refused (409): commits are applied gapless.
         let applied = storage.replica_apply(self.ship(), &batch, self.now()).await?;
         if applied.resend > 0 {
-            self.inner.wake.notify_one();
+            self.wake.notify_one();
         }
         self.unstall(storage.replica_progress().await?.applied_csn);
-        let letter = storage
-            .settle_dead_letter(id, DeadLetterStatus::Resolved, self.now())
-            .await?;
-        tracing::info!(dead_letter = id, "dead letter processed again");
-        Ok(letter)
+        self.resolved(id).await
     }
 }

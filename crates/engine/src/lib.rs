@@ -16,6 +16,7 @@ mod keys;
 mod link;
 mod master;
 pub mod metrics;
+mod node;
 mod replica;
 mod resync;
 mod run;
@@ -29,6 +30,7 @@ pub use link::{LinkError, LinkState};
 pub use master::{
     ConflictBase, MAX_SNAPSHOT_BYTES, MAX_SNAPSHOT_PAGE, Master, MasterStatus, ShipStatus, Snapshot,
 };
+pub use node::Core;
 pub use replica::{Replica, ReplicaStatus};
 pub use resync::{BROKER_ANSWER_WAIT, OverBroker, RESYNC_PAGE, ResyncProgress, SnapshotSource};
 pub use run::Running;

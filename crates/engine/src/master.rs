@@ -3,26 +3,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use offline_sync_model::{
-    Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, HlcClock, LocalWrite,
-    MASTER_SIGNER, Message, ResyncRequest, ShipId, Strategy,
+    Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, Message, ResyncRequest,
+    ShipId, Strategy,
 };
 use offline_sync_storage::{
-    AuditEntry, ConflictFilter, MasterBatch, NewAuditEntry, Page, Published, ShipRecord, Storage, StoredDoc,
-    TopicOffset,
+    ConflictFilter, MasterBatch, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
 };
-use offline_sync_transport::{Batch, Transport};
-use tokio::sync::{Mutex, Notify};
+use offline_sync_transport::Transport;
+use tokio::sync::Mutex;
 
-use crate::clock::{Clock, SystemClock};
 use crate::config::{MasterConfig, synced};
 use crate::error::{Error, Result};
-use crate::inbox::{Decoded, Inbox, Reader};
-use crate::keys::{KeyAdmin, Keyring};
-use crate::link::LinkState;
-use crate::metrics::{MessageCounts, Stats};
+use crate::inbox::Decoded;
+use crate::node::{Core, Role, drain, role};
 
 /// The master node. Cheap to clone; clones share the node.
 #[derive(Clone, Debug)]
@@ -32,23 +27,12 @@ pub struct Master {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
+    core: Core,
     pub(crate) cfg: MasterConfig,
-    pub(crate) storage: Arc<dyn Storage>,
-    transport: Arc<dyn Transport>,
-    clock: Arc<dyn Clock>,
-    hlc: std::sync::Mutex<HlcClock>,
-    /// Serialises commits, so CSN order is commit order is broadcast order.
-    pub(crate) writer: Mutex<()>,
     publisher: Mutex<()>,
-    puller: Mutex<()>,
-    /// Rung after every commit: there is something to broadcast.
-    pub(crate) wake: Notify,
-    pub(crate) link: crate::link::Link,
-    topics_ready: AtomicBool,
-    /// This node's signing key and the ships' pinned keys, loaded on first use.
-    keys: tokio::sync::OnceCell<Keyring>,
-    pub(crate) stats: Stats,
 }
+
+role!(Master, "A master", MasterConfig);
 
 /// What a resolution preview was made from: the master's version of the document and when
 /// the conflict was last recorded (a later ship change folded into it moves it).
@@ -175,88 +159,15 @@ pub struct MasterStatus {
 }
 
 impl Master {
-    /// A master on the system clock.
-    pub fn new(cfg: MasterConfig, storage: Arc<dyn Storage>, transport: Arc<dyn Transport>) -> Self {
-        Self::with_clock(cfg, storage, transport, Arc::new(SystemClock))
+    fn role(_: &MasterConfig) -> Role {
+        Role::Master
     }
 
-    /// A master on the given clock.
-    pub fn with_clock(
-        cfg: MasterConfig,
-        storage: Arc<dyn Storage>,
-        transport: Arc<dyn Transport>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    fn build(cfg: MasterConfig, core: Core) -> Self {
+        let publisher = Mutex::new(());
         Self {
-            inner: Arc::new(Inner {
-                cfg,
-                storage,
-                transport,
-                clock,
-                hlc: std::sync::Mutex::new(HlcClock::new()),
-                writer: Mutex::new(()),
-                publisher: Mutex::new(()),
-                puller: Mutex::new(()),
-                wake: Notify::new(),
-                link: crate::link::Link::default(),
-                topics_ready: AtomicBool::new(false),
-                keys: tokio::sync::OnceCell::new(),
-                stats: Stats::default(),
-            }),
+            inner: Arc::new(Inner { core, cfg, publisher }),
         }
-    }
-
-    /// The keyring, loaded (and this node's key made) on first use.
-    pub(crate) async fn keys(&self) -> Result<&Keyring> {
-        let i = &self.inner;
-        crate::keys::loaded(
-            &i.keys,
-            i.storage.as_ref(),
-            MASTER_SIGNER,
-            &i.cfg.signing,
-            self.now(),
-        )
-        .await
-    }
-
-    /// The master's signing key and the keys pinned for its ships, to list, approve and revoke.
-    pub async fn key_admin(&self) -> Result<KeyAdmin<'_>> {
-        Ok(KeyAdmin {
-            keys: self.keys().await?,
-            storage: self.inner.storage.as_ref(),
-            writer: &self.inner.writer,
-            now_ms: self.now(),
-        })
-    }
-
-    /// How records from `ship-updates` are read: verified against the ships' pinned keys, and
-    /// refused when they claim a base above `last_csn`.
-    pub(crate) async fn inbox(&self, last_csn: Csn) -> Result<Inbox<'_>> {
-        Ok(Inbox {
-            reader: Reader::Master,
-            keys: self.keys().await?,
-            last_csn: Some(last_csn),
-            now_ms: self.now(),
-        })
-    }
-
-    /// Verifies and decodes fetched records and keeps the keys first seen in them, under the
-    /// writer lock: no commit and no admin decision on a key comes between reading the last
-    /// CSN, admitting the senders and keeping their pins. The last CSN is read after the
-    /// fetch, so every commit a fetched change can have seen is counted.
-    pub(crate) async fn decode(
-        &self,
-        topic: &str,
-        partition: u32,
-        fetched: &Batch,
-        from: i64,
-    ) -> Result<Decoded> {
-        let _w = self.inner.writer.lock().await;
-        let last_csn = self.inner.storage.last_csn().await?;
-        self.inbox(last_csn)
-            .await?
-            .decode_and_pin(self.inner.storage.as_ref(), topic, partition, fetched, from)
-            .await
     }
 
     /// Moves decoded messages, refusals and dead letters into `batch`; returns the resync
@@ -274,214 +185,15 @@ impl Master {
         &self.inner.cfg
     }
 
-    /// The storage.
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.inner.storage
-    }
-
-    pub(crate) fn now(&self) -> u64 {
-        self.inner.clock.now_ms()
-    }
-
-    fn tick(&self) -> offline_sync_model::Hlc {
-        let now = self.now();
-        self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner()).tick(now)
-    }
-
-    fn check(&self, ct: &ContentType, fields: Option<&Fields>) -> Result<()> {
-        if !synced(self.inner.cfg.content_types.as_ref(), ct) {
-            return Err(Error::NotSynced(ct.clone()));
-        }
-        crate::config::check_size(fields)
-    }
-
-    async fn write(&self, write: LocalWrite, expected: Option<Csn>) -> Result<StoredDoc> {
-        let hlc = self.tick();
-        let now = self.now();
-        let (doc, commit) = {
-            let _w = self.inner.writer.lock().await;
-            if let Some(expected) = expected {
-                let (ct, id) = write.target();
-                crate::config::check_version(self.inner.storage.document(ct, id).await?, expected)?;
-            }
-            self.inner.storage.master_write(&write, hlc, now).await?
-        };
-        if let Some(c) = commit {
-            tracing::debug!(csn = c.csn, document = %c.id, "master change committed");
-            self.inner.wake.notify_one();
-        }
-        Ok(StoredDoc {
-            content_type: doc.content_type,
-            id: doc.id,
-            fields: doc.fields,
-            deleted: doc.deleted,
-            version: doc.version,
-            updated_at_ms: now,
-        })
-    }
-
-    /// Creates a document with a fresh UUIDv7.
-    pub async fn create(&self, ct: &ContentType, fields: Fields) -> Result<StoredDoc> {
-        self.create_with_id(ct, DocumentId::new_v7(), fields).await
-    }
-
-    /// Creates a document with the given id.
-    pub async fn create_with_id(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        fields: Fields,
-    ) -> Result<StoredDoc> {
-        self.check(ct, Some(&fields))?;
-        self.write(
-            LocalWrite::Create {
-                content_type: ct.clone(),
-                id,
-                fields,
-            },
-            None,
-        )
-        .await
-    }
-
-    /// Sets some fields of a live document.
-    pub async fn update(&self, ct: &ContentType, id: DocumentId, fields: Fields) -> Result<StoredDoc> {
-        self.update_if(ct, id, fields, None).await
-    }
-
-    /// Sets some fields of a live document if its version is still `expected` (when given);
-    /// otherwise [`Error::Stale`]. The check and the write happen under the node's writer
-    /// lock, so no other write of this node comes between them.
-    pub async fn update_if(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        fields: Fields,
-        expected: Option<Csn>,
-    ) -> Result<StoredDoc> {
-        self.check(ct, Some(&fields))?;
-        self.write(
-            LocalWrite::Update {
-                content_type: ct.clone(),
-                id,
-                fields,
-            },
-            expected,
-        )
-        .await
-    }
-
-    /// Deletes a live document.
-    pub async fn delete(&self, ct: &ContentType, id: DocumentId) -> Result<()> {
-        self.delete_if(ct, id, None).await
-    }
-
-    /// Deletes a live document if its version is still `expected` (when given).
-    pub async fn delete_if(&self, ct: &ContentType, id: DocumentId, expected: Option<Csn>) -> Result<()> {
-        self.check(ct, None)?;
-        self.write(
-            LocalWrite::Delete {
-                content_type: ct.clone(),
-                id,
-            },
-            expected,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// A live document. Errors: `NotSynced` for a type outside `SYNC_CONTENT_TYPES`.
-    pub async fn get(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
-        self.check(ct, None)?;
-        Ok(self.inner.storage.document(ct, id).await?.filter(|d| !d.deleted))
-    }
-
-    /// Live documents of a type, and their total count. Errors: `NotSynced` for a type
-    /// outside `SYNC_CONTENT_TYPES`.
-    pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
-        self.check(ct, None)?;
-        Ok(self.inner.storage.documents(Some(ct), page).await?)
-    }
-
-    /// Appends an admin action to the audit log.
-    pub async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        Ok(self.inner.storage.audit(entry).await?)
-    }
-
-    /// The audit log, newest first, and how many entries it holds.
-    pub async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
-        Ok(self.inner.storage.audit_log(page).await?)
-    }
-
-    /// Checks the database answers; returns how long it took.
-    pub async fn ping(&self) -> Result<std::time::Duration> {
-        Ok(self.inner.storage.ping().await?)
-    }
-
-    /// Records read from `ship-updates` since this node started.
-    pub fn message_counts(&self) -> MessageCounts {
-        self.inner.stats.counts()
-    }
-
-    fn link(&self, up: bool) {
-        if self.inner.link.observe(up, self.now()) {
-            if up {
-                tracing::info!("link up: broker reachable");
-            } else {
-                tracing::warn!("link down: broker unreachable");
-            }
-        }
-    }
-
-    fn transport<T>(&self, r: offline_sync_transport::Result<T>) -> Result<T> {
-        match r {
-            Ok(v) => {
-                self.link(true);
-                Ok(v)
-            }
-            Err(e) => {
-                if e.is_retryable() {
-                    self.link(false);
-                }
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Whether the last call to the broker succeeded.
-    pub fn is_online(&self) -> bool {
-        self.inner.link.is_online()
-    }
-
-    /// The link to the broker: up or down since when, and the last error of a background step.
-    pub fn link_state(&self) -> LinkState {
-        LinkState::of(&self.inner.link)
-    }
-
-    async fn ensure_topics(&self) -> Result<()> {
-        if self.inner.topics_ready.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let r = crate::config::ensure_topics(
-            self.inner.transport.as_ref(),
-            &self.inner.cfg.topics,
-            self.inner.cfg.ship_partitions,
-        )
-        .await;
-        self.transport(r)?;
-        self.inner.topics_ready.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-
     /// Reads an equal share of one batch from every partition of `ship-updates` and applies
     /// it all in one database transaction with the offsets after it, then broadcasts the
     /// commits. Returns how many records were read.
     pub async fn pull_once(&self) -> Result<usize> {
-        let _p = self.inner.puller.lock().await;
+        let _p = self.puller.lock().await;
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.ship_updates.clone();
-        let r = self.inner.transport.partitions(&topic).await;
-        let partitions = self.transport(r)?;
+        let r = self.transport.partitions(&topic).await;
+        let partitions = self.broker(r)?;
         let wait = self.inner.cfg.poll_wait / partitions.max(1);
         let mut batch = MasterBatch {
             sensitive: self.inner.cfg.sensitive.clone(),
@@ -508,11 +220,11 @@ impl Master {
                 }
                 let from = match next.get(&p) {
                     Some(n) => *n,
-                    None => self.inner.storage.offset(&topic, p).await?.unwrap_or(0),
+                    None => self.storage.offset(&topic, p).await?.unwrap_or(0),
                 };
                 let wait = if first { wait } else { std::time::Duration::ZERO };
-                let r = self.inner.transport.fetch(&topic, p, from, budget, wait).await;
-                let fetched = match self.transport(r) {
+                let r = self.transport.fetch(&topic, p, from, budget, wait).await;
+                let fetched = match self.broker(r) {
                     Ok(b) => b,
                     Err(Error::ResyncRequired {
                         earliest,
@@ -569,16 +281,10 @@ impl Master {
         if batch.offsets.is_empty() {
             return Ok(0);
         }
-        {
-            let mut hlc = self.inner.hlc.lock().unwrap_or_else(|e| e.into_inner());
-            let now = self.inner.clock.now_ms();
-            for c in &batch.changes {
-                hlc.observe(c.hlc, now);
-            }
-        }
+        self.observe_clocks(batch.changes.iter().map(|c| c.hlc));
         let started = std::time::Instant::now();
         let applied = self.apply(&batch).await?;
-        self.inner.stats.applied(
+        self.stats.applied(
             batch.changes.len() + batch.rejected.len() + batch.heartbeats.len(),
             batch.dead_letters.len(),
             bytes,
@@ -635,7 +341,6 @@ impl Master {
         let count = values.len();
         for value in values {
             let sent = self
-                .inner
                 .transport
                 .publish(
                     &self.inner.cfg.topics.snapshots,
@@ -643,9 +348,9 @@ impl Master {
                     vec![value],
                 )
                 .await;
-            self.transport(sent)?;
+            self.broker(sent)?;
         }
-        self.inner.stats.sent(bytes);
+        self.stats.sent(bytes);
         tracing::info!(
             ship = %r.ship,
             request = r.request,
@@ -680,25 +385,18 @@ impl Master {
     /// Applies a batch in one transaction under the writer lock and wakes the publisher.
     pub(crate) async fn apply(&self, batch: &MasterBatch) -> Result<offline_sync_storage::MasterApplied> {
         let applied = {
-            let _w = self.inner.writer.lock().await;
-            self.inner
-                .storage
+            let _w = self.writer.lock().await;
+            self.storage
                 .master_apply(batch, &self.inner.cfg.policies, self.now())
                 .await?
         };
-        self.inner.wake.notify_one();
+        self.wake.notify_one();
         Ok(applied)
     }
 
     /// Reads and applies `ship-updates` until nothing new is there; returns how many records.
     pub async fn pull_all(&self) -> Result<usize> {
-        let mut total = 0;
-        loop {
-            match self.pull_once().await? {
-                0 => return Ok(total),
-                n => total += n,
-            }
-        }
+        drain(|| self.pull_once()).await
     }
 
     /// Publishes one batch of committed, unpublished broadcasts to `master-updates`, in commit
@@ -706,7 +404,7 @@ impl Master {
     pub async fn publish_once(&self) -> Result<usize> {
         let _p = self.inner.publisher.lock().await;
         self.ensure_topics().await?;
-        let rows = self.inner.storage.unpublished(self.inner.cfg.batch_size).await?;
+        let rows = self.storage.unpublished(self.inner.cfg.batch_size).await?;
         let rows = crate::config::fit_batch(rows.into_iter().map(|r| ((r.id, r.csn), r.payload)).collect());
         if rows.is_empty() {
             return Ok(0);
@@ -722,14 +420,14 @@ impl Master {
             })
             .collect();
         let r = crate::config::publish_fitting(
-            self.inner.transport.as_ref(),
+            self.transport.as_ref(),
             &self.inner.cfg.topics.master_updates,
             None,
             values,
         )
         .await;
-        let (n, bytes, first) = self.transport(r)?;
-        self.inner.stats.sent(bytes);
+        let (n, bytes, first) = self.broker(r)?;
+        self.stats.sent(bytes);
         // The last commit of what went out, and the offset after its record: where a replica
         // that takes the master's state now reads on.
         let last = ids[..n].iter().enumerate().rev().find_map(|(i, (_, csn))| {
@@ -738,25 +436,18 @@ impl Master {
                 next_offset: first + i64::try_from(i).unwrap_or(i64::MAX) + 1,
             })
         });
-        self.inner.storage.mark_published(ids[n - 1].0, last).await?;
+        self.storage.mark_published(ids[n - 1].0, last).await?;
         Ok(n)
     }
 
     /// Publishes every unpublished broadcast; returns how many.
     pub async fn publish_all(&self) -> Result<usize> {
-        let mut total = 0;
-        loop {
-            match self.publish_once().await? {
-                0 => return Ok(total),
-                n => total += n,
-            }
-        }
+        drain(|| self.publish_once()).await
     }
 
     /// Conflicts, newest first, optionally of one status.
     pub async fn conflicts(&self, status: Option<ConflictStatus>, page: Page) -> Result<Vec<Conflict>> {
         Ok(self
-            .inner
             .storage
             .conflicts(&ConflictFilter::status(status), page)
             .await?)
@@ -764,7 +455,7 @@ impl Master {
 
     /// The conflicts `filter` lets through, newest first, and how many there are.
     pub async fn find_conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<(Vec<Conflict>, u64)> {
-        let storage = &self.inner.storage;
+        let storage = &self.storage;
         Ok((
             storage.conflicts(filter, page).await?,
             storage.count_conflicts(filter).await?,
@@ -785,8 +476,7 @@ impl Master {
             let commits = match base {
                 0 => Vec::new(),
                 base => {
-                    self.inner
-                        .storage
+                    self.storage
                         .document_commits(
                             &conflict.content_type,
                             conflict.document_id,
@@ -814,7 +504,7 @@ impl Master {
     ) -> Result<(offline_sync_model::MasterDoc, String)> {
         let (conflict, doc) = self.conflict_and_doc(id).await?;
         let revision = revision(&conflict, &doc);
-        let csn = self.inner.storage.last_csn().await? + 1;
+        let csn = self.storage.last_csn().await? + 1;
         // The clock is read, not ticked: a preview changes nothing.
         let hlc = offline_sync_model::Hlc { ms: self.now(), c: 0 };
         let (doc, _) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, hlc)
@@ -823,7 +513,7 @@ impl Master {
     }
 
     async fn conflict_and_doc(&self, id: ConflictId) -> Result<(Conflict, offline_sync_model::MasterDoc)> {
-        let storage = &self.inner.storage;
+        let storage = &self.storage;
         let conflict = storage.conflict(id).await?.ok_or(Error::NotFound)?;
         let doc = storage
             .master_doc(&conflict.content_type, conflict.document_id)
@@ -843,7 +533,7 @@ impl Master {
     pub async fn lags_ms(&self, ships: &[&ShipRecord], last_csn: Csn) -> Result<Vec<Option<u64>>> {
         let first_missing = |s: &ShipRecord| (s.applied_csn < last_csn).then_some(s.applied_csn + 1);
         let csns: Vec<Csn> = ships.iter().filter_map(|s| first_missing(s)).collect();
-        let made = self.inner.storage.commit_times(&csns).await?;
+        let made = self.storage.commit_times(&csns).await?;
         let now = self.now();
         Ok(ships
             .iter()
@@ -857,7 +547,7 @@ impl Master {
 
     /// One conflict.
     pub async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
-        Ok(self.inner.storage.conflict(id).await?)
+        Ok(self.storage.conflict(id).await?)
     }
 
     /// Resolves an open conflict; the result is committed and broadcast like any change.
@@ -880,7 +570,7 @@ impl Master {
         let hlc = self.tick();
         let now = self.now();
         let (conflict, commit) = {
-            let _w = self.inner.writer.lock().await;
+            let _w = self.writer.lock().await;
             if let Some(expected) = revision {
                 // Under the writer lock: no commit can land between this check and the
                 // resolution's own.
@@ -893,10 +583,7 @@ impl Master {
                     });
                 }
             }
-            self.inner
-                .storage
-                .resolve_conflict(id, strategy, hlc, now)
-                .await?
+            self.storage.resolve_conflict(id, strategy, hlc, now).await?
         };
         tracing::info!(
             conflict = id,
@@ -904,7 +591,7 @@ impl Master {
             csn = commit.csn,
             "conflict resolved"
         );
-        self.inner.wake.notify_one();
+        self.wake.notify_one();
         Ok(conflict)
     }
 
@@ -912,7 +599,7 @@ impl Master {
     pub async fn ships(&self) -> Result<Vec<ShipStatus>> {
         let now = self.now();
         let threshold = u64::try_from(self.inner.cfg.offline_after.as_millis()).unwrap_or(u64::MAX);
-        let ships = self.inner.storage.ships().await?;
+        let ships = self.storage.ships().await?;
         Ok(ships
             .into_iter()
             .map(|record| {
@@ -928,18 +615,7 @@ impl Master {
     /// `Storage::prune` and `Storage::prune_audit`) and collects the tombstones every ship in
     /// service applied; returns how many rows were deleted.
     pub async fn prune(&self) -> Result<u64> {
-        let cfg = &self.inner.cfg;
-        let pruned = {
-            let _w = self.inner.writer.lock().await;
-            crate::config::prune(
-                self.inner.storage.as_ref(),
-                self.now(),
-                cfg.retention,
-                cfg.audit_retention,
-            )
-            .await?
-        };
-        Ok(pruned + self.collect_tombstones().await?)
+        Ok(self.prune_logs().await? + self.collect_tombstones().await?)
     }
 
     /// Deletes the tombstones every registered ship in service has applied (per its last
@@ -947,7 +623,7 @@ impl Master {
     /// that point takes a full resync instead of learning the deletions one by one. Returns
     /// how many were deleted; none while no ship is registered.
     pub async fn collect_tombstones(&self) -> Result<u64> {
-        let ships = self.inner.storage.ships().await?;
+        let ships = self.storage.ships().await?;
         let Some(horizon) = ships
             .iter()
             .filter(|s| s.decommissioned_at_ms.is_none())
@@ -956,8 +632,8 @@ impl Master {
         else {
             return Ok(0);
         };
-        let _w = self.inner.writer.lock().await;
-        let n = self.inner.storage.collect_tombstones(horizon).await?;
+        let _w = self.writer.lock().await;
+        let n = self.storage.collect_tombstones(horizon).await?;
         if n > 0 {
             tracing::info!(
                 collected = n,
@@ -971,12 +647,8 @@ impl Master {
     /// Decommissions a ship: it stays in the registry but no longer holds the collection of
     /// tombstones back. Errors: `NotFound` for a ship never heard from.
     pub async fn decommission(&self, ship: &ShipId) -> Result<ShipRecord> {
-        let _w = self.inner.writer.lock().await;
-        let r = self
-            .inner
-            .storage
-            .decommission_ship(ship, Some(self.now()))
-            .await?;
+        let _w = self.writer.lock().await;
+        let r = self.storage.decommission_ship(ship, Some(self.now())).await?;
         tracing::warn!(ship = %ship, "ship decommissioned: it no longer holds tombstones back");
         Ok(r)
     }
@@ -984,15 +656,15 @@ impl Master {
     /// Puts a decommissioned ship in service again. If tombstones it never applied were
     /// collected meanwhile, its next resync is a full one. Errors: `NotFound`.
     pub async fn readmit(&self, ship: &ShipId) -> Result<ShipRecord> {
-        let _w = self.inner.writer.lock().await;
-        let r = self.inner.storage.decommission_ship(ship, None).await?;
+        let _w = self.writer.lock().await;
+        let r = self.storage.decommission_ship(ship, None).await?;
         tracing::info!(ship = %ship, "ship in service again");
         Ok(r)
     }
 
     /// Committed messages not yet published on `master-updates`, counted up to 10,000.
     pub async fn unpublished_count(&self) -> Result<u64> {
-        Ok(self.inner.storage.unpublished(10_000).await?.len() as u64)
+        Ok(self.storage.unpublished(10_000).await?.len() as u64)
     }
 
     /// A page of the master's state for a replica's resync: the documents and tombstones
@@ -1014,7 +686,7 @@ impl Master {
                 reason: format!("a snapshot page holds 1 to {MAX_SNAPSHOT_PAGE} documents, not {limit}"),
             });
         }
-        let storage = &self.inner.storage;
+        let storage = &self.storage;
         let at = storage.published().await?;
         let collected = storage.tombstones_collected().await?;
         let total = match from {
@@ -1073,13 +745,12 @@ impl Master {
 
     /// The last CSN committed.
     pub async fn last_csn(&self) -> Result<Csn> {
-        Ok(self.inner.storage.last_csn().await?)
+        Ok(self.storage.last_csn().await?)
     }
 
     /// How many conflicts there are, optionally of one status.
     pub async fn count_conflicts(&self, status: Option<ConflictStatus>) -> Result<u64> {
         Ok(self
-            .inner
             .storage
             .count_conflicts(&ConflictFilter::status(status))
             .await?)
@@ -1091,7 +762,7 @@ impl Master {
         let open = self.count_conflicts(Some(ConflictStatus::Open)).await?;
         Ok(MasterStatus {
             online: self.is_online(),
-            last_csn: self.inner.storage.last_csn().await?,
+            last_csn: self.storage.last_csn().await?,
             open_conflicts: open,
             ships_total: ships.len() as u64,
             ships_online: ships.iter().filter(|s| s.online).count() as u64,

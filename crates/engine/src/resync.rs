@@ -116,15 +116,14 @@ impl OverBroker {
         replica: &Replica,
         question: (Csn, Option<(ContentType, DocumentId)>, u64),
     ) -> Result<Asked> {
-        let inner = &replica.inner;
-        let topic = &inner.cfg.topics.snapshots;
+        let topic = &replica.inner.cfg.topics.snapshots;
         let ship = replica.ship();
         replica.ensure_topics().await?;
         self.learn_master_key(replica).await?;
-        let r = inner.transport.partitions(topic).await;
-        let partition = partition_for(Some(ship.as_str().as_bytes()), replica.transport(r)?);
-        let r = inner.transport.offsets(topic, partition).await;
-        let at = replica.transport(r)?.latest;
+        let r = replica.transport.partitions(topic).await;
+        let partition = partition_for(Some(ship.as_str().as_bytes()), replica.broker(r)?);
+        let r = replica.transport.offsets(topic, partition).await;
+        let at = replica.broker(r)?.latest;
         let mut id = [0u8; 8];
         getrandom::fill(&mut id).map_err(|e| Error::Snapshot {
             reason: format!("no randomness for a request id: {e}"),
@@ -140,19 +139,19 @@ impl OverBroker {
                 from,
                 limit,
             }),
-            &inner.cfg.sensitive,
+            &replica.inner.cfg.sensitive,
         );
         let bytes = value.len();
-        let r = inner
+        let r = replica
             .transport
             .publish(
-                &inner.cfg.topics.ship_updates,
+                &replica.inner.cfg.topics.ship_updates,
                 Some(ship.as_str().as_bytes()),
                 vec![value],
             )
             .await;
-        replica.transport(r)?;
-        inner.stats.sent(bytes);
+        replica.broker(r)?;
+        replica.stats.sent(bytes);
         tracing::info!(%ship, request, after, limit, "page of the master's state asked for over the broker");
         Ok(Asked {
             question,
@@ -175,17 +174,16 @@ impl OverBroker {
         if replica.keys().await?.knows_master() {
             return Ok(());
         }
-        let inner = &replica.inner;
-        let topic = &inner.cfg.topics.master_updates;
-        let r = inner.transport.offsets(topic, 0).await;
-        let range = replica.transport(r)?;
+        let topic = &replica.inner.cfg.topics.master_updates;
+        let r = replica.transport.offsets(topic, 0).await;
+        let range = replica.broker(r)?;
         let from = range.earliest.max(range.latest - KEY_RECORDS);
         if from < range.latest {
-            let r = inner
+            let r = replica
                 .transport
                 .fetch(topic, 0, from, KEY_RECORDS as usize, std::time::Duration::ZERO)
                 .await;
-            let batch = replica.transport(r)?;
+            let batch = replica.broker(r)?;
             replica.decode(topic, 0, &batch, from).await?;
         }
         if replica.keys().await?.knows_master() {
@@ -227,19 +225,18 @@ impl SnapshotSource for OverBroker {
                 retryable: true,
             });
         }
-        let inner = &replica.inner;
-        let topic = &inner.cfg.topics.snapshots;
-        let r = inner
+        let topic = &replica.inner.cfg.topics.snapshots;
+        let r = replica
             .transport
             .fetch(
                 topic,
                 asked.partition,
                 asked.at,
                 16,
-                inner.cfg.poll_wait.min(left),
+                replica.inner.cfg.poll_wait.min(left),
             )
             .await;
-        let batch = match replica.transport(r) {
+        let batch = match replica.broker(r) {
             Ok(b) => b,
             Err(Error::ResyncRequired { earliest, latest, .. }) => {
                 // Retention or a recreated topic moved the partition: the answer, if it
@@ -365,11 +362,8 @@ impl Replica {
             });
         }
         let state = {
-            let _w = self.inner.writer.lock().await;
-            self.inner
-                .storage
-                .request_resync(full, reason, self.now())
-                .await?
+            let _w = self.writer.lock().await;
+            self.storage.request_resync(full, reason, self.now()).await?
         };
         tracing::warn!(ship = %self.ship(), full = state.full, reason = %state.reason, "resync from the master's state asked for");
         crate::metrics::resync(&state);
@@ -378,7 +372,7 @@ impl Replica {
 
     /// The resync running or the last one, with its estimated time left.
     pub async fn resync_progress(&self) -> Result<Option<ResyncProgress>> {
-        let state = self.inner.storage.resync_state().await?;
+        let state = self.storage.resync_state().await?;
         Ok(state.map(|s| ResyncProgress::new(s, self.now())))
     }
 
@@ -387,7 +381,7 @@ impl Replica {
     /// when no resync is asked for. Errors: [`Error::Snapshot`] when the page cannot be
     /// fetched, or there is no snapshot source.
     pub async fn resync_once(&self) -> Result<Option<usize>> {
-        let _p = self.inner.puller.lock().await;
+        let _p = self.puller.lock().await;
         Ok(match self.resync_step().await? {
             Step::Idle => None,
             Step::Moved(n) => Some(n),
@@ -397,7 +391,7 @@ impl Replica {
 
     /// [`Replica::resync_once`] under the puller lock.
     pub(crate) async fn resync_step(&self) -> Result<Step> {
-        let Some(state) = self.inner.storage.resync_state().await? else {
+        let Some(state) = self.storage.resync_state().await? else {
             return Ok(Step::Idle);
         };
         if !state.active() {
@@ -438,10 +432,10 @@ impl Replica {
             .await?;
             return Ok(Step::Moved(0));
         }
-        let _w = self.inner.writer.lock().await;
+        let _w = self.writer.lock().await;
         // Another resync asked for while the page was on its way (a full one, say) runs
         // instead: this page answers a question nobody asks any more.
-        let now_state = self.inner.storage.resync_state().await?;
+        let now_state = self.storage.resync_state().await?;
         if now_state.as_ref().is_none_or(|s| !same_question(s, &state)) {
             tracing::info!(ship = %self.ship(), "another resync was asked for meanwhile: the page fetched is left");
             return Ok(Step::Moved(0));
@@ -449,7 +443,6 @@ impl Replica {
         let now = self.now();
         if first {
             let started = self
-                .inner
                 .storage
                 .start_resync(
                     self.ship(),
@@ -476,7 +469,7 @@ impl Replica {
                 "resync started from the master's state"
             );
             if started.resent + started.renumbered > 0 {
-                self.inner.wake.notify_one();
+                self.wake.notify_one();
             }
         }
         let next = page.next.clone();
@@ -487,11 +480,7 @@ impl Replica {
             sensitive: self.config().sensitive.clone(),
             synced: self.config().content_types.clone(),
         };
-        let state = self
-            .inner
-            .storage
-            .apply_resync_page(self.ship(), &page, now)
-            .await?;
+        let state = self.storage.apply_resync_page(self.ship(), &page, now).await?;
         let progress = ResyncProgress::new(state, now);
         crate::metrics::resync(&progress.state);
         tracing::info!(
@@ -506,9 +495,9 @@ impl Replica {
             let topic = &self.inner.cfg.topics.master_updates;
             let at = progress.state.at.unwrap_or_default();
             let next = self.read_on_from(topic, at.next_offset).await;
-            let done = self.inner.storage.finish_resync(topic, next, now).await?;
+            let done = self.storage.finish_resync(topic, next, now).await?;
             self.clear_resync_needed();
-            if let Some(state) = self.inner.storage.resync_state().await? {
+            if let Some(state) = self.storage.resync_state().await? {
                 crate::metrics::resync(&state);
             }
             tracing::info!(
@@ -526,7 +515,7 @@ impl Replica {
     /// recreated since and holds less; then from its start, where only commits published after
     /// the point can be (the master had published nothing on it when the point was read).
     async fn read_on_from(&self, topic: &str, offset: i64) -> i64 {
-        match self.inner.transport.offsets(topic, 0).await {
+        match self.transport.offsets(topic, 0).await {
             Ok(range) if offset > range.latest => {
                 tracing::warn!(
                     ship = %self.ship(),
@@ -545,7 +534,7 @@ impl Replica {
         let mut total = 0;
         loop {
             let step = {
-                let _p = self.inner.puller.lock().await;
+                let _p = self.puller.lock().await;
                 self.resync_step().await?
             };
             match step {

@@ -9,8 +9,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::error::Error;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
 use crate::master::Master;
+use crate::node::Core;
 use crate::replica::Replica;
 
 /// Background loops of a started node.
@@ -84,8 +87,8 @@ pub(crate) fn jitter() -> f64 {
 const IDLE: Duration = Duration::from_millis(50);
 
 /// Logs a failed step of a node's loop and keeps it as the node's last error.
-fn step_failed(link: &crate::link::Link, now_ms: u64, what: &'static str, e: &Error) {
-    link.failed(what, e, now_ms);
+fn step_failed(core: &Core, what: &'static str, e: &Error) {
+    core.link.failed(what, e, core.now());
     if e.is_retryable() {
         tracing::debug!(step = what, error = %e, "will retry");
     } else {
@@ -93,13 +96,58 @@ fn step_failed(link: &crate::link::Link, now_ms: u64, what: &'static str, e: &Er
     }
 }
 
+/// Runs a pull `step` until asked to stop: an empty answer from a transport that returns at
+/// once rests [`IDLE`]; a failure is recorded on `core` and waited out for `backoff` of it
+/// and the attempt.
+async fn pull_loop<F, Fut>(
+    core: &Core,
+    mut stop: watch::Receiver<bool>,
+    poll_wait: Duration,
+    mut step: F,
+    backoff: impl Fn(&Error, u32) -> Duration,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize>>,
+{
+    let mut attempt = 0u32;
+    while !*stop.borrow() {
+        match step().await {
+            Ok(0) if poll_wait < IDLE => {
+                attempt = 0;
+                if pause(&mut stop, IDLE).await {
+                    return;
+                }
+            }
+            Ok(_) => attempt = 0,
+            Err(e) => {
+                step_failed(core, "pull", &e);
+                if pause(&mut stop, backoff(&e, attempt)).await {
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
 impl Replica {
     /// Starts the pusher, puller and heartbeat loops on the current tokio runtime.
     pub fn start(&self) -> Running {
         let (stop, rx) = watch::channel(false);
+        let r = self.clone();
+        let pulls = rx.clone();
+        let puller = async move {
+            let retry = r.config().retry;
+            let backoff = |e: &Error, attempt| match e {
+                Error::ResyncRequired { .. } | Error::CsnGap { .. } => retry.max,
+                Error::Snapshot { retryable: false, .. } => retry.max,
+                _ => retry.delay(attempt, jitter()),
+            };
+            pull_loop(&r, pulls, r.config().poll_wait, || r.pull_once(), backoff).await;
+        };
         let tasks = vec![
             tokio::spawn(push_loop(self.clone(), rx.clone())),
-            tokio::spawn(pull_loop(self.clone(), rx.clone())),
+            tokio::spawn(puller),
             tokio::spawn(heartbeat_loop(self.clone(), rx)),
         ];
         Running { stop, tasks }
@@ -114,7 +162,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
         // let the burst settle: a change written just before the periodic check waits its
         // debounce too.
         tokio::select! {
-            _ = r.inner.wake.notified() => {}
+            _ = r.wake.notified() => {}
             _ = tokio::time::sleep(cfg.heartbeat_interval) => {}
             _ = stop.changed() => {}
         }
@@ -122,7 +170,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
             return;
         }
         if let Err(e) = r.resend_stale().await {
-            step_failed(&r.inner.link, r.now(), "resend", &e);
+            step_failed(&r, "resend", &e);
         }
         loop {
             match r.push_once().await {
@@ -132,7 +180,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
                 }
                 Ok(_) => attempt = 0,
                 Err(e) => {
-                    step_failed(&r.inner.link, r.now(), "push", &e);
+                    step_failed(&r, "push", &e);
                     if pause(&mut stop, cfg.retry.delay(attempt, jitter())).await {
                         return;
                     }
@@ -146,52 +194,33 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn pull_loop(r: Replica, mut stop: watch::Receiver<bool>) {
-    let cfg = r.config().clone();
-    let mut attempt = 0u32;
-    while !*stop.borrow() {
-        match r.pull_once().await {
-            Ok(0) if cfg.poll_wait < IDLE => {
-                attempt = 0;
-                if pause(&mut stop, IDLE).await {
-                    return;
-                }
-            }
-            Ok(_) => attempt = 0,
-            Err(e) => {
-                step_failed(&r.inner.link, r.now(), "pull", &e);
-                let delay = match e {
-                    Error::ResyncRequired { .. } | Error::CsnGap { .. } => cfg.retry.max,
-                    Error::Snapshot { retryable: false, .. } => cfg.retry.max,
-                    _ => cfg.retry.delay(attempt, jitter()),
-                };
-                if pause(&mut stop, delay).await {
-                    return;
-                }
-                attempt = attempt.saturating_add(1);
-            }
-        }
-    }
-}
-
 /// How often the retention rules run.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Whether the retention rules are due (at the first call, then every [`PRUNE_EVERY`] on
+/// tokio's clock); marks them run when they are.
+fn prune_due(last: &mut Option<Instant>) -> bool {
+    let due = last.is_none_or(|t| t.elapsed() >= PRUNE_EVERY);
+    if due {
+        *last = Some(Instant::now());
+    }
+    due
+}
+
 async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let interval = r.config().heartbeat_interval;
-    let mut pruned: Option<std::time::Instant> = None;
+    let mut pruned = None;
     loop {
         if let Err(e) = r.heartbeat().await {
-            step_failed(&r.inner.link, r.now(), "heartbeat", &e);
+            step_failed(&r, "heartbeat", &e);
         }
         if let Err(e) = r.retry_due_dead_letters().await {
-            step_failed(&r.inner.link, r.now(), "dead letters", &e);
+            step_failed(&r, "dead letters", &e);
         }
-        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            if let Err(e) = r.prune().await {
-                step_failed(&r.inner.link, r.now(), "prune", &e);
-            }
-            pruned = Some(std::time::Instant::now());
+        if prune_due(&mut pruned)
+            && let Err(e) = r.prune().await
+        {
+            step_failed(&r, "prune", &e);
         }
         if pause(&mut stop, interval).await {
             return;
@@ -203,56 +232,35 @@ impl Master {
     /// Starts the puller and publisher loops on the current tokio runtime.
     pub fn start(&self) -> Running {
         let (stop, rx) = watch::channel(false);
-        let tasks = vec![
-            tokio::spawn(master_pull_loop(self.clone(), rx.clone())),
-            tokio::spawn(publish_loop(self.clone(), rx)),
-        ];
+        let m = self.clone();
+        let pulls = rx.clone();
+        let puller = async move {
+            let retry = m.config().retry;
+            let backoff = |_: &Error, attempt| retry.delay(attempt, jitter());
+            pull_loop(&m, pulls, m.config().poll_wait, || m.pull_once(), backoff).await;
+        };
+        let tasks = vec![tokio::spawn(puller), tokio::spawn(publish_loop(self.clone(), rx))];
         Running { stop, tasks }
-    }
-}
-
-async fn master_pull_loop(m: Master, mut stop: watch::Receiver<bool>) {
-    let retry = m.config().retry;
-    let poll_wait = m.config().poll_wait;
-    let mut attempt = 0u32;
-    while !*stop.borrow() {
-        match m.pull_once().await {
-            Ok(0) if poll_wait < IDLE => {
-                attempt = 0;
-                if pause(&mut stop, IDLE).await {
-                    return;
-                }
-            }
-            Ok(_) => attempt = 0,
-            Err(e) => {
-                step_failed(&m.inner.link, m.now(), "apply", &e);
-                if pause(&mut stop, retry.delay(attempt, jitter())).await {
-                    return;
-                }
-                attempt = attempt.saturating_add(1);
-            }
-        }
     }
 }
 
 async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
     let retry = m.config().retry;
     let mut attempt = 0u32;
-    let mut pruned: Option<std::time::Instant> = None;
+    let mut pruned = None;
     loop {
-        if pruned.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-            if let Err(e) = m.prune().await {
-                step_failed(&m.inner.link, m.now(), "prune", &e);
-            }
-            pruned = Some(std::time::Instant::now());
+        if prune_due(&mut pruned)
+            && let Err(e) = m.prune().await
+        {
+            step_failed(&m, "prune", &e);
         }
         if let Err(e) = m.retry_due_dead_letters().await {
-            step_failed(&m.inner.link, m.now(), "dead letters", &e);
+            step_failed(&m, "dead letters", &e);
         }
         match m.publish_all().await {
             Ok(_) => attempt = 0,
             Err(e) => {
-                step_failed(&m.inner.link, m.now(), "publish", &e);
+                step_failed(&m, "publish", &e);
                 if pause(&mut stop, retry.delay(attempt, jitter())).await {
                     return;
                 }
@@ -261,7 +269,7 @@ async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            _ = m.inner.wake.notified() => {}
+            _ = m.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => {}
         }

@@ -3,13 +3,10 @@
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use offline_sync_engine::{
-    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, Master, MessageCounts, Mode, NewAuditEntry,
-    Page, PeerKey, Replica, StoredDoc,
-};
-use offline_sync_model::{ContentType, Csn, DocumentId, Fields, PublicKey};
+use offline_sync_engine::{Core, DeadLetter, Master, Mode, NewAuditEntry, PeerKey, Replica};
+use offline_sync_model::PublicKey;
 
 use crate::auth::{Role, Tokens};
 use crate::error::{ApiError, Result};
@@ -24,14 +21,16 @@ pub enum Node {
     Replica(Replica),
 }
 
-/// Delegates a call to whichever engine the node is.
-macro_rules! both {
-    ($node:expr, $n:ident => $call:expr) => {
-        match $node {
-            Node::Master($n) => $call,
-            Node::Replica($n) => $call,
+impl std::ops::Deref for Node {
+    type Target = Core;
+
+    /// The core both engines share: documents, audit log, dead letters, keys, the link.
+    fn deref(&self) -> &Core {
+        match self {
+            Node::Master(m) => m,
+            Node::Replica(r) => r,
         }
-    };
+    }
 }
 
 impl Node {
@@ -43,92 +42,18 @@ impl Node {
         }
     }
 
-    pub(crate) async fn create(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        fields: Fields,
-    ) -> offline_sync_engine::Result<StoredDoc> {
-        both!(self, n => n.create_with_id(ct, id, fields).await)
-    }
-
-    pub(crate) async fn get(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-    ) -> offline_sync_engine::Result<Option<StoredDoc>> {
-        both!(self, n => n.get(ct, id).await)
-    }
-
-    pub(crate) async fn list(
-        &self,
-        ct: &ContentType,
-        page: Page,
-    ) -> offline_sync_engine::Result<(Vec<StoredDoc>, u64)> {
-        both!(self, n => n.list(ct, page).await)
-    }
-
-    pub(crate) async fn update(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        fields: Fields,
-        expected: Option<Csn>,
-    ) -> offline_sync_engine::Result<StoredDoc> {
-        both!(self, n => n.update_if(ct, id, fields, expected).await)
-    }
-
-    pub(crate) async fn delete(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        expected: Option<Csn>,
-    ) -> offline_sync_engine::Result<()> {
-        both!(self, n => n.delete_if(ct, id, expected).await)
-    }
-
-    pub(crate) async fn ping(&self) -> offline_sync_engine::Result<Duration> {
-        both!(self, n => n.ping().await)
-    }
-
-    pub(crate) fn is_online(&self) -> bool {
-        both!(self, n => n.is_online())
-    }
-
-    pub(crate) fn message_counts(&self) -> MessageCounts {
-        both!(self, n => n.message_counts())
-    }
-
-    pub(crate) async fn dead_letters(
-        &self,
-        status: Option<DeadLetterStatus>,
-        page: Page,
-    ) -> offline_sync_engine::Result<(Vec<DeadLetter>, u64)> {
-        both!(self, n => n.dead_letters(status, page).await)
-    }
-
-    pub(crate) async fn dead_letter(&self, id: u64) -> offline_sync_engine::Result<Option<DeadLetter>> {
-        both!(self, n => n.dead_letter(id).await)
-    }
-
-    pub(crate) async fn dead_letter_counts(&self) -> offline_sync_engine::Result<DeadLetterCounts> {
-        both!(self, n => n.dead_letter_counts().await)
-    }
-
+    /// Processes a waiting dead letter again, as the node's role reads its topic.
     pub(crate) async fn retry_dead_letter(&self, id: u64) -> offline_sync_engine::Result<DeadLetter> {
-        both!(self, n => n.retry_dead_letter(id).await)
-    }
-
-    pub(crate) async fn discard_dead_letter(&self, id: u64) -> offline_sync_engine::Result<DeadLetter> {
-        both!(self, n => n.discard_dead_letter(id).await)
+        match self {
+            Node::Master(m) => m.retry_dead_letter(id).await,
+            Node::Replica(r) => r.retry_dead_letter(id).await,
+        }
     }
 
     /// This node's public key and the keys it pinned for its peers.
     pub(crate) async fn keys(&self) -> offline_sync_engine::Result<(PublicKey, Vec<PeerKey>)> {
-        both!(self, n => {
-            let admin = n.key_admin().await?;
-            Ok((admin.public_key(), admin.peers()))
-        })
+        let admin = self.key_admin().await?;
+        Ok((admin.public_key(), admin.peers()))
     }
 
     /// Approves (with `approve`) or revokes a peer's key.
@@ -138,26 +63,12 @@ impl Node {
         key: Option<PublicKey>,
         approve: bool,
     ) -> offline_sync_engine::Result<PeerKey> {
-        both!(self, n => {
-            let admin = n.key_admin().await?;
-            if approve { admin.approve(signer, key).await } else { admin.revoke(signer).await }
-        })
-    }
-
-    pub(crate) async fn audit(&self, entry: &NewAuditEntry) -> offline_sync_engine::Result<()> {
-        both!(self, n => n.audit(entry).await)
-    }
-
-    pub(crate) async fn audit_log(&self, page: Page) -> offline_sync_engine::Result<(Vec<AuditEntry>, u64)> {
-        both!(self, n => n.audit_log(page).await)
-    }
-
-    /// Changes per minute from `since_ms` on (see `Storage::changes_per_minute`).
-    pub(crate) async fn changes_per_minute(
-        &self,
-        since_ms: u64,
-    ) -> offline_sync_engine::Result<Vec<(u64, u64)>> {
-        Ok(both!(self, n => n.storage().changes_per_minute(since_ms).await)?)
+        let admin = self.key_admin().await?;
+        if approve {
+            admin.approve(signer, key).await
+        } else {
+            admin.revoke(signer).await
+        }
     }
 }
 

@@ -51,29 +51,37 @@ pub(crate) async fn retry(
     role: web::ReqData<Role>,
     id: web::Path<u64>,
 ) -> Result<HttpResponse> {
-    let id = id.into_inner();
-    let node = state.node()?;
-    let d = state.run(async move { node.retry_dead_letter(id).await }).await?;
-    let detail = json!({"status": d.status.as_str(), "reason": d.letter.reason});
-    state
-        .audit(*role, "retry", format!("dead letter {id}"), detail)
-        .await;
-    Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
+    settle(state, *role, id.into_inner(), "retry").await
 }
 
+/// Drops a waiting dead letter for good.
 pub(crate) async fn discard(
     state: web::Data<AppState>,
     role: web::ReqData<Role>,
     id: web::Path<u64>,
 ) -> Result<HttpResponse> {
-    let id = id.into_inner();
+    settle(state, *role, id.into_inner(), "discard").await
+}
+
+/// Retries (`retry`) or discards a dead letter, and records the action in the audit log.
+async fn settle(
+    state: web::Data<AppState>,
+    role: Role,
+    id: u64,
+    action: &'static str,
+) -> Result<HttpResponse> {
     let node = state.node()?;
     let d = state
-        .run(async move { node.discard_dead_letter(id).await })
+        .run(async move {
+            match action {
+                "retry" => node.retry_dead_letter(id).await,
+                _ => node.discard_dead_letter(id).await,
+            }
+        })
         .await?;
     let detail = json!({"status": d.status.as_str(), "reason": d.letter.reason});
     state
-        .audit(*role, "discard", format!("dead letter {id}"), detail)
+        .audit(role, action, format!("dead letter {id}"), detail)
         .await;
     Ok(HttpResponse::Ok().json(dto::data(dto::dead_letter(d))))
 }

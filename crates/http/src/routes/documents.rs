@@ -64,7 +64,7 @@ pub(crate) async fn create(
     let node = state.node()?;
     let fields = input.fields;
     let doc = state
-        .run(async move { node.create(&ct, id, fields).await })
+        .run(async move { node.create_with_id(&ct, id, fields).await })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((
@@ -101,7 +101,7 @@ pub(crate) async fn update(
     let node = state.node()?;
     let fields = input.fields;
     let doc = state
-        .run(async move { node.update(&ct, id, fields, expected).await })
+        .run(async move { node.update_if(&ct, id, fields, expected).await })
         .await?;
     Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
 }
@@ -116,7 +116,7 @@ pub(crate) async fn delete(
     let expected = if_match(&req)?;
     let node = state.node()?;
     state
-        .run(async move { node.delete(&ct, id, expected).await })
+        .run(async move { node.delete_if(&ct, id, expected).await })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

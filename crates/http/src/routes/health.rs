@@ -91,8 +91,8 @@ pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     let info = &state.info;
     let node = state.slot.get().cloned();
     let db = ping(&state).await;
-    let online = node.as_ref().is_some_and(Node::is_online);
-    let counts = node.as_ref().map(Node::message_counts).unwrap_or_default();
+    let online = node.as_ref().is_some_and(|n| n.is_online());
+    let counts = node.as_ref().map(|n| n.message_counts()).unwrap_or_default();
     let stored = match (&node, &db) {
         (Some(n), Ok(_)) => stored(&state, n.clone()).await,
         _ => None,
