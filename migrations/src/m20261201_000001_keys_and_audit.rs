@@ -9,54 +9,43 @@
 //!   action, its target and what changed (JSON).
 
 use sea_orm_migration::prelude::*;
+
 use sea_orm_migration::schema::{big_integer, big_pk_auto, string_len, text};
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
+use crate::table;
 
-// The trait's `up` takes `&SchemaManager` with an elided lifetime; naming it is refused.
-#[allow(elided_lifetimes_in_paths)]
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("node_keys")
-                    .if_not_exists()
-                    .col(string_len("name", 32).primary_key())
-                    .col(text("seed"))
-                    .col(big_integer("created_at_ms"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("peer_keys")
-                    .if_not_exists()
-                    .col(string_len("signer", 64).primary_key())
-                    .col(string_len("public_key", 64))
-                    .col(string_len("status", 16))
-                    .col(string_len("source", 16))
-                    .col(big_integer("first_seen_ms"))
-                    .col(big_integer("updated_at_ms"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("audit_log")
-                    .if_not_exists()
-                    .col(big_pk_auto("id"))
-                    .col(big_integer("at_ms"))
-                    .col(string_len("role", 16))
-                    .col(string_len("action", 64))
-                    .col(text("target"))
-                    .col(text("detail"))
-                    .to_owned(),
-            )
-            .await
-    }
-}
+crate::migration![
+    table(
+        "node_keys",
+        vec![
+            string_len("name", 32).primary_key().to_owned(),
+            text("seed"),
+            big_integer("created_at_ms"),
+        ],
+        &[],
+    ),
+    table(
+        "peer_keys",
+        vec![
+            string_len("signer", 64).primary_key().to_owned(),
+            string_len("public_key", 64),
+            string_len("status", 16),
+            string_len("source", 16),
+            big_integer("first_seen_ms"),
+            big_integer("updated_at_ms"),
+        ],
+        &[],
+    ),
+    table(
+        "audit_log",
+        vec![
+            big_pk_auto("id"),
+            big_integer("at_ms"),
+            string_len("role", 16),
+            string_len("action", 64),
+            text("target"),
+            text("detail"),
+        ],
+        &[],
+    ),
+];

@@ -15,65 +15,48 @@
 //! received), `done`.
 
 use sea_orm_migration::prelude::*;
+
 use sea_orm_migration::schema::{
     big_integer, big_integer_null, boolean, integer, integer_null, string_len, string_len_null, text,
     text_null,
 };
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
+use crate::{Step, table};
 
-// The trait's `up` takes `&SchemaManager` with an elided lifetime; naming it is refused.
-#[allow(elided_lifetimes_in_paths)]
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("resync")
-                    .if_not_exists()
-                    .col(integer("id").primary_key())
-                    .col(string_len("phase", 16))
-                    .col(boolean("full"))
-                    .col(text("reason"))
-                    .col(big_integer("after_csn"))
-                    .col(big_integer_null("at_csn"))
-                    .col(big_integer_null("at_offset"))
-                    .col(big_integer_null("last_seq"))
-                    .col(text_null("cursor"))
-                    .col(big_integer("received"))
-                    .col(big_integer_null("total"))
-                    .col(big_integer("bytes"))
-                    .col(big_integer("pages"))
-                    .col(big_integer("requested_at_ms"))
-                    .col(big_integer_null("started_at_ms"))
-                    .col(big_integer_null("finished_at_ms"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("ships")
-                    .add_column(big_integer_null("decommissioned_at_ms"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("ship_seqs")
-                    .if_not_exists()
-                    .col(string_len("ship_id", 64))
-                    .col(big_integer("seq"))
-                    .col(big_integer_null("hlc_ms"))
-                    .col(integer_null("hlc_c"))
-                    .col(string_len_null("content_type", 128))
-                    .col(string_len_null("document_id", 36))
-                    .primary_key(Index::create().col("ship_id").col("seq"))
-                    .to_owned(),
-            )
-            .await
-    }
-}
+crate::migration![
+    table(
+        "resync",
+        vec![
+            integer("id").primary_key().to_owned(),
+            string_len("phase", 16),
+            boolean("full"),
+            text("reason"),
+            big_integer("after_csn"),
+            big_integer_null("at_csn"),
+            big_integer_null("at_offset"),
+            big_integer_null("last_seq"),
+            text_null("cursor"),
+            big_integer("received"),
+            big_integer_null("total"),
+            big_integer("bytes"),
+            big_integer("pages"),
+            big_integer("requested_at_ms"),
+            big_integer_null("started_at_ms"),
+            big_integer_null("finished_at_ms"),
+        ],
+        &[],
+    ),
+    Step::Column("ships", big_integer_null("decommissioned_at_ms")),
+    table(
+        "ship_seqs",
+        vec![
+            string_len("ship_id", 64),
+            big_integer("seq"),
+            big_integer_null("hlc_ms"),
+            integer_null("hlc_c"),
+            string_len_null("content_type", 128),
+            string_len_null("document_id", 36),
+        ],
+        &["ship_id", "seq"],
+    ),
+];

@@ -7,56 +7,15 @@
 //! page shows each field's value at the ship's own base.
 
 use sea_orm_migration::prelude::*;
+
 use sea_orm_migration::schema::{big_integer_null, text_null};
 
-#[derive(DeriveMigrationName)]
-pub(crate) struct Migration;
+use crate::{Step, index};
 
-// The trait's `up` takes `&SchemaManager` with an elided lifetime; naming it is refused.
-#[allow(elided_lifetimes_in_paths)]
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite adds one column per ALTER TABLE.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("ships")
-                    .add_column(big_integer_null("online_since_ms"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("ships")
-                    .add_column(text_null("resync"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("conflicts")
-                    .add_column(text_null("field_bases"))
-                    .to_owned(),
-            )
-            .await?;
-        for (name, col) in [
-            ("broadcasts_by_csn", "csn"),
-            ("broadcasts_by_time", "created_at_ms"),
-        ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(name)
-                        .table("broadcasts")
-                        .col(col)
-                        .if_not_exists()
-                        .to_owned(),
-                )
-                .await?;
-        }
-        Ok(())
-    }
-}
+crate::migration![
+    Step::Column("ships", big_integer_null("online_since_ms")),
+    Step::Column("ships", text_null("resync")),
+    Step::Column("conflicts", text_null("field_bases")),
+    index("broadcasts_by_csn", "broadcasts", &["csn"]),
+    index("broadcasts_by_time", "broadcasts", &["created_at_ms"]),
+];
