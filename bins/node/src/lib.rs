@@ -188,10 +188,12 @@ pub fn main(mode: Mode) -> ExitCode {
 fn init_tracing() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    // rskafka reports every failed connection attempt; the engine logs the link going down
-    // and up once each.
+    // rskafka reports every failed connection attempt, and logs as an error what is an
+    // expected answer (a topic another node created first). Every error of its calls comes
+    // back to the transport, which sorts it; the engine logs the link going down and up once
+    // each, and a step's failure with its context.
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rskafka=error,sqlx=warn,sea_orm=warn,actix_server=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rskafka=off,sqlx=warn,sea_orm=warn,actix_server=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -40,14 +40,11 @@ impl Error {
             message: message.into(),
         }
     }
+}
 
-    /// Maps a `"SETTING: message"` line (as [`offline_sync_kafka::KafkaConfig::from_settings`]
-    /// returns) into [`Error::Invalid`].
-    pub(crate) fn from_line(line: &str) -> Self {
-        match line.split_once(": ") {
-            Some((setting, message)) => Self::invalid(setting, message),
-            None => Self::invalid("KAFKA", line),
-        }
+impl From<offline_sync_kafka::SettingError> for Error {
+    fn from(e: offline_sync_kafka::SettingError) -> Self {
+        Self::invalid(e.setting, e.message)
     }
 }
 
@@ -82,16 +79,6 @@ mod tests {
             err.to_string(),
             "SYNC_BATCH_SIZE: \"abc\" is not a whole number from 1 to 10000"
         );
-    }
-
-    #[test]
-    fn kafka_lines_split_at_the_first_colon() {
-        let err = Error::from_line("KAFKA_SSL_ENABLED: \"maybe\" is not true or false: really");
-        let Error::Invalid { setting, message } = err else {
-            panic!("not invalid")
-        };
-        assert_eq!(setting, "KAFKA_SSL_ENABLED");
-        assert_eq!(message, "\"maybe\" is not true or false: really");
     }
 
     #[test]

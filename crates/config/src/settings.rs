@@ -122,7 +122,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         Mode::Replica => Some(ship_id(v)?),
     };
 
-    let mut kafka = KafkaConfig::from_settings(|name| v.get(name)).map_err(|e| Error::from_line(&e))?;
+    let mut kafka = KafkaConfig::from_settings(|name| v.get(name))?;
     kafka.client_id = match &ship_id {
         Some(ship) => format!("offline-sync-{ship}"),
         None => "offline-sync-master".to_owned(),

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::SettingError;
+
 /// Record batch compression.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {
@@ -137,7 +139,7 @@ impl KafkaConfig {
     /// `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, and `KAFKA_COMPRESSION` (`zstd` default,
     /// `none`, `gzip`, `lz4`, `snappy`). An invalid value is refused with one line naming the
     /// setting and the accepted values.
-    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
         let brokers: Vec<String> = get("KAFKA_BROKERS")
             .unwrap_or_else(|| "localhost:9092".to_owned())
             .split(',')
@@ -146,12 +148,18 @@ impl KafkaConfig {
             .map(str::to_owned)
             .collect();
         if brokers.is_empty() || brokers.iter().any(|b| !b.contains(':') || b.contains("://")) {
-            return Err("KAFKA_BROKERS: expected comma-separated host:port pairs".into());
+            return Err(SettingError::new(
+                "KAFKA_BROKERS",
+                "expected comma-separated host:port pairs",
+            ));
         }
         let mut cfg = KafkaConfig::new(brokers);
         if let Some(c) = get("KAFKA_COMPRESSION") {
             cfg.compression = Compression::parse(&c).ok_or_else(|| {
-                format!("KAFKA_COMPRESSION: {c:?} is not one of none, gzip, lz4, snappy, zstd")
+                SettingError::new(
+                    "KAFKA_COMPRESSION",
+                    format!("{c:?} is not one of none, gzip, lz4, snappy, zstd"),
+                )
             })?;
         }
         let ssl = match get("KAFKA_SSL_ENABLED")
@@ -161,13 +169,21 @@ impl KafkaConfig {
         {
             None | Some("" | "false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
-            Some(other) => return Err(format!("KAFKA_SSL_ENABLED: {other:?} is not true or false")),
+            Some(other) => {
+                return Err(SettingError::new(
+                    "KAFKA_SSL_ENABLED",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
         };
         let ca_file = get("KAFKA_SSL_CA_FILE")
             .filter(|f| !f.is_empty())
             .map(PathBuf::from);
         if ca_file.is_some() && !ssl {
-            return Err("KAFKA_SSL_CA_FILE: set, but KAFKA_SSL_ENABLED is not true".into());
+            return Err(SettingError::new(
+                "KAFKA_SSL_CA_FILE",
+                "set, but KAFKA_SSL_ENABLED is not true",
+            ));
         }
         if ssl {
             cfg.tls = Some(TlsSettings {
@@ -177,14 +193,21 @@ impl KafkaConfig {
         }
         if let Some(m) = get("KAFKA_SASL_MECHANISM").filter(|m| !m.is_empty()) {
             let mechanism = SaslMechanism::parse(&m).ok_or_else(|| {
-                format!("KAFKA_SASL_MECHANISM: {m:?} is not one of plain, scram-sha-256, scram-sha-512")
+                SettingError::new(
+                    "KAFKA_SASL_MECHANISM",
+                    format!("{m:?} is not one of plain, scram-sha-256, scram-sha-512"),
+                )
             })?;
             let username = get("KAFKA_SASL_USERNAME")
                 .filter(|u| !u.is_empty())
-                .ok_or("KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM")?;
+                .ok_or_else(|| {
+                    SettingError::new("KAFKA_SASL_USERNAME", "required with KAFKA_SASL_MECHANISM")
+                })?;
             let password = get("KAFKA_SASL_PASSWORD")
                 .filter(|p| !p.is_empty())
-                .ok_or("KAFKA_SASL_PASSWORD: required with KAFKA_SASL_MECHANISM")?;
+                .ok_or_else(|| {
+                    SettingError::new("KAFKA_SASL_PASSWORD", "required with KAFKA_SASL_MECHANISM")
+                })?;
             cfg.sasl = Some(SaslSettings {
                 mechanism,
                 username,
@@ -217,7 +240,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        KafkaConfig::from_settings(|k| map.get(k).cloned())
+        KafkaConfig::from_settings(|k| map.get(k).cloned()).map_err(|e| e.to_string())
     }
 
     #[test]

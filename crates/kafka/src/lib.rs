@@ -11,9 +11,11 @@
 //! OFFSET_OUT_OF_RANGE error (some brokers never send one).
 
 mod config;
+mod error;
 pub mod testing;
 mod tls;
 mod transport;
 
 pub use config::{Compression, KafkaConfig, SaslMechanism, SaslSettings, TlsSettings};
+pub use error::{SettingError, TlsError};
 pub use transport::KafkaTransport;

@@ -1,6 +1,7 @@
 //! The rustls client configuration, always on the ring provider: rskafka is built on ring,
 //! and naming the provider explicitly keeps a second one from being picked at run time.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::ring::default_provider;
@@ -9,42 +10,49 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::config::TlsSettings;
+use crate::error::TlsError;
+
+/// A [`TlsError::File`] for `path`.
+fn bad(what: &'static str, path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError {
+    let path = path.to_path_buf();
+    move |e| TlsError::File {
+        what,
+        path,
+        reason: e.to_string(),
+    }
+}
 
 /// Builds the client configuration, or says which file or setting is wrong.
-pub(crate) fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config(tls: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match &tls.ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("unusable CA in {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_file_iter(path).map_err(bad("CA file", path))? {
+                let cert = cert.map_err(bad("CA file", path))?;
+                roots.add(cert).map_err(|e| TlsError::File {
+                    what: "CA file",
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             }
             if roots.is_empty() {
-                return Err(format!("no certificate in CA file {}", path.display()));
+                return Err(TlsError::NoCertificate { path: path.clone() });
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let builder = ClientConfig::builder_with_provider(Arc::new(default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
     let config = match &tls.client_cert {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| format!("cannot read client certificate {}: {e}", cert.display()))?
+                .map_err(bad("client certificate", cert))?
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("bad client certificate {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("cannot read client key {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
+                .map_err(bad("client certificate", cert))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(bad("client key", key))?;
+            builder.with_client_auth_cert(chain, key)?
         }
     };
     Ok(Arc::new(config))
@@ -61,7 +69,7 @@ mod tests {
             client_cert: None,
         };
         let err = client_config(&tls).unwrap_err();
-        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use offline_sync_transport::{Batch, Error, Fetched, OffsetRange, Record, Result, Transport, partition_for};
-use rskafka::BackoffConfig;
 use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{Compression as Codec, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record as KafkaRecord;
+use rskafka::{BackoffConfig, ConnectionError};
 use tokio::sync::Mutex;
 
 use crate::config::{Compression, KafkaConfig, SaslMechanism};
@@ -64,40 +64,73 @@ fn codec(c: Compression) -> Codec {
     }
 }
 
-/// Sorts an rskafka error into the transport's kinds. Authentication and TLS failures are
-/// refusals (retrying will not help until the settings change); the rest of the connection
-/// and request failures are retryable.
+/// Sorts an rskafka error into the transport's kinds by its variant. Authentication,
+/// authorisation and TLS trust failures are refusals (retrying will not help until the
+/// settings change); the rest of the connection and request failures are retryable.
 fn sort(e: KafkaError, topic: &str) -> Error {
-    let text = e.to_string();
-    let lower = text.to_lowercase();
-    let refused = [
-        "sasl",
-        "authenticat",
-        "authoriz",
-        "certificate",
-        "unknownissuer",
-        "bad signature",
-    ];
-    if refused.iter().any(|r| lower.contains(r)) {
-        return Error::Refused { reason: text };
+    let reason = e.to_string();
+    if refused(&e) {
+        return Error::Refused { reason };
     }
     match e {
-        KafkaError::ServerError {
-            protocol_error: ProtocolError::UnknownTopicOrPartition,
-            ..
-        } => Error::UnknownTopic {
-            topic: topic.to_owned(),
+        KafkaError::ServerError { protocol_error, .. } => match protocol_error {
+            ProtocolError::UnknownTopicOrPartition => Error::UnknownTopic {
+                topic: topic.to_owned(),
+            },
+            ProtocolError::InvalidTopicException => Error::Invalid { reason },
+            ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge => Error::TooLarge { reason },
+            _ => Error::unavailable(reason),
         },
-        KafkaError::ServerError {
-            protocol_error: ProtocolError::InvalidTopicException,
-            ..
-        } => Error::Invalid { reason: text },
-        KafkaError::ServerError {
-            protocol_error: ProtocolError::MessageTooLarge | ProtocolError::RecordListTooLarge,
-            ..
-        } => Error::TooLarge { reason: text },
-        _ => Error::unavailable(text),
+        _ => Error::unavailable(reason),
     }
+}
+
+/// Whether the broker (or this node's own TLS check of the broker) refused who this node is.
+fn refused(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::ServerError { protocol_error, .. } => matches!(
+            protocol_error,
+            ProtocolError::SaslAuthenticationFailed
+                | ProtocolError::IllegalSaslState
+                | ProtocolError::UnsupportedSaslMechanism
+                | ProtocolError::TopicAuthorizationFailed
+                | ProtocolError::ClusterAuthorizationFailed
+                | ProtocolError::GroupAuthorizationFailed
+                | ProtocolError::TransactionalIdAuthorizationFailed
+        ),
+        KafkaError::Connection(ConnectionError::SaslFailed(_)) => true,
+        // The transport's own error is not its source: start the walk at it.
+        KafkaError::Connection(ConnectionError::Transport { error, .. }) => refused_cause(error),
+        other => refused_cause(other),
+    }
+}
+
+/// Walks the causes of an error for a SASL failure or a certificate TLS refused (rustls errors
+/// arrive inside the I/O errors of the TLS stream).
+fn refused_cause(e: &(dyn std::error::Error + 'static)) -> bool {
+    let tls = |t: &rustls::Error| {
+        matches!(
+            t,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::AlertReceived(_)
+        )
+    };
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<rskafka::SaslError>() || e.downcast_ref::<rustls::Error>().is_some_and(tls) {
+            return true;
+        }
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if inner.is_some_and(tls) {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 impl KafkaTransport {
@@ -109,7 +142,9 @@ impl KafkaTransport {
             });
         }
         let tls = match &cfg.tls {
-            Some(t) => Some(tls::client_config(t).map_err(|reason| Error::Invalid { reason })?),
+            Some(t) => Some(tls::client_config(t).map_err(|e| Error::Invalid {
+                reason: e.to_string(),
+            })?),
             None => None,
         };
         Ok(Self {
@@ -421,23 +456,24 @@ impl Transport for KafkaTransport {
         }
         let pc = self.partition(topic, partition, Role::Fetch).await?;
         let wait_ms = i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX);
+        // A broker that does send OFFSET_OUT_OF_RANGE: report it with the range.
         let fetched = self
-            .call(
-                topic,
-                max_wait,
-                pc.fetch_records(offset, 1..self.cfg.max_fetch_bytes, wait_ms),
-            )
-            .await;
-        let (mut records, high_watermark) = match fetched {
-            Ok(v) => v,
-            Err(e) => {
-                // A broker that does send OFFSET_OUT_OF_RANGE: report it with the range.
-                if e.to_string().contains("OffsetOutOfRange") {
-                    let range = self.offsets(topic, partition).await?;
-                    return Err(Self::out_of_range(topic, partition, offset, range));
+            .call(topic, max_wait, async {
+                match pc
+                    .fetch_records(offset, 1..self.cfg.max_fetch_bytes, wait_ms)
+                    .await
+                {
+                    Err(KafkaError::ServerError {
+                        protocol_error: ProtocolError::OffsetOutOfRange,
+                        ..
+                    }) => Ok(None),
+                    r => r.map(Some),
                 }
-                return Err(e);
-            }
+            })
+            .await?;
+        let Some((mut records, high_watermark)) = fetched else {
+            let range = self.offsets(topic, partition).await?;
+            return Err(Self::out_of_range(topic, partition, offset, range));
         };
         let skipped = records.first().is_some_and(|r| r.offset > offset);
         if offset > high_watermark || skipped || (records.is_empty() && offset < high_watermark) {
@@ -512,5 +548,67 @@ impl Transport for KafkaTransport {
         let latest = listed.max(high_watermark);
         let earliest = records.first().map_or(latest, |r| r.offset).max(listed_earliest);
         Ok(OffsetRange { earliest, latest })
+    }
+}
+
+#[cfg(test)]
+mod sort_tests {
+    use rskafka::client::error::RequestContext;
+
+    use super::*;
+
+    fn server(protocol_error: ProtocolError) -> KafkaError {
+        KafkaError::ServerError {
+            protocol_error,
+            error_message: Some("denied".into()),
+            request: RequestContext::Topic("ship-updates".into()),
+            response: None,
+            is_virtual: false,
+        }
+    }
+
+    #[test]
+    fn broker_answers_are_sorted_by_variant() {
+        let sorted = |p| sort(server(p), "ship-updates");
+        assert!(matches!(
+            sorted(ProtocolError::TopicAuthorizationFailed),
+            Error::Refused { .. }
+        ));
+        assert!(matches!(
+            sorted(ProtocolError::SaslAuthenticationFailed),
+            Error::Refused { .. }
+        ));
+        assert!(
+            matches!(sorted(ProtocolError::UnknownTopicOrPartition), Error::UnknownTopic { topic } if topic == "ship-updates")
+        );
+        assert!(matches!(
+            sorted(ProtocolError::MessageTooLarge),
+            Error::TooLarge { .. }
+        ));
+        assert!(matches!(
+            sorted(ProtocolError::InvalidTopicException),
+            Error::Invalid { .. }
+        ));
+        let busy = sorted(ProtocolError::NotLeaderOrFollower);
+        assert!(busy.is_retryable(), "{busy}");
+    }
+
+    #[test]
+    fn a_certificate_refused_inside_an_io_error_is_a_refusal() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        assert!(matches!(
+            sort(KafkaError::Request(io.into()), "t"),
+            Error::Refused { .. }
+        ));
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let e = sort(KafkaError::Request(reset.into()), "t");
+        assert!(e.is_retryable(), "{e}");
+        // A message that only mentions a certificate is not a refusal: the variant decides.
+        let e = sort(
+            KafkaError::InvalidResponse("certificate sasl authorization".into()),
+            "t",
+        );
+        assert!(e.is_retryable(), "{e}");
     }
 }
