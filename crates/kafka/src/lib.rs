@@ -12,6 +12,7 @@
 
 mod config;
 mod error;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
 mod transport;

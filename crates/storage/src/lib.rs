@@ -6,9 +6,12 @@
 //! broadcast. The decisions themselves are the pure functions of `offline-sync-model`, called
 //! inside the transaction.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 mod entity;
 mod error;
 mod sea;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod types;
 

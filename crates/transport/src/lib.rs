@@ -3,6 +3,7 @@
 //! implementation for fast deterministic tests and the quick start, and [`FaultyTransport`],
 //! a wrapper that injects the faults of a satellite link.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
 mod faulty;

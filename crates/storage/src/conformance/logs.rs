@@ -1,0 +1,362 @@
+//! Checks of what both roles keep: retention, dead letters and their retries, keys, the
+//! audit log, the ping.
+
+use offline_sync_model::{DocumentId, Hlc, LocalWrite};
+use serde_json::json;
+
+use crate::{DeadLetterCounts, DeadLetterStatus, Error, Page, ReplicaBatch, Storage, TopicOffset};
+
+use super::*;
+
+pub async fn retention_prunes_only_answered_rows(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    let w = |n: i64| LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"n": n})),
+    };
+    s.local_write(
+        &ship(),
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": 0})),
+        },
+        Hlc::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
+    s.outbox_mark_sent(1, 2, 3).await.unwrap();
+    let batch = ReplicaBatch {
+        messages: vec![echo(1, 1, id)],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 1,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    s.replica_apply(&ship(), &batch, 10).await.unwrap();
+    s.master_write(
+        &LocalWrite::Create {
+            content_type: ct(),
+            id: DocumentId::new_v7(),
+            fields: fields(json!({})),
+        },
+        Hlc::default(),
+        10,
+    )
+    .await
+    .unwrap();
+    s.master_write(
+        &LocalWrite::Create {
+            content_type: ct(),
+            id: DocumentId::new_v7(),
+            fields: fields(json!({})),
+        },
+        Hlc::default(),
+        10,
+    )
+    .await
+    .unwrap();
+    let first = s.unpublished(1).await.unwrap();
+    s.mark_published(first[0].id, None).await.unwrap();
+
+    assert_eq!(s.prune(10).await.unwrap(), 0, "nothing is older than the cut-off");
+    assert_eq!(
+        s.prune(11).await.unwrap(),
+        2,
+        "the acked outbox row and the published broadcast"
+    );
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.sent, stats.last_seq), (1, 2), "the unanswered row stays");
+    assert_eq!(
+        s.unpublished(10).await.unwrap().len(),
+        1,
+        "the unpublished broadcast stays"
+    );
+    assert_eq!(
+        s.replica_doc(&ct(), id).await.unwrap().unwrap().fields["n"],
+        json!(1)
+    );
+    assert_eq!(s.prune(11).await.unwrap(), 0);
+}
+
+pub async fn dead_letters_list_by_status_with_totals(s: &dyn Storage) {
+    assert_eq!(s.dead_letter_counts().await.unwrap(), DeadLetterCounts::default());
+    let ids = store_dead_letters(s, 4, 10).await;
+    assert_eq!(ids.len(), 4);
+
+    let (all, total) = s.dead_letters(None, Page::all()).await.unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(
+        all.iter().map(|l| l.letter.offset).collect::<Vec<_>>(),
+        vec![4, 3, 2, 1],
+        "newest first"
+    );
+    assert!(
+        all.iter()
+            .all(|l| l.status == DeadLetterStatus::Pending && l.handled_at_ms.is_none())
+    );
+    let (page, total) = s.dead_letters(None, Page { offset: 1, limit: 2 }).await.unwrap();
+    assert_eq!(total, 4, "the total counts every match, not the page");
+    assert_eq!(
+        page.iter().map(|l| l.letter.offset).collect::<Vec<_>>(),
+        vec![3, 2]
+    );
+
+    let one = s.dead_letter(ids[1]).await.unwrap().unwrap();
+    assert_eq!(one.letter, letter(2));
+    assert_eq!((one.created_at_ms, one.status), (10, DeadLetterStatus::Pending));
+    assert_eq!(s.dead_letter(ids[3] + 1000).await.unwrap(), None);
+    assert_eq!(s.dead_letter(u64::MAX).await.unwrap(), None);
+
+    s.settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 21)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[2], DeadLetterStatus::Discarded, 22)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            resolved: 1,
+            discarded: 2,
+            ..DeadLetterCounts::default()
+        }
+    );
+    let (pending, total) = s
+        .dead_letters(Some(DeadLetterStatus::Pending), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((pending.len(), total), (1, 1));
+    assert_eq!(pending[0].id, ids[3]);
+    let (retried, total) = s
+        .dead_letters(Some(DeadLetterStatus::Resolved), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((retried.len(), total), (1, 1));
+    assert_eq!(retried[0].id, ids[0]);
+    let (discarded, total) = s
+        .dead_letters(Some(DeadLetterStatus::Discarded), Page { offset: 0, limit: 1 })
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(discarded.iter().map(|l| l.id).collect::<Vec<_>>(), vec![ids[2]]);
+}
+
+pub async fn settling_a_dead_letter_happens_once(s: &dyn Storage) {
+    let ids = store_dead_letters(s, 3, 10).await;
+
+    let retried = s
+        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
+        .await
+        .unwrap();
+    assert_eq!(retried.status, DeadLetterStatus::Resolved);
+    assert_eq!((retried.created_at_ms, retried.handled_at_ms), (10, Some(20)));
+    assert_eq!(retried.letter, letter(1));
+    assert_eq!(s.dead_letter(ids[0]).await.unwrap(), Some(retried.clone()));
+
+    let discarded = s
+        .settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        (discarded.status, discarded.handled_at_ms),
+        (DeadLetterStatus::Discarded, Some(30))
+    );
+
+    for status in [DeadLetterStatus::Resolved, DeadLetterStatus::Discarded] {
+        assert!(matches!(
+            s.settle_dead_letter(ids[0], status, 40).await,
+            Err(Error::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.settle_dead_letter(ids[1], status, 40).await,
+            Err(Error::Conflict { .. })
+        ));
+        assert!(matches!(
+            s.settle_dead_letter(ids[2] + 1000, status, 40).await,
+            Err(Error::NotFound)
+        ));
+    }
+    assert_eq!(
+        s.dead_letter(ids[0]).await.unwrap(),
+        Some(retried),
+        "a refused settle changes nothing"
+    );
+    assert!(matches!(
+        s.settle_dead_letter(ids[2], DeadLetterStatus::Pending, 40).await,
+        Err(Error::Invalid { .. })
+    ));
+    let still = s.dead_letter(ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        (still.status, still.handled_at_ms),
+        (DeadLetterStatus::Pending, None)
+    );
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            resolved: 1,
+            discarded: 1,
+            ..DeadLetterCounts::default()
+        }
+    );
+}
+
+pub async fn automatic_retries_are_due_counted_and_exhausted(s: &dyn Storage) {
+    let ids = store_dead_letters(s, 2, 10).await;
+    let due = |now| async move {
+        s.due_dead_letters(now, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(due(10).await, ids, "pending letters are due at once");
+    let failed = s.dead_letter_failed(ids[0], Some(100)).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.attempts, failed.next_retry_at_ms),
+        (DeadLetterStatus::Retrying, 1, Some(100))
+    );
+    assert_eq!(due(99).await, vec![ids[1]], "not before its time");
+    assert_eq!(due(100).await, ids);
+    let exhausted = s.dead_letter_failed(ids[0], None).await.unwrap();
+    assert_eq!(
+        (exhausted.status, exhausted.attempts, exhausted.next_retry_at_ms),
+        (DeadLetterStatus::Exhausted, 2, None)
+    );
+    assert_eq!(
+        due(u64::MAX / 2).await,
+        vec![ids[1]],
+        "an exhausted letter waits for an operator"
+    );
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        DeadLetterCounts {
+            pending: 1,
+            exhausted: 1,
+            ..DeadLetterCounts::default()
+        }
+    );
+    // An operator may still retry (resolve) or discard an exhausted letter.
+    let resolved = s
+        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved.status, resolved.handled_at_ms),
+        (DeadLetterStatus::Resolved, Some(200))
+    );
+    let unchanged = s.dead_letter_failed(ids[0], Some(300)).await.unwrap();
+    assert_eq!(unchanged, resolved, "a settled letter is not retried any more");
+}
+
+pub async fn retention_prunes_dead_letters_by_when_they_were_handled(s: &dyn Storage) {
+    // All three arrived long before any cut-off used below.
+    let ids = store_dead_letters(s, 3, 1).await;
+    s.settle_dead_letter(ids[0], DeadLetterStatus::Discarded, 100)
+        .await
+        .unwrap();
+    s.settle_dead_letter(ids[1], DeadLetterStatus::Resolved, 500)
+        .await
+        .unwrap();
+
+    assert_eq!(s.prune(100).await.unwrap(), 0, "nothing was handled before 100");
+    assert_eq!(
+        s.prune(300).await.unwrap(),
+        1,
+        "only the letter handled before the cut-off"
+    );
+    assert_eq!(s.dead_letter(ids[0]).await.unwrap(), None);
+    assert!(
+        s.dead_letter(ids[1]).await.unwrap().is_some(),
+        "handled after the cut-off, though it arrived long before"
+    );
+    assert_eq!(s.prune(10_000).await.unwrap(), 1);
+    assert_eq!(s.dead_letter(ids[1]).await.unwrap(), None);
+    let pending = s.dead_letter(ids[2]).await.unwrap().unwrap();
+    assert_eq!(
+        pending.status,
+        DeadLetterStatus::Pending,
+        "pending letters are kept"
+    );
+    assert_eq!(s.dead_letters(None, Page::all()).await.unwrap().1, 1);
+}
+
+pub async fn keys_are_kept_once_and_the_audit_log_is_pruned_by_age(s: &dyn Storage) {
+    use crate::{KeySource, KeyStatus, NewAuditEntry, PeerKey};
+    use offline_sync_model::SigningKey;
+
+    let first = s.signing_seed([1; 32], 5).await.unwrap();
+    assert_eq!(first, [1; 32], "a new node keeps the key it made");
+    assert_eq!(
+        s.signing_seed([2; 32], 6).await.unwrap(),
+        first,
+        "and never another"
+    );
+
+    let pin = |seed: u8, status| PeerKey {
+        signer: "ship-a".into(),
+        key: SigningKey::from_seed([seed; 32]).public(),
+        status,
+        source: KeySource::FirstContact,
+        first_seen_ms: 10,
+        updated_at_ms: 10,
+    };
+    assert_eq!(
+        s.pin_peer_key(&pin(1, KeyStatus::Pending)).await.unwrap(),
+        pin(1, KeyStatus::Pending)
+    );
+    assert_eq!(
+        s.pin_peer_key(&pin(2, KeyStatus::Trusted)).await.unwrap(),
+        pin(1, KeyStatus::Pending),
+        "a first-contact pin never replaces a stored row"
+    );
+    let mut approved = pin(2, KeyStatus::Trusted);
+    approved.source = KeySource::Admin;
+    approved.updated_at_ms = 20;
+    s.save_peer_key(&approved).await.unwrap();
+    assert_eq!(
+        s.peer_keys().await.unwrap(),
+        vec![approved],
+        "an admin's decision replaces it"
+    );
+
+    let entry = |at_ms: u64, action: &str| NewAuditEntry {
+        at_ms,
+        role: "admin".into(),
+        action: action.into(),
+        target: "dead letter 1".into(),
+        detail: json!({"status": "retried"}),
+    };
+    s.audit(&entry(100, "retry")).await.unwrap();
+    s.audit(&entry(200, "discard")).await.unwrap();
+    let (log, total) = s.audit_log(Page::default()).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(log[0].entry, entry(200, "discard"), "newest first");
+    assert_eq!(
+        s.prune_audit(100).await.unwrap(),
+        0,
+        "nothing is older than the cut-off"
+    );
+    assert_eq!(s.prune_audit(150).await.unwrap(), 1);
+    let (log, total) = s.audit_log(Page::default()).await.unwrap();
+    assert_eq!((total, log[0].entry.action.as_str()), (1, "discard"));
+}
+
+/// The database answers a ping, within ten seconds.
+pub async fn ping_answers(s: &dyn Storage) {
+    let took = s.ping().await.unwrap();
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}

@@ -1,0 +1,449 @@
+//! Checks of the master's storage: batches applied once, conflicts, commits broadcast in
+//! order, pages of its state for a resync.
+
+use offline_sync_model::{
+    AckOutcome, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Heartbeat, Hlc, LocalWrite,
+    Message, Op, Policies, ShipId, Strategy, decode,
+};
+use serde_json::json;
+
+use crate::{ConflictFilter, MasterBatch, Page, Published, Storage};
+
+use super::*;
+
+pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    let batch = MasterBatch {
+        changes: vec![
+            change(1, id, Op::Create, json!({"title": "t", "body": "b"}), 0),
+            change(2, id, Op::Update, json!({"title": "t2"}), 0),
+        ],
+        heartbeats: vec![Heartbeat {
+            ship: ship(),
+            pending: 4,
+            oldest_unacked_ms: Some(9),
+            applied_csn: 0,
+            last_seq: 2,
+            sent_seq: 0,
+            answered_seq: None,
+            resync: Some("running: 3 of 10 documents".into()),
+        }],
+        offsets: vec![offset(2)],
+        ..MasterBatch::default()
+    };
+    let out = s.master_apply(&batch, &Policies::default(), 1_000).await.unwrap();
+    assert_eq!((out.committed, out.duplicates, out.conflicts), (2, 0, 0));
+    let doc = s.master_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(json!({"title": "t2", "body": "b"})));
+    assert_eq!(doc.version, 2);
+    assert_eq!(s.last_csn().await.unwrap(), 2);
+    assert_eq!(s.offset("ship-updates", 0).await.unwrap(), Some(2));
+    let msgs = published(s).await;
+    assert_eq!(msgs.len(), 2);
+    assert!(
+        matches!(&msgs[0], Message::Commit(c) if c.op == CommitOp::Put && c.csn == 1 && c.seq == Some(1))
+    );
+
+    let record = s.ships().await.unwrap().remove(0);
+    assert_eq!(record.resync.as_deref(), Some("running: 3 of 10 documents"));
+    assert_eq!(record.online_since_ms, Some(1_000));
+
+    // The same batch again: nothing applied twice, duplicates acknowledged. Heard from
+    // within the offline threshold, the ship's stay online goes on; after a longer silence
+    // a new one starts.
+    let batch = MasterBatch {
+        offline_after_ms: Some(5_000),
+        ..batch
+    };
+    let out = s.master_apply(&batch, &Policies::default(), 2_000).await.unwrap();
+    assert_eq!((out.committed, out.duplicates), (0, 2));
+    assert_eq!(s.ships().await.unwrap()[0].online_since_ms, Some(1_000));
+    let back = MasterBatch {
+        heartbeats: vec![Heartbeat {
+            resync: None,
+            ..batch.heartbeats[0].clone()
+        }],
+        offline_after_ms: Some(5_000),
+        ..MasterBatch::default()
+    };
+    s.master_apply(&back, &Policies::default(), 7_000).await.unwrap();
+    let record = s.ships().await.unwrap().remove(0);
+    assert_eq!((record.online_since_ms, record.resync), (Some(7_000), None));
+    assert_eq!(s.master_doc(&ct(), id).await.unwrap().unwrap().version, 2);
+    let msgs = published(s).await;
+    assert!(
+        msgs.iter()
+            .all(|m| matches!(m, Message::Ack(a) if a.outcome == AckOutcome::Duplicate { last_seq: 2 }))
+    );
+
+    // A change arriving before the one it follows is refused with the seq needed next.
+    let gap = MasterBatch {
+        changes: vec![change(5, id, Op::Delete, json!({}), 2)],
+        ..MasterBatch::default()
+    };
+    assert_eq!(
+        s.master_apply(&gap, &Policies::default(), 3_000)
+            .await
+            .unwrap()
+            .gaps,
+        1
+    );
+    assert!(
+        matches!(&published(s).await[0], Message::Ack(a) if a.outcome == AckOutcome::Gap { expected: 3 })
+    );
+
+    let ships = s.ships().await.unwrap();
+    assert_eq!(ships.len(), 1);
+    assert_eq!(
+        (ships[0].last_seq, ships[0].changes_applied, ships[0].pending),
+        (2, 2, 4)
+    );
+    assert_eq!(ships[0].last_seen_ms, Some(3_000));
+    assert_eq!(ships[0].registered_at_ms, 1_000);
+}
+
+pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    let create = LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"title": "m0", "body": "b"})),
+    };
+    s.master_write(&create, Hlc::default(), 1).await.unwrap();
+    let edit = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"title": "m1"})),
+    };
+    let (_, commit) = s.master_write(&edit, Hlc::default(), 2).await.unwrap();
+    assert_eq!(commit.unwrap().csn, 2);
+
+    let first = MasterBatch {
+        changes: vec![change(1, id, Op::Update, json!({"title": "s1", "body": "b2"}), 1)],
+        ..Default::default()
+    };
+    let out = s.master_apply(&first, &Policies::default(), 3).await.unwrap();
+    assert_eq!(out.conflicts, 1);
+    let second = MasterBatch {
+        changes: vec![change(2, id, Op::Update, json!({"title": "s2"}), 3)],
+        ..Default::default()
+    };
+    s.master_apply(&second, &Policies::default(), 4).await.unwrap();
+    let open = s
+        .conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        open.len(),
+        1,
+        "a later change to the same field updates the open conflict"
+    );
+    let c = &open[0];
+    assert_eq!(c.draft.kind, ConflictKind::UpdateUpdate);
+    assert_eq!(c.draft.ship_values, fields(json!({"title": "s2"})));
+    assert_eq!(c.draft.master_values, fields(json!({"title": "m1"})));
+    assert_eq!(c.draft.ship_seq, 2);
+    let doc = s.master_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(
+        doc.fields,
+        fields(json!({"title": "m1", "body": "b2"})),
+        "the other field merged at once"
+    );
+
+    let bad = Strategy::Merge {
+        merge_data: fields(json!({"nope": 1})),
+    };
+    assert!(matches!(
+        s.resolve_conflict(c.id, &bad, Hlc::default(), 5).await,
+        Err(crate::Error::Invalid { .. })
+    ));
+    let (resolved, commit) = s
+        .resolve_conflict(c.id, &Strategy::KeepShip, Hlc::default(), 5)
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, ConflictStatus::Resolved);
+    assert_eq!(commit.resolves, Some(c.id));
+    assert_eq!(commit.op, CommitOp::Put);
+    assert_eq!(
+        s.master_doc(&ct(), id).await.unwrap().unwrap().fields["title"],
+        json!("s2")
+    );
+    assert!(matches!(
+        s.resolve_conflict(c.id, &Strategy::KeepMaster, Hlc::default(), 6)
+            .await,
+        Err(crate::Error::Conflict { .. })
+    ));
+    let stored = s.conflict(c.id).await.unwrap().unwrap();
+    assert_eq!(stored.resolution, Some(Strategy::KeepShip));
+    assert_eq!(stored.resolved_csn, Some(commit.csn));
+    assert!(
+        s.conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default()
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert!(matches!(
+        s.resolve_conflict(999, &Strategy::KeepShip, Hlc::default(), 6)
+            .await,
+        Err(crate::Error::NotFound)
+    ));
+}
+
+pub async fn master_local_writes_are_broadcast_in_commit_order(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    s.master_write(
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"a": 1})),
+        },
+        Hlc::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    let (_, none) = s
+        .master_write(
+            &LocalWrite::Update {
+                content_type: ct(),
+                id,
+                fields: fields(json!({"a": 1})),
+            },
+            Hlc::default(),
+            2,
+        )
+        .await
+        .unwrap();
+    assert!(none.is_none(), "a write that changes nothing commits nothing");
+    s.master_write(
+        &LocalWrite::Delete {
+            content_type: ct(),
+            id,
+        },
+        Hlc::default(),
+        3,
+    )
+    .await
+    .unwrap();
+    assert!(s.document(&ct(), id).await.unwrap().unwrap().deleted);
+    assert_eq!(s.documents(None, Page::default()).await.unwrap().1, 0);
+    let rows = s.unpublished(1).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    s.mark_published(rows[0].id, None).await.unwrap();
+    let rest = s.unpublished(10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(rest[0].id > rows[0].id);
+    assert!(
+        matches!(decode(&rest[0].payload).unwrap(), Message::Commit(c) if c.op == CommitOp::Delete && c.csn == 2)
+    );
+}
+
+pub async fn conflicts_are_counted_by_status(s: &dyn Storage) {
+    for status in [None, Some(ConflictStatus::Open), Some(ConflictStatus::Resolved)] {
+        assert_eq!(
+            s.count_conflicts(&ConflictFilter::status(status)).await.unwrap(),
+            0
+        );
+    }
+    // Two documents the master edits while the ship edits the same field of each.
+    let ids = [DocumentId::new_v7(), DocumentId::new_v7()];
+    for id in ids {
+        let create = LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"title": "m0"})),
+        };
+        s.master_write(&create, Hlc::default(), 1).await.unwrap();
+    }
+    let base = s.last_csn().await.unwrap();
+    for id in ids {
+        let edit = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"title": "m1"})),
+        };
+        s.master_write(&edit, Hlc::default(), 2).await.unwrap();
+    }
+    // The first ship change kept its title through a master write it did not take in.
+    let mut kept = change(1, ids[0], Op::Update, json!({"title": "s1"}), base);
+    kept.unseen.fields.insert("title".into(), 1);
+    let batch = MasterBatch {
+        changes: vec![kept, change(2, ids[1], Op::Update, json!({"title": "s1"}), base)],
+        ..Default::default()
+    };
+    assert_eq!(
+        s.master_apply(&batch, &Policies::default(), 3)
+            .await
+            .unwrap()
+            .conflicts,
+        2
+    );
+    assert_eq!(s.count_conflicts(&ConflictFilter::default()).await.unwrap(), 2);
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Open)))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Resolved)))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let open = s
+        .conflicts(
+            &ConflictFilter::status(Some(ConflictStatus::Open)),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    let bases: Vec<_> = open
+        .iter()
+        .map(|c| (c.document_id, c.draft.base_of("title")))
+        .collect();
+    assert!(
+        bases.contains(&(ids[0], 1)) && bases.contains(&(ids[1], base)),
+        "each field at the base the ship had for it: {bases:?}"
+    );
+    s.resolve_conflict(open[0].id, &Strategy::KeepMaster, Hlc::default(), 4)
+        .await
+        .unwrap();
+    assert_eq!(s.count_conflicts(&ConflictFilter::default()).await.unwrap(), 2);
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Open)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_conflicts(&ConflictFilter::status(Some(ConflictStatus::Resolved)))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Filters by ship and content type, in the database, with the status.
+    let by = |ship: Option<&str>, content_type: Option<&str>| ConflictFilter {
+        status: Some(ConflictStatus::Open),
+        ship: ship.map(|s| ShipId::new(s).unwrap()),
+        content_type: content_type.map(|c| ContentType::new(c).unwrap()),
+    };
+    let ours = ship();
+    assert_eq!(
+        s.count_conflicts(&by(Some(ours.as_str()), None)).await.unwrap(),
+        1
+    );
+    assert_eq!(s.count_conflicts(&by(Some("other-ship"), None)).await.unwrap(), 0);
+    assert_eq!(
+        s.count_conflicts(&by(None, Some(ct().as_str()))).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_conflicts(&by(None, Some("api::crew.crew")))
+            .await
+            .unwrap(),
+        0
+    );
+    let listed = s
+        .conflicts(&by(Some(ours.as_str()), Some(ct().as_str())), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].draft.ship, ours);
+
+    // The commits of one document, newest first, up to a CSN: what a conflict's base held.
+    let at_base = s.document_commits(&ct(), ids[1], base, 10).await.unwrap();
+    assert_eq!(at_base.len(), 1, "{at_base:?}");
+    assert_eq!(at_base[0].fields["title"], json!("m0"));
+    let all = s.document_commits(&ct(), ids[1], u64::MAX / 2, 10).await.unwrap();
+    assert_eq!(all[0].fields["title"], json!("m1"));
+    assert!(all.windows(2).all(|w| w[0].csn > w[1].csn));
+    assert!(all.iter().all(|c| c.id == ids[1]));
+
+    // Every commit counted in its minute, and when it was made.
+    let last = s.last_csn().await.unwrap();
+    assert_eq!(s.changes_per_minute(0).await.unwrap(), vec![(0, last)]);
+    assert_eq!(s.changes_per_minute(60_000).await.unwrap(), vec![]);
+    let times = s.commit_times(&[1, 3, last + 1]).await.unwrap();
+    assert_eq!(times, [(1, 1), (3, 2)].into_iter().collect());
+    assert!(s.commit_times(&[]).await.unwrap().is_empty());
+}
+
+pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: &dyn Storage) {
+    let write = |id, f| LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(f),
+    };
+    let mut ids: Vec<DocumentId> = (0..5).map(|_| DocumentId::new_v7()).collect();
+    ids.sort_by_key(|id| id.to_string());
+    for (n, id) in ids.iter().enumerate() {
+        s.master_write(&write(*id, json!({"n": n})), Hlc::default(), 1)
+            .await
+            .unwrap();
+    }
+    s.master_write(
+        &LocalWrite::Delete {
+            content_type: ct(),
+            id: ids[1],
+        },
+        Hlc::default(),
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.published().await.unwrap(),
+        Published::default(),
+        "nothing published yet"
+    );
+
+    // Everything above CSN 0, two at a time: tombstones included, each document once.
+    let mut seen = vec![];
+    let mut from = None;
+    loop {
+        let page = s.snapshot(0, from.clone(), 2).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        from = page.last().map(|d| (d.content_type.clone(), d.id));
+        seen.extend(page);
+    }
+    assert_eq!(seen.iter().map(|d| d.id).collect::<Vec<_>>(), ids);
+    assert!(
+        seen[1].deleted && seen[1].version == 6,
+        "the tombstone with its CSN"
+    );
+    // Only what changed above a replica's applied CSN.
+    let above = s.snapshot(4, None, 10).await.unwrap();
+    assert_eq!(
+        above.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[4]]
+    );
+
+    let rows = s.unpublished(10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.csn).collect::<Vec<_>>(),
+        (1..=6).map(Some).collect::<Vec<_>>()
+    );
+    let at = |csn, next_offset| Published { csn, next_offset };
+    s.mark_published(rows[2].id, Some(at(3, 3))).await.unwrap();
+    assert_eq!(s.published().await.unwrap(), at(3, 3));
+    s.mark_published(rows[2].id, Some(at(2, 9))).await.unwrap();
+    assert_eq!(
+        s.published().await.unwrap(),
+        at(3, 3),
+        "an older commit never moves it back"
+    );
+    s.mark_published(rows[5].id, Some(at(6, 12))).await.unwrap();
+    assert_eq!(s.published().await.unwrap(), at(6, 12));
+    assert!(s.unpublished(10).await.unwrap().is_empty());
+}

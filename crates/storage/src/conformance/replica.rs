@@ -1,0 +1,390 @@
+//! Checks of a replica's storage: local writes with their outbox rows, delivery states, the
+//! master's answers.
+
+use offline_sync_model::{AckOutcome, CommitOp, DocumentId, Hlc, LocalWrite, Message, Op, ShipId};
+use serde_json::json;
+
+use crate::{Error, NewDeadLetter, OutboxState, Page, ReplicaBatch, Storage, TopicOffset};
+
+use super::*;
+
+pub async fn replica_local_writes_append_outbox_rows(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    let create = LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"title": "a", "n": 1})),
+    };
+    let w = s.local_write(&ship(), &create, Hlc::default(), 10).await.unwrap();
+    assert_eq!(w.seq, Some(1));
+    assert!(matches!(
+        s.local_write(&ship(), &create, Hlc::default(), 10).await,
+        Err(crate::Error::AlreadyExists)
+    ));
+    let same = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"title": "a"})),
+    };
+    assert_eq!(
+        s.local_write(&ship(), &same, Hlc::default(), 11)
+            .await
+            .unwrap()
+            .seq,
+        None
+    );
+    let update = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"title": "b"})),
+    };
+    assert_eq!(
+        s.local_write(&ship(), &update, Hlc::default(), 12)
+            .await
+            .unwrap()
+            .seq,
+        Some(2)
+    );
+    let bad = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"documentId": "x"})),
+    };
+    assert!(matches!(
+        s.local_write(&ship(), &bad, Hlc::default(), 12).await,
+        Err(crate::Error::Invalid { .. })
+    ));
+    let missing = LocalWrite::Delete {
+        content_type: ct(),
+        id: DocumentId::new_v7(),
+    };
+    assert!(matches!(
+        s.local_write(&ship(), &missing, Hlc::default(), 12).await,
+        Err(crate::Error::NotFound)
+    ));
+
+    let doc = s.replica_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(json!({"title": "b", "n": 1})));
+    assert_eq!(doc.marks.len(), 2);
+
+    let rows = s.outbox_unsent(&ship(), 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.change.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(rows[0].change.op, Op::Create);
+    assert_eq!(rows[1].change.fields, fields(json!({"title": "b"})));
+    assert_eq!(rows[1].state, OutboxState::Pending);
+    let (docs, total) = s.documents(Some(&ct()), Page::default()).await.unwrap();
+    assert_eq!((docs.len(), total), (1, 1));
+    assert_eq!(s.replica_progress().await.unwrap().last_seq, 2);
+}
+
+pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    for i in 0..3 {
+        let w = if i == 0 {
+            LocalWrite::Create {
+                content_type: ct(),
+                id,
+                fields: fields(json!({"n": i})),
+            }
+        } else {
+            LocalWrite::Update {
+                content_type: ct(),
+                id,
+                fields: fields(json!({"n": i})),
+            }
+        };
+        s.local_write(&ship(), &w, Hlc::default(), 100 + i).await.unwrap();
+    }
+    s.outbox_mark_sent(1, 2, 200).await.unwrap();
+    s.outbox_mark_sent(1, 2, 300).await.unwrap();
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.sent, stats.last_seq), (1, 2, 3));
+    assert_eq!(stats.oldest_sent_at_ms, Some(200));
+    assert_eq!(stats.first_unacked_seq, Some(1));
+    assert_eq!(stats.oldest_unacked_at_ms, Some(100));
+    assert_eq!(s.outbox_resend(2).await.unwrap(), 1);
+    assert_eq!(s.outbox_unsent(&ship(), 10).await.unwrap().len(), 2);
+
+    // A commit that does not follow the applied CSN is refused whole: commits are gapless.
+    let ahead = |csn| offline_sync_model::Commit {
+        csn,
+        origin: offline_sync_model::Origin::Master,
+        seq: None,
+        ct: ct(),
+        id,
+        op: CommitOp::Patch,
+        fields: fields(json!({"n": 9})),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    };
+    let skipping = ReplicaBatch {
+        messages: vec![Message::Commit(ahead(2))],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 7,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    assert!(matches!(
+        s.replica_apply(&ship(), &skipping, 350).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 0);
+    assert_eq!(s.offset("master-updates", 0).await.unwrap(), None);
+
+    // The master's echo of seq 2 answers row 2 only: every row gets its own answer, and one
+    // left unanswered below it is another change under a seq the master used (a restored
+    // database), never taken as applied.
+    let echo = offline_sync_model::Commit {
+        csn: 1,
+        origin: offline_sync_model::Origin::Ship(ship()),
+        seq: Some(2),
+        ct: ct(),
+        id,
+        op: CommitOp::Patch,
+        fields: fields(json!({"n": 1})),
+        hlc: Hlc::default(),
+        resolves: None,
+        conflict: None,
+    };
+    let batch = ReplicaBatch {
+        messages: vec![Message::Commit(echo)],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 1,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    let applied = s.replica_apply(&ship(), &batch, 400).await.unwrap();
+    assert_eq!(applied.acked, 1);
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!(stats.unacked(), 2);
+    assert_eq!(stats.first_unacked_seq, Some(1));
+    // Seq 3 is still pending, so field n keeps the local value.
+    let doc = s.replica_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(doc.fields["n"], json!(2));
+    assert_eq!(doc.base_version, 1);
+    assert_eq!(s.offset("master-updates", 0).await.unwrap(), Some(1));
+    // Applying the same batch again changes nothing.
+    let again = s.replica_apply(&ship(), &batch, 500).await.unwrap();
+    assert_eq!((again.commits, again.skipped, again.acked), (0, 1, 0));
+    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 1);
+}
+
+pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    s.local_write(
+        &ship(),
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"a": 1})),
+        },
+        Hlc::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    s.local_write(
+        &ship(),
+        &LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"a": 2})),
+        },
+        Hlc::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    s.outbox_mark_sent(1, 2, 2).await.unwrap();
+    let ack = |seq, outcome| {
+        Message::Ack(offline_sync_model::Ack {
+            ship: ship(),
+            seq,
+            outcome,
+        })
+    };
+    let other = Message::Ack(offline_sync_model::Ack {
+        ship: ShipId::new("other").unwrap(),
+        seq: 1,
+        outcome: AckOutcome::Duplicate { last_seq: 1 },
+    });
+    let batch = ReplicaBatch {
+        messages: vec![
+            other,
+            ack(2, AckOutcome::Gap { expected: 2 }),
+            // Row 1's echo answers it; the duplicate answer after it then changes nothing.
+            echo(1, 1, id),
+            ack(1, AckOutcome::Duplicate { last_seq: 1 }),
+        ],
+        dead_letters: vec![NewDeadLetter {
+            topic: "master-updates".into(),
+            partition: 0,
+            offset: 7,
+            key: None,
+            payload: b"{oops".to_vec(),
+            reason: "malformed json".into(),
+        }],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 8,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    let out = s.replica_apply(&ship(), &batch, 3).await.unwrap();
+    assert_eq!((out.acked, out.resend, out.restored_below), (1, 1, None));
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending, stats.sent), (1, 0));
+    let (dl, _) = s.dead_letters(None, Page::default()).await.unwrap();
+    assert_eq!(dl.len(), 1);
+    assert_eq!(dl[0].letter.payload, b"{oops".to_vec());
+
+    let rejected = ReplicaBatch {
+        messages: vec![
+            ack(
+                2,
+                AckOutcome::Rejected {
+                    reason: "not synced".into(),
+                },
+            ),
+            ack(9, AckOutcome::Duplicate { last_seq: 9 }),
+        ],
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 10,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    let out = s.replica_apply(&ship(), &rejected, 4).await.unwrap();
+    assert_eq!(out.restored_below, Some(9));
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.unacked(), stats.rejected), (0, 1));
+    assert!(s.replica_doc(&ct(), id).await.unwrap().unwrap().marks.is_empty());
+
+    // A database restored from a backup reuses seqs the master already applied: the
+    // duplicate answer must not acknowledge the new write behind the reused seq.
+    let w = LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"a": 3})),
+    };
+    assert_eq!(
+        s.local_write(&ship(), &w, Hlc::default(), 5).await.unwrap().seq,
+        Some(3)
+    );
+    let restored = ReplicaBatch {
+        messages: vec![ack(3, AckOutcome::Duplicate { last_seq: 40 })],
+        dead_letters: vec![NewDeadLetter {
+            topic: "master-updates".into(),
+            partition: 0,
+            offset: 10,
+            key: None,
+            payload: vec![0, 1, 2],
+            reason: "unknown variant `\u{0}` with a NUL".into(),
+        }],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next: 11,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
+    assert_eq!((out.restored_below, out.renumbered), (Some(40), 1));
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!(
+        (stats.unacked(), stats.first_unsent_seq, stats.last_seq),
+        (1, Some(41), 41),
+        "the new write stays unanswered, renumbered above the master's last seq, to be sent"
+    );
+    let doc = s.replica_doc(&ct(), id).await.unwrap().unwrap();
+    assert_eq!(
+        doc.marks.get("a"),
+        Some(&offline_sync_model::Mark::Pending { seq: 41 }),
+        "its mark follows it"
+    );
+    let (letters, _) = s.dead_letters(None, Page::default()).await.unwrap();
+    assert!(
+        letters[0].letter.reason.contains("\\u{0}"),
+        "{:?}",
+        letters[0].letter.reason
+    );
+}
+
+pub async fn outbox_lists_newest_first_by_state_with_total(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    s.local_write(
+        &ship(),
+        &LocalWrite::Create {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": 0})),
+        },
+        Hlc::default(),
+        100,
+    )
+    .await
+    .unwrap();
+    for n in 1..5 {
+        let w = LocalWrite::Update {
+            content_type: ct(),
+            id,
+            fields: fields(json!({"n": n})),
+        };
+        s.local_write(&ship(), &w, Hlc::default(), 100 + n).await.unwrap();
+    }
+    s.outbox_mark_sent(1, 3, 200).await.unwrap();
+    let seqs = |rows: &[crate::OutboxEntry]| rows.iter().map(|r| r.change.seq).collect::<Vec<_>>();
+
+    let (all, total) = s.outbox(&ship(), None, Page::all()).await.unwrap();
+    assert_eq!((seqs(&all), total), (vec![5, 4, 3, 2, 1], 5));
+    assert!(all.iter().all(|r| r.change.ship == ship() && r.change.id == id));
+    assert_eq!(all[4].change.op, Op::Create);
+    assert_eq!(all[0].change.fields, fields(json!({"n": 4})));
+    assert_eq!((all[0].created_at_ms, all[0].sent_at_ms), (104, None));
+
+    let (sent, total) = s
+        .outbox(&ship(), Some(OutboxState::Sent), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((seqs(&sent), total), (vec![3, 2, 1], 3));
+    assert!(
+        sent.iter()
+            .all(|r| r.state == OutboxState::Sent && r.sent_at_ms == Some(200))
+    );
+    let (pending, total) = s
+        .outbox(&ship(), Some(OutboxState::Pending), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((seqs(&pending), total), (vec![5, 4], 2));
+    let (acked, total) = s
+        .outbox(&ship(), Some(OutboxState::Acked), Page::all())
+        .await
+        .unwrap();
+    assert_eq!((acked.len(), total), (0, 0));
+
+    let (page, total) = s
+        .outbox(&ship(), None, Page { offset: 1, limit: 2 })
+        .await
+        .unwrap();
+    assert_eq!((seqs(&page), total), (vec![4, 3], 5));
+    let (page, total) = s
+        .outbox(&ship(), Some(OutboxState::Sent), Page { offset: 2, limit: 5 })
+        .await
+        .unwrap();
+    assert_eq!((seqs(&page), total), (vec![1], 3));
+}
