@@ -1354,7 +1354,7 @@ fn a_new_ship_process_joins_a_master_of_50000_documents_after_retention() {
     let (on_master, on_ship) = rt.block_on(async {
         let all = |url: String| async move {
             let db = offline_sync::storage::SeaStorage::connect(&url).await.unwrap();
-            let (docs, _) = offline_sync::storage::Storage::documents(&db, None, Page::all())
+            let (docs, _) = offline_sync::storage::CommonStorage::documents(&db, None, Page::all())
                 .await
                 .unwrap();
             docs.into_iter().map(|d| (d.id, d.fields)).collect::<Vec<_>>()

@@ -18,7 +18,7 @@ use offline_sync_config::{DatabaseClient, Settings};
 use offline_sync_engine::{Clock as _, Master, Replica, Running};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server};
 use offline_sync_kafka::KafkaTransport;
-use offline_sync_storage::{MasterLock, SeaStorage, Storage};
+use offline_sync_storage::{MasterLock, ReplicaStorage, SeaStorage, Storage};
 
 pub use offline_sync_engine::Mode;
 

@@ -213,21 +213,6 @@ pub(crate) fn check_size(fields: Option<&offline_sync_model::Fields>) -> crate::
     })
 }
 
-/// Refuses a write made against another version than the document's current one.
-pub(crate) fn check_version(
-    current: Option<offline_sync_storage::StoredDoc>,
-    expected: offline_sync_model::Csn,
-) -> crate::Result<()> {
-    let doc = current.filter(|d| !d.deleted).ok_or(crate::Error::NotFound)?;
-    if doc.version != expected {
-        return Err(crate::Error::Stale {
-            expected,
-            current: doc.version,
-        });
-    }
-    Ok(())
-}
-
 /// Most bytes of records sent in one produce request, so a batch stays well under the
 /// broker's message size limit and finishes within a request timeout on a slow link.
 pub(crate) const MAX_BATCH_BYTES: usize = 900 * 1024;

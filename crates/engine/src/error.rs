@@ -112,6 +112,7 @@ impl From<offline_sync_storage::Error> for Error {
             S::Invalid { reason } => Error::Invalid { reason },
             S::TooLarge { size, limit } => Error::TooLarge { size, limit },
             S::Conflict { reason } => Error::Conflict { reason },
+            S::Stale { expected, current } => Error::Stale { expected, current },
             other => Error::Storage(other),
         }
     }

@@ -255,19 +255,16 @@ impl Core {
         crate::config::check_size(fields)
     }
 
-    /// Writes locally under the writer lock, after checking the version when `expected` is
-    /// given: on the master a commit, on a replica a change queued in the outbox with it.
+    /// Writes locally under the writer lock: on the master a commit, on a replica a change
+    /// queued in the outbox with it. The storage checks `expected` (when given) in the write's
+    /// own transaction, so a second process on the same database cannot come between.
     async fn write(&self, write: LocalWrite, expected: Option<Csn>) -> Result<StoredDoc> {
         let hlc = self.tick();
         let now = self.now();
         let _w = self.writer.lock().await;
-        if let Some(expected) = expected {
-            let (ct, id) = write.target();
-            crate::config::check_version(self.storage.document(ct, id).await?, expected)?;
-        }
         let (doc, queued) = match &self.role {
             Role::Master => {
-                let (doc, commit) = self.storage.master_write(&write, hlc, now).await?;
+                let (doc, commit) = self.storage.master_write_if(&write, expected, hlc, now).await?;
                 if let Some(c) = &commit {
                     tracing::debug!(csn = c.csn, document = %c.id, "master change committed");
                 }
@@ -282,7 +279,10 @@ impl Core {
                 (view, commit.is_some())
             }
             Role::Replica(ship) => {
-                let written = self.storage.local_write(ship, &write, hlc, now).await?;
+                let written = self
+                    .storage
+                    .local_write_if(ship, &write, expected, hlc, now)
+                    .await?;
                 if let Some(seq) = written.seq {
                     tracing::debug!(ship = %ship, seq, "local change queued");
                 }

@@ -18,7 +18,6 @@ use offline_sync_model::{
 };
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 
-use crate::Storage;
 use crate::error::{Error, Result};
 use crate::types::{
     AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
@@ -26,6 +25,7 @@ use crate::types::{
     Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart,
     ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
 };
+use crate::{CommonStorage, MasterStorage, ReplicaStorage};
 
 /// The sea-orm storage. Cheap to clone (a connection pool inside).
 #[derive(Clone)]
@@ -154,7 +154,7 @@ impl MasterLock {
         if let Some(txn) = &self.txn {
             txn.execute_unprepared("SELECT 1")
                 .await
-                .map_err(Error::Unavailable)?;
+                .map_err(|e| Error::Unavailable(Box::new(e)))?;
         }
         Ok(())
     }
@@ -177,12 +177,15 @@ impl std::fmt::Debug for MasterLock {
 }
 
 #[async_trait]
-impl Storage for SeaStorage {
+impl CommonStorage for SeaStorage {
     async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
         // Whatever stops the round trip (a refused connection, a closed pool, a timeout)
         // means the database cannot be used right now.
-        self.db.ping().await.map_err(Error::Unavailable)?;
+        self.db
+            .ping()
+            .await
+            .map_err(|e| Error::Unavailable(Box::new(e)))?;
         Ok(start.elapsed())
     }
 
@@ -265,20 +268,24 @@ impl Storage for SeaStorage {
     async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
         trust::prune_audit(&self.db, before_ms).await
     }
+}
 
+#[async_trait]
+impl ReplicaStorage for SeaStorage {
     async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
         common::replica_doc(&self.db, ct, id).await
     }
 
-    async fn local_write(
+    async fn local_write_if(
         &self,
         ship: &ShipId,
         write: &LocalWrite,
+        expected: Option<Csn>,
         hlc: Hlc,
         now_ms: u64,
     ) -> Result<LocalWritten> {
         let txn = self.db.begin().await?;
-        let out = replica::local_write(&txn, ship, write, hlc, now_ms).await;
+        let out = replica::local_write(&txn, ship, write, expected, hlc, now_ms).await;
         finish(txn, out).await
     }
 
@@ -352,7 +359,10 @@ impl Storage for SeaStorage {
         let out = resync::finish(&txn, topic, next, now_ms).await;
         finish(txn, out).await
     }
+}
 
+#[async_trait]
+impl MasterStorage for SeaStorage {
     async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
         common::master_doc(&self.db, ct, id).await
     }
@@ -368,14 +378,15 @@ impl Storage for SeaStorage {
         finish(txn, out).await
     }
 
-    async fn master_write(
+    async fn master_write_if(
         &self,
         write: &LocalWrite,
+        expected: Option<Csn>,
         hlc: Hlc,
         now_ms: u64,
     ) -> Result<(MasterDoc, Option<Commit>)> {
         let txn = self.db.begin().await?;
-        let out = master::local_write(&txn, write, hlc, now_ms).await;
+        let out = master::local_write(&txn, write, expected, hlc, now_ms).await;
         finish(txn, out).await
     }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use offline_sync_model::{ContentType, DocumentId, Hlc, LocalWrite, ShipId};
-use offline_sync_storage::{Error, SeaStorage, Storage};
+use offline_sync_storage::{CommonStorage, Error, ReplicaStorage, SeaStorage, Storage};
 use serde_json::json;
 
 async fn postgres(label: &'static str) -> SeaStorage {
@@ -76,4 +76,27 @@ async fn migrations_are_idempotent_on_a_sqlite_file() {
         json!(1)
     );
     assert_eq!(again.backend(), "sqlite");
+}
+
+#[tokio::test]
+async fn a_write_while_another_process_holds_the_file_is_contended_and_retryable() {
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = SeaStorage::sqlite_url(&dir.path().join("node.db"));
+    let s = SeaStorage::connect(&url).await.unwrap();
+    let other = sea_orm::Database::connect(&url).await.unwrap();
+    other.execute_unprepared("BEGIN EXCLUSIVE").await.unwrap();
+    let write = LocalWrite::Create {
+        content_type: ContentType::new("api::article.article").unwrap(),
+        id: DocumentId::new_v7(),
+        fields: json!({"a": 1}).as_object().cloned().unwrap_or_default(),
+    };
+    let ship = ShipId::new("ship-1").unwrap();
+    match s.local_write(&ship, &write, Hlc::default(), 1).await {
+        Err(e @ Error::Contended(_)) => assert!(e.is_retryable(), "{e}"),
+        other => panic!("expected Contended, got {other:?}"),
+    }
+    other.execute_unprepared("COMMIT").await.unwrap();
+    s.local_write(&ship, &write, Hlc::default(), 1).await.unwrap();
 }

@@ -7,7 +7,7 @@ use offline_sync_model::{
 };
 use serde_json::json;
 
-use crate::{ConflictFilter, MasterBatch, Page, Published, Storage};
+use crate::{ConflictFilter, Error, MasterBatch, Page, Published, Storage};
 
 use super::*;
 
@@ -446,4 +446,80 @@ pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: &dyn
     s.mark_published(rows[5].id, Some(at(6, 12))).await.unwrap();
     assert_eq!(s.published().await.unwrap(), at(6, 12));
     assert!(s.unpublished(10).await.unwrap().is_empty());
+}
+
+/// A write made against a version is refused in its own transaction when the document moved
+/// on (`Stale`) or is gone (`NotFound`), on both roles' writes; nothing is written then.
+pub async fn conditional_writes_check_the_version_they_were_made_against(s: &dyn Storage) {
+    let id = DocumentId::new_v7();
+    let create = LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(json!({"n": 1})),
+    };
+    let (doc, _) = s.master_write(&create, Hlc::default(), 1).await.unwrap();
+    let update = |n: i64| LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(json!({ "n": n })),
+    };
+    let (moved, _) = s
+        .master_write_if(&update(2), Some(doc.version), Hlc::default(), 2)
+        .await
+        .unwrap();
+    match s
+        .master_write_if(&update(3), Some(doc.version), Hlc::default(), 3)
+        .await
+    {
+        Err(Error::Stale { expected, current }) => {
+            assert_eq!((expected, current), (doc.version, moved.version))
+        }
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_eq!(
+        s.document(&ct(), id).await.unwrap().unwrap().fields["n"],
+        json!(2)
+    );
+    let delete = LocalWrite::Delete {
+        content_type: ct(),
+        id,
+    };
+    s.master_write(&delete, Hlc::default(), 4).await.unwrap();
+    assert!(matches!(
+        s.master_write_if(&update(4), Some(moved.version), Hlc::default(), 5)
+            .await,
+        Err(Error::NotFound)
+    ));
+
+    let ship_doc = DocumentId::new_v7();
+    let create = LocalWrite::Create {
+        content_type: ct(),
+        id: ship_doc,
+        fields: fields(json!({"n": 1})),
+    };
+    s.local_write(&ship(), &create, Hlc::default(), 6).await.unwrap();
+    let update = LocalWrite::Update {
+        content_type: ct(),
+        id: ship_doc,
+        fields: fields(json!({"n": 2})),
+    };
+    let queued = s.outbox(&ship(), None, Page::all()).await.unwrap().1;
+    match s
+        .local_write_if(&ship(), &update, Some(7), Hlc::default(), 7)
+        .await
+    {
+        Err(Error::Stale {
+            expected: 7,
+            current: 0,
+        }) => {}
+        other => panic!("expected Stale at base version 0, got {other:?}"),
+    }
+    assert_eq!(
+        s.outbox(&ship(), None, Page::all()).await.unwrap().1,
+        queued,
+        "nothing queued"
+    );
+    s.local_write_if(&ship(), &update, Some(0), Hlc::default(), 8)
+        .await
+        .unwrap();
 }

@@ -612,3 +612,14 @@ pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u
         .await?;
     Ok(outbox.rows_affected + broadcasts.rows_affected + letters.rows_affected)
 }
+
+/// Refuses a write made against another version than the document's current one
+/// (`current`: whether it is deleted and its version), in the write's transaction.
+pub(super) fn check_expected(current: Option<(bool, u64)>, expected: Option<u64>) -> Result<()> {
+    let Some(expected) = expected else { return Ok(()) };
+    match current {
+        None | Some((true, _)) => Err(Error::NotFound),
+        Some((false, current)) if current != expected => Err(Error::Stale { expected, current }),
+        Some(_) => Ok(()),
+    }
+}

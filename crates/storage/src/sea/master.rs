@@ -427,12 +427,14 @@ pub(super) async fn apply(
 pub(super) async fn local_write(
     txn: &DatabaseTransaction,
     write: &LocalWrite,
+    expected: Option<Csn>,
     hlc: Hlc,
     now_ms: u64,
 ) -> Result<(MasterDoc, Option<Commit>)> {
     let csn = common::lock_counter(txn, CSN).await? + 1;
     let (ct, id) = write.target();
     let doc = common::master_doc(txn, ct, id).await?;
+    common::check_expected(doc.as_ref().map(|d| (d.deleted, d.version)), expected)?;
     let (doc, mut commit) = master_write(doc, write, csn, hlc)?;
     if let Some(commit) = &mut commit {
         common::save_master_doc(txn, &doc, now_ms).await?;

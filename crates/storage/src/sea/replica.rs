@@ -19,11 +19,13 @@ pub(super) async fn local_write(
     txn: &DatabaseTransaction,
     ship: &ShipId,
     write: &LocalWrite,
+    expected: Option<offline_sync_model::Csn>,
     hlc: Hlc,
     now_ms: u64,
 ) -> Result<LocalWritten> {
     let (ct, id) = write.target();
     let current = common::replica_doc(txn, ct, id).await?;
+    common::check_expected(current.as_ref().map(|d| (d.deleted, d.base_version)), expected)?;
     let seq = common::counter(txn, SEQ).await? + 1;
     let (doc, change) = decide_local(current, write, ship, seq, hlc)?;
     common::save_replica_doc(txn, &doc, now_ms).await?;

@@ -10,14 +10,14 @@ use offline_sync_model::{
     Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
     ReplicaDoc, Seq, ShipId, Strategy,
 };
-use sea_orm::DbErr;
 
 use crate::error::{Error, Result};
 use crate::{
-    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
-    MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey,
-    Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart,
-    ResyncStarted, ResyncState, ShipRecord, ShipSeq, Storage, StoredDoc,
+    AuditEntry, Broadcast, CommonStorage, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus,
+    LocalWritten, MasterApplied, MasterBatch, MasterStorage, NewAuditEntry, OutboxEntry, OutboxState,
+    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ReplicaStorage,
+    ResyncFinished, ResyncPage, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq, Storage,
+    StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -95,7 +95,7 @@ impl StorageFaults {
 }
 
 fn injected(what: &str) -> Error {
-    Error::Unavailable(DbErr::Custom(what.to_owned()))
+    Error::Unavailable(what.into())
 }
 
 /// Wraps a [`Storage`]: reads always pass, writes obey the armed [`Fault`].
@@ -135,7 +135,7 @@ impl FaultyStorage {
 }
 
 #[async_trait]
-impl Storage for FaultyStorage {
+impl CommonStorage for FaultyStorage {
     async fn ping(&self) -> Result<std::time::Duration> {
         self.inner.ping().await
     }
@@ -214,18 +214,27 @@ impl Storage for FaultyStorage {
         self.write(self.inner.prune_audit(before_ms)).await
     }
 
+    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
+        self.inner.changes_per_minute(since_ms).await
+    }
+}
+
+#[async_trait]
+impl ReplicaStorage for FaultyStorage {
     async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
         self.inner.replica_doc(ct, id).await
     }
 
-    async fn local_write(
+    async fn local_write_if(
         &self,
         ship: &ShipId,
         write: &LocalWrite,
+        expected: Option<Csn>,
         hlc: Hlc,
         now_ms: u64,
     ) -> Result<LocalWritten> {
-        self.write(self.inner.local_write(ship, write, hlc, now_ms)).await
+        self.write(self.inner.local_write_if(ship, write, expected, hlc, now_ms))
+            .await
     }
 
     async fn outbox(
@@ -285,7 +294,10 @@ impl Storage for FaultyStorage {
     async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished> {
         self.write(self.inner.finish_resync(topic, next, now_ms)).await
     }
+}
 
+#[async_trait]
+impl MasterStorage for FaultyStorage {
     async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
         self.inner.master_doc(ct, id).await
     }
@@ -299,13 +311,15 @@ impl Storage for FaultyStorage {
         self.write(self.inner.master_apply(batch, policies, now_ms)).await
     }
 
-    async fn master_write(
+    async fn master_write_if(
         &self,
         write: &LocalWrite,
+        expected: Option<Csn>,
         hlc: Hlc,
         now_ms: u64,
     ) -> Result<(MasterDoc, Option<Commit>)> {
-        self.write(self.inner.master_write(write, hlc, now_ms)).await
+        self.write(self.inner.master_write_if(write, expected, hlc, now_ms))
+            .await
     }
 
     async fn resolve_conflict(
@@ -339,10 +353,6 @@ impl Storage for FaultyStorage {
 
     async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
         self.inner.commit_times(csns).await
-    }
-
-    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
-        self.inner.changes_per_minute(since_ms).await
     }
 
     async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
