@@ -87,26 +87,50 @@ fn sort(e: KafkaError, topic: &str) -> Error {
 
 /// Whether the broker (or this node's own TLS check of the broker) refused who this node is.
 fn refused(e: &KafkaError) -> bool {
-    match e {
-        KafkaError::ServerError { protocol_error, .. } => matches!(
-            protocol_error,
-            ProtocolError::SaslAuthenticationFailed
-                | ProtocolError::IllegalSaslState
-                | ProtocolError::UnsupportedSaslMechanism
-                | ProtocolError::TopicAuthorizationFailed
-                | ProtocolError::ClusterAuthorizationFailed
-                | ProtocolError::GroupAuthorizationFailed
-                | ProtocolError::TransactionalIdAuthorizationFailed
-        ),
-        KafkaError::Connection(ConnectionError::SaslFailed(_)) => true,
-        // The transport's own error is not its source: start the walk at it.
-        KafkaError::Connection(ConnectionError::Transport { error, .. }) => refused_cause(error),
-        other => refused_cause(other),
-    }
+    refused_cause(e)
 }
 
-/// Walks the causes of an error for a SASL failure or a certificate TLS refused (rustls errors
-/// arrive inside the I/O errors of the TLS stream).
+/// Broker answers that deny this node: authentication or authorisation.
+fn denied(p: &ProtocolError) -> bool {
+    matches!(
+        p,
+        ProtocolError::SaslAuthenticationFailed
+            | ProtocolError::IllegalSaslState
+            | ProtocolError::UnsupportedSaslMechanism
+            | ProtocolError::TopicAuthorizationFailed
+            | ProtocolError::ClusterAuthorizationFailed
+            | ProtocolError::GroupAuthorizationFailed
+            | ProtocolError::TransactionalIdAuthorizationFailed
+    )
+}
+
+/// Whether the text of a connection's failed attempts tells a refusal. rskafka keeps those
+/// attempts' errors only as text (in a private type behind its last retry), so for them alone
+/// the text is read: for the messages the refusing error types themselves display.
+fn opaque_refusal(text: &str) -> bool {
+    let prefix = |e: &dyn std::fmt::Display| {
+        let shown = e.to_string();
+        shown.split(": ").next().unwrap_or_default().to_owned()
+    };
+    let markers = [
+        prefix(&ConnectionError::SaslFailed(
+            rskafka::SaslError::UnsupportedSaslMechanism,
+        )),
+        prefix(&rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        )),
+        prefix(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate,
+        )),
+        prefix(&rustls::Error::NoCertificatesPresented),
+    ];
+    markers.iter().any(|m| !m.is_empty() && text.contains(m.as_str()))
+}
+
+/// Walks an error and its causes for a denial, a SASL failure or a certificate TLS refused
+/// (rustls errors arrive inside the I/O errors of the TLS stream). rskafka keeps some causes
+/// in fields that are not their `source` (a connection's transport error, the last error of
+/// its retries): those are followed by variant.
 fn refused_cause(e: &(dyn std::error::Error + 'static)) -> bool {
     let tls = |t: &rustls::Error| {
         matches!(
@@ -118,6 +142,18 @@ fn refused_cause(e: &(dyn std::error::Error + 'static)) -> bool {
     };
     let mut next = Some(e);
     while let Some(e) = next {
+        match e.downcast_ref::<KafkaError>() {
+            Some(KafkaError::ServerError { protocol_error, .. }) if denied(protocol_error) => return true,
+            _ => {}
+        }
+        match e.downcast_ref::<ConnectionError>() {
+            Some(ConnectionError::SaslFailed(_)) => return true,
+            Some(ConnectionError::Transport { error, .. }) => return refused_cause(error),
+            Some(ConnectionError::RetryFailed(last)) => {
+                return refused_cause(last) || opaque_refusal(&last.to_string());
+            }
+            _ => {}
+        }
         if e.is::<rskafka::SaslError>() || e.downcast_ref::<rustls::Error>().is_some_and(tls) {
             return true;
         }
@@ -604,6 +640,25 @@ mod sort_tests {
         let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
         let e = sort(KafkaError::Request(reset.into()), "t");
         assert!(e.is_retryable(), "{e}");
+        let after_retries = KafkaError::Connection(ConnectionError::RetryFailed(
+            rskafka::BackoffError::DeadlineExceded {
+                deadline: std::time::Duration::from_secs(1),
+                source: Box::new(ConnectionError::SaslFailed(
+                    rskafka::SaslError::UnsupportedSaslMechanism,
+                )),
+            },
+        ));
+        assert!(matches!(sort(after_retries, "t"), Error::Refused { .. }));
+        // What rskafka keeps of failed connection attempts is their text, behind its retries.
+        let opaque: Box<dyn std::error::Error + Send + Sync> =
+            "error connecting to broker \"b:9093\": IO Error: invalid peer certificate: UnknownIssuer".into();
+        let unknown_ca = KafkaError::Connection(ConnectionError::RetryFailed(
+            rskafka::BackoffError::DeadlineExceded {
+                deadline: std::time::Duration::from_secs(1),
+                source: opaque,
+            },
+        ));
+        assert!(matches!(sort(unknown_ca, "t"), Error::Refused { .. }));
         // A message that only mentions a certificate is not a refusal: the variant decides.
         let e = sort(
             KafkaError::InvalidResponse("certificate sasl authorization".into()),
