@@ -7,7 +7,8 @@
 #      chromium-driver (the admin page tests);
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
 #   3. builds the master and replica binaries; every test with cargo nextest (the simulation
-#      with OFFLINE_SYNC_SIM_SEEDS seeds, 200 unless set), the doc tests, the quick start.
+#      with OFFLINE_SYNC_SIM_SEEDS seeds, 200 unless set), the doc tests, the quick start, and
+#      every benchmark once at a size of seconds (offline-sync-bench --smoke).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -167,5 +168,12 @@ out=$(cargo run --quiet --example fleet -- --kafka "127.0.0.1:$port") \
   || { echo "$out"; cat "$broker_dir/tansu.log"; die "the quick start example over Kafka failed"; }
 echo "$out" | tail -n 1
 echo "$out" | grep -q converged || die "the quick start example over Kafka did not converge"
+
+step "benchmarks, smoke run (seconds; a real run: cargo run --release -p offline-sync-bench)"
+out=$(cargo run --quiet -p offline-sync-bench -- --smoke 2>&1) || { echo "$out"; die "the benchmark smoke run failed"; }
+echo "$out" | grep -c '^| ' | sed 's/^/table rows printed: /'
+for scenario in throughput fanout latency bandwidth fleet footprint; do
+  echo "$out" | grep -q "^## $scenario:" || { echo "$out"; die "the benchmark printed no $scenario table"; }
+done
 
 step "all checks passed"

@@ -83,7 +83,8 @@ pub(crate) fn jitter() -> f64 {
     f64::from(nanos) / 1e9
 }
 
-/// Rest between empty polls when the transport returns at once (a zero poll wait).
+/// Rest between empty polls when the transport returns at once (a zero poll wait). A poll wait
+/// of its own, however short, is the rest: a 10 ms wait is 10 ms of latency, not 50.
 const IDLE: Duration = Duration::from_millis(50);
 
 /// Logs a failed step of a node's loop and keeps it as the node's last error.
@@ -112,7 +113,7 @@ async fn pull_loop<F, Fut>(
     let mut attempt = 0u32;
     while !*stop.borrow() {
         match step().await {
-            Ok(0) if poll_wait < IDLE => {
+            Ok(0) if poll_wait.is_zero() => {
                 attempt = 0;
                 if pause(&mut stop, IDLE).await {
                     return;

@@ -132,6 +132,11 @@ impl Tansu {
         format!("127.0.0.1:{}", self.advertised)
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// The port the broker itself listens on.
     pub fn port(&self) -> u16 {
         self.port

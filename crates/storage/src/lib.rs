@@ -173,7 +173,7 @@ pub trait ReplicaStorage: Send + Sync + std::fmt::Debug {
         self.local_write_if(ship, write, None, hlc, now_ms).await
     }
 
-    /// [`Storage::local_write`] made against version `expected` of the document (its base
+    /// [`ReplicaStorage::local_write`] made against version `expected` of the document (its base
     /// version), when given: checked in the write's own transaction, so no other writer of
     /// the database comes between. Errors: also `Stale` (another version), `NotFound` (the
     /// document is missing or deleted, for a create too). On repeat it behaves as
@@ -297,7 +297,7 @@ pub trait MasterStorage: Send + Sync + std::fmt::Debug {
         self.master_write_if(write, None, hlc, now_ms).await
     }
 
-    /// [`Storage::master_write`] made against version `expected` of the document, when given:
+    /// [`MasterStorage::master_write`] made against version `expected` of the document, when given:
     /// checked in the write's own transaction. Errors: also `Stale` (another version),
     /// `NotFound` (the document is missing or deleted, for a create too). With `expected`, a
     /// repeat of a write that committed fails with `Stale` (`NotFound` after a delete): the
@@ -328,7 +328,7 @@ pub trait MasterStorage: Send + Sync + std::fmt::Debug {
     /// How many conflicts `filter` lets through. Read-only; no other errors.
     async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64>;
 
-    /// The commits to document `ct`/`id` still kept for broadcast (see [`Storage::prune`])
+    /// The commits to document `ct`/`id` still kept for broadcast (see [`CommonStorage::prune`])
     /// with a CSN up to `up_to`, newest first, at most `limit`. What a conflict's base
     /// version held is read from them. Read-only; no other errors.
     async fn document_commits(
@@ -355,7 +355,7 @@ pub trait MasterStorage: Send + Sync + std::fmt::Debug {
     /// unless a later commit is kept already. One transaction. No other errors. Safe to repeat.
     async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()>;
 
-    /// The last commit published, as [`Storage::mark_published`] kept it (all zero when
+    /// The last commit published, as [`MasterStorage::mark_published`] kept it (all zero when
     /// nothing was). Read-only; no other errors.
     async fn published(&self) -> Result<Published>;
 

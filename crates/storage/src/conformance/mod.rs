@@ -1,4 +1,4 @@
-//! The storage conformance suite: what every [`Storage`](crate::Storage) must do, as async
+//! The storage conformance suite: what every [`Storage`] must do, as async
 //! checks over `&dyn Storage`, split by area. It runs against SQLite and PostgreSQL in this
 //! crate's tests; a team embedding the engine with its own backend runs it the same way,
 //! with the `testing` feature and tokio's test macro:

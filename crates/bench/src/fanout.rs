@@ -1,0 +1,150 @@
+//! Scenario 2, master → fleet fan-out: the master commits a backlog of changes while its
+//! publisher and the replicas are stopped; then everything starts, and the time until every
+//! replica has applied the master's last commit is measured.
+//!
+//! Baseline: the same number of signed records produced with rskafka in batches of 100, then
+//! fetched in full by as many consumers as there are replicas, at once, through the same
+//! broker.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use offline_sync::model::{DocumentId, SigningKey};
+
+use crate::Scale;
+use crate::setup::{self, Broker};
+use crate::table::{Table, count, ratio, secs};
+use crate::throughput::backlog;
+
+pub(crate) async fn run(scale: Scale) -> Result<()> {
+    let n = scale.pick(10_000, 300);
+    let ships = scale.pick(5, 2);
+    let broker = Broker::start()?;
+    let dir = tempfile::tempdir()?;
+    let master = setup::master(&broker, &setup::postgres("bench_fanout").await?, |_| {}).await?;
+    let mut replicas = Vec::new();
+    for i in 0..ships {
+        replicas.push(
+            setup::replica(
+                &broker,
+                &setup::sqlite(dir.path(), &format!("ship-{i}")),
+                i,
+                |_| {},
+            )
+            .await?,
+        );
+    }
+    let ct = setup::article();
+    let changes = backlog(n, 2);
+    let ids: Vec<DocumentId> = (0..n.div_ceil(10).max(1)).map(|_| DocumentId::new_v7()).collect();
+    for c in &changes {
+        if c.create {
+            master.create_with_id(&ct, ids[c.id], c.fields.clone()).await?;
+        } else {
+            master.update(&ct, ids[c.id], c.fields.clone()).await?;
+        }
+    }
+    let last = master.storage().last_csn().await?;
+    let started = Instant::now();
+    let mut running = vec![master.start()];
+    running.extend(replicas.iter().map(|r| r.start()));
+    let waited = setup::wait_for(
+        "every replica applying the master's backlog",
+        Duration::from_secs(1800),
+        Duration::from_millis(20),
+        || async {
+            for r in &replicas {
+                if r.storage().replica_progress().await?.applied_csn < last {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    for r in running {
+        r.shutdown().await;
+    }
+    waited?;
+    let payloads: Vec<Vec<u8>> = changes
+        .iter()
+        .map(|c| serde_json::to_vec(&c.fields).unwrap_or_default())
+        .collect();
+    let raw = raw_fanout(&broker, &payloads, ships).await?;
+    let mut table = Table::new(&["path", "replicas", "changes/s (per replica)", "seconds"]);
+    table.row(vec![
+        "raw rskafka: produce, then every consumer fetches all (baseline)".into(),
+        ships.to_string(),
+        count(setup::rate(n, raw)),
+        secs(raw),
+    ]);
+    table.row(vec![
+        "**master commits → every replica applied them**".into(),
+        ships.to_string(),
+        count(setup::rate(n, took)),
+        secs(took),
+    ]);
+    table.print();
+    println!(
+        "Fan-out: {} of the baseline, {} master commits ({} creates).\n",
+        ratio(setup::rate(n, took), setup::rate(n, raw)),
+        count(n as f64),
+        count(changes.iter().filter(|c| c.create).count() as f64)
+    );
+    Ok(())
+}
+
+/// Produces `payloads` as signed records, then lets `consumers` fetch them all at once.
+async fn raw_fanout(broker: &Broker, payloads: &[Vec<u8>], consumers: usize) -> Result<Duration> {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use rskafka::record::Record;
+
+    let client = setup::raw_kafka(broker).await?;
+    let topic = "raw-fanout";
+    client
+        .controller_client()?
+        .create_topic(topic, 1, 1, 5_000)
+        .await?;
+    let key = SigningKey::from_seed([5; 32]);
+    let records: Vec<Record> = payloads
+        .iter()
+        .map(|p| Record {
+            key: None,
+            value: Some(key.seal("master", p)),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::Utc::now(),
+        })
+        .collect();
+    let producer = client
+        .partition_client(topic, 0, UnknownTopicHandling::Retry)
+        .await?;
+    let n = payloads.len();
+    let started = Instant::now();
+    for chunk in records.chunks(100) {
+        producer.produce(chunk.to_vec(), Compression::Zstd).await?;
+    }
+    let mut readers = Vec::new();
+    for _ in 0..consumers {
+        let c = setup::raw_kafka(broker).await?;
+        readers.push(tokio::spawn(async move {
+            let pc = c
+                .partition_client("raw-fanout", 0, UnknownTopicHandling::Retry)
+                .await?;
+            let (mut offset, mut read) = (0, 0);
+            while read < n {
+                let (got, _) = pc.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
+                if got.is_empty() {
+                    bail!("the broker returned nothing at offset {offset}");
+                }
+                read += got.len();
+                offset = got.last().map_or(offset, |r| r.offset + 1);
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for r in readers {
+        r.await??;
+    }
+    Ok(started.elapsed())
+}

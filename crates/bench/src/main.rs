@@ -1,0 +1,128 @@
+//! `offline-sync-bench`: offline-sync measured against the physical limits of the machine it
+//! runs on. Every scenario prints a table with its baseline, measured in the same run on the
+//! same machine, and the ratio between them.
+//!
+//! ```text
+//! cargo run --release -p offline-sync-bench -- [--smoke] [scenario ...]
+//! ```
+//!
+//! With no scenario named, every one runs. `--smoke` runs each at a size that takes seconds,
+//! so the program is exercised by `./scripts/test.sh` and never rots; its figures mean little.
+//! The scenarios need PostgreSQL on 127.0.0.1:5432 (`OFFLINE_SYNC_TEST_PG`) and tansu
+//! (`TANSU`), as the tests do.
+
+mod bandwidth;
+mod fanout;
+mod fleet;
+mod footprint;
+mod latency;
+mod setup;
+mod table;
+mod throughput;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+/// How large a run is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scale {
+    /// A run of seconds, to check the program works.
+    pub(crate) smoke: bool,
+}
+
+impl Scale {
+    /// `full` in a real run, `smoke` in a smoke run.
+    pub(crate) fn pick(self, full: usize, smoke: usize) -> usize {
+        if self.smoke { smoke } else { full }
+    }
+}
+
+type Scenario = fn(Scale) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>>;
+
+/// The scenarios, in the order they run.
+const SCENARIOS: &[(&str, &str, Scenario)] = &[
+    (
+        "throughput",
+        "ship → master: a ship's offline backlog drained over tansu into a PostgreSQL master",
+        |s| Box::pin(throughput::run(s)),
+    ),
+    (
+        "fanout",
+        "master → fleet: master commits until every replica applied them",
+        |s| Box::pin(fanout::run(s)),
+    ),
+    (
+        "latency",
+        "one change at a time: ship write → master → another ship, p50/p99",
+        |s| Box::pin(latency::run(s)),
+    ),
+    (
+        "bandwidth",
+        "bytes on the wire per change, by compression and batch",
+        |s| Box::pin(bandwidth::run(s)),
+    ),
+    (
+        "fleet",
+        "many ships in one process writing at once: master throughput and the worst lag",
+        |s| Box::pin(fleet::run(s)),
+    ),
+    (
+        "footprint",
+        "replica memory idle and while draining; binary size",
+        |s| Box::pin(footprint::run(s)),
+    ),
+];
+
+fn usage() -> String {
+    let mut out = String::from("usage: offline-sync-bench [--smoke] [scenario ...]\n\nscenarios:\n");
+    for (name, what, _) in SCENARIOS {
+        out.push_str(&format!("  {name:<11} {what}\n"));
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let mut smoke = false;
+    let mut chosen = Vec::new();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--smoke" => smoke = true,
+            "-h" | "--help" => {
+                print!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            name => match SCENARIOS.iter().find(|(n, _, _)| *n == name) {
+                Some(s) => chosen.push(s),
+                None => {
+                    eprint!("unknown scenario {name:?}\n\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+        }
+    }
+    if chosen.is_empty() {
+        chosen = SCENARIOS.iter().collect();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scale = Scale { smoke };
+    println!(
+        "# offline-sync-bench{}\n",
+        if smoke { " (smoke run)" } else { "" }
+    );
+    println!("{}\n", setup::machine());
+    for (name, what, run) in chosen {
+        println!("## {name}: {what}\n");
+        if let Err(e) = runtime.block_on(run(scale)) {
+            eprintln!("scenario {name} failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

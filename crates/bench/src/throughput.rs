@@ -1,0 +1,282 @@
+//! Scenario 1, ship → master throughput: a SQLite replica with a backlog of queued changes
+//! (about 1 KB documents, creates and one-field updates mixed over a tenth as many documents)
+//! drains over tansu into a PostgreSQL master; changes per second end to end, from the moment
+//! the replica starts until the master has applied its last change.
+//!
+//! Baselines, the same bytes through the same parts with nothing of offline-sync around them:
+//! batched multi-row inserts into SQLite and into PostgreSQL with the same driver (sqlx, by
+//! sea-orm), and an rskafka produce then fetch of the changes' signed records through the
+//! same broker. The ratio is end to end ÷ the slowest of them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use offline_sync::engine::{Master, Replica};
+use offline_sync::model::{DocumentId, Fields, SigningKey};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+
+use crate::Scale;
+use crate::setup::{self, Broker, Rng};
+use crate::table::{Table, count, ratio, secs};
+
+/// One change of the backlog.
+pub(crate) struct Change {
+    pub(crate) id: usize,
+    pub(crate) create: bool,
+    pub(crate) fields: Fields,
+}
+
+/// `n` changes over `n / 10` documents: a document's first change creates it, later ones set
+/// one field.
+pub(crate) fn backlog(n: usize, seed: u64) -> Vec<Change> {
+    let docs = (n / 10).max(1);
+    let mut rng = Rng::new(seed);
+    let mut created = vec![false; docs];
+    (0..n)
+        .map(|_| {
+            let id = rng.below(docs as u64) as usize;
+            if created[id] {
+                let (k, v) = setup::varied_field(&mut rng);
+                let mut fields = Fields::new();
+                fields.insert(k, v);
+                Change {
+                    id,
+                    create: false,
+                    fields,
+                }
+            } else {
+                created[id] = true;
+                Change {
+                    id,
+                    create: true,
+                    fields: setup::document(&mut rng),
+                }
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn run(scale: Scale) -> Result<()> {
+    let n = scale.pick(100_000, 2_000);
+    let changes = backlog(n, 1);
+    let bytes: usize = changes
+        .iter()
+        .map(|c| serde_json::to_vec(&c.fields).map_or(0, |v| v.len()))
+        .sum();
+    println!(
+        "{} changes ({} creates), {} bytes of fields, one ship.\n",
+        count(n as f64),
+        count(changes.iter().filter(|c| c.create).count() as f64),
+        count(bytes as f64)
+    );
+    let broker = Broker::start()?;
+    let payloads: Vec<Vec<u8>> = changes
+        .iter()
+        .map(|c| serde_json::to_vec(&c.fields).unwrap_or_default())
+        .collect();
+
+    let mut table = Table::new(&["stage", "batch", "changes/s", "seconds"]);
+    setup::progress("raw SQLite inserts");
+    let sqlite_dir = tempfile::tempdir()?;
+    let raw_sqlite = raw_inserts(
+        &Database::connect(setup::sqlite(sqlite_dir.path(), "raw")).await?,
+        &payloads,
+        true,
+    )
+    .await?;
+    setup::progress("raw PostgreSQL inserts");
+    let raw_pg = raw_inserts(
+        &Database::connect(setup::postgres("bench_raw").await?).await?,
+        &payloads,
+        false,
+    )
+    .await?;
+    setup::progress("raw rskafka produce and fetch");
+    let raw_kafka = raw_produce_fetch(&broker, &payloads).await?;
+    for (stage, took) in [
+        ("raw SQLite inserts (sqlx, 100 rows a statement)", raw_sqlite),
+        ("raw PostgreSQL inserts (sqlx, 100 rows a statement)", raw_pg),
+        ("raw rskafka produce + fetch (zstd, 100 a batch)", raw_kafka),
+    ] {
+        table.row(vec![
+            stage.into(),
+            "100".into(),
+            count(setup::rate(n, took)),
+            secs(took),
+        ]);
+    }
+    let slowest = [raw_sqlite, raw_pg, raw_kafka]
+        .into_iter()
+        .max()
+        .unwrap_or(Duration::ZERO);
+    let mut ends = Vec::new();
+    for batch in if scale.smoke { vec![100] } else { vec![100, 1000] } {
+        let (fill, drain) = end_to_end(&broker, &changes, batch).await?;
+        table.row(vec![
+            "local writes into the replica's outbox (not timed end to end)".into(),
+            "1".into(),
+            count(setup::rate(n, fill)),
+            secs(fill),
+        ]);
+        table.row(vec![
+            "**end to end**: replica outbox → tansu → PostgreSQL master".into(),
+            batch.to_string(),
+            count(setup::rate(n, drain)),
+            secs(drain),
+        ]);
+        ends.push((batch, drain));
+    }
+    table.print();
+    for (batch, drain) in ends {
+        println!(
+            "End to end at batch {batch}: {} of the slowest raw stage ({} changes/s).",
+            ratio(setup::rate(n, drain), setup::rate(n, slowest)),
+            count(setup::rate(n, slowest))
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// Fills a replica's outbox with `changes` while it is stopped, then starts it and the master
+/// and waits until the master applied the last one. Returns how long the filling took and how
+/// long the drain took.
+async fn end_to_end(broker: &Broker, changes: &[Change], batch: usize) -> Result<(Duration, Duration)> {
+    let dir = tempfile::tempdir()?;
+    let master = setup::master(broker, &setup::postgres("bench_throughput").await?, |c| {
+        c.batch_size = batch;
+    })
+    .await?;
+    let ship = setup::replica(broker, &setup::sqlite(dir.path(), "ship"), 0, |c| {
+        c.batch_size = batch;
+    })
+    .await?;
+    setup::progress(&format!("filling the replica's outbox (batch {batch})"));
+    let fill = fill(&ship, changes).await?;
+    setup::progress("draining it into the master");
+    // A change that sets what a field already holds queues nothing: wait for what was queued.
+    let n = ship.storage().replica_progress().await?.last_seq;
+    let started = Instant::now();
+    let running = (master.start(), ship.start());
+    let waited = setup::wait_for(
+        "the master applying the backlog",
+        Duration::from_secs(1800),
+        Duration::from_millis(20),
+        || async { Ok(applied(&master).await? >= n) },
+    )
+    .await;
+    let drain = started.elapsed();
+    running.0.shutdown().await;
+    running.1.shutdown().await;
+    waited?;
+    Ok((fill, drain))
+}
+
+/// Writes `changes` on `ship`; returns how long it took.
+pub(crate) async fn fill(ship: &Replica, changes: &[Change]) -> Result<Duration> {
+    let ct = setup::article();
+    let ids: Vec<DocumentId> = (0..changes.len().div_ceil(10).max(1) * 10)
+        .map(|_| DocumentId::new_v7())
+        .collect();
+    let started = Instant::now();
+    for c in changes {
+        if c.create {
+            ship.create_with_id(&ct, ids[c.id], c.fields.clone()).await?;
+        } else {
+            ship.update(&ct, ids[c.id], c.fields.clone()).await?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// The last seq the master applied from `ship-0`.
+pub(crate) async fn applied(master: &Master) -> Result<u64> {
+    Ok(master
+        .storage()
+        .ships()
+        .await?
+        .iter()
+        .map(|s| s.last_seq)
+        .max()
+        .unwrap_or(0))
+}
+
+/// Inserts `payloads` into a fresh table in transactions of 100 rows, one multi-row statement
+/// each; on SQLite with the pragmas the node uses. Returns how long it took.
+pub(crate) async fn raw_inserts(
+    db: &DatabaseConnection,
+    payloads: &[Vec<u8>],
+    sqlite: bool,
+) -> Result<Duration> {
+    if sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .await?;
+    }
+    db.execute_unprepared("CREATE TABLE raw_changes (seq BIGINT PRIMARY KEY, fields TEXT NOT NULL)")
+        .await?;
+    let backend = db.get_database_backend();
+    let started = Instant::now();
+    for (b, chunk) in payloads.chunks(100).enumerate() {
+        let mut sql = String::from("INSERT INTO raw_changes (seq, fields) VALUES ");
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 2);
+        for (i, p) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            if sqlite {
+                sql.push_str("(?, ?)");
+            } else {
+                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            }
+            values.push(((b * 100 + i) as i64).into());
+            values.push(String::from_utf8_lossy(p).into_owned().into());
+        }
+        let txn = db.begin().await?;
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        txn.commit().await?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Produces `payloads`, each as the signed record a ship sends, in batches of 100 with zstd,
+/// then fetches them all back. Returns how long both took.
+pub(crate) async fn raw_produce_fetch(broker: &Broker, payloads: &[Vec<u8>]) -> Result<Duration> {
+    use rskafka::client::partition::{Compression, UnknownTopicHandling};
+    use rskafka::record::Record;
+
+    let client = setup::raw_kafka(broker).await?;
+    let topic = "raw-throughput";
+    client
+        .controller_client()?
+        .create_topic(topic, 1, 1, 5_000)
+        .await?;
+    let partition = client
+        .partition_client(topic, 0, UnknownTopicHandling::Retry)
+        .await?;
+    let key = SigningKey::from_seed([3; 32]);
+    let records: Vec<Record> = payloads
+        .iter()
+        .map(|p| Record {
+            key: Some(b"ship-0".to_vec()),
+            value: Some(key.seal("ship-0", p)),
+            headers: Default::default(),
+            timestamp: rskafka::chrono::Utc::now(),
+        })
+        .collect();
+    let started = Instant::now();
+    for chunk in records.chunks(100) {
+        partition.produce(chunk.to_vec(), Compression::Zstd).await?;
+    }
+    let mut offset = 0;
+    let mut read = 0;
+    while read < payloads.len() {
+        let (got, _) = partition.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
+        if got.is_empty() {
+            bail!("the broker returned nothing at offset {offset}");
+        }
+        read += got.len();
+        offset = got.last().map_or(offset, |r| r.offset + 1);
+    }
+    Ok(started.elapsed())
+}
