@@ -428,15 +428,21 @@ impl Master {
         .await;
         let (n, bytes, first) = self.broker(r)?;
         self.stats.sent(bytes);
-        // The last commit of what went out, and the offset after its record: where a replica
-        // that takes the master's state now reads on.
-        let last = ids[..n].iter().enumerate().rev().find_map(|(i, (_, csn))| {
-            csn.map(|csn| offline_sync_storage::Published {
-                csn,
-                next_offset: first + i64::try_from(i).unwrap_or(i64::MAX) + 1,
-            })
-        });
-        self.storage.mark_published(ids[n - 1].0, last).await?;
+        // Where a replica that takes the master's state now reads on: the offset after the last
+        // record that went out, with the last commit published. Records after that commit are
+        // answers to changes the master had settled before the point is read, which a resync's
+        // first page tells by the ship's applied seqs (read after the point). A point that
+        // stayed at the last commit while answers went on fell behind what retention keeps,
+        // and a replica resynced from it again and again.
+        let csn = match ids[..n].iter().rev().find_map(|(_, csn)| *csn) {
+            Some(csn) => csn,
+            None => self.storage.published().await?.csn,
+        };
+        let last = offline_sync_storage::Published {
+            csn,
+            next_offset: first + i64::try_from(n).unwrap_or(i64::MAX),
+        };
+        self.storage.mark_published(ids[n - 1].0, Some(last)).await?;
         Ok(n)
     }
 

@@ -513,8 +513,7 @@ impl Replica {
 
     /// Where to read `topic` on after a resync taken at `offset`: there, unless the topic was
     /// recreated since and holds less; then from its start, where only commits published after
-    /// the point can be (the master had published nothing on it when the point was read). When
-    /// retention took the records from `offset` on, from the earliest it holds.
+    /// the point can be (the master had published nothing on it when the point was read).
     async fn read_on_from(&self, topic: &str, offset: i64) -> i64 {
         match self.transport.offsets(topic, 0).await {
             Ok(range) if offset > range.latest => {
@@ -523,19 +522,6 @@ impl Replica {
                     offset,
                     latest = range.latest,
                     "master-updates holds less than the master published: it was recreated; reading it from its start"
-                );
-                range.earliest
-            }
-            // Retention took records after the master's last published commit: at the page's
-            // reading they held no commit. A commit published since and taken too would show
-            // as a CSN gap when reading on, which asks for a resync again; asking for one now
-            // would only be answered with the same point, again and again.
-            Ok(range) if offset < range.earliest => {
-                tracing::info!(
-                    ship = %self.ship(),
-                    offset,
-                    earliest = range.earliest,
-                    "records after the master's published point are gone: reading on from the earliest held"
                 );
                 range.earliest
             }

@@ -351,8 +351,9 @@ pub trait MasterStorage: Send + Sync + std::fmt::Debug {
     async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>>;
 
     /// Marks broadcast rows with id ≤ `up_to` as published, and keeps `last` (the last commit
-    /// among them and the offset after its record) as the point a resync continues from,
-    /// unless a later commit is kept already. One transaction. No other errors. Safe to repeat.
+    /// published and the offset after the last record published) as the point a resync
+    /// continues from, unless a later point is kept already (a later commit, or the same commit
+    /// with a later offset). One transaction. No other errors. Safe to repeat.
     async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()>;
 
     /// The last commit published, as [`MasterStorage::mark_published`] kept it (all zero when

@@ -443,6 +443,14 @@ pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: &dyn
         at(3, 3),
         "an older commit never moves it back"
     );
+    s.mark_published(rows[2].id, Some(at(3, 5))).await.unwrap();
+    assert_eq!(
+        s.published().await.unwrap(),
+        at(3, 5),
+        "answers published after the commit move the offset on"
+    );
+    s.mark_published(rows[2].id, Some(at(3, 4))).await.unwrap();
+    assert_eq!(s.published().await.unwrap(), at(3, 5));
     s.mark_published(rows[5].id, Some(at(6, 12))).await.unwrap();
     assert_eq!(s.published().await.unwrap(), at(6, 12));
     assert!(s.unpublished(10).await.unwrap().is_empty());

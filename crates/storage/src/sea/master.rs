@@ -772,8 +772,12 @@ pub(super) async fn mark_published<C: ConnectionTrait>(
         .filter(broadcasts::Column::Id.lte(to_i64(up_to)))
         .exec(c)
         .await?;
+    let stored = (
+        common::counter(c, PUBLISHED_CSN).await?,
+        common::counter(c, PUBLISHED_NEXT_OFFSET).await?,
+    );
     if let Some(last) = last
-        && last.csn > common::counter(c, PUBLISHED_CSN).await?
+        && (last.csn, to_u64(last.next_offset)) > stored
     {
         common::set_counter(c, PUBLISHED_CSN, last.csn).await?;
         common::set_counter(c, PUBLISHED_NEXT_OFFSET, to_u64(last.next_offset)).await?;
