@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use offline_sync_model::{
     Conflict, ConflictId, ConflictStatus, ContentType, Csn, DocumentId, Fields, Message, ResyncRequest,
@@ -17,27 +18,32 @@ use tokio::sync::Mutex;
 use crate::config::{MasterConfig, synced};
 use crate::error::{Error, Result};
 use crate::inbox::Decoded;
-use crate::node::{Core, Role, drain, role};
+use crate::node::{Role, drain, role};
 
-/// The master node. Cheap to clone; clones share the node.
-#[derive(Clone, Debug)]
-pub struct Master {
-    pub(crate) inner: Arc<Inner>,
+role! {
+    /// The master node. Cheap to clone; clones share the node.
+    Master, "A master", MasterConfig,
+    {
+        /// One publisher at a time: commits are broadcast in CSN order.
+        publisher: Mutex<()>,
+    }
 }
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    core: Core,
-    pub(crate) cfg: MasterConfig,
-    publisher: Mutex<()>,
-}
-
-role!(Master, "A master", MasterConfig);
 
 /// What a resolution preview was made from: the master's version of the document and when
 /// the conflict was last recorded (a later ship change folded into it moves it).
 fn revision(conflict: &Conflict, doc: &offline_sync_model::MasterDoc) -> String {
     format!("{}.{}", doc.version, conflict.updated_at_ms)
+}
+
+/// The broker wait of each partition's fetch in the first round of a pull: the poll wait
+/// shared out, but never under a millisecond, the broker's unit. A shorter share would be sent
+/// as zero, so a master with more partitions than milliseconds of poll wait would ask the
+/// broker in a loop that never rests. A zero poll wait stays zero (the pull loop rests then).
+fn partition_wait(poll_wait: Duration, partitions: u32) -> Duration {
+    if poll_wait.is_zero() {
+        return poll_wait;
+    }
+    (poll_wait / partitions.max(1)).max(Duration::from_millis(1))
 }
 
 /// Most commits of one document read back to find what a conflict's base held.
@@ -163,13 +169,6 @@ impl Master {
         Role::Master
     }
 
-    fn build(cfg: MasterConfig, core: Core) -> Self {
-        let publisher = Mutex::new(());
-        Self {
-            inner: Arc::new(Inner { core, cfg, publisher }),
-        }
-    }
-
     /// Moves decoded messages, refusals and dead letters into `batch`; returns the resync
     /// requests, answered once the batch is applied.
     pub(crate) fn take(&self, decoded: Decoded, batch: &mut MasterBatch) -> Vec<ResyncRequest> {
@@ -194,7 +193,7 @@ impl Master {
         let topic = self.inner.cfg.topics.ship_updates.clone();
         let r = self.transport.partitions(&topic).await;
         let partitions = self.broker(r)?;
-        let wait = self.inner.cfg.poll_wait / partitions.max(1);
+        let wait = partition_wait(self.inner.cfg.poll_wait, partitions);
         let mut batch = MasterBatch {
             sensitive: self.inner.cfg.sensitive.clone(),
             offline_after_ms: u64::try_from(self.inner.cfg.offline_after.as_millis()).ok(),
@@ -222,7 +221,7 @@ impl Master {
                     Some(n) => *n,
                     None => self.storage.offset(&topic, p).await?.unwrap_or(0),
                 };
-                let wait = if first { wait } else { std::time::Duration::ZERO };
+                let wait = if first { wait } else { Duration::ZERO };
                 let r = self.transport.fetch(&topic, p, from, budget, wait).await;
                 let fetched = match self.broker(r) {
                     Ok(b) => b,
@@ -782,6 +781,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn each_partition_waits_at_least_a_millisecond_unless_the_poll_wait_is_zero() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            partition_wait(ms(10), 16),
+            ms(1),
+            "0.625 ms would be sent as no wait at all"
+        );
+        assert_eq!(partition_wait(ms(1000), 4), ms(250));
+        assert_eq!(partition_wait(ms(10), 0), ms(10));
+        assert_eq!(partition_wait(Duration::ZERO, 16), Duration::ZERO);
+    }
 
     fn commit(csn: Csn, op: CommitOp, fields: serde_json::Value) -> Commit {
         Commit {

@@ -87,13 +87,43 @@ pub(crate) fn jitter() -> f64 {
 /// of its own, however short, is the rest: a 10 ms wait is 10 ms of latency, not 50.
 const IDLE: Duration = Duration::from_millis(50);
 
-/// Logs a failed step of a node's loop and keeps it as the node's last error.
-fn step_failed(core: &Core, what: &'static str, e: &Error) {
+/// Failures in a row of a step, on a database that is busy or unreachable, logged only at
+/// debug level; from then on they are warnings. A broker out of reach is the normal state of a
+/// ship at sea and stays at debug (the link's state change is logged on its own), but a
+/// database that stays locked by another process, or away, is something an operator must hear
+/// about.
+const QUIET_RETRIES: u32 = 3;
+
+/// How a failed step of a node's loop is logged, after `attempt` failures in a row before it.
+fn failure_level(e: &Error, attempt: u32) -> tracing::Level {
+    match e {
+        Error::Storage(_) if e.is_retryable() && attempt < QUIET_RETRIES => tracing::Level::DEBUG,
+        Error::Storage(_) => tracing::Level::WARN,
+        _ if e.is_retryable() => tracing::Level::DEBUG,
+        _ => tracing::Level::WARN,
+    }
+}
+
+/// Logs a failed step of a node's loop, the `attempt`-th failure in a row, and keeps it as the
+/// node's last error.
+fn step_failed(core: &Core, what: &'static str, e: &Error, attempt: u32) {
     core.link.failed(what, e, core.now());
-    if e.is_retryable() {
-        tracing::debug!(step = what, error = %e, "will retry");
+    if failure_level(e, attempt) == tracing::Level::DEBUG {
+        tracing::debug!(step = what, error = %e, attempt, "will retry");
     } else {
-        tracing::warn!(step = what, error = %e, "step failed, will retry");
+        tracing::warn!(step = what, error = %e, attempt, "step failed, will retry");
+    }
+}
+
+/// Logs the outcome of a step that runs again on its own schedule, counting its failures in a
+/// row in `streak`.
+fn tally<T>(core: &Core, what: &'static str, outcome: Result<T>, streak: &mut u32) {
+    match outcome {
+        Ok(_) => *streak = 0,
+        Err(e) => {
+            step_failed(core, what, &e, *streak);
+            *streak = streak.saturating_add(1);
+        }
     }
 }
 
@@ -121,7 +151,7 @@ async fn pull_loop<F, Fut>(
             }
             Ok(_) => attempt = 0,
             Err(e) => {
-                step_failed(core, "pull", &e);
+                step_failed(core, "pull", &e, attempt);
                 if pause(&mut stop, backoff(&e, attempt)).await {
                     return;
                 }
@@ -158,6 +188,7 @@ impl Replica {
 async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let cfg = r.config().clone();
     let mut attempt = 0u32;
+    let mut resends = 0u32;
     loop {
         // Wait for a local write (or a periodic check for stale, unanswered changes), then
         // let the burst settle: a change written just before the periodic check waits its
@@ -170,9 +201,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() || pause(&mut stop, cfg.debounce).await {
             return;
         }
-        if let Err(e) = r.resend_stale().await {
-            step_failed(&r, "resend", &e);
-        }
+        tally(&r, "resend", r.resend_stale().await, &mut resends);
         loop {
             match r.push_once().await {
                 Ok(0) => {
@@ -181,7 +210,7 @@ async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
                 }
                 Ok(_) => attempt = 0,
                 Err(e) => {
-                    step_failed(&r, "push", &e);
+                    step_failed(&r, "push", &e, attempt);
                     if pause(&mut stop, cfg.retry.delay(attempt, jitter())).await {
                         return;
                     }
@@ -211,17 +240,12 @@ fn prune_due(last: &mut Option<Instant>) -> bool {
 async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
     let interval = r.config().heartbeat_interval;
     let mut pruned = None;
+    let [mut beats, mut retries, mut prunes] = [0u32; 3];
     loop {
-        if let Err(e) = r.heartbeat().await {
-            step_failed(&r, "heartbeat", &e);
-        }
-        if let Err(e) = r.retry_due_dead_letters().await {
-            step_failed(&r, "dead letters", &e);
-        }
-        if prune_due(&mut pruned)
-            && let Err(e) = r.prune().await
-        {
-            step_failed(&r, "prune", &e);
+        tally(&r, "heartbeat", r.heartbeat().await, &mut beats);
+        tally(&r, "dead letters", r.retry_due_dead_letters().await, &mut retries);
+        if prune_due(&mut pruned) {
+            tally(&r, "prune", r.prune().await, &mut prunes);
         }
         if pause(&mut stop, interval).await {
             return;
@@ -249,19 +273,16 @@ async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
     let retry = m.config().retry;
     let mut attempt = 0u32;
     let mut pruned = None;
+    let [mut prunes, mut retries] = [0u32; 2];
     loop {
-        if prune_due(&mut pruned)
-            && let Err(e) = m.prune().await
-        {
-            step_failed(&m, "prune", &e);
+        if prune_due(&mut pruned) {
+            tally(&m, "prune", m.prune().await, &mut prunes);
         }
-        if let Err(e) = m.retry_due_dead_letters().await {
-            step_failed(&m, "dead letters", &e);
-        }
+        tally(&m, "dead letters", m.retry_due_dead_letters().await, &mut retries);
         match m.publish_all().await {
             Ok(_) => attempt = 0,
             Err(e) => {
-                step_failed(&m, "publish", &e);
+                step_failed(&m, "publish", &e, attempt);
                 if pause(&mut stop, retry.delay(attempt, jitter())).await {
                     return;
                 }
@@ -277,5 +298,35 @@ async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn a_database_that_stays_busy_is_a_warning_a_broker_out_of_reach_is_not() {
+        let busy = Error::Storage(offline_sync_storage::Error::Contended(Box::new(
+            std::io::Error::other("database is locked"),
+        )));
+        let away = Error::Transport(offline_sync_transport::Error::Unavailable {
+            reason: "connection refused".into(),
+        });
+        let broken = Error::Storage(offline_sync_storage::Error::Internal {
+            context: "query failed".into(),
+            source: None,
+        });
+        assert_eq!(
+            failure_level(&busy, 0),
+            Level::DEBUG,
+            "a moment's contention is normal"
+        );
+        assert_eq!(failure_level(&busy, QUIET_RETRIES - 1), Level::DEBUG);
+        assert_eq!(failure_level(&busy, QUIET_RETRIES), Level::WARN);
+        assert_eq!(failure_level(&away, 1_000), Level::DEBUG);
+        assert_eq!(failure_level(&broken, 0), Level::WARN);
     }
 }
