@@ -72,16 +72,35 @@ macro_rules! shared {
 }
 pub(crate) use shared;
 
-/// What makes a role's type (`Master`, `Replica`) a node: it dereferences to its core, and
-/// its public constructors build the core and call the role's private `role(&cfg)` and
-/// `build(cfg, core)`.
+/// Declares a role's type (`Master`, `Replica`) as a node: the type, cheap to clone, over an
+/// `Inner` of the core, the role's configuration and the role's own `fields` (each starting
+/// from its `Default`); it dereferences to its core, and its public constructors build the
+/// core with the role's private `role(&cfg)`.
 macro_rules! role {
-    ($ty:ident, $what:literal, $cfg:ty) => {
+    (
+        $(#[$doc:meta])*
+        $ty:ident, $what:literal, $cfg:ty,
+        { $($(#[$field_doc:meta])* $vis:vis $field:ident: $field_ty:ty),* $(,)? }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $ty {
+            pub(crate) inner: std::sync::Arc<Inner>,
+        }
+
+        /// The node: its core, its configuration and its role's own state.
+        #[derive(Debug)]
+        pub(crate) struct Inner {
+            core: crate::node::Core,
+            pub(crate) cfg: $cfg,
+            $($(#[$field_doc])* $vis $field: $field_ty,)*
+        }
+
         impl std::ops::Deref for $ty {
-            type Target = Core;
+            type Target = crate::node::Core;
 
             /// The node core: storage, link, documents, audit log and dead letters.
-            fn deref(&self) -> &Core {
+            fn deref(&self) -> &crate::node::Core {
                 &self.inner.core
             }
         }
@@ -99,14 +118,20 @@ macro_rules! role {
                 transport: Arc<dyn Transport>,
                 clock: Arc<dyn crate::clock::Clock>,
             ) -> Self {
-                let core = Core::new(
+                let core = crate::node::Core::new(
                     Self::role(&cfg),
                     crate::node::shared!(cfg),
                     storage,
                     transport,
                     clock,
                 );
-                Self::build(cfg, core)
+                Self {
+                    inner: std::sync::Arc::new(Inner {
+                        core,
+                        cfg,
+                        $($field: Default::default(),)*
+                    }),
+                }
             }
         }
     };

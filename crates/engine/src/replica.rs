@@ -11,30 +11,25 @@ use tokio::sync::Mutex;
 use crate::config::ReplicaConfig;
 use crate::error::{Error, Result};
 use crate::inbox::Decoded;
-use crate::node::{Core, Role, drain, role};
+use crate::node::{Role, drain, role};
 use crate::resync::{ResyncProgress, SnapshotSource};
 
-/// A replica (ship) node. Cheap to clone; clones share the node.
-#[derive(Clone, Debug)]
-pub struct Replica {
-    pub(crate) inner: Arc<Inner>,
+role! {
+    /// A replica (ship) node. Cheap to clone; clones share the node.
+    Replica, "A replica", ReplicaConfig,
+    {
+        /// One push at a time: the outbox is sent in order.
+        pusher: Mutex<()>,
+        /// Why the last pull asked for a resync, until one succeeds.
+        resync: std::sync::Mutex<Option<String>>,
+        /// When something was last read from `master-updates` (this node's clock).
+        heard_ms: std::sync::atomic::AtomicU64,
+        /// Set while applying is stopped before a CSN gap (see [`Error::CsnGap`]).
+        gap: std::sync::Mutex<Option<Gap>>,
+        /// Where a resync fetches the master's state from.
+        pub(crate) source: std::sync::RwLock<Option<Arc<dyn SnapshotSource>>>,
+    }
 }
-
-#[derive(Debug)]
-pub(crate) struct Inner {
-    core: Core,
-    pub(crate) cfg: ReplicaConfig,
-    pusher: Mutex<()>,
-    resync: std::sync::Mutex<Option<String>>,
-    /// When something was last read from `master-updates` (this node's clock).
-    heard_ms: std::sync::atomic::AtomicU64,
-    /// Set while applying is stopped before a CSN gap (see [`Error::CsnGap`]).
-    gap: std::sync::Mutex<Option<Gap>>,
-    /// Where a resync fetches the master's state from.
-    pub(crate) source: std::sync::RwLock<Option<Arc<dyn SnapshotSource>>>,
-}
-
-role!(Replica, "A replica", ReplicaConfig);
 
 /// What a replica reports about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,20 +66,6 @@ pub struct ReplicaStatus {
 impl Replica {
     fn role(cfg: &ReplicaConfig) -> Role {
         Role::Replica(cfg.ship.clone())
-    }
-
-    fn build(cfg: ReplicaConfig, core: Core) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                core,
-                cfg,
-                pusher: Mutex::new(()),
-                resync: std::sync::Mutex::new(None),
-                gap: std::sync::Mutex::new(None),
-                heard_ms: std::sync::atomic::AtomicU64::new(0),
-                source: std::sync::RwLock::new(None),
-            }),
-        }
     }
 
     /// Verifies and decodes records the master signed with the key this ship already knows;
