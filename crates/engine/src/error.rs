@@ -101,6 +101,15 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether a write may have been kept although it failed: the database connection broke
+    /// while it was committing. Only a read tells.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::Storage(offline_sync_storage::Error::Indeterminate(_))
+        )
+    }
 }
 
 impl From<offline_sync_storage::Error> for Error {

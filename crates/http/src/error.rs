@@ -96,6 +96,17 @@ impl From<EngineError> for ApiError {
             EngineError::ResyncRequired { .. } | EngineError::CsnGap { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, "resync_required", e.to_string())
             }
+            EngineError::Storage(_) if e.outcome_unknown() => {
+                // Not 503: a client that tries a create again on "unavailable" would make a
+                // second document if the first was kept.
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "write outcome unknown");
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "outcome_unknown",
+                    "the database connection broke while the write was committing: it may have \
+                     been kept; read before trying again",
+                )
+            }
             EngineError::Storage(_) if e.is_retryable() => {
                 tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "database unavailable");
                 Self::new(
@@ -160,6 +171,20 @@ mod tests {
                 },
                 409,
                 "conflict",
+            ),
+            (
+                EngineError::Storage(offline_sync_storage::Error::Contended(Box::new(
+                    std::io::Error::other("database is locked"),
+                ))),
+                503,
+                "database_unavailable",
+            ),
+            (
+                EngineError::Storage(offline_sync_storage::Error::Indeterminate(Box::new(
+                    std::io::Error::other("connection reset"),
+                ))),
+                500,
+                "outcome_unknown",
             ),
         ];
         for (e, status, code) in cases {

@@ -54,6 +54,12 @@ pub enum Error {
     /// serialization failure, 40P01 deadlock). Nothing was written; retryable.
     #[error("database busy with another writer")]
     Contended(#[source] Cause),
+    /// The connection to the database broke while it was committing: the write may or may not
+    /// have been kept, and only a read can tell. Repeating a call whose documentation says
+    /// repeating it is safe is fine (so this is retryable for the engine's own steps); a
+    /// client's create is not such a call.
+    #[error("the database connection broke while committing; the write may or may not have been kept")]
+    Indeterminate(#[source] Cause),
     /// The database answered with an error or held data this build cannot read.
     #[error("database error: {context}")]
     Internal {
@@ -68,7 +74,10 @@ pub enum Error {
 impl Error {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Contended(_))
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::Contended(_) | Error::Indeterminate(_)
+        )
     }
 
     pub(crate) fn corrupt(context: impl Into<String>) -> Self {
@@ -110,6 +119,16 @@ fn kind(e: &DbErr) -> Kind {
         }
         _ if matches!(e, DbErr::Conn(_)) => Kind::Unavailable,
         _ => Kind::Other,
+    }
+}
+
+impl Error {
+    /// `e`, met while committing: a connection that broke then leaves the outcome unknown.
+    pub(crate) fn at_commit(e: DbErr) -> Self {
+        match kind(&e) {
+            Kind::Unavailable => Error::Indeterminate(Box::new(e)),
+            _ => Error::from(e),
+        }
     }
 }
 

@@ -126,7 +126,7 @@ impl SeaStorage {
 async fn finish<T>(txn: sea_orm::DatabaseTransaction, result: Result<T>) -> Result<T> {
     match result {
         Ok(v) => {
-            txn.commit().await?;
+            txn.commit().await.map_err(Error::at_commit)?;
             Ok(v)
         }
         Err(e) => {

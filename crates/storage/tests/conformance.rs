@@ -100,3 +100,73 @@ async fn a_write_while_another_process_holds_the_file_is_contended_and_retryable
     other.execute_unprepared("COMMIT").await.unwrap();
     s.local_write(&ship, &write, Hlc::default(), 1).await.unwrap();
 }
+
+/// Forwards TCP to `upstream` until armed; once armed, the first client packet that holds
+/// `COMMIT` is dropped with both connections, as a link that breaks at that moment.
+async fn cut_at_commit(
+    upstream: String,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let armed = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let flag = armed.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut server_rx, mut server_tx) = server.into_split();
+            let flag = flag.clone();
+            let up = async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = client_rx.read(&mut buf).await?;
+                    let chunk = &buf[..n];
+                    if n == 0 || (flag.load(Ordering::SeqCst) && chunk.windows(6).any(|w| w == b"COMMIT")) {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                    server_tx.write_all(chunk).await?;
+                }
+            };
+            let down = async move { tokio::io::copy(&mut server_rx, &mut client_tx).await };
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = up => {}
+                    _ = down => {}
+                }
+            });
+        }
+    });
+    (addr, armed)
+}
+
+#[tokio::test]
+async fn a_connection_lost_while_committing_leaves_the_outcome_unknown() {
+    let url = offline_sync_storage::testing::fresh_postgres("commit_cut")
+        .await
+        .unwrap();
+    let (server, database) = url.rsplit_once('/').unwrap();
+    let (_, host) = server.rsplit_once('@').unwrap();
+    let (proxy, armed) = cut_at_commit(host.to_owned()).await;
+    let through = format!("{}@{proxy}/{database}", server.rsplit_once('@').unwrap().0);
+    let s = SeaStorage::connect(&through).await.unwrap();
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let write = LocalWrite::Create {
+        content_type: ContentType::new("api::article.article").unwrap(),
+        id: DocumentId::new_v7(),
+        fields: json!({"a": 1}).as_object().cloned().unwrap_or_default(),
+    };
+    match s
+        .local_write(&ShipId::new("ship-1").unwrap(), &write, Hlc::default(), 1)
+        .await
+    {
+        Err(e @ Error::Indeterminate(_)) => assert!(e.is_retryable(), "the engine's own steps repeat safely"),
+        other => panic!("a write whose COMMIT was cut must be of unknown outcome, got {other:?}"),
+    }
+}
