@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use offline_sync::model::{DocumentId, SigningKey};
+use anyhow::Result;
+use offline_sync::model::DocumentId;
 
 use crate::Scale;
 use crate::setup::{self, Broker};
@@ -97,51 +97,15 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
 
 /// Produces `payloads` as signed records, then lets `consumers` fetch them all at once.
 async fn raw_fanout(broker: &Broker, payloads: &[Vec<u8>], consumers: usize) -> Result<Duration> {
-    use rskafka::client::partition::{Compression, UnknownTopicHandling};
-    use rskafka::record::Record;
-
-    let client = setup::raw_kafka(broker).await?;
-    let topic = "raw-fanout";
-    client
-        .controller_client()?
-        .create_topic(topic, 1, 1, 5_000)
-        .await?;
-    let key = SigningKey::from_seed([5; 32]);
-    let records: Vec<Record> = payloads
-        .iter()
-        .map(|p| Record {
-            key: None,
-            value: Some(key.seal("master", p)),
-            headers: Default::default(),
-            timestamp: rskafka::chrono::Utc::now(),
-        })
-        .collect();
-    let producer = client
-        .partition_client(topic, 0, UnknownTopicHandling::Retry)
-        .await?;
+    let producer = setup::raw_partition(broker, "raw-fanout").await?;
+    let records = setup::sealed(payloads, "master", 5);
     let n = payloads.len();
     let started = Instant::now();
-    for chunk in records.chunks(100) {
-        producer.produce(chunk.to_vec(), Compression::Zstd).await?;
-    }
+    setup::produce_all(&producer, &records).await?;
     let mut readers = Vec::new();
     for _ in 0..consumers {
-        let c = setup::raw_kafka(broker).await?;
-        readers.push(tokio::spawn(async move {
-            let pc = c
-                .partition_client("raw-fanout", 0, UnknownTopicHandling::Retry)
-                .await?;
-            let (mut offset, mut read) = (0, 0);
-            while read < n {
-                let (got, _) = pc.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
-                if got.is_empty() {
-                    bail!("the broker returned nothing at offset {offset}");
-                }
-                read += got.len();
-                offset = got.last().map_or(offset, |r| r.offset + 1);
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
+        let reader = setup::raw_reader(broker, "raw-fanout").await?;
+        readers.push(tokio::spawn(async move { setup::fetch_all(&reader, n).await }));
     }
     for r in readers {
         r.await??;

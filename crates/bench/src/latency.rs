@@ -98,23 +98,8 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
 /// Times `n` records, one at a time, from produce until a consumer long-polling the partition
 /// has it.
 async fn raw_round_trips(broker: &Broker, n: usize) -> Result<Vec<Duration>> {
-    use rskafka::client::partition::{Compression, UnknownTopicHandling};
-    use rskafka::record::Record;
-
-    let client = setup::raw_kafka(broker).await?;
-    let topic = "raw-latency";
-    client
-        .controller_client()?
-        .create_topic(topic, 1, 1, 5_000)
-        .await?;
-    let producer = client
-        .partition_client(topic, 0, UnknownTopicHandling::Retry)
-        .await?;
-    let consumer = std::sync::Arc::new(
-        client
-            .partition_client(topic, 0, UnknownTopicHandling::Retry)
-            .await?,
-    );
+    let producer = setup::raw_partition(broker, "raw-latency").await?;
+    let consumer = setup::raw_reader(broker, "raw-latency").await?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let offset = i as i64;
@@ -133,14 +118,12 @@ async fn raw_round_trips(broker: &Broker, n: usize) -> Result<Vec<Duration>> {
         });
         // Let the consumer's fetch reach the broker before producing.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let record = Record {
-            key: Some(b"ship-0".to_vec()),
-            value: Some(format!("{{\"count\":{i}}}").into_bytes()),
-            headers: Default::default(),
-            timestamp: rskafka::chrono::Utc::now(),
-        };
+        let record = setup::raw_record(
+            Some(b"ship-0".to_vec()),
+            format!("{{\"count\":{i}}}").into_bytes(),
+        );
         let produced = Instant::now();
-        producer.produce(vec![record], Compression::Zstd).await?;
+        setup::produce_all(&producer, &[record]).await?;
         let received = fetch.await??;
         samples.push(received.saturating_duration_since(produced));
     }

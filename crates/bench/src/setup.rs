@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use offline_sync::engine::{Master, MasterConfig, Replica, ReplicaConfig};
 use offline_sync::kafka::{Compression, KafkaConfig, KafkaTransport};
-use offline_sync::model::{ContentType, Fields, ShipId};
+use offline_sync::model::{ContentType, Fields, ShipId, SigningKey};
 use offline_sync::storage::{SeaStorage, Storage};
 use offline_sync::transport::Transport;
 use offline_sync_kafka::testing::Tansu;
+use rskafka::client::partition::{Compression as RawCompression, PartitionClient, UnknownTopicHandling};
+use rskafka::record::Record;
 use serde_json::json;
 
 /// The CPU, its cores and the memory, for the top of the report.
@@ -231,6 +233,68 @@ pub(crate) async fn raw_kafka(broker: &Broker) -> Result<rskafka::client::Client
     Ok(rskafka::client::ClientBuilder::new(vec![broker.address()])
         .build()
         .await?)
+}
+
+/// A raw client of partition 0 of `topic`, a new one-partition topic.
+pub(crate) async fn raw_partition(broker: &Broker, topic: &str) -> Result<Arc<PartitionClient>> {
+    let client = raw_kafka(broker).await?;
+    client
+        .controller_client()?
+        .create_topic(topic, 1, 1, 5_000)
+        .await?;
+    raw_reader(broker, topic).await
+}
+
+/// Another raw client of partition 0 of `topic`, on a connection of its own.
+pub(crate) async fn raw_reader(broker: &Broker, topic: &str) -> Result<Arc<PartitionClient>> {
+    let client = raw_kafka(broker).await?;
+    Ok(Arc::new(
+        client
+            .partition_client(topic, 0, UnknownTopicHandling::Retry)
+            .await?,
+    ))
+}
+
+/// `payloads` as the signed records `sender` sends (a ship's carry its name as their key).
+pub(crate) fn sealed(payloads: &[Vec<u8>], sender: &str, seed: u8) -> Vec<Record> {
+    let key = SigningKey::from_seed([seed; 32]);
+    let ship = sender != "master";
+    payloads
+        .iter()
+        .map(|p| raw_record(ship.then(|| sender.as_bytes().to_vec()), key.seal(sender, p)))
+        .collect()
+}
+
+/// A record as rskafka produces it, stamped now.
+pub(crate) fn raw_record(key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
+    Record {
+        key,
+        value: Some(value),
+        headers: Default::default(),
+        timestamp: rskafka::chrono::Utc::now(),
+    }
+}
+
+/// Produces `records` in batches of 100 with zstd, as a node sends them.
+pub(crate) async fn produce_all(partition: &PartitionClient, records: &[Record]) -> Result<()> {
+    for chunk in records.chunks(100) {
+        partition.produce(chunk.to_vec(), RawCompression::Zstd).await?;
+    }
+    Ok(())
+}
+
+/// Fetches the first `n` records of `partition`.
+pub(crate) async fn fetch_all(partition: &PartitionClient, n: usize) -> Result<()> {
+    let (mut offset, mut read) = (0, 0);
+    while read < n {
+        let (got, _) = partition.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
+        if got.is_empty() {
+            bail!("the broker returned nothing at offset {offset}");
+        }
+        read += got.len();
+        offset = got.last().map_or(offset, |r| r.offset + 1);
+    }
+    Ok(())
 }
 
 /// Changes per second.

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use offline_sync::engine::{Master, Replica};
-use offline_sync::model::{DocumentId, Fields, SigningKey};
+use offline_sync::model::{DocumentId, Fields};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 
 use crate::Scale;
@@ -242,41 +242,10 @@ pub(crate) async fn raw_inserts(
 /// Produces `payloads`, each as the signed record a ship sends, in batches of 100 with zstd,
 /// then fetches them all back. Returns how long both took.
 pub(crate) async fn raw_produce_fetch(broker: &Broker, payloads: &[Vec<u8>]) -> Result<Duration> {
-    use rskafka::client::partition::{Compression, UnknownTopicHandling};
-    use rskafka::record::Record;
-
-    let client = setup::raw_kafka(broker).await?;
-    let topic = "raw-throughput";
-    client
-        .controller_client()?
-        .create_topic(topic, 1, 1, 5_000)
-        .await?;
-    let partition = client
-        .partition_client(topic, 0, UnknownTopicHandling::Retry)
-        .await?;
-    let key = SigningKey::from_seed([3; 32]);
-    let records: Vec<Record> = payloads
-        .iter()
-        .map(|p| Record {
-            key: Some(b"ship-0".to_vec()),
-            value: Some(key.seal("ship-0", p)),
-            headers: Default::default(),
-            timestamp: rskafka::chrono::Utc::now(),
-        })
-        .collect();
+    let partition = setup::raw_partition(broker, "raw-throughput").await?;
+    let records = setup::sealed(payloads, "ship-0", 3);
     let started = Instant::now();
-    for chunk in records.chunks(100) {
-        partition.produce(chunk.to_vec(), Compression::Zstd).await?;
-    }
-    let mut offset = 0;
-    let mut read = 0;
-    while read < payloads.len() {
-        let (got, _) = partition.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
-        if got.is_empty() {
-            bail!("the broker returned nothing at offset {offset}");
-        }
-        read += got.len();
-        offset = got.last().map_or(offset, |r| r.offset + 1);
-    }
+    setup::produce_all(&partition, &records).await?;
+    setup::fetch_all(&partition, payloads.len()).await?;
     Ok(started.elapsed())
 }
