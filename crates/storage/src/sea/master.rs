@@ -1,6 +1,6 @@
 //! Master side: applying ship batches, local writes, conflicts, broadcasts, the ship registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use offline_sync_model::{
     Ack, AckOutcome, Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictId, ConflictKind,
@@ -23,17 +23,175 @@ use crate::types::{
 };
 
 async fn broadcast<C: ConnectionTrait>(c: &C, msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<()> {
+    broadcasts::Entity::insert(broadcast_row(msg, csn, now_ms)?)
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+fn broadcast_row(msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<broadcasts::ActiveModel> {
     let payload = String::from_utf8(encode(msg)).map_err(|e| Error::corrupt(e.to_string()))?;
-    broadcasts::Entity::insert(broadcasts::ActiveModel {
+    Ok(broadcasts::ActiveModel {
         id: NotSet,
         csn: Set(csn.map(to_i64)),
         payload: Set(payload),
         published: Set(false),
         created_at_ms: Set(to_i64(now_ms)),
     })
-    .exec(c)
-    .await?;
-    Ok(())
+}
+
+/// A document of the master, by type and id.
+type DocKey = (ContentType, DocumentId);
+
+/// What applying one batch reads and writes, kept in memory from its start to its end so the
+/// batch costs a handful of statements instead of several round trips per change: the
+/// documents and open conflicts its changes touch (read in one query per type), and the
+/// documents, broadcasts and ship seqs it writes (in multi-row statements, by [`flush`]).
+/// Later changes of the batch see what earlier ones did through it.
+///
+/// [`flush`]: Batched::flush
+struct Batched {
+    docs: BTreeMap<DocKey, Option<MasterDoc>>,
+    open: BTreeMap<DocKey, Option<Conflict>>,
+    changed: BTreeSet<DocKey>,
+    broadcasts: Vec<broadcasts::ActiveModel>,
+    seqs: Vec<ship_seqs::ActiveModel>,
+    now_ms: u64,
+}
+
+impl Batched {
+    /// Reads the documents `changes` touch, and their open conflicts.
+    async fn load<C: ConnectionTrait>(c: &C, changes: &[Change], now_ms: u64) -> Result<Self> {
+        let mut by_type: BTreeMap<&ContentType, Vec<DocumentId>> = BTreeMap::new();
+        for change in changes {
+            by_type.entry(&change.ct).or_default().push(change.id);
+        }
+        let mut docs = BTreeMap::new();
+        let mut open = BTreeMap::new();
+        for (ct, mut ids) in by_type {
+            ids.sort_unstable();
+            ids.dedup();
+            for id in &ids {
+                docs.insert((ct.clone(), *id), None);
+                open.insert((ct.clone(), *id), None);
+            }
+            for doc in common::master_docs(c, ct, &ids).await? {
+                docs.insert((doc.content_type.clone(), doc.id), Some(doc));
+            }
+            for chunk in ids.chunks(common::ROWS_PER_STATEMENT) {
+                let rows = conflicts::Entity::find()
+                    .filter(conflicts::Column::ContentType.eq(ct.as_str()))
+                    .filter(conflicts::Column::DocumentId.is_in(chunk.iter().map(DocumentId::to_string)))
+                    .filter(conflicts::Column::Status.eq("open"))
+                    .all(c)
+                    .await?;
+                for row in rows {
+                    let conflict = to_conflict(row)?;
+                    open.insert(
+                        (conflict.content_type.clone(), conflict.document_id),
+                        Some(conflict),
+                    );
+                }
+            }
+        }
+        Ok(Self {
+            docs,
+            open,
+            changed: BTreeSet::new(),
+            broadcasts: Vec::new(),
+            seqs: Vec::new(),
+            now_ms,
+        })
+    }
+
+    /// The master's document as the batch has left it so far.
+    async fn doc<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        ct: &ContentType,
+        id: DocumentId,
+    ) -> Result<Option<MasterDoc>> {
+        let key = (ct.clone(), id);
+        if let Some(doc) = self.docs.get(&key) {
+            return Ok(doc.clone());
+        }
+        let doc = common::master_doc(c, ct, id).await?;
+        self.docs.insert(key, doc.clone());
+        Ok(doc)
+    }
+
+    /// Keeps `doc` as the document's new state, saved by [`Batched::flush`].
+    fn save(&mut self, doc: &MasterDoc) {
+        let key = (doc.content_type.clone(), doc.id);
+        self.changed.insert(key.clone());
+        self.docs.insert(key, Some(doc.clone()));
+    }
+
+    /// Keeps conflict `id`, just saved, as the open conflict about its document.
+    async fn reopened<C: ConnectionTrait>(&mut self, c: &C, id: ConflictId) -> Result<()> {
+        let conflict = conflict(c, id)
+            .await?
+            .ok_or_else(|| Error::corrupt(format!("conflict {id} vanished while it was saved")))?;
+        self.open.insert(
+            (conflict.content_type.clone(), conflict.document_id),
+            Some(conflict),
+        );
+        Ok(())
+    }
+
+    /// The open conflict about a document, as the batch has left it so far.
+    async fn open_conflict<C: ConnectionTrait>(
+        &mut self,
+        c: &C,
+        ct: &ContentType,
+        id: DocumentId,
+    ) -> Result<Option<Conflict>> {
+        let key = (ct.clone(), id);
+        if let Some(open) = self.open.get(&key) {
+            return Ok(open.clone());
+        }
+        let open = open_conflict(c, ct, id).await?;
+        self.open.insert(key, open.clone());
+        Ok(open)
+    }
+
+    fn broadcast(&mut self, msg: &Message, csn: Option<u64>) -> Result<()> {
+        self.broadcasts.push(broadcast_row(msg, csn, self.now_ms)?);
+        Ok(())
+    }
+
+    /// Writes what the batch changed: documents, ship seqs, then broadcasts in the order
+    /// they were made (their ids, the publishing order, follow the rows of each statement).
+    async fn flush<C: ConnectionTrait>(mut self, c: &C) -> Result<()> {
+        let changed = std::mem::take(&mut self.changed);
+        let docs = changed
+            .iter()
+            .filter_map(|key| self.docs.get(key).and_then(Option::as_ref));
+        common::save_master_docs(c, docs, self.now_ms).await?;
+        let mut seqs = self.seqs.into_iter().peekable();
+        while seqs.peek().is_some() {
+            ship_seqs::Entity::insert_many(seqs.by_ref().take(common::ROWS_PER_STATEMENT))
+                .on_conflict(
+                    OnConflict::columns([ship_seqs::Column::ShipId, ship_seqs::Column::Seq])
+                        .update_columns([
+                            ship_seqs::Column::HlcMs,
+                            ship_seqs::Column::HlcC,
+                            ship_seqs::Column::ContentType,
+                            ship_seqs::Column::DocumentId,
+                        ])
+                        .to_owned(),
+                )
+                .exec(c)
+                .await?;
+        }
+        let mut broadcasts = self.broadcasts.into_iter().peekable();
+        while broadcasts.peek().is_some() {
+            broadcasts::Entity::insert_many(broadcasts.by_ref().take(common::ROWS_PER_STATEMENT))
+                .exec(c)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// Ship registry rows touched by one batch, written back once at its end.
@@ -132,11 +290,11 @@ impl Registry {
 /// converges to it instead of keeping its own values.
 async fn refuse(
     txn: &DatabaseTransaction,
+    batched: &mut Batched,
     (ship, seq): (&ShipId, Seq),
     target: Option<(&ContentType, DocumentId)>,
     reason: &str,
     csn: &mut u64,
-    now_ms: u64,
 ) -> Result<()> {
     let refused = Message::Ack(Ack {
         ship: ship.clone(),
@@ -145,11 +303,11 @@ async fn refuse(
             reason: reason.to_owned(),
         },
     });
-    broadcast(txn, &refused, None, now_ms).await?;
+    batched.broadcast(&refused, None)?;
     let Some((ct, id)) = target else {
         return Ok(());
     };
-    let doc = common::master_doc(txn, ct, id).await?.filter(|d| !d.deleted);
+    let doc = batched.doc(txn, ct, id).await?.filter(|d| !d.deleted);
     *csn += 1;
     let restore = Commit {
         csn: *csn,
@@ -167,7 +325,7 @@ async fn refuse(
         resolves: None,
         conflict: None,
     };
-    broadcast(txn, &Message::Commit(restore), Some(*csn), now_ms).await
+    batched.broadcast(&Message::Commit(restore), Some(*csn))
 }
 
 /// Counts a refused change of the ship in its registry row, with its seq and reason.
@@ -223,6 +381,7 @@ pub(super) async fn apply(
     };
     let mut csn = common::lock_counter(txn, CSN).await?;
     let collected_up_to = collected(txn).await?;
+    let mut batched = Batched::load(txn, &batch.changes, now_ms).await?;
     let ack = |ship: &ShipId, seq: Seq, outcome| {
         Message::Ack(Ack {
             ship: ship.clone(),
@@ -248,18 +407,12 @@ pub(super) async fn apply(
         match order(row, seq) {
             Order::Duplicate(last_seq) => {
                 out.duplicates += 1;
-                broadcast(
-                    txn,
-                    &ack(ship, seq, AckOutcome::Duplicate { last_seq }),
-                    None,
-                    now_ms,
-                )
-                .await?;
+                batched.broadcast(&ack(ship, seq, AckOutcome::Duplicate { last_seq }), None)?;
                 continue;
             }
             Order::Gap(expected) => {
                 out.gaps += 1;
-                broadcast(txn, &ack(ship, seq, AckOutcome::Gap { expected }), None, now_ms).await?;
+                batched.broadcast(&ack(ship, seq, AckOutcome::Gap { expected }), None)?;
                 continue;
             }
             Order::Next => {}
@@ -276,46 +429,35 @@ pub(super) async fn apply(
                     .map(|(ct, id)| (ct.as_str().to_owned(), id.to_string())),
             ),
         };
-        ship_seqs::Entity::insert(ship_seqs::ActiveModel {
+        // Seqs rise within a ship's entries, so no row is written twice in one statement.
+        batched.seqs.push(ship_seqs::ActiveModel {
             ship_id: Set(ship.as_str().to_owned()),
             seq: Set(to_i64(seq)),
             hlc_ms: Set(hlc.map(|h| to_i64(h.ms))),
             hlc_c: Set(hlc.map(|h| i32::try_from(h.c).unwrap_or(i32::MAX))),
             content_type: Set(target.as_ref().map(|t| t.0.clone())),
             document_id: Set(target.map(|t| t.1)),
-        })
-        .on_conflict(
-            OnConflict::columns([ship_seqs::Column::ShipId, ship_seqs::Column::Seq])
-                .update_columns([
-                    ship_seqs::Column::HlcMs,
-                    ship_seqs::Column::HlcC,
-                    ship_seqs::Column::ContentType,
-                    ship_seqs::Column::DocumentId,
-                ])
-                .to_owned(),
-        )
-        .exec(txn)
-        .await?;
+        });
         let change = match entry {
             Entry::Change(change) => change,
             Entry::Refused(change, reason) => {
                 out.rejected += 1;
                 refused(row, seq, reason);
                 let target = Some((&change.ct, change.id));
-                refuse(txn, (ship, seq), target, reason, &mut csn, now_ms).await?;
+                refuse(txn, &mut batched, (ship, seq), target, reason, &mut csn).await?;
                 continue;
             }
             Entry::Unreadable(u) => {
                 out.rejected += 1;
                 refused(row, seq, &u.reason);
                 let target = u.target.as_ref().map(|(ct, id)| (ct, *id));
-                refuse(txn, (ship, seq), target, &u.reason, &mut csn, now_ms).await?;
+                refuse(txn, &mut batched, (ship, seq), target, &u.reason, &mut csn).await?;
                 continue;
             }
         };
         row.changes_applied += 1;
         csn += 1;
-        let mut doc = common::master_doc(txn, &change.ct, change.id).await?;
+        let mut doc = batched.doc(txn, &change.ct, change.id).await?;
         // A change to a document the ship had from the master (a base above 0) that the master
         // no longer holds: its tombstone was collected, and the change is decided against it.
         let gone =
@@ -327,7 +469,7 @@ pub(super) async fn apply(
                 collected_up_to,
             ));
         }
-        let open = open_conflict(txn, &change.ct, change.id).await?;
+        let open = batched.open_conflict(txn, &change.ct, change.id).await?;
         // Sensitive fields are never taken from a ship: the master keeps its own values.
         let mut change = change.clone();
         batch.sensitive.strip(&mut change.fields);
@@ -351,7 +493,7 @@ pub(super) async fn apply(
             let target = Some((&change.ct, change.id));
             let reason = too_large.to_string();
             refused(registry.get(txn, ship, now_ms).await?, seq, &reason);
-            refuse(txn, (ship, seq), target, &reason, &mut csn, now_ms).await?;
+            refuse(txn, &mut batched, (ship, seq), target, &reason, &mut csn).await?;
             continue;
         }
         if let Some(draft) = &decision.conflict {
@@ -364,23 +506,24 @@ pub(super) async fn apply(
                 now_ms,
             )
             .await?;
+            batched.reopened(txn, id).await?;
             if let Some(cref) = decision.commit.conflict.as_mut() {
                 cref.id = id;
             }
             out.conflicts += 1;
         }
         match (&decision.doc, &doc) {
-            (Some(d), _) => common::save_master_doc(txn, d, now_ms).await?,
+            (Some(d), _) => batched.save(d),
             // The tombstone comes back while a conflict about it is open (resolving needs it);
             // it is collected again once every ship passed it.
-            (None, Some(d)) if gone && decision.conflict.is_some() => {
-                common::save_master_doc(txn, d, now_ms).await?;
-            }
+            (None, Some(d)) if gone && decision.conflict.is_some() => batched.save(d),
             (None, _) => {}
         }
-        broadcast(txn, &Message::Commit(decision.commit), Some(csn), now_ms).await?;
+        batched.broadcast(&Message::Commit(decision.commit), Some(csn))?;
         out.committed += 1;
     }
+    // Written before the heartbeats, which prune ship seqs and add broadcasts of their own.
+    batched.flush(txn).await?;
 
     for hb in &batch.heartbeats {
         let row = registry.get(txn, &hb.ship, now_ms).await?;
