@@ -104,6 +104,14 @@ fn main() -> ExitCode {
     if chosen.is_empty() {
         chosen = SCENARIOS.iter().collect();
     }
+    // What the nodes do, on stderr, for a look inside a run: RUST_LOG=offline_sync_engine=debug.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
