@@ -55,9 +55,9 @@ pub enum Error {
     #[error("database busy with another writer")]
     Contended(#[source] Cause),
     /// The connection to the database broke while it was committing: the write may or may not
-    /// have been kept, and only a read can tell. Repeating a call whose documentation says
-    /// repeating it is safe is fine (so this is retryable for the engine's own steps); a
-    /// client's create is not such a call.
+    /// have been kept, and only a read can tell. Not retryable as such: a call whose
+    /// documentation says repeating it is safe may be repeated (the engine's own steps are), but
+    /// repeating a create with a new id would make a second document.
     #[error("the database connection broke while committing; the write may or may not have been kept")]
     Indeterminate(#[source] Cause),
     /// The database answered with an error or held data this build cannot read.
@@ -74,10 +74,7 @@ pub enum Error {
 impl Error {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Unavailable(_) | Error::Contended(_) | Error::Indeterminate(_)
-        )
+        matches!(self, Error::Unavailable(_) | Error::Contended(_))
     }
 
     pub(crate) fn corrupt(context: impl Into<String>) -> Self {
