@@ -102,6 +102,84 @@ pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
     assert_eq!(ships[0].registered_at_ms, 1_000);
 }
 
+/// A batch larger than any statement or round of the implementation: 1,200 changes over 100
+/// documents, each document created then edited eleven times, a hundred changes apart; one
+/// edit is refused halfway. Every change sees the ones before it, the refused change's
+/// document is restored to what the batch had made of it by then, and the commits go out in
+/// CSN order.
+pub async fn a_large_batch_sees_its_own_changes_in_order(s: &dyn Storage) {
+    const DOCS: u64 = 100;
+    const CHANGES: u64 = 1_200;
+    const REFUSED: u64 = 700;
+    let ids: Vec<DocumentId> = (0..DOCS).map(|_| DocumentId::new_v7()).collect();
+    let mut batch = MasterBatch {
+        offsets: vec![offset(1_200)],
+        ..MasterBatch::default()
+    };
+    for seq in 1..=CHANGES {
+        let id = ids[usize::try_from((seq - 1) % DOCS).unwrap()];
+        let c = if seq <= DOCS {
+            change(seq, id, Op::Create, json!({"n": 0, "title": "t"}), 0)
+        } else {
+            change(seq, id, Op::Update, json!({"n": seq}), 0)
+        };
+        if seq == REFUSED {
+            batch.rejected.push((c, "refused by a test".into()));
+        } else {
+            batch.changes.push(c);
+        }
+    }
+    let out = s.master_apply(&batch, &Policies::default(), 1_000).await.unwrap();
+    assert_eq!(
+        (out.committed, out.rejected, out.duplicates, out.gaps),
+        (CHANGES - 1, 1, 0, 0)
+    );
+
+    let mut msgs = Vec::new();
+    loop {
+        let rows = s.unpublished(500).await.unwrap();
+        let Some(last) = rows.last() else { break };
+        s.mark_published(last.id, None).await.unwrap();
+        msgs.extend(rows.iter().map(|b| decode(&b.payload).unwrap()));
+    }
+    let csns: Vec<u64> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Commit(c) => Some(c.csn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        csns,
+        (1..=CHANGES).collect::<Vec<_>>(),
+        "one commit a CSN, in order"
+    );
+    // Document 99 was created at seq 100 and set to 600 at seq 600 before seq 700 was refused.
+    let restore = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::Commit(c) if c.seq.is_none() => Some(c),
+            _ => None,
+        })
+        .expect("the refused change's document is committed again");
+    assert_eq!(restore.id, ids[99]);
+    assert_eq!(restore.fields, fields(json!({"n": 600, "title": "t"})));
+    assert!(msgs.iter().any(
+        |m| matches!(m, Message::Ack(a) if a.seq == REFUSED && matches!(a.outcome, AckOutcome::Rejected { .. }))
+    ));
+
+    for (k, id) in ids.iter().enumerate() {
+        let doc = s.master_doc(&ct(), *id).await.unwrap().unwrap();
+        let last = u64::try_from(k).unwrap() + 1_101;
+        assert_eq!(
+            doc.fields,
+            fields(json!({"n": last, "title": "t"})),
+            "document {k}"
+        );
+    }
+    assert_eq!(s.ships().await.unwrap()[0].last_seq, CHANGES);
+}
+
 pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) {
     let id = DocumentId::new_v7();
     let create = LocalWrite::Create {

@@ -122,6 +122,7 @@ macro_rules! storage_conformance {
             replica::replica_acks_gap_duplicate_and_rejection,
             replica::outbox_lists_newest_first_by_state_with_total,
             master::master_applies_a_batch_exactly_once,
+            master::a_large_batch_sees_its_own_changes_in_order,
             master::overlapping_edits_make_one_conflict_that_resolves,
             master::master_local_writes_are_broadcast_in_commit_order,
             master::conflicts_are_counted_by_status,

@@ -423,23 +423,45 @@ pub(super) async fn snapshot<C: ConnectionTrait>(
 /// (SQLite 32,766, PostgreSQL 65,535) for the widest row written so.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
+/// Bytes of text in one multi-row statement, beyond which the rows go in another: a few large
+/// documents must not make one statement of gigabytes (PostgreSQL refuses a message over 1 GiB).
+const BYTES_PER_STATEMENT: usize = 16 << 20;
+
+/// `rows` cut into the groups of one multi-row statement each: at most [`ROWS_PER_STATEMENT`]
+/// rows, and [`BYTES_PER_STATEMENT`] bytes by `size` unless one row alone is larger. Order is
+/// kept.
+pub(super) fn statements<T>(rows: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        let n = size(&row);
+        match groups.last_mut() {
+            Some(g) if g.len() < ROWS_PER_STATEMENT && bytes + n <= BYTES_PER_STATEMENT => {
+                bytes += n;
+                g.push(row);
+            }
+            _ => {
+                bytes = n;
+                groups.push(vec![row]);
+            }
+        }
+    }
+    groups
+}
+
 /// Inserts or replaces document rows, each key at most once, in multi-row statements.
 async fn upsert_many<C: ConnectionTrait>(c: &C, rows: Vec<documents::Model>) -> Result<()> {
     use documents::Column as D;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk = rows
-            .by_ref()
-            .take(ROWS_PER_STATEMENT)
-            .map(|row| documents::ActiveModel {
-                content_type: Set(row.content_type),
-                document_id: Set(row.document_id),
-                fields: Set(row.fields),
-                deleted: Set(row.deleted),
-                version: Set(row.version),
-                meta: Set(row.meta),
-                updated_at_ms: Set(row.updated_at_ms),
-            });
+    for group in statements(rows, |r| r.fields.len() + r.meta.len()) {
+        let chunk = group.into_iter().map(|row| documents::ActiveModel {
+            content_type: Set(row.content_type),
+            document_id: Set(row.document_id),
+            fields: Set(row.fields),
+            deleted: Set(row.deleted),
+            version: Set(row.version),
+            meta: Set(row.meta),
+            updated_at_ms: Set(row.updated_at_ms),
+        });
         documents::Entity::insert_many(chunk)
             .on_conflict(
                 OnConflict::columns([D::ContentType, D::DocumentId])
@@ -669,5 +691,24 @@ pub(super) fn check_expected(current: Option<(bool, u64)>, expected: Option<u64>
         None | Some((true, _)) => Err(Error::NotFound),
         Some((false, current)) if current != expected => Err(Error::Stale { expected, current }),
         Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_cut_by_rows_and_by_bytes_in_order() {
+        let rows: Vec<usize> = (0..1_200).collect();
+        let groups = statements(rows, |_| 1);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [500, 500, 200]);
+        assert_eq!(groups.concat(), (0..1_200).collect::<Vec<_>>());
+
+        let big = BYTES_PER_STATEMENT / 2;
+        let sizes = vec![big, big, 1, big * 3, 1];
+        let groups = statements(sizes.clone(), |n| *n);
+        assert_eq!(groups, [vec![big, big], vec![1], vec![big * 3], vec![1]]);
+        assert!(statements(Vec::<usize>::new(), |n| *n).is_empty());
     }
 }

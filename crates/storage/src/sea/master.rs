@@ -61,7 +61,11 @@ struct Batched {
 
 impl Batched {
     /// Reads the documents `changes` touch, and their open conflicts.
-    async fn load<C: ConnectionTrait>(c: &C, changes: &[Change], now_ms: u64) -> Result<Self> {
+    async fn load<'c, C: ConnectionTrait>(
+        c: &C,
+        changes: impl IntoIterator<Item = &'c Change>,
+        now_ms: u64,
+    ) -> Result<Self> {
         let mut by_type: BTreeMap<&ContentType, Vec<DocumentId>> = BTreeMap::new();
         for change in changes {
             by_type.entry(&change.ct).or_default().push(change.id);
@@ -168,9 +172,8 @@ impl Batched {
             .iter()
             .filter_map(|key| self.docs.get(key).and_then(Option::as_ref));
         common::save_master_docs(c, docs, self.now_ms).await?;
-        let mut seqs = self.seqs.into_iter().peekable();
-        while seqs.peek().is_some() {
-            ship_seqs::Entity::insert_many(seqs.by_ref().take(common::ROWS_PER_STATEMENT))
+        for group in common::statements(self.seqs, |_| 0) {
+            ship_seqs::Entity::insert_many(group)
                 .on_conflict(
                     OnConflict::columns([ship_seqs::Column::ShipId, ship_seqs::Column::Seq])
                         .update_columns([
@@ -184,11 +187,12 @@ impl Batched {
                 .exec(c)
                 .await?;
         }
-        let mut broadcasts = self.broadcasts.into_iter().peekable();
-        while broadcasts.peek().is_some() {
-            broadcasts::Entity::insert_many(broadcasts.by_ref().take(common::ROWS_PER_STATEMENT))
-                .exec(c)
-                .await?;
+        let payload = |b: &broadcasts::ActiveModel| match &b.payload {
+            sea_orm::ActiveValue::Set(p) | sea_orm::ActiveValue::Unchanged(p) => p.len(),
+            sea_orm::ActiveValue::NotSet => 0,
+        };
+        for group in common::statements(self.broadcasts, payload) {
+            broadcasts::Entity::insert_many(group).exec(c).await?;
         }
         Ok(())
     }
@@ -335,6 +339,7 @@ fn refused(row: &mut ships::Model, seq: Seq, reason: &str) {
 }
 
 /// One ship change of a batch, as it is to be answered.
+#[derive(Clone, Copy)]
 enum Entry<'a> {
     Change(&'a Change),
     Refused(&'a Change, &'a str),
@@ -348,7 +353,20 @@ impl Entry<'_> {
             Entry::Unreadable(u) => (&u.ship, u.seq),
         }
     }
+
+    /// The change, when it is one to apply.
+    fn change(&self) -> Option<&Change> {
+        match self {
+            Entry::Change(c) => Some(c),
+            _ => None,
+        }
+    }
 }
+
+/// Changes applied with one [`Batched`] before it is written and the next one loads: the
+/// statements of a round stay few, and what a round holds in memory stays bounded however
+/// large `SYNC_BATCH_SIZE` and the documents are.
+const CHANGES_PER_ROUND: usize = 250;
 
 /// Where a change stands against the seqs already applied from its ship.
 enum Order {
@@ -381,7 +399,6 @@ pub(super) async fn apply(
     };
     let mut csn = common::lock_counter(txn, CSN).await?;
     let collected_up_to = collected(txn).await?;
-    let mut batched = Batched::load(txn, &batch.changes, now_ms).await?;
     let ack = |ship: &ShipId, seq: Seq, outcome| {
         Message::Ack(Ack {
             ship: ship.clone(),
@@ -401,129 +418,134 @@ pub(super) async fn apply(
         .collect();
     entries.sort_by(|a, b| a.position().cmp(&b.position()));
 
-    for entry in entries {
-        let (ship, seq) = entry.position();
-        let row = registry.get(txn, ship, now_ms).await?;
-        match order(row, seq) {
-            Order::Duplicate(last_seq) => {
-                out.duplicates += 1;
-                batched.broadcast(&ack(ship, seq, AckOutcome::Duplicate { last_seq }), None)?;
-                continue;
+    for round in entries.chunks(CHANGES_PER_ROUND) {
+        // A round reads what earlier rounds wrote: they are flushed into this transaction.
+        let mut batched = Batched::load(txn, round.iter().filter_map(Entry::change), now_ms).await?;
+        for &entry in round {
+            let (ship, seq) = entry.position();
+            let row = registry.get(txn, ship, now_ms).await?;
+            match order(row, seq) {
+                Order::Duplicate(last_seq) => {
+                    out.duplicates += 1;
+                    batched.broadcast(&ack(ship, seq, AckOutcome::Duplicate { last_seq }), None)?;
+                    continue;
+                }
+                Order::Gap(expected) => {
+                    out.gaps += 1;
+                    batched.broadcast(&ack(ship, seq, AckOutcome::Gap { expected }), None)?;
+                    continue;
+                }
+                Order::Next => {}
             }
-            Order::Gap(expected) => {
-                out.gaps += 1;
-                batched.broadcast(&ack(ship, seq, AckOutcome::Gap { expected }), None)?;
-                continue;
+            row.last_seq = to_i64(seq);
+            let (hlc, target) = match entry {
+                Entry::Change(c) | Entry::Refused(c, _) => {
+                    (Some(c.hlc), Some((c.ct.as_str().to_owned(), c.id.to_string())))
+                }
+                Entry::Unreadable(u) => (
+                    None,
+                    u.target
+                        .as_ref()
+                        .map(|(ct, id)| (ct.as_str().to_owned(), id.to_string())),
+                ),
+            };
+            // Seqs rise within a ship's entries, so no row is written twice in one statement.
+            batched.seqs.push(ship_seqs::ActiveModel {
+                ship_id: Set(ship.as_str().to_owned()),
+                seq: Set(to_i64(seq)),
+                hlc_ms: Set(hlc.map(|h| to_i64(h.ms))),
+                hlc_c: Set(hlc.map(|h| i32::try_from(h.c).unwrap_or(i32::MAX))),
+                content_type: Set(target.as_ref().map(|t| t.0.clone())),
+                document_id: Set(target.map(|t| t.1)),
+            });
+            let change = match entry {
+                Entry::Change(change) => change,
+                Entry::Refused(change, reason) => {
+                    out.rejected += 1;
+                    refused(row, seq, reason);
+                    let target = Some((&change.ct, change.id));
+                    refuse(txn, &mut batched, (ship, seq), target, reason, &mut csn).await?;
+                    continue;
+                }
+                Entry::Unreadable(u) => {
+                    out.rejected += 1;
+                    refused(row, seq, &u.reason);
+                    let target = u.target.as_ref().map(|(ct, id)| (ct, *id));
+                    refuse(txn, &mut batched, (ship, seq), target, &u.reason, &mut csn).await?;
+                    continue;
+                }
+            };
+            row.changes_applied += 1;
+            csn += 1;
+            let mut doc = batched.doc(txn, &change.ct, change.id).await?;
+            // A change to a document the ship had from the master (a base above 0) that the master
+            // no longer holds: its tombstone was collected, and the change is decided against it.
+            let gone =
+                doc.is_none() && change.op != Op::Create && change.base > 0 && change.base <= collected_up_to;
+            if gone {
+                doc = Some(MasterDoc::collected(
+                    change.ct.clone(),
+                    change.id,
+                    collected_up_to,
+                ));
             }
-            Order::Next => {}
-        }
-        row.last_seq = to_i64(seq);
-        let (hlc, target) = match entry {
-            Entry::Change(c) | Entry::Refused(c, _) => {
-                (Some(c.hlc), Some((c.ct.as_str().to_owned(), c.id.to_string())))
+            let open = batched.open_conflict(txn, &change.ct, change.id).await?;
+            // Sensitive fields are never taken from a ship: the master keeps its own values.
+            let mut change = change.clone();
+            batch.sensitive.strip(&mut change.fields);
+            if let Some(d) = &doc {
+                batch
+                    .sensitive
+                    .keep_local(&mut change.fields, &d.fields, change.op == Op::Create);
             }
-            Entry::Unreadable(u) => (
-                None,
-                u.target
-                    .as_ref()
-                    .map(|(ct, id)| (ct.as_str().to_owned(), id.to_string())),
-            ),
-        };
-        // Seqs rise within a ship's entries, so no row is written twice in one statement.
-        batched.seqs.push(ship_seqs::ActiveModel {
-            ship_id: Set(ship.as_str().to_owned()),
-            seq: Set(to_i64(seq)),
-            hlc_ms: Set(hlc.map(|h| to_i64(h.ms))),
-            hlc_c: Set(hlc.map(|h| i32::try_from(h.c).unwrap_or(i32::MAX))),
-            content_type: Set(target.as_ref().map(|t| t.0.clone())),
-            document_id: Set(target.map(|t| t.1)),
-        });
-        let change = match entry {
-            Entry::Change(change) => change,
-            Entry::Refused(change, reason) => {
+            let change = &change;
+            let mut decision = decide(
+                doc.as_ref(),
+                open.as_ref(),
+                change,
+                policies.for_type(&change.ct),
+                csn,
+            );
+            if let Some(Err(too_large)) = decision.doc.as_ref().map(|d| check_document_size(&d.fields)) {
+                // Merged with what the master holds, the document would outgrow one commit.
+                csn -= 1;
                 out.rejected += 1;
-                refused(row, seq, reason);
                 let target = Some((&change.ct, change.id));
-                refuse(txn, &mut batched, (ship, seq), target, reason, &mut csn).await?;
+                let reason = too_large.to_string();
+                refused(registry.get(txn, ship, now_ms).await?, seq, &reason);
+                refuse(txn, &mut batched, (ship, seq), target, &reason, &mut csn).await?;
                 continue;
             }
-            Entry::Unreadable(u) => {
-                out.rejected += 1;
-                refused(row, seq, &u.reason);
-                let target = u.target.as_ref().map(|(ct, id)| (ct, *id));
-                refuse(txn, &mut batched, (ship, seq), target, &u.reason, &mut csn).await?;
-                continue;
+            if let Some(draft) = &decision.conflict {
+                let id = save_conflict(
+                    txn,
+                    open.as_ref().map(|c| c.id),
+                    &change.ct,
+                    change.id,
+                    draft,
+                    now_ms,
+                )
+                .await?;
+                batched.reopened(txn, id).await?;
+                if let Some(cref) = decision.commit.conflict.as_mut() {
+                    cref.id = id;
+                }
+                out.conflicts += 1;
             }
-        };
-        row.changes_applied += 1;
-        csn += 1;
-        let mut doc = batched.doc(txn, &change.ct, change.id).await?;
-        // A change to a document the ship had from the master (a base above 0) that the master
-        // no longer holds: its tombstone was collected, and the change is decided against it.
-        let gone =
-            doc.is_none() && change.op != Op::Create && change.base > 0 && change.base <= collected_up_to;
-        if gone {
-            doc = Some(MasterDoc::collected(
-                change.ct.clone(),
-                change.id,
-                collected_up_to,
-            ));
-        }
-        let open = batched.open_conflict(txn, &change.ct, change.id).await?;
-        // Sensitive fields are never taken from a ship: the master keeps its own values.
-        let mut change = change.clone();
-        batch.sensitive.strip(&mut change.fields);
-        if let Some(d) = &doc {
-            batch
-                .sensitive
-                .keep_local(&mut change.fields, &d.fields, change.op == Op::Create);
-        }
-        let change = &change;
-        let mut decision = decide(
-            doc.as_ref(),
-            open.as_ref(),
-            change,
-            policies.for_type(&change.ct),
-            csn,
-        );
-        if let Some(Err(too_large)) = decision.doc.as_ref().map(|d| check_document_size(&d.fields)) {
-            // Merged with what the master holds, the document would outgrow one commit.
-            csn -= 1;
-            out.rejected += 1;
-            let target = Some((&change.ct, change.id));
-            let reason = too_large.to_string();
-            refused(registry.get(txn, ship, now_ms).await?, seq, &reason);
-            refuse(txn, &mut batched, (ship, seq), target, &reason, &mut csn).await?;
-            continue;
-        }
-        if let Some(draft) = &decision.conflict {
-            let id = save_conflict(
-                txn,
-                open.as_ref().map(|c| c.id),
-                &change.ct,
-                change.id,
-                draft,
-                now_ms,
-            )
-            .await?;
-            batched.reopened(txn, id).await?;
-            if let Some(cref) = decision.commit.conflict.as_mut() {
-                cref.id = id;
+            match (&decision.doc, &doc) {
+                (Some(d), _) => batched.save(d),
+                // The tombstone comes back while a conflict about it is open (resolving needs it);
+                // it is collected again once every ship passed it.
+                (None, Some(d)) if gone && decision.conflict.is_some() => batched.save(d),
+                (None, _) => {}
             }
-            out.conflicts += 1;
+            batched.broadcast(&Message::Commit(decision.commit), Some(csn))?;
+            out.committed += 1;
         }
-        match (&decision.doc, &doc) {
-            (Some(d), _) => batched.save(d),
-            // The tombstone comes back while a conflict about it is open (resolving needs it);
-            // it is collected again once every ship passed it.
-            (None, Some(d)) if gone && decision.conflict.is_some() => batched.save(d),
-            (None, _) => {}
-        }
-        batched.broadcast(&Message::Commit(decision.commit), Some(csn))?;
-        out.committed += 1;
+        // Written before the next round reads, and before the heartbeats, which prune ship
+        // seqs and add broadcasts of their own.
+        batched.flush(txn).await?;
     }
-    // Written before the heartbeats, which prune ship seqs and add broadcasts of their own.
-    batched.flush(txn).await?;
 
     for hb in &batch.heartbeats {
         let row = registry.get(txn, &hb.ship, now_ms).await?;
