@@ -93,7 +93,7 @@ pub(crate) fn database(node: &str, v: &Values) -> Result<DatabaseSettings> {
             } else {
                 host
             };
-            let port = v.number("DATABASE_PORT", 5432, 1, 65_535, "")?;
+            let port = v.number("DATABASE_PORT")?;
             let name = v.get("DATABASE_NAME").unwrap_or_else(|| "offline_sync".into());
             let user = v.get("DATABASE_USERNAME").unwrap_or_else(|| "postgres".into());
             let password = v.get("DATABASE_PASSWORD").unwrap_or_default();

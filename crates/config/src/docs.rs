@@ -1,25 +1,99 @@
-//! [`SETTINGS`]: the documentation of every setting, for `--help` ([`help_text`]) and the
-//! README ([`markdown_table`]). It is also the list of names the loader reads.
+//! [`SETTINGS`]: every setting, typed: its name, binaries, meaning and the values it takes,
+//! with its default and, for a number, its range, written once. The loader reads the names
+//! and the ranges from here; `--help` ([`help_text`]) and the README ([`markdown_table`])
+//! print them. A leaf: this module reads nothing else of the crate.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use crate::settings::Mode;
+use offline_sync_engine::Mode;
 
 /// One setting: its name (in the environment, or in the settings file in lowercase or
-/// uppercase), default, binaries and meaning.
+/// uppercase), binaries, meaning and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SettingDoc {
     /// The name, e.g. `SYNC_BATCH_SIZE`.
     pub name: &'static str,
-    /// The default, as text; `(unset)` and the like in parentheses when there is no value.
-    pub default: &'static str,
     /// The binaries that use it: `both`, `master` or `replica`.
     pub modes: &'static str,
-    /// One line on what it does and which values are accepted.
+    /// One line on what it does and which values are accepted (a number's range is added
+    /// by [`SettingDoc::described`]).
     pub description: &'static str,
+    /// The values it takes, with the default.
+    pub kind: Kind,
 }
 
-/// Shorthand for the table below.
+/// The values a setting takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Text in the form the description says. `default` is shown as it is: `(unset)` and the
+    /// like in parentheses when there is no value.
+    Text {
+        /// The default, as text.
+        default: &'static str,
+    },
+    /// A whole number.
+    Number(Range),
+}
+
+/// The whole numbers a numeric setting accepts, and its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    /// The value when unset (for a setting whose default follows another one, the default
+    /// when that one is unset too).
+    pub default: u64,
+    /// The smallest value accepted.
+    pub min: u64,
+    /// The largest value accepted.
+    pub max: u64,
+    /// What the number counts: `milliseconds`, `hours`, `days`, or empty.
+    pub unit: &'static str,
+}
+
+impl Range {
+    /// `from 1 to 10000` or `from 0 to 60000 (milliseconds)`: the words of an error message.
+    pub(crate) fn words(&self) -> String {
+        let Range { min, max, unit, .. } = self;
+        if unit.is_empty() {
+            format!("from {min} to {max}")
+        } else {
+            format!("from {min} to {max} ({unit})")
+        }
+    }
+}
+
+impl SettingDoc {
+    /// The default as shown in the docs.
+    pub fn default_text(&self) -> Cow<'static, str> {
+        match self.kind {
+            Kind::Text { default } => Cow::Borrowed(default),
+            Kind::Number(r) => Cow::Owned(r.default.to_string()),
+        }
+    }
+
+    /// The range of a numeric setting.
+    pub fn range(&self) -> Option<Range> {
+        match self.kind {
+            Kind::Text { .. } => None,
+            Kind::Number(r) => Some(r),
+        }
+    }
+
+    /// The description, with a number's range at the end: `... (1 to 10000)`.
+    pub fn described(&self) -> Cow<'static, str> {
+        match self.range() {
+            None => Cow::Borrowed(self.description),
+            Some(Range {
+                min, max, unit: "", ..
+            }) => Cow::Owned(format!("{} ({min} to {max})", self.description)),
+            Some(Range { min, max, unit, .. }) => {
+                Cow::Owned(format!("{} ({min} to {max} {unit})", self.description))
+            }
+        }
+    }
+}
+
+/// A setting of text.
 const fn doc(
     name: &'static str,
     default: &'static str,
@@ -28,11 +102,38 @@ const fn doc(
 ) -> SettingDoc {
     SettingDoc {
         name,
-        default,
         modes,
         description,
+        kind: Kind::Text { default },
     }
 }
+
+/// A numeric setting: `range` is (default, min, max).
+const fn number(
+    name: &'static str,
+    range: (u64, u64, u64),
+    unit: &'static str,
+    modes: &'static str,
+    description: &'static str,
+) -> SettingDoc {
+    let (default, min, max) = range;
+    SettingDoc {
+        name,
+        modes,
+        description,
+        kind: Kind::Number(Range {
+            default,
+            min,
+            max,
+            unit,
+        }),
+    }
+}
+
+/// The longest interval a setting in milliseconds takes: one day.
+const MAX_INTERVAL_MS: u64 = 86_400_000;
+
+const MS: &str = "milliseconds";
 
 /// The default of `DATABASE_FILENAME` in [`SETTINGS`]; [`help_text`] shows the binary's own.
 const DEFAULT_FILENAME: &str = "offline-sync-<node>.db";
@@ -93,11 +194,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "both",
         "record batch compression: none, gzip, lz4, snappy or zstd",
     ),
-    doc(
+    number(
         "KAFKA_REPLICATION_FACTOR",
-        "1",
+        (1, 1, 32_767),
+        "",
         "both",
-        "replication factor of the topics this node creates (1 to 32767)",
+        "replication factor of the topics this node creates",
     ),
     doc(
         "KAFKA_TOPIC_SHIP_UPDATES",
@@ -117,53 +219,61 @@ pub const SETTINGS: &[SettingDoc] = &[
         "both",
         "topic of pages of the master's state for ships that resync over the broker, keyed by ship; must differ from the other topics",
     ),
-    doc(
+    number(
         "KAFKA_SHIP_UPDATES_PARTITIONS",
-        "1",
+        (1, 1, 1000),
+        "",
         "both",
-        "partitions of the ship updates topic when this node creates it (1 to 1000)",
+        "partitions of the ship updates topic when this node creates it",
     ),
-    doc(
+    number(
         "SYNC_BATCH_SIZE",
-        "100",
+        (100, 1, 10_000),
+        "",
         "both",
-        "changes per batch on the wire and per database transaction (1 to 10000)",
+        "changes per batch on the wire and per database transaction",
     ),
-    doc(
+    number(
         "SYNC_RETRY_DELAY",
-        "5000",
+        (5_000, 1, 3_600_000),
+        MS,
         "both",
-        "first retry delay in ms (1 to 3600000); retries never stop",
+        "first retry delay; retries never stop",
     ),
-    doc(
+    number(
         "SYNC_RETRY_ATTEMPTS",
-        "3",
+        (3, 0, 20),
+        "",
         "both",
-        "automatic retries of a dead letter before it is exhausted; the retry delay doubles for this many retries, then stays (capped at 1 h; 0 to 20)",
+        "automatic retries of a dead letter before it is exhausted; the retry delay doubles for this many retries (up to 1 h), then stays",
     ),
-    doc(
+    number(
         "SYNC_CONNECTIVITY_CHECK_INTERVAL",
-        "30000",
+        (30_000, 100, MAX_INTERVAL_MS),
+        MS,
         "both",
-        "how often a replica checks its link, in ms (100 to 86400000)",
+        "how often a replica checks its link",
     ),
-    doc(
+    number(
         "SYNC_HEARTBEAT_INTERVAL",
-        "30000",
+        (30_000, 100, MAX_INTERVAL_MS),
+        MS,
         "both",
-        "heartbeat interval in ms; defaults to SYNC_CONNECTIVITY_CHECK_INTERVAL",
+        "heartbeat interval; defaults to SYNC_CONNECTIVITY_CHECK_INTERVAL",
     ),
-    doc(
+    number(
         "SYNC_OFFLINE_THRESHOLD",
-        "90000",
+        (90_000, 100, 3 * MAX_INTERVAL_MS),
+        MS,
         "master",
-        "a ship silent this long (ms) is offline; default 3 x SYNC_HEARTBEAT_INTERVAL, at least it",
+        "a ship silent this long is offline; default 3 x SYNC_HEARTBEAT_INTERVAL, at least it",
     ),
-    doc(
+    number(
         "SYNC_DEBOUNCE_MS",
-        "1000",
+        (1_000, 0, 600_000),
+        MS,
         "replica",
-        "wait after a local write before pushing, in ms (0 to 600000)",
+        "wait after a local write before pushing",
     ),
     doc(
         "SYNC_CONTENT_TYPES",
@@ -183,29 +293,33 @@ pub const SETTINGS: &[SettingDoc] = &[
         "master",
         "per-type policies, e.g. api::article.article=ship-wins,api::note.note=manual",
     ),
-    doc(
+    number(
         "SYNC_POLL_WAIT",
-        "1000",
+        (1_000, 0, 60_000),
+        MS,
         "both",
-        "longest wait of one fetch for new records, in ms (0 to 60000)",
+        "longest wait of one fetch for new records",
     ),
-    doc(
+    number(
         "SYNC_ACK_TIMEOUT",
-        "300000",
+        (300_000, 1_000, MAX_INTERVAL_MS),
+        MS,
         "replica",
-        "changes unanswered this long (ms) are sent again (1000 to 86400000)",
+        "changes unanswered this long are sent again",
     ),
-    doc(
+    number(
         "SYNC_LOG_RETENTION_HOURS",
-        "168",
+        (168, 1, 87_600),
+        "hours",
         "both",
-        "hours handled log rows and dead letters are kept (1 to 87600)",
+        "how long handled log rows and dead letters are kept",
     ),
-    doc(
+    number(
         "SYNC_AUDIT_RETENTION_DAYS",
-        "365",
+        (365, 1, 36_500),
+        "days",
         "both",
-        "days entries of the audit log of admin actions are kept (1 to 36500)",
+        "how long entries of the audit log of admin actions are kept",
     ),
     doc(
         "DATABASE_CLIENT",
@@ -220,7 +334,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "full postgres://, postgresql:// or sqlite: URL; wins over the other DATABASE_*",
     ),
     doc("DATABASE_HOST", "localhost", "both", "PostgreSQL host"),
-    doc("DATABASE_PORT", "5432", "both", "PostgreSQL port (1 to 65535)"),
+    number("DATABASE_PORT", (5432, 1, 65_535), "", "both", "PostgreSQL port"),
     doc("DATABASE_NAME", "offline_sync", "both", "PostgreSQL database"),
     doc("DATABASE_USERNAME", "postgres", "both", "PostgreSQL user"),
     doc("DATABASE_PASSWORD", "(empty)", "both", "PostgreSQL password"),
@@ -236,7 +350,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "both",
         "HTTP API address; forced to 127.0.0.1 when no token is set",
     ),
-    doc("PORT", "1337", "both", "HTTP API port (1 to 65535)"),
+    number("PORT", (1337, 1, 65_535), "", "both", "HTTP API port"),
     doc(
         "SYNC_ADMIN_TOKEN",
         "(unset)",
@@ -324,15 +438,15 @@ pub const SETTINGS: &[SettingDoc] = &[
 ];
 
 /// The settings `mode` uses, with the defaults it uses.
-fn for_mode(mode: Mode) -> impl Iterator<Item = (&'static SettingDoc, &'static str)> {
+fn for_mode(mode: Mode) -> impl Iterator<Item = (&'static SettingDoc, Cow<'static, str>)> {
     SETTINGS
         .iter()
         .filter(move |s| s.modes == "both" || s.modes == mode.as_str())
         .map(move |s| {
             let default = match (s.name, mode) {
-                ("DATABASE_FILENAME", Mode::Master) => "offline-sync-master.db",
-                ("DATABASE_FILENAME", Mode::Replica) => "offline-sync-<ship id>.db",
-                _ => s.default,
+                ("DATABASE_FILENAME", Mode::Master) => Cow::Borrowed("offline-sync-master.db"),
+                ("DATABASE_FILENAME", Mode::Replica) => Cow::Borrowed("offline-sync-<ship id>.db"),
+                _ => s.default_text(),
             };
             (s, default)
         })
@@ -349,7 +463,8 @@ pub fn help_text(mode: Mode) -> String {
         let _ = writeln!(
             out,
             "{:name_width$}  {default:default_width$}  {}",
-            s.name, s.description
+            s.name,
+            s.described()
         );
     }
     out
@@ -360,17 +475,18 @@ pub fn help_text(mode: Mode) -> String {
 pub fn markdown_table() -> String {
     let mut out = String::from("| Variable | Default | Binary | Description |\n|---|---|---|---|\n");
     for s in SETTINGS {
-        let default = if s.default.starts_with('(') {
-            s.default.to_owned()
+        let default = s.default_text();
+        let default = if default.starts_with('(') {
+            default.into_owned()
         } else {
-            format!("`{}`", s.default)
+            format!("`{default}`")
         };
         let _ = writeln!(
             out,
             "| `{}` | {default} | {} | {} |",
             s.name,
             s.modes,
-            s.description.replace('|', "\\|").replace('<', "&lt;")
+            s.described().replace('|', "\\|").replace('<', "&lt;")
         );
     }
     out
@@ -387,9 +503,16 @@ mod tests {
         assert_eq!(names.len(), SETTINGS.len());
         for s in SETTINGS {
             assert!(["both", "master", "replica"].contains(&s.modes), "{}", s.name);
-            assert!(!s.description.is_empty() && !s.default.is_empty(), "{}", s.name);
-            for text in [s.name, s.default, s.description] {
+            assert!(
+                !s.description.is_empty() && !s.default_text().is_empty(),
+                "{}",
+                s.name
+            );
+            for text in [s.name, &s.default_text(), s.description] {
                 assert!(!text.contains(['\n', '|', '\x1b']), "{}", s.name);
+            }
+            if let Some(r) = s.range() {
+                assert!(r.min <= r.default && r.default <= r.max, "{}", s.name);
             }
         }
     }

@@ -22,7 +22,7 @@ mod settings;
 mod values;
 
 pub use database::{DatabaseClient, DatabaseSettings};
-pub use docs::{SETTINGS, SettingDoc, help_text, markdown_table};
+pub use docs::{Kind, Range, SETTINGS, SettingDoc, help_text, markdown_table};
 pub use error::{Error, Result};
 pub use secret::Secret;
 pub use settings::{HttpSettings, MasterApi, Mode, Settings};

@@ -18,10 +18,6 @@ use crate::values::{Values, loaded_names};
 
 /// The longest retry delay, whatever `SYNC_RETRY_DELAY` and `SYNC_RETRY_ATTEMPTS` say.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
-/// Longest heartbeat / connectivity check interval, in milliseconds (one day).
-const MAX_INTERVAL_MS: u64 = 86_400_000;
-/// Longest offline threshold, in milliseconds (three days).
-const MAX_OFFLINE_MS: u64 = 3 * MAX_INTERVAL_MS;
 /// The accepted ship id characters, for error messages.
 const SHIP_ID_RULE: &str = "use 1 to 64 of A-Z a-z 0-9 . _ - (not \"master\")";
 /// The accepted conflict policies, for error messages.
@@ -127,7 +123,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         Some(ship) => format!("offline-sync-{ship}"),
         None => "offline-sync-master".to_owned(),
     };
-    let factor = v.number("KAFKA_REPLICATION_FACTOR", 1, 1, 32_767, "")?;
+    let factor = v.number("KAFKA_REPLICATION_FACTOR")?;
     kafka.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
 
     let topics = Topics {
@@ -153,44 +149,30 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
             ),
         ));
     }
-    let partitions = v.number("KAFKA_SHIP_UPDATES_PARTITIONS", 1, 1, 1000, "")?;
+    let partitions = v.number("KAFKA_SHIP_UPDATES_PARTITIONS")?;
     let ship_partitions = u32::try_from(partitions).unwrap_or(u32::MAX);
-    let batch = v.number("SYNC_BATCH_SIZE", 100, 1, 10_000, "")?;
+    let batch = v.number("SYNC_BATCH_SIZE")?;
     let batch_size = usize::try_from(batch).unwrap_or(usize::MAX);
 
-    let delay = v.millis("SYNC_RETRY_DELAY", 5_000, 1, 3_600_000)?;
-    let attempts = v.number("SYNC_RETRY_ATTEMPTS", 3, 0, 20, "")?;
+    let delay = v.millis("SYNC_RETRY_DELAY")?;
+    let attempts = v.number("SYNC_RETRY_ATTEMPTS")?;
     let retry = retry_schedule(delay, u32::try_from(attempts).unwrap_or(20));
 
-    let check = v.number(
-        "SYNC_CONNECTIVITY_CHECK_INTERVAL",
-        30_000,
-        100,
-        MAX_INTERVAL_MS,
-        " (milliseconds)",
-    )?;
-    let heartbeat = v.number(
-        "SYNC_HEARTBEAT_INTERVAL",
-        check,
-        100,
-        MAX_INTERVAL_MS,
-        " (milliseconds)",
-    )?;
-    let offline = v.number(
+    let check = v.number("SYNC_CONNECTIVITY_CHECK_INTERVAL")?;
+    let heartbeat = v.number_from("SYNC_HEARTBEAT_INTERVAL", Some(check), None)?;
+    let offline = v.number_from(
         "SYNC_OFFLINE_THRESHOLD",
-        (3 * heartbeat).min(MAX_OFFLINE_MS),
-        heartbeat,
-        MAX_OFFLINE_MS,
-        " (milliseconds, at least SYNC_HEARTBEAT_INTERVAL)",
+        Some(3 * heartbeat),
+        Some((heartbeat, "SYNC_HEARTBEAT_INTERVAL")),
     )?;
-    let debounce = v.millis("SYNC_DEBOUNCE_MS", 1_000, 0, 600_000)?;
+    let debounce = v.millis("SYNC_DEBOUNCE_MS")?;
     let content_types = content_types(v)?;
     let policies = policies(v)?;
-    let poll_wait = v.millis("SYNC_POLL_WAIT", 1_000, 0, 60_000)?;
-    let ack_timeout = v.millis("SYNC_ACK_TIMEOUT", 300_000, 1_000, MAX_INTERVAL_MS)?;
-    let hours = v.number("SYNC_LOG_RETENTION_HOURS", 168, 1, 87_600, " (hours)")?;
+    let poll_wait = v.millis("SYNC_POLL_WAIT")?;
+    let ack_timeout = v.millis("SYNC_ACK_TIMEOUT")?;
+    let hours = v.number("SYNC_LOG_RETENTION_HOURS")?;
     let retention = Duration::from_secs(hours * 3600);
-    let days = v.number("SYNC_AUDIT_RETENTION_DAYS", 365, 1, 36_500, " (days)")?;
+    let days = v.number("SYNC_AUDIT_RETENTION_DAYS")?;
     let audit_retention = Duration::from_secs(days * 86_400);
     let sensitive = sensitive(v);
     let signing = signing(mode, v)?;
@@ -515,7 +497,7 @@ fn token(v: &Values, name: &str) -> Result<Option<Secret>> {
 /// `HOST`, `PORT` and the tokens; forces `127.0.0.1` when no token is set.
 fn http(v: &Values) -> Result<HttpSettings> {
     let host = v.host("HOST", "0.0.0.0")?;
-    let port = v.number("PORT", 1337, 1, 65_535, "")?;
+    let port = v.number("PORT")?;
     let admin_token = token(v, "SYNC_ADMIN_TOKEN")?;
     let read_token = token(v, "SYNC_READ_TOKEN")?;
     if admin_token.is_some() && admin_token == read_token {
@@ -565,6 +547,31 @@ mod tests {
     }
 
     const SHIP: (&str, &str) = ("SYNC_SHIP_ID", "ship-1");
+
+    #[test]
+    fn every_number_is_refused_just_outside_the_range_the_table_gives() {
+        let numbers: Vec<_> = crate::SETTINGS
+            .iter()
+            .filter_map(|s| Some((s.name, s.range()?)))
+            .collect();
+        assert!(numbers.len() >= 15, "{numbers:?}");
+        for (name, range) in numbers {
+            let mut pairs = vec![SHIP];
+            if name == "DATABASE_PORT" {
+                pairs.push(("DATABASE_CLIENT", "postgres"));
+            }
+            let above = (range.max + 1).to_string();
+            pairs.push((name, &above));
+            let message = err(Mode::Replica, &pairs);
+            assert!(
+                message.starts_with(&format!("{name}: \"{above}\" is not a whole number from")),
+                "{message}"
+            );
+            let max = range.max.to_string();
+            *pairs.last_mut().unwrap() = (name, &max);
+            assert!(load(Mode::Replica, &pairs).is_ok(), "{name}={max}");
+        }
+    }
 
     #[test]
     fn master_defaults() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, FileFormat, Source, ValueKind};
 
-use crate::docs::SETTINGS;
+use crate::docs::{SETTINGS, SettingDoc};
 use crate::error::{Error, Result, one_line};
 
 /// Settings listed in [`SETTINGS`] that the binaries read themselves, from the environment
@@ -87,28 +87,45 @@ impl Values {
         self.read.borrow().clone()
     }
 
-    /// A whole number from `min` to `max`, `default` when unset. `unit` follows the range in
-    /// the error message (e.g. ` (milliseconds)`).
-    pub(crate) fn number(&self, name: &str, default: u64, min: u64, max: u64, unit: &str) -> Result<u64> {
+    /// A whole number in the range [`SETTINGS`] gives `name`, its default when unset.
+    pub(crate) fn number(&self, name: &str) -> Result<u64> {
+        self.number_from(name, None, None)
+    }
+
+    /// [`Values::number`] for a setting that follows another one: `default` replaces the
+    /// table's default, and `at_least` (a value and the setting it comes from) its minimum.
+    pub(crate) fn number_from(
+        &self,
+        name: &str,
+        default: Option<u64>,
+        at_least: Option<(u64, &str)>,
+    ) -> Result<u64> {
+        let Some(mut range) = SETTINGS
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(SettingDoc::range)
+        else {
+            return Err(Error::invalid(name, "is not a numeric setting"));
+        };
+        let mut words = range.words();
+        if let Some((min, other)) = at_least {
+            range.min = min;
+            words = format!("from {min} to {} ({}, at least {other})", range.max, range.unit);
+        }
         let Some(raw) = self.get(name) else {
-            return Ok(default);
+            return Ok(default.unwrap_or(range.default));
         };
         raw.trim()
             .parse::<u64>()
             .ok()
-            .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| {
-                Error::invalid(
-                    name,
-                    format!("{raw:?} is not a whole number from {min} to {max}{unit}"),
-                )
-            })
+            .filter(|n| (range.min..=range.max).contains(n))
+            .ok_or_else(|| Error::invalid(name, format!("{raw:?} is not a whole number {words}")))
     }
 
-    /// A duration in milliseconds from `min` to `max`, `default` when unset.
-    pub(crate) fn millis(&self, name: &str, default: u64, min: u64, max: u64) -> Result<Duration> {
-        self.number(name, default, min, max, " (milliseconds)")
-            .map(Duration::from_millis)
+    /// A duration in milliseconds in the range [`SETTINGS`] gives `name`, its default when
+    /// unset.
+    pub(crate) fn millis(&self, name: &str) -> Result<Duration> {
+        self.number(name).map(Duration::from_millis)
     }
 
     /// A host name or IP address, `default` when unset.
@@ -246,9 +263,9 @@ mod tests {
     #[test]
     fn numbers_name_the_range_and_unit() {
         let v = values(&[("SYNC_POLL_WAIT", "-1"), ("SYNC_BATCH_SIZE", " 42 ")]);
-        assert_eq!(v.number("SYNC_BATCH_SIZE", 1, 1, 100, "").unwrap(), 42);
+        assert_eq!(v.number("SYNC_BATCH_SIZE").unwrap(), 42);
         assert_eq!(
-            v.millis("SYNC_POLL_WAIT", 1, 0, 60_000).unwrap_err().to_string(),
+            v.millis("SYNC_POLL_WAIT").unwrap_err().to_string(),
             "SYNC_POLL_WAIT: \"-1\" is not a whole number from 0 to 60000 (milliseconds)"
         );
     }

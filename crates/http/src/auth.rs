@@ -14,29 +14,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-
-/// Who may call an endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    /// Anyone: probes, metrics, the OpenAPI document.
-    Public,
-    /// The read or the admin token.
-    Read,
-    /// The admin token.
-    Admin,
-}
-
-impl Access {
-    /// `public`, `read` or `admin`, as the OpenAPI document's `x-access` says.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Access::Public => "public",
-            Access::Read => "read",
-            Access::Admin => "admin",
-        }
-    }
-}
+use crate::table::Access;
 
 /// Which token a request carried, kept in the request's extensions for handlers (the audit
 /// log records it).
@@ -147,22 +125,17 @@ impl ResourceAccess {
 /// an answer, not an error, so the server's outer middleware (the security headers) still
 /// sees it.
 pub(crate) async fn require_token(
+    tokens: std::sync::Arc<Tokens>,
     table: std::rc::Rc<ResourceAccess>,
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
     let access = table.of(req.method());
-    // Without the state there is no way to know the tokens: refuse rather than let through.
-    let role = match req.app_data::<actix_web::web::Data<AppState>>() {
-        None => Err(ApiError::internal()),
-        Some(state) => {
-            let header = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            state.tokens.check(access, header)
-        }
-    };
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let role = tokens.check(access, header);
     match role {
         Ok(role) => {
             req.extensions_mut().insert(role);

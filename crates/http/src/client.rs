@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use offline_sync_engine::snapshot::{self, MAX_PAGE_BYTES};
-use offline_sync_engine::{Error, Replica, Result, Snapshot, SnapshotSource};
+use offline_sync_engine::{Error, PageQuery, Replica, Result, Snapshot, SnapshotSource};
 use offline_sync_model::{ContentType, Csn, DocumentId, ShipId};
 use serde::Deserialize;
 
@@ -104,16 +104,10 @@ impl MasterClient {
 
 #[async_trait]
 impl SnapshotSource for MasterClient {
-    async fn page(
-        &self,
-        replica: &Replica,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Option<(Snapshot, u64)>> {
+    async fn page(&self, replica: &Replica, query: PageQuery) -> Result<Option<(Snapshot, u64)>> {
         let this = self.clone();
         let ship = replica.ship().clone();
-        tokio::task::spawn_blocking(move || this.fetch(&ship, after, from, limit))
+        tokio::task::spawn_blocking(move || this.fetch(&ship, query.after, query.from, query.limit))
             .await
             .map_err(|e| Error::Snapshot {
                 reason: format!("the request was cancelled: {e}"),

@@ -21,6 +21,7 @@ mod openapi;
 mod routes;
 mod server;
 mod state;
+mod table;
 
 pub use client::MasterClient;
 pub use error::ApiError;

@@ -13,50 +13,20 @@ mod session;
 mod sync;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpRequest, HttpResponse, Route, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use offline_sync_engine::Mode;
 use serde_json::Value;
 
-use crate::auth::{Access, ResourceAccess};
+use crate::auth::{ResourceAccess, Tokens};
 use crate::error::ApiError;
 use crate::openapi::spec;
-
-/// Which nodes serve an endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Serves {
-    Both,
-    Master,
-    Replica,
-}
-
-impl Serves {
-    pub(crate) fn includes(self, mode: Mode) -> bool {
-        matches!(
-            (self, mode),
-            (Serves::Both, _) | (Serves::Master, Mode::Master) | (Serves::Replica, Mode::Replica)
-        )
-    }
-}
-
-/// One endpoint.
-pub(crate) struct Op {
-    pub(crate) method: Method,
-    pub(crate) path: &'static str,
-    pub(crate) serves: Serves,
-    pub(crate) access: Access,
-    pub(crate) id: &'static str,
-    pub(crate) tag: &'static str,
-    pub(crate) summary: &'static str,
-    /// The handler, as a route without a method.
-    pub(crate) route: fn() -> Route,
-    /// Parameters, request body and success responses of the OpenAPI operation.
-    pub(crate) spec: fn() -> Value,
-}
+use crate::table::{Access, Op, Serves};
 
 macro_rules! op {
     ($method:ident $path:expr, $serves:ident, $access:ident, $id:literal, $tag:literal, $summary:literal,
@@ -117,13 +87,18 @@ pub(crate) static OPS: &[Op] = &[
 ];
 
 /// The endpoints a node of `mode` serves.
-pub(crate) fn served(mode: Mode) -> impl Iterator<Item = &'static Op> {
+pub(crate) fn served(mode: Mode) -> impl Iterator<Item = &'static Op> + Clone {
     OPS.iter().filter(move |op| op.serves.includes(mode))
+}
+
+/// The OpenAPI document of a node of `mode`: exactly the routes it serves.
+pub(crate) fn openapi(mode: Mode, version: &str) -> Value {
+    crate::openapi::document(mode, served(mode), version)
 }
 
 /// Registers the routes a node of `mode` serves, each resource with its own token check
 /// (see [`crate::auth`]); any other method on a known path answers 405 with the allowed ones.
-pub(crate) fn configure(mode: Mode) -> impl FnOnce(&mut web::ServiceConfig) {
+pub(crate) fn configure(mode: Mode, tokens: Arc<Tokens>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let mut paths: Vec<&'static str> = Vec::new();
         for op in served(mode) {
@@ -150,8 +125,11 @@ pub(crate) fn configure(mode: Mode) -> impl FnOnce(&mut web::ServiceConfig) {
                     let allow = allow.clone();
                     async move { method_not_allowed(&req, &allow) }
                 }))
-                .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-                    crate::auth::require_token(Rc::clone(&access), req, next)
+                .wrap(from_fn({
+                    let tokens = Arc::clone(&tokens);
+                    move |req: ServiceRequest, next: Next<BoxBody>| {
+                        crate::auth::require_token(Arc::clone(&tokens), Rc::clone(&access), req, next)
+                    }
                 }));
             cfg.service(resource);
         }
@@ -223,5 +201,47 @@ mod tests {
             master.contains(&"/api/documents/{content_type}")
                 && replica.contains(&"/api/documents/{content_type}")
         );
+    }
+
+    #[test]
+    fn the_document_lists_exactly_the_served_routes() {
+        for mode in [Mode::Master, Mode::Replica] {
+            let doc = openapi(mode, "0.1.0");
+            let paths = doc["paths"].as_object().unwrap();
+            let mut listed = 0;
+            for (path, item) in paths {
+                for (method, op) in item.as_object().unwrap() {
+                    listed += 1;
+                    let served = served(mode)
+                        .any(|o| o.path == path && o.method.as_str().eq_ignore_ascii_case(method));
+                    assert!(served, "{method} {path} documented but not served");
+                    assert!(op["responses"]["default"].is_object());
+                }
+            }
+            assert_eq!(listed, served(mode).count());
+        }
+        let master = openapi(Mode::Master, "0.1.0");
+        assert!(
+            master["paths"]["/api/offline-sync/conflicts/{id}/resolve"]["post"]["security"][0]["bearerAuth"]
+                .is_array()
+        );
+        assert_eq!(
+            master["paths"]["/api/offline-sync/health/live"]["get"]["security"],
+            serde_json::json!([])
+        );
+        assert!(master["paths"].get("/api/offline-sync/queue").is_none());
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = openapi(Mode::Replica, "0.1.0");
+        let text = doc.to_string();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "{name} is not defined"
+            );
+        }
     }
 }

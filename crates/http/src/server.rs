@@ -10,13 +10,11 @@ use offline_sync_engine::Mode;
 use crate::auth::Tokens;
 use crate::error::ApiError;
 use crate::routes;
+pub use crate::state::RenderMetrics;
 use crate::state::{AppState, Info, NodeSlot};
 
 /// Largest request body accepted (a document travels in one envelope of at most 1 MiB).
 pub const MAX_BODY_BYTES: usize = offline_sync_model::MAX_ENVELOPE_BYTES;
-
-/// Renders the Prometheus text of the installed recorder.
-pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Settings of the HTTP server. `Debug` never shows the tokens.
 #[derive(Clone)]
@@ -122,7 +120,7 @@ pub(crate) fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + 
             .app_data(json)
             .app_data(path)
             .app_data(query)
-            .configure(routes::configure(state.info.mode));
+            .configure(routes::configure(state.info.mode, Arc::clone(&state.tokens)));
     }
 }
 

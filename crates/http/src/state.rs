@@ -10,7 +10,9 @@ use offline_sync_model::PublicKey;
 
 use crate::auth::{Role, Tokens};
 use crate::error::{ApiError, Result};
-use crate::server::RenderMetrics;
+
+/// Renders the Prometheus text of the installed recorder.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The engine behind the API.
 #[derive(Clone, Debug)]

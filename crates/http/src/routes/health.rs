@@ -197,5 +197,5 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub(crate) async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document(state.info.mode, &state.info.version))
+    HttpResponse::Ok().json(super::openapi(state.info.mode, &state.info.version))
 }
