@@ -768,9 +768,7 @@ impl SnapshotSource for CutLink {
     async fn page(
         &self,
         replica: &offline_sync::engine::Replica,
-        after: offline_sync::model::Csn,
-        from: Option<(offline_sync::model::ContentType, offline_sync::model::DocumentId)>,
-        limit: u64,
+        query: offline_sync::engine::PageQuery,
     ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
         use std::sync::atomic::Ordering::SeqCst;
         if self
@@ -784,7 +782,7 @@ impl SnapshotSource for CutLink {
             });
         }
         self.fetched.fetch_add(1, SeqCst);
-        self.master.page(replica, after, from, limit).await
+        self.master.page(replica, query).await
     }
 }
 
@@ -844,14 +842,12 @@ impl SnapshotSource for AskedForFullMeanwhile {
     async fn page(
         &self,
         replica: &offline_sync::engine::Replica,
-        after: offline_sync::model::Csn,
-        from: Option<(offline_sync::model::ContentType, offline_sync::model::DocumentId)>,
-        limit: u64,
+        query: offline_sync::engine::PageQuery,
     ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
         if !self.asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
             replica.request_resync(true, "asked for by an operator").await?;
         }
-        self.master.page(replica, after, from, limit).await
+        self.master.page(replica, query).await
     }
 }
 

@@ -278,6 +278,23 @@ mod tests {
         SigningKey::from_seed([seed; 32]).seal(by, &encode(msg))
     }
 
+    fn inbox(reader: Reader, keys: &Keyring, last_csn: Option<Csn>) -> Inbox<'_> {
+        Inbox {
+            reader,
+            keys,
+            last_csn,
+            now_ms: 1,
+        }
+    }
+
+    fn duplicate_ack(ship: &str) -> Message {
+        Message::Ack(Ack {
+            ship: ShipId::new(ship).unwrap(),
+            seq: 1,
+            outcome: AckOutcome::Duplicate { last_seq: 1 },
+        })
+    }
+
     fn reasons(d: &Decoded) -> Vec<String> {
         d.dead_letters
             .iter()
@@ -288,17 +305,8 @@ mod tests {
     #[test]
     fn only_signed_records_of_the_right_sender_get_through_to_the_master() {
         let keys = Keyring::for_tests("master", false);
-        let inbox = Inbox {
-            reader: Reader::Master,
-            keys: &keys,
-            last_csn: None,
-            now_ms: 1,
-        };
-        let ack = Message::Ack(Ack {
-            ship: ShipId::new("s1").unwrap(),
-            seq: 1,
-            outcome: AckOutcome::Duplicate { last_seq: 1 },
-        });
+        let inbox = inbox(Reader::Master, &keys, None);
+        let ack = duplicate_ack("s1");
         let batch = Batch {
             records: vec![
                 rec(10, "s1", b"\x00\xffbinary".to_vec()),
@@ -338,17 +346,8 @@ mod tests {
     #[test]
     fn a_replica_takes_only_what_the_master_signed() {
         let keys = Keyring::for_tests("ship", false);
-        let inbox = Inbox {
-            reader: Reader::Replica,
-            keys: &keys,
-            last_csn: None,
-            now_ms: 1,
-        };
-        let ack = Message::Ack(Ack {
-            ship: ShipId::new("ship").unwrap(),
-            seq: 1,
-            outcome: AckOutcome::Duplicate { last_seq: 1 },
-        });
+        let inbox = inbox(Reader::Replica, &keys, None);
+        let ack = duplicate_ack("ship");
         let commit = |ct: &str| {
             Message::Commit(offline_sync_model::Commit {
                 csn: 1,
@@ -391,12 +390,7 @@ mod tests {
     #[test]
     fn a_change_claiming_a_base_the_master_never_reached_is_refused_and_answered() {
         let keys = Keyring::for_tests("master", false);
-        let inbox = Inbox {
-            reader: Reader::Master,
-            keys: &keys,
-            last_csn: Some(69),
-            now_ms: 1,
-        };
+        let inbox = inbox(Reader::Master, &keys, Some(69));
         let id = offline_sync_model::DocumentId::new_v7();
         let change = |base| {
             Message::Change(offline_sync_model::Change {
@@ -429,12 +423,7 @@ mod tests {
     #[test]
     fn an_empty_batch_keeps_the_offset() {
         let keys = Keyring::for_tests("ship", false);
-        let inbox = Inbox {
-            reader: Reader::Replica,
-            keys: &keys,
-            last_csn: None,
-            now_ms: 1,
-        };
+        let inbox = inbox(Reader::Replica, &keys, None);
         let d = inbox.decode_batch("t", 0, &Batch::default(), 42);
         assert_eq!(d.next, 42);
     }

@@ -32,7 +32,7 @@ pub use master::{
 };
 pub use node::Core;
 pub use replica::{Replica, ReplicaStatus};
-pub use resync::{BROKER_ANSWER_WAIT, OverBroker, RESYNC_PAGE, ResyncProgress, SnapshotSource};
+pub use resync::{BROKER_ANSWER_WAIT, OverBroker, PageQuery, RESYNC_PAGE, ResyncProgress, SnapshotSource};
 pub use run::Running;
 
 pub use metrics::MessageCounts;

@@ -188,6 +188,15 @@ impl Master {
     /// it all in one database transaction with the offsets after it, then broadcasts the
     /// commits. Returns how many records were read.
     pub async fn pull_once(&self) -> Result<usize> {
+        let read = self.apply_once().await?;
+        self.publish_all().await?;
+        Ok(read)
+    }
+
+    /// [`Master::pull_once`] without the broadcast: the running master's puller, which leaves
+    /// it to the publisher it wakes, so the next batch is read and applied while the commits
+    /// of this one go out. Answers the batch's resync requests.
+    pub(crate) async fn apply_once(&self) -> Result<usize> {
         let _p = self.puller.lock().await;
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.ship_updates.clone();
@@ -301,7 +310,6 @@ impl Master {
             duplicates = applied.duplicates,
             "ship batch applied"
         );
-        self.publish_all().await?;
         self.answer_all(requests).await;
         Ok(read)
     }

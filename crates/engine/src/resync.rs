@@ -32,34 +32,35 @@ const KEY_RECORDS: i64 = 100;
 /// How long a ship waits over the broker for the next part of an answer before it asks again.
 pub const BROKER_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
+/// Which page of the master's state a replica asks for: documents and tombstones with a
+/// version above `after`, after `from`, at most `limit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageQuery {
+    /// The version the replica holds everything up to.
+    pub after: Csn,
+    /// The last document of the previous page; `None` for the first page.
+    pub from: Option<(ContentType, DocumentId)>,
+    /// The most documents the page may hold.
+    pub limit: u64,
+}
+
 /// Where a replica fetches the master's state from.
 #[async_trait]
 pub trait SnapshotSource: Send + Sync + std::fmt::Debug {
-    /// A page of the master's state for `replica` (see [`Master::snapshot`]): documents and
-    /// tombstones with a version above `after`, after `from`, at most `limit`; the count of
-    /// all of them on the first page. Returns it with its size on the link in bytes, or `None`
+    /// The page of the master's state `query` asks for `replica` (see [`Master::snapshot`]),
+    /// with the count of all of them on the first page. Returns it with its size on the link in bytes, or `None`
     /// when the page was asked for and is not in yet: the replica calls again with the same
     /// question. Errors: [`Error::Snapshot`], retryable when the master or the link is down.
-    async fn page(
-        &self,
-        replica: &Replica,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Option<(Snapshot, u64)>>;
+    async fn page(&self, replica: &Replica, query: PageQuery) -> Result<Option<(Snapshot, u64)>>;
 }
 
 /// The master in this process: what tests and the quick start use.
 #[async_trait]
 impl SnapshotSource for Master {
-    async fn page(
-        &self,
-        replica: &Replica,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Option<(Snapshot, u64)>> {
-        let s = self.snapshot(after, from, limit, Some(replica.ship())).await?;
+    async fn page(&self, replica: &Replica, query: PageQuery) -> Result<Option<(Snapshot, u64)>> {
+        let s = self
+            .snapshot(query.after, query.from, query.limit, Some(replica.ship()))
+            .await?;
         let bytes = s
             .documents
             .iter()
@@ -85,7 +86,7 @@ pub struct OverBroker {
 /// A request on its way and what of its answer came.
 #[derive(Debug)]
 struct Asked {
-    question: (Csn, Option<(ContentType, DocumentId)>, u64),
+    question: PageQuery,
     partition: u32,
     /// Where the snapshot topic is read next.
     at: i64,
@@ -111,11 +112,7 @@ impl OverBroker {
     }
 
     /// Sends a request for the page of `question` and returns where its answer is read.
-    async fn ask(
-        &self,
-        replica: &Replica,
-        question: (Csn, Option<(ContentType, DocumentId)>, u64),
-    ) -> Result<Asked> {
+    async fn ask(&self, replica: &Replica, question: PageQuery) -> Result<Asked> {
         let topic = &replica.inner.cfg.topics.snapshots;
         let ship = replica.ship();
         replica.ensure_topics().await?;
@@ -130,7 +127,7 @@ impl OverBroker {
             retryable: true,
         })?;
         let request = u64::from_le_bytes(id);
-        let (after, from, limit) = question.clone();
+        let PageQuery { after, from, limit } = question.clone();
         let value = replica.keys().await?.outgoing(
             Message::ResyncRequest(ResyncRequest {
                 ship: ship.clone(),
@@ -198,14 +195,8 @@ impl OverBroker {
 
 #[async_trait]
 impl SnapshotSource for OverBroker {
-    async fn page(
-        &self,
-        replica: &Replica,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Option<(Snapshot, u64)>> {
-        let question = (after, from, limit);
+    async fn page(&self, replica: &Replica, query: PageQuery) -> Result<Option<(Snapshot, u64)>> {
+        let question = query;
         let mut slot = self.asked.lock().await;
         let asked = match slot.take() {
             Some(a) if a.question == question => a,
@@ -411,9 +402,11 @@ impl Replica {
         let Some((page, bytes)) = source
             .page(
                 self,
-                state.after,
-                from,
-                self.config().resync_page.clamp(1, crate::MAX_SNAPSHOT_PAGE),
+                PageQuery {
+                    after: state.after,
+                    from,
+                    limit: self.config().resync_page.clamp(1, crate::MAX_SNAPSHOT_PAGE),
+                },
             )
             .await?
         else {

@@ -262,7 +262,7 @@ impl Master {
         let puller = async move {
             let retry = m.config().retry;
             let backoff = |_: &Error, attempt| retry.delay(attempt, jitter());
-            pull_loop(&m, pulls, m.config().poll_wait, || m.pull_once(), backoff).await;
+            pull_loop(&m, pulls, m.config().poll_wait, || m.apply_once(), backoff).await;
         };
         let tasks = vec![tokio::spawn(puller), tokio::spawn(publish_loop(self.clone(), rx))];
         Running { stop, tasks }

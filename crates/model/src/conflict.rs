@@ -141,6 +141,27 @@ pub struct Conflict {
 }
 
 impl Conflict {
+    /// A conflict of `content_type`/`document_id` holding `draft`, open since `now_ms`.
+    pub fn open(
+        id: ConflictId,
+        content_type: ContentType,
+        document_id: DocumentId,
+        draft: ConflictDraft,
+        now_ms: u64,
+    ) -> Self {
+        Conflict {
+            id,
+            content_type,
+            document_id,
+            draft,
+            status: ConflictStatus::Open,
+            resolution: None,
+            resolved_csn: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
     /// Whether the conflict holds the whole document (not only some fields).
     pub fn is_whole(&self) -> bool {
         self.draft.kind != ConflictKind::UpdateUpdate

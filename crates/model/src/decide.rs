@@ -420,7 +420,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::conflict::ConflictStatus;
     use crate::hlc::Hlc;
     use crate::ids::{DocumentId, ShipId};
 
@@ -481,17 +480,7 @@ mod tests {
     }
 
     fn open(draft: ConflictDraft, id: u64) -> Conflict {
-        Conflict {
-            id,
-            content_type: ct(),
-            document_id: DocumentId::from_uuid(uuid::Uuid::nil()),
-            draft,
-            status: ConflictStatus::Open,
-            resolution: None,
-            resolved_csn: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        }
+        Conflict::open(id, ct(), DocumentId::from_uuid(uuid::Uuid::nil()), draft, 0)
     }
 
     #[test]

@@ -127,17 +127,7 @@ mod tests {
             master_deleted,
             field_bases: Default::default(),
         };
-        let conflict = Conflict {
-            id: 5,
-            content_type: ct,
-            document_id: id,
-            draft,
-            status: ConflictStatus::Open,
-            resolution: None,
-            resolved_csn: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        };
+        let conflict = Conflict::open(5, ct, id, draft, 0);
         (doc, conflict)
     }
 

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use offline_sync_model::{
-    Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictKind, ConflictRef, ConflictStatus,
-    ContentType, DocumentId, Fields, Hlc, LocalWrite, Mark, MasterDoc, Message, Op, Origin, Policy,
-    ReplicaDoc, Sensitive, ShipId, SigningKey, Stamp, Strategy, Unseen, apply_commit, decide, decode, encode,
-    local_write, resolve, unseal,
+    Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictKind, ConflictRef, ContentType, DocumentId,
+    Fields, Hlc, LocalWrite, Mark, MasterDoc, Message, Op, Origin, Policy, ReplicaDoc, Sensitive, ShipId,
+    SigningKey, Stamp, Strategy, Unseen, apply_commit, decide, decode, encode, local_write, resolve, unseal,
 };
 use proptest::prelude::{Just, any, prop_oneof};
 use proptest::strategy::{Strategy as _, ValueTree};
@@ -158,11 +157,8 @@ fn conflict() -> impl proptest::strategy::Strategy<Value = Conflict> {
         any::<bool>(),
     )
         .prop_map(
-            |(kind, s, ship_values, master_values, ship_deleted, master_deleted)| Conflict {
-                id: 7,
-                content_type: ct(),
-                document_id: DocumentId::from_uuid(uuid::Uuid::nil()),
-                draft: ConflictDraft {
+            |(kind, s, ship_values, master_values, ship_deleted, master_deleted)| {
+                let draft = ConflictDraft {
                     kind,
                     ship: ship(s),
                     ship_seq: 1,
@@ -174,12 +170,8 @@ fn conflict() -> impl proptest::strategy::Strategy<Value = Conflict> {
                     master_values,
                     master_deleted,
                     field_bases: Default::default(),
-                },
-                status: ConflictStatus::Open,
-                resolution: None,
-                resolved_csn: None,
-                created_at_ms: 0,
-                updated_at_ms: 0,
+                };
+                Conflict::open(7, ct(), DocumentId::from_uuid(uuid::Uuid::nil()), draft, 0)
             },
         )
 }

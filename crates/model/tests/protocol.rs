@@ -64,20 +64,8 @@ impl Master {
         let mut d = decide(self.docs.get(&change.id), open, change, policy, self.csn);
         if let Some(draft) = d.conflict {
             let id = open.map(|c| c.id).unwrap_or(self.conflicts.len() as u64 + 1);
-            self.conflicts.insert(
-                id,
-                Conflict {
-                    id,
-                    content_type: ct(),
-                    document_id: change.id,
-                    draft,
-                    status: ConflictStatus::Open,
-                    resolution: None,
-                    resolved_csn: None,
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                },
-            );
+            self.conflicts
+                .insert(id, Conflict::open(id, ct(), change.id, draft, 0));
             if let Some(c) = d.commit.conflict.as_mut() {
                 c.id = id;
             }
