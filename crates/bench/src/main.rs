@@ -3,11 +3,13 @@
 //! same machine, and the ratio between them.
 //!
 //! ```text
-//! cargo run --release -p offline-sync-bench -- [--smoke] [scenario ...]
+//! cargo run --release -p offline-sync-bench -- [--smoke | --scale F] [scenario ...]
 //! ```
 //!
 //! With no scenario named, every one runs. `--smoke` runs each at a size that takes seconds,
 //! so the program is exercised by `./scripts/test.sh` and never rots; its figures mean little.
+//! `--scale F` (above 0, at most 1) runs each at that fraction of its full size: a quicker
+//! look, for a profile say.
 //! The scenarios need PostgreSQL on 127.0.0.1:5432 (`OFFLINE_SYNC_TEST_PG`) and tansu
 //! (`TANSU`), as the tests do.
 
@@ -29,12 +31,18 @@ use anyhow::Result;
 pub(crate) struct Scale {
     /// A run of seconds, to check the program works.
     pub(crate) smoke: bool,
+    /// The fraction of the full size a real run takes (`--scale`, 1 by default).
+    pub(crate) fraction: f64,
 }
 
 impl Scale {
-    /// `full` in a real run, `smoke` in a smoke run.
+    /// `full` (times `--scale`) in a real run, `smoke` in a smoke run.
     pub(crate) fn pick(self, full: usize, smoke: usize) -> usize {
-        if self.smoke { smoke } else { full }
+        if self.smoke {
+            smoke
+        } else {
+            ((full as f64 * self.fraction).round() as usize).max(smoke.min(full))
+        }
     }
 }
 
@@ -75,7 +83,11 @@ const SCENARIOS: &[(&str, &str, Scenario)] = &[
 ];
 
 fn usage() -> String {
-    let mut out = String::from("usage: offline-sync-bench [--smoke] [scenario ...]\n\nscenarios:\n");
+    let mut out = String::from(
+        "usage: offline-sync-bench [--smoke | --scale F] [scenario ...]\n\n\
+         --smoke    each scenario at a size that takes seconds\n\
+         --scale F  each scenario at fraction F (above 0, at most 1) of its full size\n\nscenarios:\n",
+    );
     for (name, what, _) in SCENARIOS {
         out.push_str(&format!("  {name:<11} {what}\n"));
     }
@@ -84,10 +96,19 @@ fn usage() -> String {
 
 fn main() -> ExitCode {
     let mut smoke = false;
+    let mut fraction = 1.0;
     let mut chosen = Vec::new();
-    for arg in std::env::args().skip(1) {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => smoke = true,
+            "--scale" => match args.next().and_then(|f| f.parse::<f64>().ok()) {
+                Some(f) if f > 0.0 && f <= 1.0 => fraction = f,
+                _ => {
+                    eprint!("--scale takes a fraction above 0, at most 1\n\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
             "-h" | "--help" => {
                 print!("{}", usage());
                 return ExitCode::SUCCESS;
@@ -119,10 +140,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scale = Scale { smoke };
+    let scale = Scale { smoke, fraction };
     println!(
         "# offline-sync-bench{}\n",
-        if smoke { " (smoke run)" } else { "" }
+        if smoke {
+            " (smoke run)".to_owned()
+        } else if fraction < 1.0 {
+            format!(" (at {fraction} of the full size)")
+        } else {
+            String::new()
+        }
     );
     println!("{}\n", setup::machine());
     for (name, what, run) in chosen {
