@@ -121,6 +121,7 @@ macro_rules! storage_conformance {
             replica::outbox_rows_move_from_pending_to_sent_to_acked,
             replica::replica_acks_gap_duplicate_and_rejection,
             replica::outbox_lists_newest_first_by_state_with_total,
+            replica::a_batch_of_commits_sees_its_own_changes_in_order,
             master::master_applies_a_batch_exactly_once,
             master::a_large_batch_sees_its_own_changes_in_order,
             master::overlapping_edits_make_one_conflict_that_resolves,

@@ -388,3 +388,71 @@ pub async fn outbox_lists_newest_first_by_state_with_total(s: &dyn Storage) {
         .unwrap();
     assert_eq!((seqs(&page), total), (vec![1], 3));
 }
+
+/// A batch from `master-updates` applies its commits in order, each on what the ones before
+/// it left: several commits to one document in one batch, a delete, and a batch after it.
+pub async fn a_batch_of_commits_sees_its_own_changes_in_order(s: &dyn Storage) {
+    let (a, b) = (DocumentId::new_v7(), DocumentId::new_v7());
+    let commit = |csn, id, op, f: serde_json::Value| {
+        Message::Commit(offline_sync_model::Commit {
+            csn,
+            origin: offline_sync_model::Origin::Master,
+            seq: None,
+            ct: ct(),
+            id,
+            op,
+            fields: fields(f),
+            hlc: Hlc::default(),
+            resolves: None,
+            conflict: None,
+        })
+    };
+    let batch = |messages, next| ReplicaBatch {
+        messages,
+        dead_letters: vec![],
+        offset: TopicOffset {
+            topic: "master-updates".into(),
+            partition: 0,
+            next,
+        },
+        sensitive: Default::default(),
+        synced: None,
+    };
+    let first = batch(
+        vec![
+            commit(1, a, CommitOp::Put, json!({"a": 1, "b": 1})),
+            commit(2, a, CommitOp::Patch, json!({"b": 2})),
+            commit(3, b, CommitOp::Put, json!({"x": 1})),
+            commit(4, b, CommitOp::Delete, json!({})),
+            commit(5, a, CommitOp::Patch, json!({"c": 3})),
+        ],
+        5,
+    );
+    let applied = s.replica_apply(&ship(), &first, 100).await.unwrap();
+    assert_eq!((applied.commits, applied.skipped), (5, 0));
+    let doc = s.replica_doc(&ct(), a).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(json!({"a": 1, "b": 2, "c": 3})));
+    assert_eq!((doc.deleted, doc.base_version), (false, 5));
+    let gone = s.replica_doc(&ct(), b).await.unwrap().unwrap();
+    assert_eq!((gone.deleted, gone.base_version), (true, 4));
+
+    let second = batch(vec![commit(6, a, CommitOp::Patch, json!({"a": 9}))], 6);
+    s.replica_apply(&ship(), &second, 200).await.unwrap();
+    let doc = s.replica_doc(&ct(), a).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(json!({"a": 9, "b": 2, "c": 3})));
+    assert_eq!(s.replica_progress().await.unwrap().applied_csn, 6);
+
+    // A batch larger than one round of the storage's own: a document created early is
+    // patched on through the later commits, each seeing the one before.
+    let c = DocumentId::new_v7();
+    let mut messages = vec![commit(7, c, CommitOp::Put, json!({"first": true, "n": 7}))];
+    messages.extend((8..=1_206).map(|csn| commit(csn, c, CommitOp::Patch, json!({"n": csn}))));
+    let applied = s
+        .replica_apply(&ship(), &batch(messages, 1_206), 300)
+        .await
+        .unwrap();
+    assert_eq!(applied.commits, 1_200);
+    let doc = s.replica_doc(&ct(), c).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(json!({"first": true, "n": 1_206})));
+    assert_eq!(doc.base_version, 1_206);
+}

@@ -423,6 +423,12 @@ pub(super) async fn snapshot<C: ConnectionTrait>(
 /// (SQLite 32,766, PostgreSQL 65,535) for the widest row written so.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
+/// Messages of a batch applied with one set of documents read ahead before it is written and
+/// the next round reads (on the master and on replicas): the statements of a round stay few,
+/// and what a round holds in memory stays bounded however large `SYNC_BATCH_SIZE` and the
+/// documents are. Every round is in the batch's one transaction.
+pub(super) const CHANGES_PER_ROUND: usize = 250;
+
 /// Bytes of text in one multi-row statement, beyond which the rows go in another: a few large
 /// documents must not make one statement of gigabytes (PostgreSQL refuses a message over 1 GiB).
 const BYTES_PER_STATEMENT: usize = 16 << 20;
@@ -508,6 +514,26 @@ pub(super) async fn master_docs<C: ConnectionTrait>(
     ct: &ContentType,
     ids: &[DocumentId],
 ) -> Result<Vec<MasterDoc>> {
+    docs_among(c, ct, ids, to_master_doc).await
+}
+
+/// [`master_docs`] for a replica.
+pub(super) async fn replica_docs<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    ids: &[DocumentId],
+) -> Result<Vec<ReplicaDoc>> {
+    docs_among(c, ct, ids, to_replica_doc).await
+}
+
+/// The documents of type `ct` among `ids`, each read with `read`, in one query per
+/// [`ROWS_PER_STATEMENT`] ids.
+async fn docs_among<C: ConnectionTrait, T>(
+    c: &C,
+    ct: &ContentType,
+    ids: &[DocumentId],
+    read: fn(documents::Model) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut docs = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let rows = documents::Entity::find()
@@ -516,7 +542,7 @@ pub(super) async fn master_docs<C: ConnectionTrait>(
             .all(c)
             .await?;
         for row in rows {
-            docs.push(to_master_doc(row)?);
+            docs.push(read(row)?);
         }
     }
     Ok(docs)
@@ -610,20 +636,34 @@ pub(super) async fn snapshot_size<C: ConnectionTrait>(c: &C, after: u64) -> Resu
 }
 
 pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc, now_ms: u64) -> Result<()> {
-    let meta = ReplicaMeta {
-        marks: doc.marks.clone(),
-        delete_mark: doc.delete_mark,
-        unseen: doc.unseen.clone(),
-    };
-    let row = doc_row(
-        (&doc.content_type, doc.id),
-        &doc.fields,
-        doc.deleted,
-        doc.base_version,
-        to_json(&meta),
-        now_ms,
-    );
-    upsert_many(c, vec![row]).await
+    save_replica_docs(c, [doc], now_ms).await
+}
+
+/// Saves replica documents, each at most once, in multi-row statements.
+pub(super) async fn save_replica_docs<'a, C: ConnectionTrait>(
+    c: &C,
+    docs: impl IntoIterator<Item = &'a ReplicaDoc>,
+    now_ms: u64,
+) -> Result<()> {
+    let rows = docs
+        .into_iter()
+        .map(|doc| {
+            let meta = ReplicaMeta {
+                marks: doc.marks.clone(),
+                delete_mark: doc.delete_mark,
+                unseen: doc.unseen.clone(),
+            };
+            doc_row(
+                (&doc.content_type, doc.id),
+                &doc.fields,
+                doc.deleted,
+                doc.base_version,
+                to_json(&meta),
+                now_ms,
+            )
+        })
+        .collect();
+    upsert_many(c, rows).await
 }
 
 /// Milliseconds in a minute.

@@ -363,11 +363,6 @@ impl Entry<'_> {
     }
 }
 
-/// Changes applied with one [`Batched`] before it is written and the next one loads: the
-/// statements of a round stay few, and what a round holds in memory stays bounded however
-/// large `SYNC_BATCH_SIZE` and the documents are.
-const CHANGES_PER_ROUND: usize = 250;
-
 /// Where a change stands against the seqs already applied from its ship.
 enum Order {
     Next,
@@ -418,7 +413,7 @@ pub(super) async fn apply(
         .collect();
     entries.sort_by(|a, b| a.position().cmp(&b.position()));
 
-    for round in entries.chunks(CHANGES_PER_ROUND) {
+    for round in entries.chunks(common::CHANGES_PER_ROUND) {
         // A round reads what earlier rounds wrote: they are flushed into this transaction.
         let mut batched = Batched::load(txn, round.iter().filter_map(Entry::change), now_ms).await?;
         for &entry in round {

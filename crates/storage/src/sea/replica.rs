@@ -1,8 +1,10 @@
 //! Replica side: local writes with their outbox rows, and the inbox from `master-updates`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use offline_sync_model::{
-    AckOutcome, Change, Commit, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, Seq, ShipId,
-    Unseen, apply_commit, local_write as decide_local, release_marks, renumber_marks,
+    AckOutcome, Change, Commit, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, ReplicaDoc,
+    Seq, ShipId, Unseen, apply_commit, local_write as decide_local, release_marks, renumber_marks,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -238,8 +240,35 @@ pub(super) async fn apply(
 ) -> Result<ReplicaApplied> {
     let mut out = ReplicaApplied::default();
     let mut applied_csn = common::counter(txn, APPLIED_CSN).await?;
+    for round in batch.messages.chunks(common::CHANGES_PER_ROUND) {
+        applied_csn = apply_round(txn, ship, batch, round, applied_csn, &mut out, now_ms).await?;
+    }
+    if let Some(master_last) = out.restored_below {
+        out.renumbered = renumber_after_restore(txn, master_last, now_ms).await?;
+    }
+    common::insert_dead_letters(txn, &batch.dead_letters, now_ms).await?;
+    common::set_counter(txn, APPLIED_CSN, applied_csn).await?;
+    common::set_offset(txn, &batch.offset).await?;
+    Ok(out)
+}
+
+/// Applies one round of a batch from `master-updates` (see [`common::CHANGES_PER_ROUND`]):
+/// what it reads is read ahead, and its documents are written at its end, before the next
+/// round reads and before a renumbering after a restore, which reads and marks documents
+/// itself. Returns the applied CSN after it.
+async fn apply_round(
+    txn: &DatabaseTransaction,
+    ship: &ShipId,
+    batch: &ReplicaBatch,
+    round: &[Message],
+    mut applied_csn: u64,
+    out: &mut ReplicaApplied,
+    now_ms: u64,
+) -> Result<u64> {
+    // Renumbering after a restore, the one writer of this counter, comes after the last round.
     let last_seq = common::counter(txn, SEQ).await?;
-    for msg in &batch.messages {
+    let mut known = Known::load(txn, ship, batch, round, applied_csn).await?;
+    for msg in round {
         match msg {
             Message::Commit(commit) => {
                 if commit.csn <= applied_csn {
@@ -263,7 +292,7 @@ pub(super) async fn apply(
                 {
                     // An echo of a type synced no longer still answers its row.
                     if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq)
-                        && wrote(txn, seq, commit, last_seq).await?
+                        && known.wrote(seq, commit, last_seq)
                     {
                         out.acked += settle(
                             txn,
@@ -284,7 +313,7 @@ pub(super) async fn apply(
                 // database lost and a new one written since.
                 let mut foreign = None;
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq)
-                    && !wrote(txn, seq, commit, last_seq).await?
+                    && !known.wrote(seq, commit, last_seq)
                 {
                     out.restored_below = out.restored_below.max(Some(seq));
                     foreign = Some(Commit {
@@ -293,9 +322,8 @@ pub(super) async fn apply(
                     });
                 }
                 let commit = foreign.as_ref().unwrap_or(commit);
-                let doc = common::replica_doc(txn, &commit.ct, commit.id).await?;
-                let doc = apply_commit(doc, commit, ship, &batch.sensitive);
-                common::save_replica_doc(txn, &doc, now_ms).await?;
+                let doc = known.doc(txn, &commit.ct, commit.id).await?;
+                known.save(apply_commit(doc, commit, ship, &batch.sensitive));
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
                     let outcome = match &commit.conflict {
                         Some(c) => format!("{CONFLICT_OUTCOME}{} at csn {}", c.id, commit.csn),
@@ -337,8 +365,8 @@ pub(super) async fn apply(
                             .document_id
                             .parse()
                             .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
-                        if let Some(doc) = common::replica_doc(txn, &ct, id).await? {
-                            common::save_replica_doc(txn, &release_marks(doc, ack.seq), now_ms).await?;
+                        if let Some(doc) = known.doc(txn, &ct, id).await? {
+                            known.save(release_marks(doc, ack.seq));
                         }
                     }
                     settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
@@ -351,25 +379,118 @@ pub(super) async fn apply(
             | Message::SnapshotPart(_) => {}
         }
     }
-    if let Some(master_last) = out.restored_below {
-        out.renumbered = renumber_after_restore(txn, master_last, now_ms).await?;
-    }
-    common::insert_dead_letters(txn, &batch.dead_letters, now_ms).await?;
-    common::set_counter(txn, APPLIED_CSN, applied_csn).await?;
-    common::set_offset(txn, &batch.offset).await?;
-    Ok(out)
+    known.flush(txn, now_ms).await?;
+    Ok(applied_csn)
 }
 
-/// Whether this database wrote the change the master committed as `commit` (its seq): its
-/// outbox row has the same hybrid logical time. A row pruned since is taken as written when
-/// the seq is not above the last one given out.
-async fn wrote(txn: &DatabaseTransaction, seq: Seq, commit: &Commit, last_seq: Seq) -> Result<bool> {
-    Ok(match outbox::Entity::find_by_id(to_i64(seq)).one(txn).await? {
-        Some(row) => {
-            to_u64(row.hlc_ms) == commit.hlc.ms && u32::try_from(row.hlc_c).ok() == Some(commit.hlc.c)
+/// What a round of a batch from `master-updates` reads, read once for the round: the documents
+/// its commits name, and the hybrid logical times of the outbox rows its echoes name. Documents
+/// are kept here as the batch changes them and written once, in multi-row statements, by
+/// [`Known::flush`]; the outbox rows' times do not change while a batch is applied.
+struct Known {
+    docs: BTreeMap<(ContentType, DocumentId), Option<ReplicaDoc>>,
+    changed: BTreeSet<(ContentType, DocumentId)>,
+    times: BTreeMap<Seq, Option<Hlc>>,
+}
+
+impl Known {
+    /// Reads what the commits of `round` after `applied_csn` name, in one query per content
+    /// type and one for the outbox: the documents of the synced types, the outbox rows of
+    /// every echo of this ship's changes.
+    async fn load(
+        txn: &DatabaseTransaction,
+        ship: &ShipId,
+        batch: &ReplicaBatch,
+        round: &[Message],
+        applied_csn: u64,
+    ) -> Result<Self> {
+        let commits = || {
+            round.iter().filter_map(|m| match m {
+                Message::Commit(c) if c.csn > applied_csn => Some(c),
+                _ => None,
+            })
+        };
+        let synced = |c: &&Commit| batch.synced.as_ref().is_none_or(|types| types.contains(&c.ct));
+        let mut by_type: BTreeMap<&ContentType, BTreeSet<DocumentId>> = BTreeMap::new();
+        for c in commits().filter(synced) {
+            by_type.entry(&c.ct).or_default().insert(c.id);
         }
-        None => seq <= last_seq,
-    })
+        let mut docs = BTreeMap::new();
+        for (ct, ids) in by_type {
+            let ids: Vec<DocumentId> = ids.into_iter().collect();
+            for id in &ids {
+                docs.insert((ct.clone(), *id), None);
+            }
+            for doc in common::replica_docs(txn, ct, &ids).await? {
+                docs.insert((doc.content_type.clone(), doc.id), Some(doc));
+            }
+        }
+        let seqs: Vec<i64> = commits()
+            .filter(|c| c.origin.is_ship(ship))
+            .filter_map(|c| c.seq.map(to_i64))
+            .collect();
+        let mut times = BTreeMap::new();
+        for chunk in seqs.chunks(common::ROWS_PER_STATEMENT) {
+            let rows: Vec<(i64, i64, i32)> = outbox::Entity::find()
+                .select_only()
+                .columns([outbox::Column::Seq, outbox::Column::HlcMs, outbox::Column::HlcC])
+                .filter(outbox::Column::Seq.is_in(chunk.iter().copied()))
+                .into_tuple()
+                .all(txn)
+                .await?;
+            for (seq, ms, c) in rows {
+                let hlc = u32::try_from(c).ok().map(|c| Hlc { ms: to_u64(ms), c });
+                times.insert(to_u64(seq), hlc);
+            }
+        }
+        Ok(Self {
+            docs,
+            changed: BTreeSet::new(),
+            times,
+        })
+    }
+
+    /// Whether this database wrote the change the master committed as `commit` (its seq): its
+    /// outbox row has the same hybrid logical time. A row pruned since is taken as written
+    /// when the seq is not above the last one given out.
+    fn wrote(&self, seq: Seq, commit: &Commit, last_seq: Seq) -> bool {
+        match self.times.get(&seq) {
+            Some(hlc) => *hlc == Some(commit.hlc),
+            None => seq <= last_seq,
+        }
+    }
+
+    /// The document as the batch has left it so far, read from the database the first time.
+    async fn doc(
+        &mut self,
+        txn: &DatabaseTransaction,
+        ct: &ContentType,
+        id: DocumentId,
+    ) -> Result<Option<ReplicaDoc>> {
+        let key = (ct.clone(), id);
+        if let Some(doc) = self.docs.get(&key) {
+            return Ok(doc.clone());
+        }
+        let doc = common::replica_doc(txn, ct, id).await?;
+        self.docs.insert(key, doc.clone());
+        Ok(doc)
+    }
+
+    /// Keeps `doc` as the batch leaves it, to be written by [`Known::flush`].
+    fn save(&mut self, doc: ReplicaDoc) {
+        let key = (doc.content_type.clone(), doc.id);
+        self.changed.insert(key.clone());
+        self.docs.insert(key, Some(doc));
+    }
+
+    /// Writes every document the batch changed.
+    async fn flush(&mut self, txn: &DatabaseTransaction, now_ms: u64) -> Result<()> {
+        let changed = std::mem::take(&mut self.changed);
+        let docs = changed
+            .iter()
+            .filter_map(|k| self.docs.get(k).and_then(Option::as_ref));
+        common::save_replica_docs(txn, docs, now_ms).await
+    }
 }
 
 /// Whether outbox row `seq` exists and is not answered yet.
