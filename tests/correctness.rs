@@ -47,9 +47,9 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
         .await
         .unwrap();
     let first = &fetched.records[0];
-    let refused = ReplicaBatch {
-        messages: vec![],
-        dead_letters: vec![NewDeadLetter {
+    let refused = ReplicaBatch::read(
+        vec![],
+        vec![NewDeadLetter {
             topic: MASTER_UPDATES.into(),
             partition: 0,
             offset: first.offset,
@@ -57,14 +57,8 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
             payload: first.record.value.clone(),
             reason: "malformed: refused by an older build".into(),
         }],
-        offset: TopicOffset {
-            topic: MASTER_UPDATES.into(),
-            partition: 0,
-            next: first.offset + 1,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        TopicOffset::new(MASTER_UPDATES, 0, first.offset + 1),
+    );
     ship.storage()
         .replica_apply(ship.ship(), &refused, 1)
         .await
@@ -600,20 +594,14 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
         payload,
         reason: "malformed: refused by an older build".into(),
     };
-    let refused = ReplicaBatch {
-        messages: vec![],
-        dead_letters: vec![
+    let refused = ReplicaBatch::read(
+        vec![],
+        vec![
             letter(first.record.value.clone()),
             letter(b"\x00garbage".to_vec()),
         ],
-        offset: TopicOffset {
-            topic: MASTER_UPDATES.into(),
-            partition: 0,
-            next: first.offset + 1,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        TopicOffset::new(MASTER_UPDATES, 0, first.offset + 1),
+    );
     ship.storage()
         .replica_apply(ship.ship(), &refused, 1)
         .await

@@ -252,11 +252,7 @@ impl Master {
                             next,
                             "stored offset outside the partition, moving on; ships resend what is unanswered"
                         );
-                        batch.offsets.push(TopicOffset {
-                            topic: topic.clone(),
-                            partition: p,
-                            next,
-                        });
+                        batch.offsets.push(TopicOffset::new(topic.clone(), p, next));
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -276,11 +272,9 @@ impl Master {
                 let decoded = self.decode(&topic, p, &fetched, from).await?;
                 decoded.count_rejections();
                 next.insert(p, decoded.next);
-                batch.offsets.push(TopicOffset {
-                    topic: topic.clone(),
-                    partition: p,
-                    next: decoded.next,
-                });
+                batch
+                    .offsets
+                    .push(TopicOffset::new(topic.clone(), p, decoded.next));
                 requests.extend(self.take(decoded, &mut batch));
             }
             round = full;

@@ -285,11 +285,7 @@ impl Replica {
         ReplicaBatch {
             messages,
             dead_letters,
-            offset: TopicOffset {
-                topic: topic.to_owned(),
-                partition: 0,
-                next,
-            },
+            offset: TopicOffset::new(topic, 0, next),
             sensitive: self.inner.cfg.sensitive.clone(),
             synced: self.inner.cfg.content_types.clone(),
         }

@@ -174,11 +174,7 @@ async fn start(mode: Mode) -> Node1 {
                     payload: b"{}".to_vec(),
                     reason: "test".into(),
                 }],
-                offsets: vec![TopicOffset {
-                    topic: "unused".into(),
-                    partition: 0,
-                    next: 0,
-                }],
+                offsets: vec![TopicOffset::new("unused", 0, 0)],
                 ..Default::default()
             },
             &Default::default(),

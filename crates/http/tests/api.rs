@@ -456,9 +456,9 @@ async fn dead_letters_are_listed_retried_and_discarded() {
         conflict: None,
     });
     let next = api.storage.offset("master-updates", 0).await.unwrap().unwrap();
-    let batch = ReplicaBatch {
-        messages: vec![],
-        dead_letters: vec![NewDeadLetter {
+    let batch = ReplicaBatch::read(
+        vec![],
+        vec![NewDeadLetter {
             topic: "master-updates".into(),
             partition: 0,
             offset: next - 1,
@@ -466,14 +466,8 @@ async fn dead_letters_are_listed_retried_and_discarded() {
             payload: offline_sync_model::SigningKey::from_seed([3; 32]).seal("master", &encode(&commit)),
             reason: "unknown to an older build".into(),
         }],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        TopicOffset::new("master-updates", 0, next),
+    );
     api.storage
         .replica_apply(replica.ship(), &batch, 1)
         .await

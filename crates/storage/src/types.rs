@@ -181,6 +181,17 @@ pub struct TopicOffset {
     pub next: i64,
 }
 
+impl TopicOffset {
+    /// Offset `next` of `topic`/`partition`.
+    pub fn new(topic: impl Into<String>, partition: u32, next: i64) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+            next,
+        }
+    }
+}
+
 /// A record that could not be processed, to keep with its reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewDeadLetter {
@@ -304,6 +315,20 @@ pub struct ReplicaBatch {
     /// The content types this replica syncs (`None`: every type). A commit of another type
     /// is passed: its CSN counts as applied, its content is not kept.
     pub synced: Option<BTreeSet<ContentType>>,
+}
+
+impl ReplicaBatch {
+    /// `messages` and `dead_letters` read up to `offset`, for a replica that syncs every
+    /// content type and keeps no field of its own.
+    pub fn read(messages: Vec<Message>, dead_letters: Vec<NewDeadLetter>, offset: TopicOffset) -> Self {
+        Self {
+            messages,
+            dead_letters,
+            offset,
+            sensitive: Sensitive::default(),
+            synced: None,
+        }
+    }
 }
 
 /// What a replica batch did.

@@ -29,17 +29,11 @@ pub async fn retention_prunes_only_answered_rows(s: &dyn Storage) {
     .unwrap();
     s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
     s.outbox_mark_sent(1, 2, 3).await.unwrap();
-    let batch = ReplicaBatch {
-        messages: vec![echo(1, 1, id)],
-        dead_letters: vec![],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 1,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+    let batch = ReplicaBatch::read(
+        vec![echo(1, 1, id)],
+        vec![],
+        TopicOffset::new("master-updates", 0, 1),
+    );
     s.replica_apply(&ship(), &batch, 10).await.unwrap();
     s.master_write(
         &LocalWrite::Create {

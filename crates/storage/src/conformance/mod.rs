@@ -69,11 +69,7 @@ pub(crate) fn change(seq: u64, id: DocumentId, op: Op, f: serde_json::Value, bas
 }
 
 pub(crate) fn offset(next: i64) -> TopicOffset {
-    TopicOffset {
-        topic: "ship-updates".into(),
-        partition: 0,
-        next,
-    }
+    TopicOffset::new("ship-updates", 0, next)
 }
 
 pub(crate) async fn published(s: &dyn Storage) -> Vec<Message> {

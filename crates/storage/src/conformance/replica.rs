@@ -118,17 +118,11 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
         resolves: None,
         conflict: None,
     };
-    let skipping = ReplicaBatch {
-        messages: vec![Message::Commit(ahead(2))],
-        dead_letters: vec![],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 7,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+    let skipping = ReplicaBatch::read(
+        vec![Message::Commit(ahead(2))],
+        vec![],
+        TopicOffset::new("master-updates", 0, 7),
+    );
     assert!(matches!(
         s.replica_apply(&ship(), &skipping, 350).await,
         Err(Error::Conflict { .. })
@@ -151,17 +145,11 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
         resolves: None,
         conflict: None,
     };
-    let batch = ReplicaBatch {
-        messages: vec![Message::Commit(echo)],
-        dead_letters: vec![],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 1,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+    let batch = ReplicaBatch::read(
+        vec![Message::Commit(echo)],
+        vec![],
+        TopicOffset::new("master-updates", 0, 1),
+    );
     let applied = s.replica_apply(&ship(), &batch, 400).await.unwrap();
     assert_eq!(applied.acked, 1);
     let stats = s.outbox_stats().await.unwrap();
@@ -217,15 +205,15 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
         seq: 1,
         outcome: AckOutcome::Duplicate { last_seq: 1 },
     });
-    let batch = ReplicaBatch {
-        messages: vec![
+    let batch = ReplicaBatch::read(
+        vec![
             other,
             ack(2, AckOutcome::Gap { expected: 2 }),
             // Row 1's echo answers it; the duplicate answer after it then changes nothing.
             echo(1, 1, id),
             ack(1, AckOutcome::Duplicate { last_seq: 1 }),
         ],
-        dead_letters: vec![NewDeadLetter {
+        vec![NewDeadLetter {
             topic: "master-updates".into(),
             partition: 0,
             offset: 7,
@@ -233,14 +221,8 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
             payload: b"{oops".to_vec(),
             reason: "malformed json".into(),
         }],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 8,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        TopicOffset::new("master-updates", 0, 8),
+    );
     let out = s.replica_apply(&ship(), &batch, 3).await.unwrap();
     assert_eq!((out.acked, out.resend, out.restored_below), (1, 1, None));
     let stats = s.outbox_stats().await.unwrap();
@@ -249,8 +231,8 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
     assert_eq!(dl.len(), 1);
     assert_eq!(dl[0].letter.payload, b"{oops".to_vec());
 
-    let rejected = ReplicaBatch {
-        messages: vec![
+    let rejected = ReplicaBatch::read(
+        vec![
             ack(
                 2,
                 AckOutcome::Rejected {
@@ -259,15 +241,9 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
             ),
             ack(9, AckOutcome::Duplicate { last_seq: 9 }),
         ],
-        dead_letters: vec![],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 10,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        vec![],
+        TopicOffset::new("master-updates", 0, 10),
+    );
     let out = s.replica_apply(&ship(), &rejected, 4).await.unwrap();
     assert_eq!(out.restored_below, Some(9));
     let stats = s.outbox_stats().await.unwrap();
@@ -285,9 +261,9 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
         s.local_write(&ship(), &w, Hlc::default(), 5).await.unwrap().seq,
         Some(3)
     );
-    let restored = ReplicaBatch {
-        messages: vec![ack(3, AckOutcome::Duplicate { last_seq: 40 })],
-        dead_letters: vec![NewDeadLetter {
+    let restored = ReplicaBatch::read(
+        vec![ack(3, AckOutcome::Duplicate { last_seq: 40 })],
+        vec![NewDeadLetter {
             topic: "master-updates".into(),
             partition: 0,
             offset: 10,
@@ -295,14 +271,8 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
             payload: vec![0, 1, 2],
             reason: "unknown variant `\u{0}` with a NUL".into(),
         }],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next: 11,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+        TopicOffset::new("master-updates", 0, 11),
+    );
     let out = s.replica_apply(&ship(), &restored, 6).await.unwrap();
     assert_eq!((out.restored_below, out.renumbered), (Some(40), 1));
     let stats = s.outbox_stats().await.unwrap();
@@ -407,17 +377,8 @@ pub async fn a_batch_of_commits_sees_its_own_changes_in_order(s: &dyn Storage) {
             conflict: None,
         })
     };
-    let batch = |messages, next| ReplicaBatch {
-        messages,
-        dead_letters: vec![],
-        offset: TopicOffset {
-            topic: "master-updates".into(),
-            partition: 0,
-            next,
-        },
-        sensitive: Default::default(),
-        synced: None,
-    };
+    let batch =
+        |messages, next| ReplicaBatch::read(messages, vec![], TopicOffset::new("master-updates", 0, next));
     let first = batch(
         vec![
             commit(1, a, CommitOp::Put, json!({"a": 1, "b": 1})),

@@ -343,15 +343,7 @@ pub(super) async fn finish(
         out.removed += 1;
     }
     common::set_counter(txn, APPLIED_CSN, out.applied_csn).await?;
-    common::set_offset(
-        txn,
-        &TopicOffset {
-            topic: topic.to_owned(),
-            partition: 0,
-            next,
-        },
-    )
-    .await?;
+    common::set_offset(txn, &TopicOffset::new(topic, 0, next)).await?;
     s.phase = ResyncPhase::Done;
     s.finished_at_ms = Some(now_ms);
     save(txn, &s).await?;
