@@ -16,27 +16,19 @@ use std::time::Duration;
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
 use support::browser::{Browser, PAGE_WAIT};
-use support::process::{Node, brisk, eventually, fresh_postgres, request, start_master, start_replica};
+use support::process::{
+    ADMIN, Node, READ, eventually, fresh_postgres, request, start_master, start_replica, with_tokens,
+};
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const READ: &str = "read-token-0123456789abcdef";
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Brisk loops, both tokens, and a ship offline after 5 s of silence.
-fn common(broker: &str) -> Vec<(&'static str, String)> {
-    let mut env = brisk(broker, ADMIN);
-    env.push(("SYNC_READ_TOKEN", READ.to_owned()));
-    env.push(("SYNC_OFFLINE_THRESHOLD", "5000".to_owned()));
-    env
-}
-
 fn master(dir: &Path, broker: &str, label: &str) -> Node {
-    start_master(dir, common(broker), fresh_postgres(label))
+    start_master(dir, with_tokens(broker), fresh_postgres(label))
 }
 
 fn replica(dir: &Path, broker: &str, ship: &str, extra: &[(&'static str, String)]) -> Node {
-    let mut env = common(broker);
+    let mut env = with_tokens(broker);
     env.extend(extra.iter().cloned());
     start_replica(dir, env, ship)
 }
@@ -135,13 +127,7 @@ fn an_operator_sees_the_fleet_and_merges_a_conflict_in_the_browser() {
 
     // A same-field conflict made through the document API: two fields changed on ship A and
     // on the master before ship A's change arrives.
-    let created = a.call(
-        "POST",
-        &format!("/api/documents/{CT}"),
-        Some(&json!({"data": {"title": "Hello", "body": "first", "tag": "news"}})),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
+    let id = a.create_article(json!({"title": "Hello", "body": "first", "tag": "news"}));
     // Ship A has its create back from the master: its edit has that version as its base.
     assert!(eventually(WAIT, || {
         doc(&m, &id).is_some()

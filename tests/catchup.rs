@@ -12,13 +12,13 @@ use std::time::Duration;
 use offline_sync::engine::SnapshotSource;
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
+use offline_sync::model::Strategy;
 use offline_sync::model::{Commit, Message, Origin, decode, unseal};
-use offline_sync::model::{ConflictStatus, Strategy};
 use offline_sync::storage::{OutboxState, Page, ResyncPhase};
-use offline_sync::transport::Transport;
+use offline_sync::transport::{FetchLimit, Transport};
 use serde_json::{Value, json};
 use support::process::{Node, Proxy, brisk, eventually, fresh_postgres};
-use support::{Fleet, Setup, ct, fields};
+use support::{Fleet, Setup, create_doc, ct, edit, fields, open_conflicts, read, remove, until};
 
 const ADMIN: &str = "admin-token-of-the-catch-up-tests";
 const CT: &str = "api::article.article";
@@ -27,7 +27,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The master's commits of `ship`'s changes on `master-updates`, by seq.
 async fn applied_from(broker: &dyn Transport, ship: &str) -> std::collections::BTreeMap<u64, Commit> {
     let all = broker
-        .fetch("master-updates", 0, 0, 100_000, Duration::ZERO)
+        .fetch("master-updates", 0, 0, FetchLimit::new(100_000, Duration::ZERO))
         .await
         .unwrap();
     let mut out = std::collections::BTreeMap::new();
@@ -49,13 +49,7 @@ async fn a_restored_ship_loses_no_write_made_after_the_restore(db: Setup) {
     let mut f = Fleet::new(2, db, "restored_ship").await;
     let mut ids = vec![];
     for n in 0..3 {
-        ids.push(
-            f.ships[0]
-                .create(&ct(), fields(json!({"n": n})))
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(create_doc(&f.ships[0], json!({"n": n})).await.id);
     }
     f.sync().await;
     let backup = tempfile::tempdir().unwrap();
@@ -63,25 +57,19 @@ async fn a_restored_ship_loses_no_write_made_after_the_restore(db: Setup) {
     f.backup_ship(0, &copy);
     // Written and applied after the backup: seqs 4 to 8, which the restored copy never saw.
     for (k, id) in ids.iter().cycle().take(5).enumerate() {
-        f.ships[0]
-            .update(&ct(), *id, fields(json!({"lost": k})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], *id, json!({"lost": k})).await;
     }
     f.sync().await;
     f.restore_ship(0, &copy).await;
     // Written after the restore, with the seqs the master already used.
     for (k, id) in ids.iter().cycle().take(5).enumerate() {
-        f.ships[0]
-            .update(&ct(), *id, fields(json!({"after": 100 + k})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], *id, json!({"after": 100 + k})).await;
     }
     f.sync().await;
     f.sync().await;
     f.assert_converged().await;
     for (k, id) in ids.iter().cycle().take(5).enumerate().skip(2) {
-        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        let doc = read(&f.master, *id).await.unwrap();
         assert_eq!(
             doc.fields.get("after"),
             Some(&json!(100 + k)),
@@ -109,24 +97,14 @@ async fn a_restored_ship_loses_no_write_made_after_the_restore(db: Setup) {
 /// not silently overwrite the newer value — it is a conflict an operator decides.
 async fn a_restored_ship_does_not_overwrite_its_own_newer_value(db: Setup) {
     let mut f = Fleet::new(1, db, "restored_older").await;
-    let id = f.ships[0]
-        .create(&ct(), fields(json!({"t": "first"})))
-        .await
-        .unwrap()
-        .id;
+    let id = create_doc(&f.ships[0], json!({"t": "first"})).await.id;
     f.sync().await;
-    f.ships[0]
-        .update(&ct(), id, fields(json!({"t": "older"})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], id, json!({"t": "older"})).await;
     let backup = tempfile::tempdir().unwrap();
     let copy = backup.path().join("ship-0.db");
     f.backup_ship(0, &copy);
     f.sync().await;
-    f.ships[0]
-        .update(&ct(), id, fields(json!({"t": "newer"})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], id, json!({"t": "newer"})).await;
     f.sync().await;
     // The master forgets what it applied under answered seqs; the answers leave the topic.
     heartbeats(&f).await;
@@ -135,17 +113,13 @@ async fn a_restored_ship_does_not_overwrite_its_own_newer_value(db: Setup) {
     f.restore_ship(0, &copy).await;
     f.sync().await;
     f.sync().await;
-    let doc = f.master.get(&ct(), id).await.unwrap().unwrap();
+    let doc = read(&f.master, id).await.unwrap();
     assert_eq!(
         doc.fields["t"],
         json!("newer"),
         "an older value of the restored ship overwrote its newer one"
     );
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     assert_eq!(open.len(), 1, "the operator decides: {open:?}");
     f.master.resolve(open[0].id, &Strategy::KeepMaster).await.unwrap();
     f.sync().await;
@@ -158,7 +132,7 @@ async fn records_of(broker: &dyn Transport, topic: &str) -> Vec<offline_sync::tr
     for p in 0..broker.partitions(topic).await.unwrap() {
         all.extend(
             broker
-                .fetch(topic, p, 0, 100_000, Duration::ZERO)
+                .fetch(topic, p, 0, FetchLimit::new(100_000, Duration::ZERO))
                 .await
                 .unwrap()
                 .records,
@@ -195,10 +169,10 @@ async fn a_new_ship_joins_after_retention_removed_the_head(db: Setup) {
     let mut f = Fleet::new(2, db, "new_ship_joins").await;
     let mut ids = vec![];
     for n in 0..120 {
-        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&f.master, json!({"n": n})).await.id);
     }
     for id in &ids[..20] {
-        f.master.delete(&ct(), *id).await.unwrap();
+        remove(&f.master, *id).await;
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
@@ -226,14 +200,11 @@ async fn a_new_ship_joins_after_retention_removed_the_head(db: Setup) {
         assert!(f.ships[i].status().await.unwrap().resync_required.is_none());
     }
     // It reads on from the master's point: later commits arrive as usual.
-    f.master
-        .update(&ct(), ids[50], fields(json!({"n": "later"})))
-        .await
-        .unwrap();
+    edit(&f.master, ids[50], json!({"n": "later"})).await;
     f.sync().await;
     f.assert_converged().await;
     assert_eq!(
-        f.ships[0].get(&ct(), ids[50]).await.unwrap().unwrap().fields["n"],
+        read(&f.ships[0], ids[50]).await.unwrap().fields["n"],
         json!("later")
     );
 }
@@ -247,46 +218,38 @@ async fn a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db: Setup, 
     f.resync_from_master();
     let mut ids = vec![];
     for n in 0..40 {
-        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&f.master, json!({"n": n})).await.id);
     }
     f.sync().await;
     f.links[0].set_offline(true);
     let ship = &f.ships[0];
     // Documents only the ship changes.
     for (k, id) in ids[0..10].iter().enumerate() {
-        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
+        edit(ship, *id, json!({"ship": k})).await;
     }
     // Documents the ship changes and the master deletes: update-delete conflicts.
     for (k, id) in ids[15..20].iter().enumerate() {
-        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
+        edit(ship, *id, json!({"ship": k})).await;
     }
     // Both change other fields: merged, no conflict.
     for (k, id) in ids[20..25].iter().enumerate() {
-        ship.update(&ct(), *id, fields(json!({"ship": k}))).await.unwrap();
-        f.master
-            .update(&ct(), *id, fields(json!({"m": k})))
-            .await
-            .unwrap();
+        edit(ship, *id, json!({"ship": k})).await;
+        edit(&f.master, *id, json!({"m": k})).await;
     }
     // Both change the same field: a master change the ship never saw is not overwritten.
     for id in &ids[25..30] {
-        ship.update(&ct(), *id, fields(json!({"t": "ship"})))
-            .await
-            .unwrap();
-        f.master
-            .update(&ct(), *id, fields(json!({"t": "master"})))
-            .await
-            .unwrap();
+        edit(ship, *id, json!({"t": "ship"})).await;
+        edit(&f.master, *id, json!({"t": "master"})).await;
     }
     let mut created = vec![];
     for n in 0..5 {
-        created.push(ship.create(&ct(), fields(json!({"new": n}))).await.unwrap().id);
+        created.push(create_doc(ship, json!({"new": n})).await.id);
     }
     for id in &ids[10..20] {
-        f.master.delete(&ct(), *id).await.unwrap();
+        remove(&f.master, *id).await;
     }
     for id in &ids[30..35] {
-        f.ships[1].delete(&ct(), *id).await.unwrap();
+        remove(&f.ships[1], *id).await;
     }
     assert_eq!(f.ships[0].status().await.unwrap().pending, 30);
     f.sync().await;
@@ -299,30 +262,26 @@ async fn a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db: Setup, 
     assert_eq!(resync.state.phase, ResyncPhase::Done);
     assert!(!resync.state.full);
     for (k, id) in ids[0..10].iter().chain(&ids[20..25]).enumerate() {
-        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        let doc = read(&f.master, *id).await.unwrap();
         assert_eq!(doc.fields["ship"], json!(k % 10), "a change of the ship was lost");
     }
     for id in &ids[20..25] {
-        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        let doc = read(&f.master, *id).await.unwrap();
         assert!(doc.fields.contains_key("m"), "the master's own change was lost");
     }
     for id in &created {
         assert!(
-            f.master.get(&ct(), *id).await.unwrap().is_some(),
+            read(&f.master, *id).await.is_some(),
             "a new document never arrived"
         );
     }
     for id in ids[10..15].iter().chain(&ids[30..35]) {
         assert!(
-            f.ships[0].get(&ct(), *id).await.unwrap().is_none(),
+            read(&f.ships[0], *id).await.is_none(),
             "a document deleted while the ship was away came back on it"
         );
     }
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     let in_conflict: std::collections::BTreeSet<_> = open.iter().map(|c| c.document_id).collect();
     for id in ids[15..20].iter().chain(&ids[25..30]) {
         assert!(
@@ -337,7 +296,7 @@ async fn a_ship_back_after_the_topic_lost_its_head_keeps_its_changes(db: Setup, 
     f.sync().await;
     f.assert_converged().await;
     for id in &ids[25..30] {
-        let doc = f.ships[0].get(&ct(), *id).await.unwrap().unwrap();
+        let doc = read(&f.ships[0], *id).await.unwrap();
         assert_eq!(doc.fields["t"], json!("master"));
     }
 }
@@ -354,8 +313,7 @@ async fn a_ship_back_after_the_topic_was_recreated_keeps_its_changes(db: Setup) 
 /// requests over the broker), until every ship holds the master's documents with nothing
 /// unanswered.
 async fn settle_with_the_master_running(f: &Fleet) {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
+    until(WAIT, "the fleet converged over the broker", async || {
         for s in &f.ships {
             let _ = s.push_all().await;
             let _ = s.pull_all().await;
@@ -366,15 +324,9 @@ async fn settle_with_the_master_running(f: &Fleet) {
             let st = s.status().await.unwrap();
             done &= f.ship_docs(i).await == want && st.pending + st.in_flight == 0;
         }
-        if done {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the fleet did not converge over the broker within {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        done
+    })
+    .await;
 }
 
 /// Ships that reach only the broker resync over it: a new ship after retention, and a ship
@@ -390,21 +342,18 @@ async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
     let running = f.master.start();
     let mut ids = vec![];
     for n in 0..60 {
-        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&f.master, json!({"n": n})).await.id);
     }
     settle_with_the_master_running(&f).await;
     f.links[1].set_offline(true);
     for (k, id) in ids[..5].iter().enumerate() {
-        f.ships[1]
-            .update(&ct(), *id, fields(json!({"ship": k})))
-            .await
-            .unwrap();
+        edit(&f.ships[1], *id, json!({"ship": k})).await;
     }
     for n in 60..100 {
-        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&f.master, json!({"n": n})).await.id);
     }
     for id in &ids[40..50] {
-        f.master.delete(&ct(), *id).await.unwrap();
+        remove(&f.master, *id).await;
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
@@ -412,7 +361,7 @@ async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
     settle_with_the_master_running(&f).await;
 
     for (k, id) in ids[..5].iter().enumerate() {
-        let doc = f.master.get(&ct(), *id).await.unwrap().unwrap();
+        let doc = read(&f.master, *id).await.unwrap();
         assert_eq!(doc.fields["ship"], json!(k), "a change of the ship was lost");
     }
     let resync = f.ships[1]
@@ -435,10 +384,7 @@ async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
     );
 
     // Read on from the master's point: a later commit arrives as usual.
-    f.master
-        .update(&ct(), ids[70], fields(json!({"n": "later"})))
-        .await
-        .unwrap();
+    edit(&f.master, ids[70], json!({"n": "later"})).await;
     settle_with_the_master_running(&f).await;
     assert!(running.shutdown_within(WAIT).await);
     f.assert_converged().await;
@@ -450,7 +396,7 @@ async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
 async fn a_forged_answer_on_the_snapshot_topic_is_refused(db: Setup) {
     let mut f = Fleet::new(1, db, "forged_answer").await;
     f.resync_over_broker(Duration::from_secs(20));
-    let id = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap().id;
+    let id = create_doc(&f.master, json!({"n": 1})).await.id;
     f.master.publish_all().await.unwrap();
     let ship = f.ships[0].ship().clone();
     // Asked for (a new ship), then sent on its way; the master does not answer yet.
@@ -497,25 +443,20 @@ async fn a_forged_answer_on_the_snapshot_topic_is_refused(db: Setup) {
         .unwrap();
     f.ships[0].pull_once().await.unwrap();
     f.master.pull_all().await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while f.ships[0]
-        .status()
-        .await
-        .unwrap()
-        .resync
-        .is_none_or(|r| r.state.phase != ResyncPhase::Done)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ship never took the master's page"
-        );
+    until(WAIT, "the ship took the master's page", async || {
+        let resync = f.ships[0].status().await.unwrap().resync;
+        if resync.is_some_and(|r| r.state.phase == ResyncPhase::Done) {
+            return true;
+        }
         let _ = f.ships[0].pull_once().await;
-    }
+        false
+    })
+    .await;
     assert!(
-        f.ships[0].get(&ct(), forged_id).await.unwrap().is_none(),
+        read(&f.ships[0], forged_id).await.is_none(),
         "the ship took a forged page"
     );
-    assert!(f.ships[0].get(&ct(), id).await.unwrap().is_some());
+    assert!(read(&f.ships[0], id).await.is_some());
     f.sync().await;
     f.assert_converged().await;
 }
@@ -526,30 +467,24 @@ async fn a_forged_answer_on_the_snapshot_topic_is_refused(db: Setup) {
 async fn junk_on_the_snapshot_topic_does_not_keep_a_ship_waiting(db: Setup) {
     let mut f = Fleet::new(1, db, "junk_wait").await;
     f.resync_over_broker(Duration::from_millis(800));
-    f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    create_doc(&f.master, json!({"n": 1})).await;
     f.master.publish_all().await.unwrap();
     let ship = f.ships[0].ship().clone();
     f.ships[0].pull_once().await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        f.broker
-            .publish(
-                "master-snapshots",
-                Some(ship.as_str().as_bytes()),
-                vec![b"junk".to_vec()],
-            )
-            .await
-            .unwrap();
-        match f.ships[0].pull_once().await {
-            Err(e) if e.to_string().contains("no answer from the master") => break,
-            _ => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "records the master did not sign kept the ship waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        WAIT,
+        "the ship stopped waiting past records the master did not sign",
+        async || {
+            let junk = vec![b"junk".to_vec()];
+            f.broker
+                .publish("master-snapshots", Some(ship.as_str().as_bytes()), junk)
+                .await
+                .unwrap();
+            let pulled = f.ships[0].pull_once().await;
+            matches!(pulled, Err(e) if e.to_string().contains("no answer from the master"))
+        },
+    )
+    .await;
 }
 
 /// A new ship resyncing over the broker learns the master's key even when the oldest record
@@ -565,19 +500,17 @@ async fn a_new_ship_learns_the_masters_key_past_a_refused_record(db: Setup) {
         )
         .await
         .unwrap();
-    let id = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap().id;
+    let id = create_doc(&f.master, json!({"n": 1})).await.id;
     f.master.publish_all().await.unwrap();
     let running = f.master.start();
-    let deadline = std::time::Instant::now() + WAIT;
-    while f.ships[0].get(&ct(), id).await.unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ship never took the master's state: {:?}",
-            f.ships[0].status().await.unwrap().resync_required
-        );
+    until(WAIT, "the ship took the master's state", async || {
+        if read(&f.ships[0], id).await.is_some() {
+            return true;
+        }
         let _ = f.ships[0].pull_all().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        false
+    })
+    .await;
     assert!(running.shutdown_within(WAIT).await);
 }
 
@@ -596,20 +529,12 @@ async fn heartbeats(f: &Fleet) {
 async fn an_update_of_a_collected_document_is_a_conflict_not_a_resurrection(db: Setup) {
     let mut f = Fleet::new(2, db, "collected_update").await;
     f.resync_from_master();
-    let id = f
-        .master
-        .create(&ct(), fields(json!({"a": 1, "b": 2})))
-        .await
-        .unwrap()
-        .id;
+    let id = create_doc(&f.master, json!({"a": 1, "b": 2})).await.id;
     f.sync().await;
     heartbeats(&f).await;
     f.links[1].set_offline(true);
-    f.ships[1]
-        .update(&ct(), id, fields(json!({"a": 9})))
-        .await
-        .unwrap();
-    f.master.delete(&ct(), id).await.unwrap();
+    edit(&f.ships[1], id, json!({"a": 9})).await;
+    remove(&f.master, id).await;
     f.sync().await;
     heartbeats(&f).await;
     let away = f.ships[1].ship().clone();
@@ -620,14 +545,10 @@ async fn an_update_of_a_collected_document_is_a_conflict_not_a_resurrection(db: 
     f.sync().await;
     f.sync().await;
     assert!(
-        f.master.get(&ct(), id).await.unwrap().is_none(),
+        read(&f.master, id).await.is_none(),
         "a document whose tombstone was collected came back"
     );
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].document_id, id);
     assert_eq!(
@@ -648,13 +569,13 @@ async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
     f.resync_from_master();
     let mut ids = vec![];
     for n in 0..10 {
-        ids.push(f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&f.master, json!({"n": n})).await.id);
     }
     f.sync().await;
     heartbeats(&f).await;
     f.links[1].set_offline(true);
     for id in &ids[..5] {
-        f.master.delete(&ct(), *id).await.unwrap();
+        remove(&f.master, *id).await;
     }
     f.sync().await;
     heartbeats(&f).await;
@@ -702,7 +623,7 @@ async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
     );
     for id in &ids[..5] {
         assert!(
-            f.ships[1].get(&ct(), *id).await.unwrap().is_none(),
+            read(&f.ships[1], *id).await.is_none(),
             "a deleted document came back on the ship"
         );
     }
@@ -713,24 +634,15 @@ async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
     for round in 0..20 {
         let mut made = vec![];
         for n in 0..10 {
-            made.push(
-                f.master
-                    .create(&ct(), fields(json!({"round": round, "n": n})))
-                    .await
-                    .unwrap()
-                    .id,
-            );
+            made.push(create_doc(&f.master, json!({"round": round, "n": n})).await.id);
         }
         f.sync().await;
         for id in &made {
-            f.ships[0]
-                .update(&ct(), *id, fields(json!({"seen": true})))
-                .await
-                .unwrap();
+            edit(&f.ships[0], *id, json!({"seen": true})).await;
         }
         f.sync().await;
         for id in made {
-            f.master.delete(&ct(), id).await.unwrap();
+            remove(&f.master, id).await;
         }
         f.sync().await;
         heartbeats(&f).await;
@@ -793,7 +705,7 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
     f.set_ship_tuning(|c| c.resync_page = 10);
     f.restart_ship(0).await;
     for n in 0..95 {
-        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+        create_doc(&f.master, json!({"n": n})).await;
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
@@ -858,11 +770,11 @@ async fn a_full_resync_asked_for_during_a_page_takes_every_document(db: Setup) {
     let mut f = Fleet::new(1, db, "full_meanwhile").await;
     f.resync_from_master();
     for n in 0..30 {
-        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+        create_doc(&f.master, json!({"n": n})).await;
     }
     f.sync().await;
     for n in 30..40 {
-        f.master.create(&ct(), fields(json!({"n": n}))).await.unwrap();
+        create_doc(&f.master, json!({"n": n})).await;
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
@@ -931,17 +843,7 @@ fn a_restored_ship_process_loses_nothing_written_after_the_restore() {
         );
         assert_eq!(r.status, 200, "{}", r.body);
     };
-    let ids: Vec<String> = (0..3)
-        .map(|n| {
-            let r = a.call(
-                "POST",
-                &format!("/api/documents/{CT}"),
-                Some(&json!({"data": {"n": n}})),
-            );
-            assert_eq!(r.status, 201, "{}", r.body);
-            r.json()["data"]["documentId"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let ids: Vec<String> = (0..3).map(|n| a.create_article(json!({"n": n}))).collect();
     let on_master =
         |id: &str, field: &str, v: u64| eventually(WAIT, || field_of(&master, id, field) == Some(json!(v)));
     assert!(on_master(&ids[2], "n", 2), "the creates never reached the master");
@@ -1084,17 +986,7 @@ fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost, way: Way) {
     };
     let mut a = replica("ship-a");
     let b = replica("ship-b");
-    let ids: Vec<String> = (0..70)
-        .map(|n| {
-            let r = master.call(
-                "POST",
-                &format!("/api/documents/{CT}"),
-                Some(&json!({"data": {"n": n}})),
-            );
-            assert_eq!(r.status, 201, "{}", r.body);
-            r.json()["data"]["documentId"].as_str().unwrap().to_owned()
-        })
-        .collect();
+    let ids: Vec<String> = (0..70).map(|n| master.create_article(json!({"n": n}))).collect();
     assert!(
         eventually(WAIT, || a.documents(CT).len() == 70),
         "ship-a never received the master's documents"
@@ -1124,13 +1016,7 @@ fn a_ship_process_back_after_the_topic_lost_its_head(how: Lost, way: Way) {
     }
     let mut created = vec![];
     for n in 0..40 {
-        let r = a.call(
-            "POST",
-            &format!("/api/documents/{CT}"),
-            Some(&json!({"data": {"new": n}})),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        created.push(r.json()["data"]["documentId"].as_str().unwrap().to_owned());
+        created.push(a.create_article(json!({"new": n})));
     }
     let pending = a.call("GET", "/api/offline-sync/status", None).json()["data"]["pending"].clone();
     assert_eq!(pending, json!(100), "the ship holds 100 unsent changes");

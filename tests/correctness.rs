@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use offline_sync::engine::{Error, Replica, ReplicaConfig};
 use offline_sync::model::{
-    Commit, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Hlc, Message, Origin, Policy,
-    SigningKey, Strategy, encode,
+    Commit, CommitOp, ConflictKind, ContentType, DocumentId, Hlc, Message, Origin, Policy, SigningKey,
+    Strategy, encode,
 };
 use offline_sync::storage::{
     DeadLetterStatus, NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, TopicOffset,
 };
-use offline_sync::transport::{Transport, partition_for};
+use offline_sync::transport::{FetchLimit, Transport, partition_for};
 use serde_json::json;
-use support::{Fleet, Setup, ct, fields};
+use support::{Fleet, Setup, create_doc, ct, edit, fields, open_conflicts, read, remove};
 
 const MASTER_UPDATES: &str = "master-updates";
 
@@ -37,13 +37,13 @@ async fn own_replica(f: &Fleet, dir: &tempfile::TempDir, cfg: ReplicaConfig) -> 
 /// applied over the gap.
 async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Setup) {
     let f = Fleet::new(1, db, "dead_lettered_commit").await;
-    let a = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
-    let b = f.master.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    let a = create_doc(&f.master, json!({"n": 1})).await;
+    let b = create_doc(&f.master, json!({"n": 2})).await;
     f.master.publish_all().await.unwrap();
     let ship = &f.ships[0];
     let fetched = f
         .broker
-        .fetch(MASTER_UPDATES, 0, 0, 10, Duration::ZERO)
+        .fetch(MASTER_UPDATES, 0, 0, FetchLimit::new(10, Duration::ZERO))
         .await
         .unwrap();
     let first = &fetched.records[0];
@@ -65,7 +65,7 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
         .unwrap();
     f.sync().await;
     assert!(
-        ship.get(&ct(), b.id).await.unwrap().is_none(),
+        read(ship, b.id).await.is_none(),
         "commit 2 was applied over the missing commit 1"
     );
     let stalled = ship.status().await.unwrap().resync_required;
@@ -80,10 +80,10 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
     ship.retry_dead_letter(letters[0].id).await.unwrap();
     f.sync().await;
     assert_eq!(
-        ship.get(&ct(), a.id).await.unwrap().map(|d| d.fields),
+        read(ship, a.id).await.map(|d| d.fields),
         Some(fields(json!({"n": 1})))
     );
-    assert!(ship.get(&ct(), b.id).await.unwrap().is_some());
+    assert!(read(ship, b.id).await.is_some());
     assert_eq!(ship.status().await.unwrap().resync_required, None);
     f.assert_converged().await;
 }
@@ -92,7 +92,7 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
 /// lost on the way would leave it) is never applied, and the replica says so.
 async fn a_commit_out_of_sequence_stops_applying(db: Setup) {
     let f = Fleet::new(1, db, "out_of_sequence").await;
-    f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    create_doc(&f.master, json!({"n": 1})).await;
     f.sync().await;
     let seed = f.master.storage().signing_seed([0; 32], 0).await.unwrap();
     let ahead = DocumentId::new_v7();
@@ -116,7 +116,7 @@ async fn a_commit_out_of_sequence_stops_applying(db: Setup) {
     f.sync().await;
     let ship = &f.ships[0];
     assert!(
-        ship.get(&ct(), ahead).await.unwrap().is_none(),
+        read(ship, ahead).await.is_none(),
         "commit 3 applied over the missing commit 2"
     );
     let status = ship.status().await.unwrap();
@@ -141,28 +141,18 @@ fn master_wins() -> offline_sync::engine::MasterConfig {
 /// contested, and under `master-wins` the master's value stands.
 async fn master_wins_holds_against_a_field_the_ship_never_incorporated(db: Setup) {
     let f = Fleet::with_config(1, db, "unseen_field", master_wins()).await;
-    let doc = f.master.create(&ct(), fields(json!({"x": "m0"}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"x": "m0"})).await;
     f.sync().await;
     let ship = &f.ships[0];
-    ship.update(&ct(), doc.id, fields(json!({"x": "s1"})))
-        .await
-        .unwrap();
-    f.master
-        .update(&ct(), doc.id, fields(json!({"x": "m1"})))
-        .await
-        .unwrap();
+    edit(ship, doc.id, json!({"x": "s1"})).await;
+    edit(&f.master, doc.id, json!({"x": "m1"})).await;
     f.master.publish_all().await.unwrap();
     ship.pull_all().await.unwrap();
-    assert_eq!(
-        ship.get(&ct(), doc.id).await.unwrap().unwrap().fields["x"],
-        json!("s1")
-    );
-    ship.update(&ct(), doc.id, fields(json!({"x": "s2"})))
-        .await
-        .unwrap();
+    assert_eq!(read(ship, doc.id).await.unwrap().fields["x"], json!("s1"));
+    edit(ship, doc.id, json!({"x": "s2"})).await;
     f.sync().await;
     assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["x"],
+        read(&f.master, doc.id).await.unwrap().fields["x"],
         json!("m1"),
         "the ship's second write overwrote a master value it never saw"
     );
@@ -173,22 +163,18 @@ async fn master_wins_holds_against_a_field_the_ship_never_incorporated(db: Setup
 /// the master deleted it has not seen the delete: its next write does not undo it.
 async fn master_wins_holds_against_a_delete_the_ship_never_incorporated(db: Setup) {
     let f = Fleet::with_config(1, db, "unseen_delete", master_wins()).await;
-    let doc = f.master.create(&ct(), fields(json!({"x": "m0"}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"x": "m0"})).await;
     f.sync().await;
     let ship = &f.ships[0];
-    ship.update(&ct(), doc.id, fields(json!({"y": "s1"})))
-        .await
-        .unwrap();
-    f.master.delete(&ct(), doc.id).await.unwrap();
+    edit(ship, doc.id, json!({"y": "s1"})).await;
+    remove(&f.master, doc.id).await;
     f.master.publish_all().await.unwrap();
     ship.pull_all().await.unwrap();
-    assert!(ship.get(&ct(), doc.id).await.unwrap().is_some());
-    ship.update(&ct(), doc.id, fields(json!({"z": "s2"})))
-        .await
-        .unwrap();
+    assert!(read(ship, doc.id).await.is_some());
+    edit(ship, doc.id, json!({"z": "s2"})).await;
     f.sync().await;
     assert!(
-        f.master.get(&ct(), doc.id).await.unwrap().is_none(),
+        read(&f.master, doc.id).await.is_none(),
         "the ship's second write undid the master's delete"
     );
     f.assert_converged().await;
@@ -211,9 +197,9 @@ async fn a_busy_ship_does_not_starve_the_other_partitions(db: Setup) {
     let (busy, quiet) = (&f.ships[on(0)], &f.ships[on(1)]);
     let batch = f.master_cfg.batch_size;
     for i in 0..batch * 2 {
-        busy.create(&ct(), fields(json!({"n": i}))).await.unwrap();
+        create_doc(busy, json!({"n": i})).await;
     }
-    let waiting = quiet.create(&ct(), fields(json!({"quiet": true}))).await.unwrap();
+    let waiting = create_doc(quiet, json!({"quiet": true})).await;
     busy.push_all().await.unwrap();
     quiet.push_all().await.unwrap();
     assert_eq!(
@@ -222,7 +208,7 @@ async fn a_busy_ship_does_not_starve_the_other_partitions(db: Setup) {
         "what the quiet partition leaves of its share goes to the busy one"
     );
     assert!(
-        f.master.get(&ct(), waiting.id).await.unwrap().is_some(),
+        read(&f.master, waiting.id).await.is_some(),
         "the quiet ship's change waited behind the busy ship's backlog"
     );
     f.sync().await;
@@ -235,27 +221,21 @@ async fn a_busy_ship_does_not_starve_the_other_partitions(db: Setup) {
 async fn a_document_never_outgrows_one_commit(db: Setup) {
     let f = Fleet::new(2, db, "too_large").await;
     let big = "x".repeat(600 * 1024);
-    let doc = f.master.create(&ct(), fields(json!({"a": big}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"a": big})).await;
     let refused = f.master.update(&ct(), doc.id, fields(json!({"b": big}))).await;
     assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
     f.sync().await;
     let refused = f.ships[0].update(&ct(), doc.id, fields(json!({"b": big}))).await;
     assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
 
-    let small = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    let small = create_doc(&f.master, json!({"t": 1})).await;
     f.sync().await;
-    f.ships[0]
-        .update(&ct(), small.id, fields(json!({"a": big})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], small.id, json!({"a": big})).await;
     f.ships[0].push_all().await.unwrap();
     f.master.pull_all().await.unwrap();
-    f.ships[1]
-        .update(&ct(), small.id, fields(json!({"b": big})))
-        .await
-        .unwrap();
+    edit(&f.ships[1], small.id, json!({"b": big})).await;
     f.sync().await;
-    let on_master = f.master.get(&ct(), small.id).await.unwrap().unwrap();
+    let on_master = read(&f.master, small.id).await.unwrap();
     assert!(on_master.fields.contains_key("a") && !on_master.fields.contains_key("b"));
     let (rows, _) = f.ships[1]
         .queue(Some(OutboxState::Rejected), Page::all())
@@ -280,19 +260,13 @@ async fn a_broker_refusing_a_batch_as_too_large_is_not_an_outage(db: Setup) {
     f.memory().unwrap().set_max_batch_bytes(Some(300 * 1024));
     let big = "y".repeat(200 * 1024);
     for i in 0..3 {
-        f.master
-            .create(&ct(), fields(json!({"i": i, "big": big})))
-            .await
-            .unwrap();
+        create_doc(&f.master, json!({"i": i, "big": big})).await;
     }
     assert_eq!(f.master.publish_all().await.unwrap(), 3);
     assert!(f.master.is_online(), "a refused batch took the link down");
     f.sync().await;
     for i in 0..3 {
-        f.ships[0]
-            .create(&ct(), fields(json!({"ship": i, "big": big})))
-            .await
-            .unwrap();
+        create_doc(&f.ships[0], json!({"ship": i, "big": big})).await;
     }
     assert_eq!(f.ships[0].push_all().await.unwrap(), 3);
     assert!(
@@ -351,29 +325,21 @@ async fn a_refused_change_leaves_the_ship_with_the_masters_state(db: Setup) {
 /// leaves no conflict to resolve: no resolution can bring the document back.
 async fn a_delete_inside_an_open_conflict_leaves_nothing_to_resurrect(db: Setup) {
     let f = Fleet::new(2, db, "delete_in_conflict").await;
-    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"x": 0})).await;
     f.sync().await;
     f.links[0].set_offline(true);
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"x": 1})))
-        .await
-        .unwrap();
-    f.ships[0].delete(&ct(), doc.id).await.unwrap();
-    f.master.delete(&ct(), doc.id).await.unwrap();
+    edit(&f.ships[0], doc.id, json!({"x": 1})).await;
+    remove(&f.ships[0], doc.id).await;
+    remove(&f.master, doc.id).await;
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
-    for c in f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap()
-    {
+    for c in open_conflicts(&f.master).await {
         f.master.resolve(c.id, &Strategy::KeepShip).await.unwrap();
     }
     f.sync().await;
     assert!(
-        f.master.get(&ct(), doc.id).await.unwrap().is_none(),
+        read(&f.master, doc.id).await.is_none(),
         "a document both sides deleted came back"
     );
     f.assert_converged().await;
@@ -383,33 +349,23 @@ async fn a_delete_inside_an_open_conflict_leaves_nothing_to_resurrect(db: Setup)
 /// into an update-delete conflict, so an operator sees what keep-ship would undo.
 async fn a_master_delete_updates_the_open_conflict(db: Setup) {
     let f = Fleet::new(1, db, "master_delete_in_conflict").await;
-    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"x": 0})).await;
     f.sync().await;
     f.links[0].set_offline(true);
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"x": "ship"})))
-        .await
-        .unwrap();
-    f.master
-        .update(&ct(), doc.id, fields(json!({"x": "master"})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], doc.id, json!({"x": "ship"})).await;
+    edit(&f.master, doc.id, json!({"x": "master"})).await;
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
-    f.master.delete(&ct(), doc.id).await.unwrap();
+    remove(&f.master, doc.id).await;
     f.sync().await;
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     assert_eq!(open.len(), 1);
     assert!(open[0].draft.master_deleted, "{:?}", open[0].draft);
     assert_eq!(open[0].draft.kind, ConflictKind::UpdateDelete);
     f.master.resolve(open[0].id, &Strategy::KeepMaster).await.unwrap();
     f.sync().await;
-    assert!(f.master.get(&ct(), doc.id).await.unwrap().is_none());
+    assert!(read(&f.master, doc.id).await.is_none());
     f.assert_converged().await;
 }
 
@@ -417,36 +373,26 @@ async fn a_master_delete_updates_the_open_conflict(db: Setup) {
 /// that update, not the first ship's delete.
 async fn a_change_folded_into_a_conflict_speaks_for_its_own_ship(db: Setup) {
     let f = Fleet::new(2, db, "fold_conflict").await;
-    let doc = f.master.create(&ct(), fields(json!({"x": 0}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"x": 0})).await;
     f.sync().await;
     f.links[0].set_offline(true);
     f.links[1].set_offline(true);
-    f.ships[0].delete(&ct(), doc.id).await.unwrap();
-    f.ships[1]
-        .update(&ct(), doc.id, fields(json!({"x": "ship-1"})))
-        .await
-        .unwrap();
-    f.master
-        .update(&ct(), doc.id, fields(json!({"x": "master"})))
-        .await
-        .unwrap();
+    remove(&f.ships[0], doc.id).await;
+    edit(&f.ships[1], doc.id, json!({"x": "ship-1"})).await;
+    edit(&f.master, doc.id, json!({"x": "master"})).await;
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
     f.links[1].set_offline(false);
     f.sync().await;
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::all())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].draft.ship.as_str(), "ship-1");
     assert!(!open[0].draft.ship_deleted, "{:?}", open[0].draft);
     f.master.resolve(open[0].id, &Strategy::KeepShip).await.unwrap();
     f.sync().await;
     assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().map(|d| d.fields),
+        read(&f.master, doc.id).await.map(|d| d.fields),
         Some(fields(json!({"x": "ship-1"})))
     );
     f.assert_converged().await;
@@ -473,15 +419,15 @@ fn sqlite_exec(path: &std::path::Path, sql: &str) {
 async fn a_poison_ship_change_is_refused_and_its_ship_goes_on(db: Setup) {
     let f = Fleet::new(1, db, "poison_change").await;
     let ship = &f.ships[0];
-    let poisoned = ship.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    let poisoned = create_doc(ship, json!({"n": 1})).await;
     sqlite_exec(
         &f.ship_db_path(0),
         r#"UPDATE outbox SET fields = '{"documentId": 1}' WHERE seq = 1"#,
     );
-    let next = ship.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    let next = create_doc(ship, json!({"n": 2})).await;
     f.sync().await;
     assert!(
-        f.master.get(&ct(), next.id).await.unwrap().is_some(),
+        read(&f.master, next.id).await.is_some(),
         "the next change waits behind the poison"
     );
     let (rows, _) = ship
@@ -490,7 +436,7 @@ async fn a_poison_ship_change_is_refused_and_its_ship_goes_on(db: Setup) {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].change.seq, 1);
-    assert!(ship.get(&ct(), poisoned.id).await.unwrap().is_none());
+    assert!(read(ship, poisoned.id).await.is_none());
     let letters = f.master.dead_letter_counts().await.unwrap();
     assert_eq!(letters.pending, 1, "the poison is kept once, not once per resend");
     f.assert_converged().await;
@@ -509,7 +455,7 @@ async fn a_master_outage_does_not_make_ships_resend_their_backlog(db: Setup) {
     let ship = own_replica(&f, &dir, cfg).await;
     let mut ids = vec![];
     for n in 0..3 {
-        ids.push(ship.create(&ct(), fields(json!({"n": n}))).await.unwrap().id);
+        ids.push(create_doc(&ship, json!({"n": n})).await.id);
     }
     assert_eq!(ship.push_all().await.unwrap(), 3);
     assert_eq!(
@@ -522,7 +468,7 @@ async fn a_master_outage_does_not_make_ships_resend_their_backlog(db: Setup) {
     // The records are lost before the master reads them (retention, a broker's disk).
     let partition = partition_for(Some(b"ship-9"), f.master_cfg.ship_partitions);
     let held = broker
-        .fetch("ship-updates", partition, 0, 100, Duration::ZERO)
+        .fetch("ship-updates", partition, 0, FetchLimit::new(100, Duration::ZERO))
         .await
         .unwrap();
     broker
@@ -540,7 +486,7 @@ async fn a_master_outage_does_not_make_ships_resend_their_backlog(db: Setup) {
     f.master.pull_all().await.unwrap();
     ship.pull_all().await.unwrap();
     for id in ids {
-        assert!(f.master.get(&ct(), id).await.unwrap().is_some());
+        assert!(read(&f.master, id).await.is_some());
     }
     let status = ship.status().await.unwrap();
     assert_eq!((status.pending, status.in_flight), (0, 0));
@@ -556,10 +502,10 @@ async fn a_commit_of_a_type_the_ship_does_not_sync_takes_its_csn(db: Setup) {
     let ship = own_replica(&f, &dir, cfg).await;
     let logs = ContentType::new("api::log.log").unwrap();
     f.master.create(&logs, fields(json!({"line": 1}))).await.unwrap();
-    let article = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
+    let article = create_doc(&f.master, json!({"n": 1})).await;
     f.master.publish_all().await.unwrap();
     ship.pull_all().await.unwrap();
-    assert!(ship.get(&ct(), article.id).await.unwrap().is_some());
+    assert!(read(&ship, article.id).await.is_some());
     let status = ship.status().await.unwrap();
     assert_eq!((status.applied_csn, status.resync_required), (2, None));
     assert_eq!(ship.dead_letter_counts().await.unwrap().pending, 0);
@@ -577,12 +523,12 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
     cfg.retry.max = Duration::from_millis(4);
     cfg.dead_letter_attempts = 2;
     let ship = own_replica(&f, &dir, cfg).await;
-    let a = f.master.create(&ct(), fields(json!({"n": 1}))).await.unwrap();
-    let b = f.master.create(&ct(), fields(json!({"n": 2}))).await.unwrap();
+    let a = create_doc(&f.master, json!({"n": 1})).await;
+    let b = create_doc(&f.master, json!({"n": 2})).await;
     f.master.publish_all().await.unwrap();
     let fetched = f
         .broker
-        .fetch(MASTER_UPDATES, 0, 0, 10, Duration::ZERO)
+        .fetch(MASTER_UPDATES, 0, 0, FetchLimit::new(10, Duration::ZERO))
         .await
         .unwrap();
     let first = &fetched.records[0];
@@ -630,7 +576,7 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
     );
     ship.pull_all().await.unwrap();
     for doc in [a, b] {
-        assert!(ship.get(&ct(), doc.id).await.unwrap().is_some());
+        assert!(read(&ship, doc.id).await.is_some());
     }
     assert_eq!(ship.status().await.unwrap().resync_required, None);
 }

@@ -40,39 +40,13 @@ fn ready(node: &Node) -> bool {
     node.call("GET", "/api/offline-sync/health/ready", None).status == 200
 }
 
-fn create(node: &Node, data: Value) {
-    let a = node.call(
-        "POST",
-        &format!("/api/documents/{CT}"),
-        Some(&json!({ "data": data })),
-    );
-    assert_eq!(a.status, 201, "{} on {}", a.body, node.name);
-}
-
 /// Every live document of the content type: id → fields (without the node-local times).
 fn docs(node: &Node) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for page in 1.. {
-        let a = node.call(
-            "GET",
-            &format!("/api/documents/{CT}?page={page}&pageSize=100"),
-            None,
-        );
-        assert_eq!(a.status, 200, "{}", a.body);
-        let rows = a.json()["data"].as_array().unwrap().clone();
-        if rows.is_empty() {
-            break;
-        }
-        for mut d in rows {
-            let d = d.as_object_mut().unwrap();
-            d.remove("updatedAt");
-            d.remove("createdAt");
-            d.remove("version");
-            let id = d["documentId"].as_str().unwrap().to_owned();
-            out.insert(id, Value::Object(d.clone()));
-        }
+    let mut docs = node.documents(CT);
+    for d in docs.values_mut() {
+        d.as_object_mut().unwrap().remove("createdAt");
     }
-    out
+    docs
 }
 
 fn psql(database_url: &str, sql: &str) -> String {
@@ -108,11 +82,11 @@ fn a_second_master_stands_by_and_takes_over_without_reusing_a_csn() {
     let mut written = 0;
     for round in 0..40 {
         for (i, s) in ships.iter().enumerate() {
-            create(s, json!({ "round": round, "ship": i }));
+            s.create_article(json!({ "round": round, "ship": i }));
             written += 1;
         }
         if round % 4 == 0 {
-            create(&first, json!({ "round": round, "ship": "master-1" }));
+            first.create_article(json!({ "round": round, "ship": "master-1" }));
             written += 1;
         }
     }
@@ -121,11 +95,11 @@ fn a_second_master_stands_by_and_takes_over_without_reusing_a_csn() {
     assert!(second.log().contains("taking over"), "{}", second.log());
     for round in 40..80 {
         for (i, s) in ships.iter().enumerate() {
-            create(s, json!({ "round": round, "ship": i }));
+            s.create_article(json!({ "round": round, "ship": i }));
             written += 1;
         }
         if round % 4 == 0 {
-            create(&second, json!({ "round": round, "ship": "master-2" }));
+            second.create_article(json!({ "round": round, "ship": "master-2" }));
             written += 1;
         }
     }

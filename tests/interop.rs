@@ -11,7 +11,7 @@ mod support;
 use offline_sync::model::{Change, DocumentId, Hlc, Message, Op, ShipId, SigningKey, encode};
 use serde_json::json;
 use support::librdkafka::client;
-use support::{Broker, Fleet, MasterDb, Setup, ct, fields};
+use support::{Broker, Fleet, MasterDb, Setup, create_doc, ct, edit, fields, read};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_applies() {
@@ -24,14 +24,8 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
         "interop",
     )
     .await;
-    let doc = f.ships[0]
-        .create(&ct(), fields(json!({"title": "from rust", "n": 1})))
-        .await
-        .unwrap();
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"n": 2})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.ships[0], json!({"title": "from rust", "n": 1})).await;
+    edit(&f.ships[0], doc.id, json!({"n": 2})).await;
     f.sync().await;
     let address = f.kafka_address().unwrap();
 
@@ -89,7 +83,7 @@ async fn librdkafka_reads_the_engines_records_and_writes_records_the_engine_appl
     let mut applied = false;
     for _ in 0..50 {
         f.master.pull_all().await.unwrap();
-        if let Some(d) = f.master.get(&ct(), id).await.unwrap() {
+        if let Some(d) = read(&f.master, id).await {
             assert_eq!(d.fields["title"], json!("from librdkafka"));
             applied = true;
             break;

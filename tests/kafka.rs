@@ -17,7 +17,7 @@ mod postgres_master_over_kafka {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_loses_nothing_and_duplicates_nothing() {
     use serde_json::json;
-    use support::{Broker, Fleet, MasterDb, Setup, ct, fields};
+    use support::{Broker, Fleet, MasterDb, Setup, create_doc, edit};
 
     let mut f = Fleet::new(
         2,
@@ -28,19 +28,13 @@ async fn a_broker_outage_loses_nothing_and_duplicates_nothing() {
         "outage",
     )
     .await;
-    let a = f.ships[0].create(&ct(), fields(json!({"n": 0}))).await.unwrap();
-    let b = f.ships[1].create(&ct(), fields(json!({"m": 0}))).await.unwrap();
+    let a = create_doc(&f.ships[0], json!({"n": 0})).await;
+    let b = create_doc(&f.ships[1], json!({"m": 0})).await;
     f.sync().await;
     f.stop_broker();
     for i in 1..=20 {
-        f.ships[0]
-            .update(&ct(), a.id, fields(json!({"n": i})))
-            .await
-            .unwrap();
-        f.ships[1]
-            .update(&ct(), b.id, fields(json!({"m": i})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], a.id, json!({"n": i})).await;
+        edit(&f.ships[1], b.id, json!({"m": i})).await;
     }
     assert!(
         f.ships[0].push_once().await.is_err(),

@@ -12,27 +12,18 @@ use std::time::Duration;
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
 use support::process::{
-    Node, Proxy, eventually, free_port, fresh_postgres, request, start_master, start_replica,
+    ADMIN, Node, Proxy, READ, eventually, free_port, fresh_postgres, request, start_master, start_replica,
+    with_tokens,
 };
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const READ: &str = "read-token-0123456789abcdef";
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Settings that keep the loops brisk in tests.
+/// Brisk loops, both tokens, a ship offline after 5 s of silence, and three attempts.
 fn common(broker: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("KAFKA_BROKERS", broker.to_owned()),
-        ("SYNC_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("SYNC_READ_TOKEN", READ.to_owned()),
-        ("SYNC_DEBOUNCE_MS", "50".to_owned()),
-        ("SYNC_RETRY_DELAY", "200".to_owned()),
-        ("SYNC_RETRY_ATTEMPTS", "3".to_owned()),
-        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
-        ("SYNC_OFFLINE_THRESHOLD", "5000".to_owned()),
-        ("SYNC_POLL_WAIT", "200".to_owned()),
-    ]
+    let mut env = with_tokens(broker);
+    env.push(("SYNC_RETRY_ATTEMPTS", "3".to_owned()));
+    env
 }
 
 fn master(dir: &Path, broker: &str, database_url: String) -> Node {
@@ -49,29 +40,8 @@ fn doc_path(id: &str) -> String {
     format!("/api/documents/{CT}/{id}")
 }
 
-/// The document as a node serves it (fields and version), or None.
-fn doc(node: &Node, id: &str) -> Option<Value> {
-    let a = node.call("GET", &doc_path(id), None);
-    match a.status {
-        200 => Some(a.json()["data"].clone()),
-        404 => None,
-        other => panic!("GET {id} on {}: {other} {}", node.name, a.body),
-    }
-}
-
 fn field_is(node: &Node, id: &str, field: &str, value: &Value) -> bool {
-    doc(node, id).is_some_and(|d| d[field] == *value)
-}
-
-/// Every live document of the content type, without the node-local `updatedAt`.
-fn all_docs(node: &Node) -> Vec<Value> {
-    let a = node.call("GET", &format!("/api/documents/{CT}?pageSize=100"), None);
-    assert_eq!(a.status, 200, "{}", a.body);
-    let mut docs: Vec<Value> = a.json()["data"].as_array().unwrap().clone();
-    for d in &mut docs {
-        d.as_object_mut().unwrap().remove("updatedAt");
-    }
-    docs
+    node.article(id).is_some_and(|d| d[field] == *value)
 }
 
 fn pending(node: &Node) -> u64 {
@@ -109,7 +79,7 @@ fn a_fleet_of_binaries_syncs_and_resolves_a_conflict() {
     assert_eq!(data["title"], "Hello");
     assert!(created.headers.get("location").is_some_and(|l| l.ends_with(&id)));
     assert!(
-        eventually(WAIT, || doc(&m, &id).is_some()),
+        eventually(WAIT, || m.article(&id).is_some()),
         "the master never got the ship's document"
     );
     assert!(
@@ -203,12 +173,12 @@ fn a_fleet_of_binaries_syncs_and_resolves_a_conflict() {
         eventually(WAIT, || pending(&a) == 0 && pending(&b) == 0),
         "changes left unanswered"
     );
-    let onshore = all_docs(&m);
+    let onshore = m.articles();
     assert!(
-        eventually(WAIT, || all_docs(&a) == onshore && all_docs(&b) == onshore),
+        eventually(WAIT, || a.articles() == onshore && b.articles() == onshore),
         "not converged: master {onshore:?}, ship-a {:?}, ship-b {:?}",
-        all_docs(&a),
-        all_docs(&b)
+        a.articles(),
+        b.articles()
     );
     assert_eq!(onshore[0]["body"], "edited onshore");
 }
@@ -237,13 +207,7 @@ fn a_replica_starts_without_a_broker_and_delivers_once_it_comes_up() {
 
     let mut ids = Vec::new();
     for i in 0..3 {
-        let a = r.call(
-            "POST",
-            &format!("/api/documents/{CT}"),
-            Some(&json!({"data": {"n": i}})),
-        );
-        assert_eq!(a.status, 201, "{}", a.body);
-        ids.push(a.json()["data"]["documentId"].as_str().unwrap().to_owned());
+        ids.push(r.create_article(json!({"n": i})));
     }
     assert_eq!(pending(&r), 3);
     let queue = r
@@ -256,7 +220,7 @@ fn a_replica_starts_without_a_broker_and_delivers_once_it_comes_up() {
     let m = master(dir.path(), &broker.address(), fresh_postgres("nodes_offline"));
     for id in &ids {
         assert!(
-            eventually(WAIT, || doc(&m, id).is_some()),
+            eventually(WAIT, || m.article(id).is_some()),
             "the master never got {id}"
         );
     }
@@ -288,7 +252,7 @@ fn health_readiness_and_metrics_report_what_is_true() {
         Some(&json!({"data": {"n": 1}})),
     );
     let id = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
-    assert!(eventually(WAIT, || doc(&m, &id).is_some()));
+    assert!(eventually(WAIT, || m.article(&id).is_some()));
     assert!(eventually(WAIT, || {
         m.call("GET", "/api/offline-sync/ships", None).json()["data"][0]["online"] == true
     }));
@@ -601,13 +565,7 @@ fn sigterm_stops_cleanly_and_loses_nothing() {
     let mut r = replica(dir.path(), &broker.address(), "ship-term", &[]);
     let mut ids = Vec::new();
     for i in 0..30 {
-        let a = r.call(
-            "POST",
-            &format!("/api/documents/{CT}"),
-            Some(&json!({"data": {"n": i}})),
-        );
-        assert_eq!(a.status, 201, "{}", a.body);
-        ids.push(a.json()["data"]["documentId"].as_str().unwrap().to_owned());
+        ids.push(r.create_article(json!({"n": i})));
     }
     let (status, took) = r.terminate(Duration::from_secs(15));
     assert!(status.success(), "replica exit {status}:\n{}", r.log());
@@ -622,7 +580,7 @@ fn sigterm_stops_cleanly_and_loses_nothing() {
     r.restart();
     r.wait_ready();
     assert_eq!(
-        all_docs(&r).len(),
+        r.articles().len(),
         30,
         "the replica kept every write across the stop"
     );
@@ -630,13 +588,13 @@ fn sigterm_stops_cleanly_and_loses_nothing() {
         eventually(WAIT, || pending(&r) == 0),
         "queued changes not delivered after the restart"
     );
-    let onshore = all_docs(&m);
+    let onshore = m.articles();
     assert_eq!(onshore.len(), 30, "the master has every change");
     for id in &ids {
         assert!(onshore.iter().any(|d| d["documentId"] == *id), "{id} lost");
     }
     assert!(
-        eventually(WAIT, || all_docs(&r) == onshore),
+        eventually(WAIT, || r.articles() == onshore),
         "the replica and the master differ"
     );
 }

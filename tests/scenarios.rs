@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{Fleet, MasterDb, ct, fields};
+use support::{Fleet, MasterDb, create_doc, ct, edit, fields, read};
 
 mod postgres_master {
     use super::*;
@@ -37,12 +37,9 @@ async fn background_loops_deliver_by_themselves_and_stop_gracefully() {
         .chain(f.ships.iter().map(|s| s.start()))
         .collect();
     f.links[0].set_offline(true);
-    let doc = f.ships[0].create(&ct(), fields(json!({"n": 0}))).await.unwrap();
+    let doc = create_doc(&f.ships[0], json!({"n": 0})).await;
     for i in 1..20 {
-        f.ships[0]
-            .update(&ct(), doc.id, fields(json!({"n": i})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], doc.id, json!({"n": i})).await;
     }
     let ship0 = f.ships[0].clone();
     assert!(
@@ -53,20 +50,15 @@ async fn background_loops_deliver_by_themselves_and_stop_gracefully() {
     f.links[0].set_offline(false);
     let ship1 = f.ships[1].clone();
     let arrived = until(async || {
-        ship1
-            .get(&ct(), doc.id)
+        read(&ship1, doc.id)
             .await
-            .unwrap()
             .is_some_and(|d| d.fields["n"] == json!(19))
     })
     .await;
     assert!(arrived, "timed out waiting for ship-1 to see the offline edits");
     // Stop while a burst is in flight, then restart every node from its database.
     for i in 0..20 {
-        f.ships[1]
-            .update(&ct(), doc.id, fields(json!({"m": i})))
-            .await
-            .unwrap();
+        edit(&f.ships[1], doc.id, json!({"m": i})).await;
     }
     for r in running {
         r.shutdown().await;
@@ -76,7 +68,7 @@ async fn background_loops_deliver_by_themselves_and_stop_gracefully() {
     f.restart_ship(1).await;
     f.sync().await;
     assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields,
+        read(&f.master, doc.id).await.unwrap().fields,
         fields(json!({"n": 19, "m": 19}))
     );
     f.assert_converged().await;
@@ -92,7 +84,7 @@ async fn heartbeats_keep_the_ship_registry_and_its_online_state() {
     };
     let f = Fleet::with_config(2, MasterDb::Postgres, "registry", cfg).await;
     f.links[1].set_offline(true);
-    f.ships[0].create(&ct(), fields(json!({"a": 1}))).await.unwrap();
+    create_doc(&f.ships[0], json!({"a": 1})).await;
     f.ships[0].heartbeat().await.unwrap();
     assert!(
         f.ships[1].heartbeat().await.is_err(),
@@ -121,7 +113,7 @@ async fn a_bounded_stop_abandons_a_stuck_step_and_loses_nothing() {
     let mut f = Fleet::new(1, MasterDb::Sqlite, "bounded_stop").await;
     f.links[0].set_delay(std::time::Duration::from_secs(60));
     let running = f.ships[0].start();
-    let doc = f.ships[0].create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    let doc = create_doc(&f.ships[0], json!({"t": 1})).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     let clean = running
@@ -139,7 +131,7 @@ async fn a_bounded_stop_abandons_a_stuck_step_and_loses_nothing() {
         "the change is still queued"
     );
     f.sync().await;
-    assert!(f.master.get(&ct(), doc.id).await.unwrap().is_some());
+    assert!(read(&f.master, doc.id).await.is_some());
     f.assert_converged().await;
 }
 
@@ -149,7 +141,7 @@ async fn a_bounded_stop_abandons_a_stuck_step_and_loses_nothing() {
 async fn stale_versions_are_refused_without_a_write() {
     use offline_sync::engine::Error;
     let f = Fleet::new(1, MasterDb::Sqlite, "stale").await;
-    let doc = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"t": 1})).await;
     let v = doc.version;
     let ok = f
         .master
@@ -169,11 +161,11 @@ async fn stale_versions_are_refused_without_a_write() {
         Err(Error::Stale { .. })
     ));
     assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields,
+        read(&f.master, doc.id).await.unwrap().fields,
         fields(json!({"t": 2}))
     );
     f.sync().await;
-    let base = f.ships[0].get(&ct(), doc.id).await.unwrap().unwrap().version;
+    let base = read(&f.ships[0], doc.id).await.unwrap().version;
     assert_eq!(
         base, ok.version,
         "a ship's version is the CSN it last incorporated"
@@ -205,13 +197,10 @@ async fn a_change_based_on_a_commit_made_during_the_masters_fetch_is_applied() {
     let master = f.master.clone();
     let pulling = tokio::spawn(async move { master.pull_once().await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let doc = f.master.create(&ct(), fields(json!({"t": 1}))).await.unwrap();
+    let doc = create_doc(&f.master, json!({"t": 1})).await;
     f.master.publish_all().await.unwrap();
     f.ships[0].pull_all().await.unwrap();
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"t": 2})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], doc.id, json!({"t": 2})).await;
     f.ships[0].push_all().await.unwrap();
     assert_eq!(
         pulling.await.unwrap().unwrap(),
@@ -225,10 +214,7 @@ async fn a_change_based_on_a_commit_made_during_the_masters_fetch_is_applied() {
         .await
         .unwrap();
     assert!(letters.is_empty(), "{letters:?}");
-    assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["t"],
-        json!(2)
-    );
+    assert_eq!(read(&f.master, doc.id).await.unwrap().fields["t"], json!(2));
     f.assert_converged().await;
 }
 

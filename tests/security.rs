@@ -16,9 +16,9 @@ use offline_sync::kafka::testing::Tansu;
 use offline_sync::model::{
     Change, Commit, CommitOp, ContentType, DocumentId, Hlc, Message, Op, Origin, ShipId, SigningKey, encode,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use support::librdkafka::{consume, produce, produce_signed};
-use support::process::{Node, eventually, fresh_postgres, request};
+use support::process::{Node, brisk, eventually, fresh_postgres, request};
 
 const ADMIN: &str = "admin-token-of-the-security-test";
 const READ: &str = "read-token-of-the-security-test";
@@ -26,38 +26,12 @@ const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
 
 fn start(bin: &str, name: &str, dir: &Path, broker: &str, extra: &[(&'static str, String)]) -> Node {
-    let mut env = vec![
-        ("KAFKA_BROKERS", broker.to_owned()),
-        ("SYNC_ADMIN_TOKEN", ADMIN.to_owned()),
-        ("SYNC_READ_TOKEN", READ.to_owned()),
-        ("SYNC_DEBOUNCE_MS", "50".to_owned()),
-        ("SYNC_RETRY_DELAY", "200".to_owned()),
-        ("SYNC_HEARTBEAT_INTERVAL", "500".to_owned()),
-        ("SYNC_POLL_WAIT", "200".to_owned()),
-    ];
+    let mut env = brisk(broker, ADMIN);
+    env.push(("SYNC_READ_TOKEN", READ.to_owned()));
     env.extend(extra.iter().cloned());
     let node = Node::start(bin, name, dir, &env);
     node.wait_ready();
     node
-}
-
-fn doc(node: &Node, id: &str) -> Option<Value> {
-    let a = node.call("GET", &format!("/api/documents/{CT}/{id}"), None);
-    match a.status {
-        200 => Some(a.json()["data"].clone()),
-        404 => None,
-        other => panic!("GET {id} on {}: {other} {}", node.name, a.body),
-    }
-}
-
-fn all_docs(node: &Node) -> Vec<Value> {
-    let a = node.call("GET", &format!("/api/documents/{CT}?pageSize=100"), None);
-    assert_eq!(a.status, 200, "{}", a.body);
-    let mut docs = a.json()["data"].as_array().unwrap().clone();
-    for d in &mut docs {
-        d.as_object_mut().unwrap().remove("updatedAt");
-    }
-    docs
 }
 
 /// The reason labels of a node's dead letters still waiting (pending, or between or after
@@ -173,17 +147,11 @@ fn forged_records_change_nothing_and_each_becomes_a_dead_letter() {
     let a = ship("ship-a", &key_a);
     let b = ship("ship-b", &key_b);
 
-    let created = a.call(
-        "POST",
-        &format!("/api/documents/{CT}"),
-        Some(&json!({"data": {"title": "real"}})),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id_text = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
+    let id_text = a.create_article(json!({"title": "real"}));
     let id: DocumentId = id_text.parse().unwrap();
     for node in [&m, &b] {
         assert!(
-            eventually(WAIT, || doc(node, &id_text).is_some()),
+            eventually(WAIT, || node.article(&id_text).is_some()),
             "{} never got the document",
             node.name
         );
@@ -267,12 +235,7 @@ fn forged_records_change_nothing_and_each_becomes_a_dead_letter() {
         Some(&json!({"data": {"body": "from ship-b"}})),
     );
     assert_eq!(edit.status, 200, "{}", edit.body);
-    let onshore = m.call(
-        "POST",
-        &format!("/api/documents/{CT}"),
-        Some(&json!({"data": {"title": "onshore"}})),
-    );
-    assert_eq!(onshore.status, 201, "{}", onshore.body);
+    m.create_article(json!({"title": "onshore"}));
 
     let want_master = sorted(vec![
         "unsigned",
@@ -313,19 +276,19 @@ fn forged_records_change_nothing_and_each_becomes_a_dead_letter() {
     // Valid traffic is all applied, nothing forged is anywhere, and all converge.
     assert!(
         eventually(WAIT, || {
-            let want = all_docs(&m);
-            want.len() == 2 && all_docs(&a) == want && all_docs(&b) == want
+            let want = m.articles();
+            want.len() == 2 && a.articles() == want && b.articles() == want
         }),
         "not converged: master {:?}, ship-a {:?}, ship-b {:?}",
-        all_docs(&m),
-        all_docs(&a),
-        all_docs(&b)
+        m.articles(),
+        a.articles(),
+        b.articles()
     );
-    assert_eq!(doc(&m, &id_text).unwrap()["title"], "real");
-    assert_eq!(doc(&m, &id_text).unwrap()["body"], "from ship-b");
+    assert_eq!(m.article(&id_text).unwrap()["title"], "real");
+    assert_eq!(m.article(&id_text).unwrap()["body"], "from ship-b");
     for node in [&m, &a, &b] {
         assert!(
-            !json!(all_docs(node)).to_string().contains("forged"),
+            !json!(node.articles()).to_string().contains("forged"),
             "{}",
             node.name
         );
@@ -434,16 +397,11 @@ fn sensitive_fields_never_leave_the_ship_that_wrote_them() {
         "resetPasswordToken": "secret-reset-5",
         "auth": {"password": "secret-nested-6", "user": "bosun"},
     });
-    let created = a.call(
-        "POST",
-        &format!("/api/documents/{CT}"),
-        Some(&json!({"data": secrets})),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
+    let id = a.create_article(secrets);
     for node in [&m, &b] {
         assert!(
-            eventually(WAIT, || doc(node, &id)
+            eventually(WAIT, || node
+                .article(&id)
                 .is_some_and(|d| d["auth"]["user"] == "bosun")),
             "{} never got the document",
             node.name
@@ -463,7 +421,8 @@ fn sensitive_fields_never_leave_the_ship_that_wrote_them() {
     );
     assert_eq!(onshore.status, 200, "{}", onshore.body);
     assert!(
-        eventually(WAIT, || doc(&a, &id)
+        eventually(WAIT, || a
+            .article(&id)
             .is_some_and(|d| d["auth"]["user"] == "captain")),
         "ship-a never got the master's edit"
     );
@@ -475,7 +434,7 @@ fn sensitive_fields_never_leave_the_ship_that_wrote_them() {
             == 0),
         "ship-a's changes were never all answered"
     );
-    let on_a = doc(&a, &id).unwrap();
+    let on_a = a.article(&id).unwrap();
     assert_eq!(
         on_a["password"], "secret-password-7",
         "the writing ship keeps its value"
@@ -483,7 +442,7 @@ fn sensitive_fields_never_leave_the_ship_that_wrote_them() {
     assert_eq!(on_a["auth"]["password"], "secret-nested-6", "and its nested one");
     assert_eq!(on_a["apiKey"], "secret-apikey-4");
     for node in [&m, &b] {
-        let d = doc(node, &id).unwrap().to_string();
+        let d = node.article(&id).unwrap().to_string();
         assert!(!d.contains("secret-"), "{}: {d}", node.name);
     }
     let wire = [

@@ -40,10 +40,11 @@ use offline_sync::model::{
 };
 use offline_sync::storage::testing::Fault;
 use offline_sync::storage::{ANSWERED_BEFORE_RESYNC, OutboxState, Page};
+use offline_sync::transport::FetchLimit;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
-use support::{Broker, Fleet, MasterDb, Setup};
+use support::{Broker, Fleet, MasterDb, Setup, open_conflicts};
 
 const SHIPS: usize = 4;
 const STEPS: usize = 150;
@@ -341,12 +342,7 @@ impl Sim {
     }
 
     async fn resolve_one(&mut self) {
-        let open = self
-            .fleet
-            .master
-            .conflicts(Some(ConflictStatus::Open), Page::all())
-            .await
-            .unwrap();
+        let open = open_conflicts(&self.fleet.master).await;
         if open.is_empty() {
             return;
         }
@@ -558,8 +554,7 @@ impl Sim {
                 "master-updates",
                 0,
                 range.earliest,
-                usize::try_from(before - range.earliest).unwrap(),
-                Duration::ZERO,
+                FetchLimit::new(usize::try_from(before - range.earliest).unwrap(), Duration::ZERO),
             )
             .await
             .unwrap();
@@ -647,12 +642,7 @@ impl Sim {
                 s.resend_unacked(1).await.unwrap();
             }
             self.fleet.sync().await;
-            let open = self
-                .fleet
-                .master
-                .conflicts(Some(ConflictStatus::Open), Page::all())
-                .await
-                .unwrap();
+            let open = open_conflicts(&self.fleet.master).await;
             if open.is_empty() {
                 break;
             }
@@ -673,12 +663,7 @@ impl Sim {
                 settled = true;
                 break;
             }
-            let open = self
-                .fleet
-                .master
-                .conflicts(Some(ConflictStatus::Open), Page::all())
-                .await
-                .unwrap();
+            let open = open_conflicts(&self.fleet.master).await;
             for _ in 0..open.len() {
                 self.resolve_one().await;
             }
@@ -750,12 +735,7 @@ impl Sim {
                 );
             }
         }
-        let open = self
-            .fleet
-            .master
-            .conflicts(Some(ConflictStatus::Open), Page::all())
-            .await
-            .unwrap();
+        let open = open_conflicts(&self.fleet.master).await;
         assert!(open.is_empty(), "seed {seed}: open conflicts left: {open:?}");
         let letters = self.fleet.master.dead_letter_counts().await.unwrap();
         assert_eq!(
@@ -777,7 +757,12 @@ impl Sim {
         let all = self
             .fleet
             .broker
-            .fetch("master-updates", 0, earliest, 1_000_000, Duration::ZERO)
+            .fetch(
+                "master-updates",
+                0,
+                earliest,
+                FetchLimit::new(1_000_000, Duration::ZERO),
+            )
             .await
             .unwrap();
         let mut by_csn: BTreeMap<Csn, Commit> = self.truncated.iter().map(|c| (c.csn, c.clone())).collect();

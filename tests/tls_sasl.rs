@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use offline_sync::kafka::testing::{Tansu, free_port, tansu_binary};
 use offline_sync::kafka::{KafkaConfig, KafkaTransport, SaslMechanism, SaslSettings, TlsSettings};
-use offline_sync::transport::{Error, Transport};
+use offline_sync::transport::{Error, FetchLimit, Transport};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
@@ -131,7 +131,10 @@ async fn tls_through_stunnel_works_with_the_right_ca_and_only_with_it() {
     t.publish("secure", Some(b"k"), vec![b"over tls".to_vec()])
         .await
         .unwrap();
-    let got = t.fetch("secure", 0, 0, 10, Duration::from_secs(1)).await.unwrap();
+    let got = t
+        .fetch("secure", 0, 0, FetchLimit::new(10, Duration::from_secs(1)))
+        .await
+        .unwrap();
     assert_eq!(got.records[0].record.value, b"over tls".to_vec());
 
     let mut wrong = config(broker.address());

@@ -38,10 +38,12 @@ pub mod scenarios;
 use std::sync::Arc;
 use std::time::Duration;
 
-use offline_sync::engine::{Clock, Master, MasterConfig, OverBroker, Replica, ReplicaConfig, SystemClock};
+use offline_sync::engine::{
+    Clock, Core, Master, MasterConfig, OverBroker, Replica, ReplicaConfig, StoredDoc, SystemClock,
+};
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
-use offline_sync::model::{ContentType, DocumentId, Fields, ShipId};
+use offline_sync::model::{Conflict, ConflictStatus, ContentType, DocumentId, Fields, ShipId};
 use offline_sync::storage::testing::{FaultyStorage, StorageFaults};
 use offline_sync::storage::{Page, SeaStorage, Storage};
 use offline_sync::transport::{FaultControl, FaultyTransport, MemoryTransport, Transport};
@@ -129,6 +131,46 @@ pub fn ct() -> ContentType {
 
 pub fn fields(v: serde_json::Value) -> Fields {
     v.as_object().unwrap().clone()
+}
+
+/// Creates a test article with `v`'s fields on `node`, master or replica.
+pub async fn create_doc(node: &Core, v: serde_json::Value) -> StoredDoc {
+    node.create(&ct(), fields(v)).await.unwrap()
+}
+
+/// Updates the test article `id` with `v`'s fields on `node`, master or replica.
+pub async fn edit(node: &Core, id: DocumentId, v: serde_json::Value) -> StoredDoc {
+    node.update(&ct(), id, fields(v)).await.unwrap()
+}
+
+/// The test article `id` as `node` has it, master or replica; `None` when missing or deleted.
+pub async fn read(node: &Core, id: DocumentId) -> Option<StoredDoc> {
+    node.get(&ct(), id).await.unwrap()
+}
+
+/// Deletes the test article `id` on `node`, master or replica.
+pub async fn remove(node: &Core, id: DocumentId) {
+    node.delete(&ct(), id).await.unwrap();
+}
+
+/// Runs `step` every 50 ms until it returns true; fails the test when that takes over `limit`.
+pub async fn until(limit: Duration, what: &str, mut step: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !step().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not yet after {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every open conflict the master holds.
+pub async fn open_conflicts(master: &Master) -> Vec<Conflict> {
+    master
+        .conflicts(Some(ConflictStatus::Open), Page::all())
+        .await
+        .unwrap()
 }
 
 pub fn replica_config(i: usize) -> ReplicaConfig {

@@ -73,6 +73,20 @@ pub fn brisk(broker: &str, admin: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The admin token of the tests that start nodes with both tokens.
+pub const ADMIN: &str = "admin-token-0123456789abcdef";
+/// The read token of the tests that start nodes with both tokens.
+pub const READ: &str = "read-token-0123456789abcdef";
+
+/// [`brisk`] settings with both tokens ([`ADMIN`], [`READ`]), and a ship offline after 5 s of
+/// silence.
+pub fn with_tokens(broker: &str) -> Vec<(&'static str, String)> {
+    let mut env = brisk(broker, ADMIN);
+    env.push(("SYNC_READ_TOKEN", READ.to_owned()));
+    env.push(("SYNC_OFFLINE_THRESHOLD", "5000".to_owned()));
+    env
+}
+
 /// Starts `master` with `env` on the database at `database_url`, and waits until it is ready.
 pub fn start_master(dir: &Path, mut env: Vec<(&'static str, String)>, database_url: String) -> Node {
     env.push(("DATABASE_URL", database_url));
@@ -184,6 +198,9 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The content type the process tests write.
+pub const ARTICLE: &str = "api::article.article";
+
 /// A running `master` or `replica`.
 pub struct Node {
     pub name: String,
@@ -260,6 +277,38 @@ impl Node {
     /// A request with the admin token (if the node has one).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
         request(method, &self.url(path), self.admin.as_deref(), body)
+    }
+
+    /// Creates an `api::article.article` with `data` through the API; its documentId.
+    pub fn create_article(&self, data: Value) -> String {
+        let a = self.call(
+            "POST",
+            &format!("/api/documents/{ARTICLE}"),
+            Some(&serde_json::json!({ "data": data })),
+        );
+        assert_eq!(a.status, 201, "{} on {}", a.body, self.name);
+        a.json()["data"]["documentId"].as_str().unwrap().to_owned()
+    }
+
+    /// The article `id` as the node serves it (fields and version); `None` when it answers 404.
+    pub fn article(&self, id: &str) -> Option<Value> {
+        let a = self.call("GET", &format!("/api/documents/{ARTICLE}/{id}"), None);
+        match a.status {
+            200 => Some(a.json()["data"].clone()),
+            404 => None,
+            other => panic!("GET {id} on {}: {other} {}", self.name, a.body),
+        }
+    }
+
+    /// The first 100 live articles, without the node-local `updatedAt`.
+    pub fn articles(&self) -> Vec<Value> {
+        let a = self.call("GET", &format!("/api/documents/{ARTICLE}?pageSize=100"), None);
+        assert_eq!(a.status, 200, "{}", a.body);
+        let mut docs = a.json()["data"].as_array().unwrap().clone();
+        for d in &mut docs {
+            d.as_object_mut().unwrap().remove("updatedAt");
+        }
+        docs
     }
 
     /// Waits until the readiness probe says 200.

@@ -5,35 +5,26 @@ use std::time::Instant;
 
 use offline_sync::model::{ConflictKind, ConflictStatus, ContentType, SigningKey, Strategy};
 use offline_sync::storage::Page;
+use offline_sync::transport::FetchLimit;
 use serde_json::json;
 
-use super::{Fleet, Setup, ct, fields};
+use super::{Fleet, Setup, create_doc, ct, edit, fields, read, remove};
 
 pub async fn create_on_a_ship_reaches_the_master_and_the_other_ships(db: Setup) {
     let f = Fleet::new(3, db, "create").await;
-    let doc = f.ships[0]
-        .create(&ct(), fields(json!({"title": "Deck log", "crew": 12})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.ships[0], json!({"title": "Deck log", "crew": 12})).await;
     f.sync().await;
-    let on_master = f.master.get(&ct(), doc.id).await.unwrap().expect("on the master");
+    let on_master = read(&f.master, doc.id).await.expect("on the master");
     assert_eq!(on_master.fields, fields(json!({"title": "Deck log", "crew": 12})));
     for s in &f.ships[1..] {
-        assert_eq!(
-            s.get(&ct(), doc.id).await.unwrap().unwrap().fields,
-            on_master.fields
-        );
+        assert_eq!(read(s, doc.id).await.unwrap().fields, on_master.fields);
     }
     f.assert_converged().await;
 }
 
 pub async fn master_edits_reach_every_ship(db: Setup) {
     let f = Fleet::new(3, db, "master_edits").await;
-    let doc = f
-        .master
-        .create(&ct(), fields(json!({"title": "Manifest"})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.master, json!({"title": "Manifest"})).await;
     f.master
         .update(
             &ct(),
@@ -44,41 +35,28 @@ pub async fn master_edits_reach_every_ship(db: Setup) {
         .unwrap();
     f.sync().await;
     for s in &f.ships {
-        let got = s.get(&ct(), doc.id).await.unwrap().unwrap();
+        let got = read(s, doc.id).await.unwrap();
         assert_eq!(
             got.fields,
             fields(json!({"title": "Manifest v2", "port": "Oslo"}))
         );
     }
-    f.master.delete(&ct(), doc.id).await.unwrap();
+    remove(&f.master, doc.id).await;
     f.sync().await;
     for s in &f.ships {
-        assert!(s.get(&ct(), doc.id).await.unwrap().is_none());
+        assert!(read(s, doc.id).await.is_none());
     }
     f.assert_converged().await;
 }
 
 pub async fn different_field_edits_merge_without_conflict(db: Setup) {
     let f = Fleet::new(2, db, "merge").await;
-    let doc = f
-        .master
-        .create(&ct(), fields(json!({"title": "t", "body": "b", "tags": []})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.master, json!({"title": "t", "body": "b", "tags": []})).await;
     f.sync().await;
     f.links[0].set_offline(true);
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"title": "ship title"})))
-        .await
-        .unwrap();
-    f.master
-        .update(&ct(), doc.id, fields(json!({"body": "master body"})))
-        .await
-        .unwrap();
-    f.ships[1]
-        .update(&ct(), doc.id, fields(json!({"tags": ["x"]})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], doc.id, json!({"title": "ship title"})).await;
+    edit(&f.master, doc.id, json!({"body": "master body"})).await;
+    edit(&f.ships[1], doc.id, json!({"tags": ["x"]})).await;
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
@@ -90,7 +68,7 @@ pub async fn different_field_edits_merge_without_conflict(db: Setup) {
             .is_empty()
     );
     let want = fields(json!({"title": "ship title", "body": "master body", "tags": ["x"]}));
-    assert_eq!(f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields, want);
+    assert_eq!(read(&f.master, doc.id).await.unwrap().fields, want);
     f.assert_converged().await;
 }
 
@@ -106,25 +84,12 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
     .enumerate()
     {
         let f = Fleet::new(2, db, &format!("conflict{n}")).await;
-        let doc = f
-            .master
-            .create(&ct(), fields(json!({"title": "t0", "body": "b"})))
-            .await
-            .unwrap();
+        let doc = create_doc(&f.master, json!({"title": "t0", "body": "b"})).await;
         f.sync().await;
         f.links[0].set_offline(true);
-        f.ships[0]
-            .update(&ct(), doc.id, fields(json!({"title": "ship 1"})))
-            .await
-            .unwrap();
-        f.ships[0]
-            .update(&ct(), doc.id, fields(json!({"title": "ship 2"})))
-            .await
-            .unwrap();
-        f.master
-            .update(&ct(), doc.id, fields(json!({"title": "master"})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], doc.id, json!({"title": "ship 1"})).await;
+        edit(&f.ships[0], doc.id, json!({"title": "ship 2"})).await;
+        edit(&f.master, doc.id, json!({"title": "master"})).await;
         f.sync().await;
         f.links[0].set_offline(false);
         f.sync().await;
@@ -139,11 +104,11 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
         assert_eq!(c.draft.master_values, fields(json!({"title": "master"})));
         // While open, the ship keeps its own value and the master its own.
         assert_eq!(
-            f.ships[0].get(&ct(), doc.id).await.unwrap().unwrap().fields["title"],
+            read(&f.ships[0], doc.id).await.unwrap().fields["title"],
             json!("ship 2")
         );
         assert_eq!(
-            f.ships[1].get(&ct(), doc.id).await.unwrap().unwrap().fields["title"],
+            read(&f.ships[1], doc.id).await.unwrap().fields["title"],
             json!("master")
         );
 
@@ -155,26 +120,17 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
             Strategy::Merge { .. } => "merged",
         };
         assert_eq!(
-            f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["title"],
+            read(&f.master, doc.id).await.unwrap().fields["title"],
             json!(expected)
         );
         f.assert_converged().await;
 
         // The next edits, from both sides, raise no new conflict.
-        f.ships[0]
-            .update(&ct(), doc.id, fields(json!({"title": "after"})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], doc.id, json!({"title": "after"})).await;
         f.sync().await;
-        f.master
-            .update(&ct(), doc.id, fields(json!({"title": "after master"})))
-            .await
-            .unwrap();
+        edit(&f.master, doc.id, json!({"title": "after master"})).await;
         f.sync().await;
-        f.ships[1]
-            .update(&ct(), doc.id, fields(json!({"title": "after ship 1"})))
-            .await
-            .unwrap();
+        edit(&f.ships[1], doc.id, json!({"title": "after ship 1"})).await;
         f.sync().await;
         let open = f
             .master
@@ -192,29 +148,15 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
 
 pub async fn update_vs_delete_and_delete_vs_update_are_conflicts(db: Setup) {
     let f = Fleet::new(2, db, "deletes").await;
-    let a = f
-        .master
-        .create(&ct(), fields(json!({"title": "a"})))
-        .await
-        .unwrap();
-    let b = f
-        .master
-        .create(&ct(), fields(json!({"title": "b"})))
-        .await
-        .unwrap();
+    let a = create_doc(&f.master, json!({"title": "a"})).await;
+    let b = create_doc(&f.master, json!({"title": "b"})).await;
     f.sync().await;
     f.links[0].set_offline(true);
     // Ship updates a, master deletes it; ship deletes b, master updates it.
-    f.ships[0]
-        .update(&ct(), a.id, fields(json!({"title": "a by ship"})))
-        .await
-        .unwrap();
-    f.master.delete(&ct(), a.id).await.unwrap();
-    f.ships[0].delete(&ct(), b.id).await.unwrap();
-    f.master
-        .update(&ct(), b.id, fields(json!({"title": "b by master"})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], a.id, json!({"title": "a by ship"})).await;
+    remove(&f.master, a.id).await;
+    remove(&f.ships[0], b.id).await;
+    edit(&f.master, b.id, json!({"title": "b by master"})).await;
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
@@ -228,39 +170,30 @@ pub async fn update_vs_delete_and_delete_vs_update_are_conflicts(db: Setup) {
     assert!(kinds.contains(&(a.id, ConflictKind::UpdateDelete)));
     assert!(kinds.contains(&(b.id, ConflictKind::DeleteUpdate)));
     // The ship keeps its view until the operator rules.
-    assert!(f.ships[0].get(&ct(), a.id).await.unwrap().is_some());
-    assert!(f.ships[0].get(&ct(), b.id).await.unwrap().is_none());
+    assert!(read(&f.ships[0], a.id).await.is_some());
+    assert!(read(&f.ships[0], b.id).await.is_none());
     for c in &open {
         f.master.resolve(c.id, &Strategy::KeepShip).await.unwrap();
     }
     f.sync().await;
     assert_eq!(
-        f.master.get(&ct(), a.id).await.unwrap().unwrap().fields["title"],
+        read(&f.master, a.id).await.unwrap().fields["title"],
         json!("a by ship")
     );
-    assert!(f.master.get(&ct(), b.id).await.unwrap().is_none());
+    assert!(read(&f.master, b.id).await.is_none());
     f.assert_converged().await;
 }
 
 pub async fn an_offline_ship_drains_a_thousand_changes_in_order(db: Setup) {
     let f = Fleet::new(2, db, "drain").await;
     f.links[0].set_offline(true);
-    let doc = f.ships[0].create(&ct(), fields(json!({"n": 0}))).await.unwrap();
+    let doc = create_doc(&f.ships[0], json!({"n": 0})).await;
     let mut others = vec![];
     for i in 1..1_000 {
         if i % 10 == 0 {
-            others.push(
-                f.ships[0]
-                    .create(&ct(), fields(json!({"n": i})))
-                    .await
-                    .unwrap()
-                    .id,
-            );
+            others.push(create_doc(&f.ships[0], json!({"n": i})).await.id);
         } else {
-            f.ships[0]
-                .update(&ct(), doc.id, fields(json!({"n": i})))
-                .await
-                .unwrap();
+            edit(&f.ships[0], doc.id, json!({"n": i})).await;
         }
     }
     let st = f.ships[0].status().await.unwrap();
@@ -313,10 +246,7 @@ pub async fn an_offline_ship_drains_a_thousand_changes_in_order(db: Setup) {
         signing,
         100.0 * signing.as_secs_f64() / elapsed.as_secs_f64()
     );
-    assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["n"],
-        json!(999)
-    );
+    assert_eq!(read(&f.master, doc.id).await.unwrap().fields["n"], json!(999));
     let ships = f.master.ships().await.unwrap();
     let s0 = ships
         .iter()
@@ -336,19 +266,10 @@ pub async fn duplicated_and_replayed_messages_change_nothing(db: Setup) {
     let f = Fleet::new(2, db, "replay").await;
     f.links[0].duplicate_publishes(5);
     f.master_link.duplicate_publishes(5);
-    let doc = f.ships[0]
-        .create(&ct(), fields(json!({"title": "x", "n": 1})))
-        .await
-        .unwrap();
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"n": 2})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.ships[0], json!({"title": "x", "n": 1})).await;
+    edit(&f.ships[0], doc.id, json!({"n": 2})).await;
     f.sync().await;
-    f.ships[1]
-        .update(&ct(), doc.id, fields(json!({"title": "y"})))
-        .await
-        .unwrap();
+    edit(&f.ships[1], doc.id, json!({"title": "y"})).await;
     f.sync().await;
     assert!(f.links[0].injected().duplicates > 0 && f.master_link.injected().duplicates > 0);
     let before = f.master_docs().await;
@@ -359,7 +280,7 @@ pub async fn duplicated_and_replayed_messages_change_nothing(db: Setup) {
         for p in 0..f.broker.partitions(topic).await.unwrap() {
             let all = f
                 .broker
-                .fetch(topic, p, 0, 10_000, std::time::Duration::ZERO)
+                .fetch(topic, p, 0, FetchLimit::new(10_000, std::time::Duration::ZERO))
                 .await
                 .unwrap();
             for r in all.records {
@@ -389,12 +310,9 @@ pub async fn duplicated_and_replayed_messages_change_nothing(db: Setup) {
 
 pub async fn a_node_dropped_mid_batch_loses_nothing_and_applies_nothing_twice(db: Setup) {
     let mut f = Fleet::new(2, db, "crash").await;
-    let doc = f.ships[0].create(&ct(), fields(json!({"n": 0}))).await.unwrap();
+    let doc = create_doc(&f.ships[0], json!({"n": 0})).await;
     for i in 1..50 {
-        f.ships[0]
-            .update(&ct(), doc.id, fields(json!({"n": i})))
-            .await
-            .unwrap();
+        edit(&f.ships[0], doc.id, json!({"n": i})).await;
     }
     // The broker takes the batch but the ship never hears so, then the ship dies.
     f.links[0].lose_publish_acks(1);
@@ -411,20 +329,14 @@ pub async fn a_node_dropped_mid_batch_loses_nothing_and_applies_nothing_twice(db
     let _ = f.master.pull_once().await;
     f.restart_master().await;
     f.sync().await;
-    assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["n"],
-        json!(49)
-    );
+    assert_eq!(read(&f.master, doc.id).await.unwrap().fields["n"], json!(49));
     assert_eq!(
         f.master.storage().last_csn().await.unwrap(),
         50,
         "each change committed once"
     );
     // A replica dropped in the middle of taking in the broadcasts resumes from its offset.
-    f.master
-        .update(&ct(), doc.id, fields(json!({"n": 100})))
-        .await
-        .unwrap();
+    edit(&f.master, doc.id, json!({"n": 100})).await;
     f.master.publish_all().await.unwrap();
     f.restart_ship(1).await;
     f.sync().await;
@@ -433,10 +345,7 @@ pub async fn a_node_dropped_mid_batch_loses_nothing_and_applies_nothing_twice(db
 
 pub async fn malformed_envelopes_become_dead_letters_and_consumption_goes_on(db: Setup) {
     let f = Fleet::new(1, db, "dead").await;
-    let doc = f.ships[0]
-        .create(&ct(), fields(json!({"title": "ok"})))
-        .await
-        .unwrap();
+    let doc = create_doc(&f.ships[0], json!({"title": "ok"})).await;
     f.sync().await;
     // Each node's own key, read from its database: the envelopes inside are signed
     // properly, so that what refuses them is the envelope decoder.
@@ -466,13 +375,10 @@ pub async fn malformed_envelopes_become_dead_letters_and_consumption_goes_on(db:
             .await
             .unwrap();
     }
-    f.ships[0]
-        .update(&ct(), doc.id, fields(json!({"title": "still flowing"})))
-        .await
-        .unwrap();
+    edit(&f.ships[0], doc.id, json!({"title": "still flowing"})).await;
     f.sync().await;
     assert_eq!(
-        f.master.get(&ct(), doc.id).await.unwrap().unwrap().fields["title"],
+        read(&f.master, doc.id).await.unwrap().fields["title"],
         json!("still flowing")
     );
     let (master_dl, _) = f.master.storage().dead_letters(None, Page::all()).await.unwrap();
@@ -499,7 +405,7 @@ pub async fn a_change_of_a_content_type_the_master_does_not_sync_is_refused(db: 
     let f = Fleet::with_config(1, db, "unsynced", cfg).await;
     let other = ContentType::new("api::other.other").unwrap();
     let stray = f.ships[0].create(&other, fields(json!({"a": 1}))).await.unwrap();
-    let kept = f.ships[0].create(&ct(), fields(json!({"a": 2}))).await.unwrap();
+    let kept = create_doc(&f.ships[0], json!({"a": 2})).await;
     f.sync().await;
     assert!(
         f.master
@@ -509,7 +415,7 @@ pub async fn a_change_of_a_content_type_the_master_does_not_sync_is_refused(db: 
             .unwrap()
             .is_none()
     );
-    assert!(f.master.get(&ct(), kept.id).await.unwrap().is_some());
+    assert!(read(&f.master, kept.id).await.is_some());
     let st = f.ships[0].status().await.unwrap();
     assert_eq!((st.rejected, st.pending, st.in_flight), (1, 0, 0));
     assert!(matches!(

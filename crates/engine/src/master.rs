@@ -12,7 +12,7 @@ use offline_sync_model::{
 use offline_sync_storage::{
     ConflictFilter, MasterBatch, Page, Published, ShipRecord, Storage, StoredDoc, TopicOffset,
 };
-use offline_sync_transport::Transport;
+use offline_sync_transport::{FetchLimit, Transport};
 use tokio::sync::Mutex;
 
 use crate::config::{MasterConfig, synced};
@@ -231,7 +231,10 @@ impl Master {
                     None => self.storage.offset(&topic, p).await?.unwrap_or(0),
                 };
                 let wait = if first { wait } else { Duration::ZERO };
-                let r = self.transport.fetch(&topic, p, from, budget, wait).await;
+                let r = self
+                    .transport
+                    .fetch(&topic, p, from, FetchLimit::new(budget, wait))
+                    .await;
                 let fetched = match self.broker(r) {
                     Ok(b) => b,
                     Err(Error::ResyncRequired {

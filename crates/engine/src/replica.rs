@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use offline_sync_model::{Csn, Heartbeat, Message, ShipId, encode};
 use offline_sync_storage::{OutboxEntry, OutboxState, Page, ReplicaBatch, Storage, TopicOffset};
-use offline_sync_transport::{Batch, Transport};
+use offline_sync_transport::{Batch, FetchLimit, Transport};
 use tokio::sync::Mutex;
 
 use crate::config::ReplicaConfig;
@@ -199,8 +199,7 @@ impl Replica {
                 &topic,
                 0,
                 from,
-                self.inner.cfg.batch_size,
-                self.inner.cfg.poll_wait,
+                FetchLimit::new(self.inner.cfg.batch_size, self.inner.cfg.poll_wait),
             )
             .await;
         let batch = match self.broker(r) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use offline_sync_model::{ContentType, Csn, DocumentId, Message, ResyncRequest};
 use offline_sync_storage::{ResyncPage, ResyncStart, ResyncState};
-use offline_sync_transport::partition_for;
+use offline_sync_transport::{FetchLimit, partition_for};
 
 use crate::error::{Error, Result};
 use crate::master::{Master, Snapshot};
@@ -178,7 +178,12 @@ impl OverBroker {
         if from < range.latest {
             let r = replica
                 .transport
-                .fetch(topic, 0, from, KEY_RECORDS as usize, std::time::Duration::ZERO)
+                .fetch(
+                    topic,
+                    0,
+                    from,
+                    FetchLimit::new(KEY_RECORDS as usize, std::time::Duration::ZERO),
+                )
                 .await;
             let batch = replica.broker(r)?;
             replica.decode(topic, 0, &batch, from).await?;
@@ -223,8 +228,7 @@ impl SnapshotSource for OverBroker {
                 topic,
                 asked.partition,
                 asked.at,
-                16,
-                replica.inner.cfg.poll_wait.min(left),
+                FetchLimit::new(16, replica.inner.cfg.poll_wait.min(left)),
             )
             .await;
         let batch = match replica.broker(r) {

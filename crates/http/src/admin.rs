@@ -34,28 +34,23 @@ fn gzipped(index: usize) -> &'static [u8] {
         .as_slice()
 }
 
+/// An [`Asset`] of `assets/admin/`, built into the binary.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../assets/admin/", $name)),
+        }
+    };
+}
+
 /// The page and what it loads.
 static ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_bytes!("../assets/admin/index.html"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/admin/app.js"),
-    },
-    Asset {
-        name: "admin.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/admin/admin.css"),
-    },
-    Asset {
-        name: "icon.svg",
-        content_type: "image/svg+xml",
-        body: include_bytes!("../assets/admin/icon.svg"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("admin.css", "text/css; charset=utf-8"),
+    asset!("icon.svg", "image/svg+xml"),
 ];
 
 /// The policy of every answer: this node's own files and API only, nothing inline, no

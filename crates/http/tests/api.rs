@@ -11,7 +11,7 @@ use offline_sync_engine::{Master, MasterConfig, Mode, Replica, ReplicaConfig};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server, serve};
 use offline_sync_model::ShipId;
 use offline_sync_storage::{SeaStorage, Storage};
-use offline_sync_transport::{MemoryTransport, Transport};
+use offline_sync_transport::{FetchLimit, MemoryTransport, Transport};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-for-the-api-tests";
@@ -94,34 +94,53 @@ impl Api {
         }
     }
 
+    /// A request with `body`, the admin token and `content_type`.
     async fn call(&self, method: &str, path: &str, body: Option<String>, content_type: &str) -> Answer {
+        let headers = vec![
+            ("Authorization".to_owned(), format!("Bearer {ADMIN}")),
+            ("Content-Type".to_owned(), content_type.to_owned()),
+        ];
+        let sent = self.send(method, path, headers, body).await;
+        Answer {
+            status: sent.status,
+            headers: sent.headers,
+            body: String::from_utf8_lossy(&sent.body).into_owned(),
+        }
+    }
+
+    /// A request with exactly `headers`; the answer's body as bytes, as sent.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: Vec<(String, String)>,
+        body: Option<String>,
+    ) -> Bare {
         let url = format!("http://{}{path}", self.server.addr());
         let method = method.to_owned();
-        let content_type = content_type.to_owned();
         tokio::task::spawn_blocking(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(20)))
                 .build()
                 .into();
-            let req = ureq::http::Request::builder()
-                .method(method.as_str())
-                .uri(&url)
-                .header("Authorization", format!("Bearer {ADMIN}"))
-                .header("Content-Type", content_type);
+            let mut req = ureq::http::Request::builder().method(method.as_str()).uri(&url);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
             let mut res = match body {
                 Some(b) => agent.run(req.body(b).unwrap()),
                 None => agent.run(req.body(()).unwrap()),
             }
             .unwrap();
-            Answer {
+            Bare {
                 status: res.status().as_u16(),
                 headers: res
                     .headers()
                     .iter()
                     .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                     .collect(),
-                body: res.body_mut().read_to_string().unwrap_or_default(),
+                body: res.body_mut().read_to_vec().unwrap_or_default(),
             }
         })
         .await
@@ -139,34 +158,11 @@ impl Api {
 
     /// A GET without a token and with only `headers`; the body as bytes, as sent.
     async fn bare(&self, path: &str, headers: &[(&str, &str)]) -> Bare {
-        let url = format!("http://{}{path}", self.server.addr());
-        let headers: Vec<(String, String)> = headers
+        let headers = headers
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(20)))
-                .build()
-                .into();
-            let mut req = ureq::http::Request::builder().uri(&url);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let mut res = agent.run(req.body(()).unwrap()).unwrap();
-            Bare {
-                status: res.status().as_u16(),
-                headers: res
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                    .collect(),
-                body: res.body_mut().read_to_vec().unwrap_or_default(),
-            }
-        })
-        .await
-        .unwrap()
+        self.send("GET", path, headers, None).await
     }
 }
 
@@ -649,7 +645,12 @@ async fn the_master_serves_its_state_in_pages_for_a_resync() {
     let offset = page["offset"].as_i64().unwrap();
     let fetched = api
         .transport
-        .fetch("master-updates", 0, offset - 1, 1, Duration::ZERO)
+        .fetch(
+            "master-updates",
+            0,
+            offset - 1,
+            FetchLimit::new(1, Duration::ZERO),
+        )
         .await
         .unwrap();
     let record = offline_sync_model::unseal(&fetched.records[0].record.value).unwrap();

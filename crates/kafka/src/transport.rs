@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use offline_sync_transport::{Batch, Error, Fetched, OffsetRange, Record, Result, Transport, partition_for};
+use offline_sync_transport::{
+    Batch, Error, FetchLimit, Fetched, OffsetRange, Record, Result, Transport, partition_for,
+};
 use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{Compression as Codec, OffsetAt, PartitionClient, UnknownTopicHandling};
@@ -465,19 +467,8 @@ impl Transport for KafkaTransport {
         Ok((partition, first))
     }
 
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-        max_records: usize,
-        max_wait: Duration,
-    ) -> Result<Batch> {
-        if max_records == 0 {
-            return Err(Error::Invalid {
-                reason: "max_records must be at least 1".into(),
-            });
-        }
+    async fn fetch(&self, topic: &str, partition: u32, offset: i64, limit: FetchLimit) -> Result<Batch> {
+        let limit = limit.check()?;
         self.checked_partition(topic, partition).await?;
         let key = (topic.to_owned(), partition);
         if !self.state.lock().await.checked.contains(&key) {
@@ -487,14 +478,14 @@ impl Transport for KafkaTransport {
             }
             self.state.lock().await.checked.insert(key.clone());
         }
-        if let Some(batch) = self.take_stashed(&key, offset, max_records).await {
+        if let Some(batch) = self.take_stashed(&key, offset, limit.max_records).await {
             return Ok(batch);
         }
         let pc = self.partition(topic, partition, Role::Fetch).await?;
-        let wait_ms = i32::try_from(max_wait.as_millis()).unwrap_or(i32::MAX);
+        let wait_ms = i32::try_from(limit.max_wait.as_millis()).unwrap_or(i32::MAX);
         // A broker that does send OFFSET_OUT_OF_RANGE: report it with the range.
         let fetched = self
-            .call(topic, max_wait, async {
+            .call(topic, limit.max_wait, async {
                 match pc
                     .fetch_records(offset, 1..self.cfg.max_fetch_bytes, wait_ms)
                     .await
@@ -543,8 +534,8 @@ impl Transport for KafkaTransport {
                 },
             })
             .collect();
-        if records.len() > max_records {
-            let rest = records.split_off(max_records);
+        if records.len() > limit.max_records {
+            let rest = records.split_off(limit.max_records);
             self.state.lock().await.stash.insert(key, (rest, high_watermark));
         }
         Ok(Batch {

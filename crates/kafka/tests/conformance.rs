@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use offline_sync_kafka::testing::Tansu;
 use offline_sync_kafka::{Compression, KafkaConfig, KafkaTransport};
-use offline_sync_transport::{Error, Transport};
+use offline_sync_transport::{Error, FetchLimit, Transport};
 
 /// A transport with the broker it talks to; the broker stops when this is dropped.
 pub struct WithBroker {
@@ -98,7 +98,7 @@ async fn a_fetch_from_inside_a_batch_returns_the_rest_of_it() {
     // A fresh transport, as after a restart with a stored offset inside the first batch.
     let t = KafkaTransport::new(config(&k.broker)).unwrap();
     let got = t
-        .fetch("mid", 0, 4, 100, Duration::from_millis(100))
+        .fetch("mid", 0, 4, FetchLimit::new(100, Duration::from_millis(100)))
         .await
         .unwrap();
     let offsets: Vec<i64> = got.records.iter().map(|r| r.offset).collect();
@@ -155,7 +155,10 @@ async fn every_codec_round_trips() {
         t.ensure_topic(&topic, 1).await.unwrap();
         let values: Vec<Vec<u8>> = (0..50).map(|i| format!("{{\"n\":{i}}}").into_bytes()).collect();
         t.publish(&topic, Some(b"k"), values.clone()).await.unwrap();
-        let got = t.fetch(&topic, 0, 0, 100, Duration::from_secs(1)).await.unwrap();
+        let got = t
+            .fetch(&topic, 0, 0, FetchLimit::new(100, Duration::from_secs(1)))
+            .await
+            .unwrap();
         let got: Vec<Vec<u8>> = got.records.into_iter().map(|r| r.record.value).collect();
         assert_eq!(got, values, "{codec:?}");
     }
@@ -201,7 +204,7 @@ async fn the_transport_reconnects_after_a_broker_restart() {
     }
     assert!(published, "no reconnect: {}", broker.log());
     let all = t
-        .fetch("restart", 0, 0, 10, Duration::from_secs(1))
+        .fetch("restart", 0, 0, FetchLimit::new(10, Duration::from_secs(1)))
         .await
         .unwrap();
     let values: Vec<_> = all.records.iter().map(|r| r.record.value.clone()).collect();

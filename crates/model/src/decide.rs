@@ -485,13 +485,8 @@ mod tests {
 
     #[test]
     fn a_change_to_an_unknown_document_creates_it() {
-        let d = decide(
-            None,
-            None,
-            &change(Op::Create, json!({"t": 1}), 0, 1, 1),
-            Policy::Manual,
-            7,
-        );
+        let c = change(Op::Create, json!({"t": 1}), 0, 1, 1);
+        let d = decide(None, None, &c, Policy::Manual, 7);
         let new = d.doc.unwrap();
         assert_eq!(new.fields, fields(json!({"t": 1})));
         assert_eq!(new.version, 7);
@@ -503,13 +498,8 @@ mod tests {
 
     #[test]
     fn a_delete_of_an_unknown_document_leaves_a_tombstone() {
-        let d = decide(
-            None,
-            None,
-            &change(Op::Delete, json!({}), 0, 1, 1),
-            Policy::Manual,
-            3,
-        );
+        let c = change(Op::Delete, json!({}), 0, 1, 1);
+        let d = decide(None, None, &c, Policy::Manual, 3);
         assert!(d.doc.unwrap().deleted);
         assert_eq!(d.commit.op, CommitOp::Delete);
     }
@@ -517,13 +507,8 @@ mod tests {
     #[test]
     fn fast_forward_applies_every_field() {
         let m = doc(&[("t", json!("old"), 2, Origin::Master, 1)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"t": "new"}), 2, 1, 5),
-            Policy::Manual,
-            3,
-        );
+        let c = change(Op::Update, json!({"t": "new"}), 2, 1, 5);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 3);
         assert_eq!(d.doc.unwrap().fields["t"], json!("new"));
         assert_eq!(d.commit.fields, fields(json!({"t": "new"})));
         assert!(d.conflict.is_none());
@@ -532,13 +517,8 @@ mod tests {
     #[test]
     fn the_ships_own_later_changes_are_not_contested() {
         let m = doc(&[("t", json!("x"), 5, Origin::Ship(ship("a")), 1)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"t": "y"}), 2, 2, 5),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Update, json!({"t": "y"}), 2, 2, 5);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
         assert!(d.conflict.is_none());
         assert_eq!(d.doc.unwrap().fields["t"], json!("y"));
     }
@@ -567,13 +547,8 @@ mod tests {
     #[test]
     fn a_later_change_of_the_ship_with_a_clock_stepped_back_is_not_contested() {
         let m = doc(&[("t", json!("before the restart"), 5, Origin::Ship(ship("a")), 9)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"t": "after"}), 2, 7, 4),
-            Policy::MasterWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"t": "after"}), 2, 7, 4);
+        let d = decide(Some(&m), None, &c, Policy::MasterWins, 6);
         assert!(d.conflict.is_none());
         assert_eq!(d.doc.unwrap().fields["t"], json!("after"));
     }
@@ -584,13 +559,8 @@ mod tests {
             ("a", json!(1), 2, Origin::Master, 1),
             ("b", json!(1), 5, Origin::Master, 1),
         ]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"a": 2}), 2, 1, 5),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Update, json!({"a": 2}), 2, 1, 5);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
         let new = d.doc.unwrap();
         assert_eq!(new.fields, fields(json!({"a": 2, "b": 1})));
         assert!(d.conflict.is_none());
@@ -622,13 +592,8 @@ mod tests {
     #[test]
     fn a_later_change_to_held_fields_joins_the_open_conflict() {
         let m = doc(&[("b", json!("m"), 5, Origin::Master, 1)]);
-        let first = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s1"}), 2, 1, 5),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s1"}), 2, 1, 5);
+        let first = decide(Some(&m), None, &c, Policy::Manual, 6);
         let conflict = open(first.conflict.unwrap(), 9);
         // Even with a base past the master's change, the field stays in the conflict.
         let second = change(Op::Update, json!({"b": "s2"}), 6, 2, 6);
@@ -660,13 +625,8 @@ mod tests {
     #[test]
     fn master_wins_drops_the_overlap_and_echoes_the_masters_value() {
         let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s"}), 2, 1, 500),
-            Policy::MasterWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 500);
+        let d = decide(Some(&m), None, &c, Policy::MasterWins, 6);
         assert!(d.doc.is_none());
         assert!(d.conflict.is_none());
         assert_eq!(d.commit.fields, fields(json!({"b": "m"})));
@@ -675,13 +635,8 @@ mod tests {
     #[test]
     fn ship_wins_applies_the_overlap() {
         let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s"}), 2, 1, 1),
-            Policy::ShipWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 1);
+        let d = decide(Some(&m), None, &c, Policy::ShipWins, 6);
         assert_eq!(d.doc.unwrap().fields["b"], json!("s"));
         assert!(d.conflict.is_none());
     }
@@ -689,31 +644,16 @@ mod tests {
     #[test]
     fn last_writer_wins_compares_hybrid_clocks() {
         let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let later = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s"}), 2, 1, 200),
-            Policy::LastWriterWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 200);
+        let later = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
         assert_eq!(later.doc.unwrap().fields["b"], json!("s"));
-        let earlier = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s"}), 2, 1, 50),
-            Policy::LastWriterWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 50);
+        let earlier = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
         assert!(earlier.doc.is_none());
         assert_eq!(earlier.commit.fields["b"], json!("m"));
         // Equal clocks: the ship origin orders after the master.
-        let tie = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"b": "s"}), 2, 1, 100),
-            Policy::LastWriterWins,
-            6,
-        );
+        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 100);
+        let tie = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
         assert_eq!(tie.doc.unwrap().fields["b"], json!("s"));
     }
 
@@ -742,13 +682,8 @@ mod tests {
     #[test]
     fn an_update_past_a_delete_the_ship_saw_revives_the_document() {
         let m = deleted(doc(&[("t", json!("x"), 2, Origin::Master, 1)]), 5, 10);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Update, json!({"t": "s"}), 5, 1, 20),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Update, json!({"t": "s"}), 5, 1, 20);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
         assert!(d.conflict.is_none());
         assert!(!d.doc.unwrap().deleted);
     }
@@ -780,13 +715,8 @@ mod tests {
     #[test]
     fn an_uncontested_delete_deletes() {
         let m = doc(&[("t", json!("m"), 2, Origin::Master, 10)]);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Delete, json!({}), 2, 1, 20),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Delete, json!({}), 2, 1, 20);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
         let new = d.doc.unwrap();
         assert!(new.deleted);
         assert_eq!(new.version, 6);
@@ -796,13 +726,8 @@ mod tests {
     #[test]
     fn deleting_a_deleted_document_changes_nothing() {
         let m = deleted(doc(&[("t", json!("m"), 2, Origin::Master, 10)]), 3, 11);
-        let d = decide(
-            Some(&m),
-            None,
-            &change(Op::Delete, json!({}), 0, 1, 20),
-            Policy::Manual,
-            6,
-        );
+        let c = change(Op::Delete, json!({}), 0, 1, 20);
+        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
         assert!(d.doc.is_none());
         assert_eq!(d.commit.op, CommitOp::Delete);
     }

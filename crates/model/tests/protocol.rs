@@ -88,6 +88,15 @@ impl Master {
         }
     }
 
+    /// The ids of the open conflicts, oldest first.
+    fn open_conflicts(&self) -> Vec<u64> {
+        self.conflicts
+            .values()
+            .filter(|c| c.status == ConflictStatus::Open)
+            .map(|c| c.id)
+            .collect()
+    }
+
     fn resolve(&mut self, id: u64, strategy: &Strategy) {
         let conflict = self.conflicts[&id].clone();
         let doc = self.docs[&conflict.document_id].clone();
@@ -270,12 +279,7 @@ fn run(steps: Vec<Step>, policy: Policy) -> Result<(), TestCaseError> {
                 ships[ship].pull(&master.log, upto);
             }
             Step::Resolve { pick, strategy: st } => {
-                let open: Vec<u64> = master
-                    .conflicts
-                    .values()
-                    .filter(|c| c.status == ConflictStatus::Open)
-                    .map(|c| c.id)
-                    .collect();
+                let open = master.open_conflicts();
                 if let Some(id) = open.get(pick % open.len().max(1)) {
                     let field = master.conflicts[id]
                         .draft
@@ -299,12 +303,7 @@ fn run(steps: Vec<Step>, policy: Policy) -> Result<(), TestCaseError> {
                 master.receive(c, policy);
             }
         }
-        let open: Vec<u64> = master
-            .conflicts
-            .values()
-            .filter(|c| c.status == ConflictStatus::Open)
-            .map(|c| c.id)
-            .collect();
+        let open = master.open_conflicts();
         for (i, id) in open.iter().enumerate() {
             master.resolve(*id, &strategy((i % 2) as u8, 0));
         }

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::{Error, Fetched, OffsetRange, Record, Transport, partition_for};
+use crate::{Error, FetchLimit, Fetched, OffsetRange, Record, Transport, partition_for};
 
 /// How long checks let a fetch wait when they expect nothing to come.
 const SHORT_WAIT: Duration = Duration::from_millis(100);
@@ -185,7 +185,10 @@ pub async fn check_publish_then_fetch(t: &dyn Transport, topic_prefix: &str) {
     assert_eq!(fetch_all(t, &topic, 0, 0).await, expected);
     assert_eq!(fetch_all(t, &topic, 0, 3).await, expected[3..]);
 
-    let batch = t.fetch(&topic, 0, 0, 100, SHORT_WAIT).await.expect("fetch");
+    let batch = t
+        .fetch(&topic, 0, 0, FetchLimit::new(100, SHORT_WAIT))
+        .await
+        .expect("fetch");
     assert_eq!(batch.high_watermark, 6);
 }
 
@@ -302,7 +305,7 @@ pub async fn check_fetch_at_latest_returns_empty(t: &dyn Transport, topic_prefix
     let topic = format!("{topic_prefix}-latest");
     t.ensure_topic(&topic, 1).await.expect("ensure_topic");
     let batch = t
-        .fetch(&topic, 0, 0, 10, SHORT_WAIT)
+        .fetch(&topic, 0, 0, FetchLimit::new(10, SHORT_WAIT))
         .await
         .expect("fetch of empty partition");
     assert!(batch.records.is_empty(), "{batch:?}");
@@ -310,7 +313,7 @@ pub async fn check_fetch_at_latest_returns_empty(t: &dyn Transport, topic_prefix
 
     t.publish(&topic, None, values("a", 3)).await.expect("publish");
     let batch = t
-        .fetch(&topic, 0, 3, 10, SHORT_WAIT)
+        .fetch(&topic, 0, 3, FetchLimit::new(10, SHORT_WAIT))
         .await
         .expect("fetch at latest");
     assert!(batch.records.is_empty(), "{batch:?}");
@@ -329,7 +332,7 @@ pub async fn check_fetch_wakes_on_publish(t: &dyn Transport, topic_prefix: &str)
         .expect("publish");
     let max_wait = Duration::from_secs(20);
     let start = Instant::now();
-    let (fetched, published) = tokio::join!(t.fetch(&topic, 0, 1, 10, max_wait), async {
+    let (fetched, published) = tokio::join!(t.fetch(&topic, 0, 1, FetchLimit::new(10, max_wait)), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         t.publish(&topic, None, values("late", 1)).await
     });
@@ -351,7 +354,10 @@ pub async fn check_fetch_max_records(t: &dyn Transport, topic_prefix: &str) {
     let mut offset = 0;
     let mut seen = Vec::new();
     while offset < 10 {
-        let batch = t.fetch(&topic, 0, offset, 4, SHORT_WAIT).await.expect("fetch");
+        let batch = t
+            .fetch(&topic, 0, offset, FetchLimit::new(4, SHORT_WAIT))
+            .await
+            .expect("fetch");
         assert!(
             (1..=4).contains(&batch.records.len()),
             "{} records",
@@ -372,7 +378,7 @@ pub async fn check_fetch_outside_range(t: &dyn Transport, topic_prefix: &str) {
     t.ensure_topic(&topic, 1).await.expect("ensure_topic");
     t.publish(&topic, None, values("v", 3)).await.expect("publish");
     for offset in [-1, 4, 1_000] {
-        let result = t.fetch(&topic, 0, offset, 10, SHORT_WAIT).await;
+        let result = t.fetch(&topic, 0, offset, FetchLimit::new(10, SHORT_WAIT)).await;
         assert_out_of_range(result, &topic, 0, offset, 0, 3);
     }
 }
@@ -386,7 +392,7 @@ pub async fn check_unknown_topic(t: &dyn Transport, topic_prefix: &str) {
     assert!(result.as_ref().is_err_and(unknown), "publish: {result:?}");
     let result = t.partitions(&topic).await;
     assert!(result.as_ref().is_err_and(unknown), "partitions: {result:?}");
-    let result = t.fetch(&topic, 0, 0, 10, SHORT_WAIT).await;
+    let result = t.fetch(&topic, 0, 0, FetchLimit::new(10, SHORT_WAIT)).await;
     assert!(result.as_ref().is_err_and(unknown), "fetch: {result:?}");
     let result = t.offsets(&topic, 0).await;
     assert!(result.as_ref().is_err_and(unknown), "offsets: {result:?}");
@@ -401,7 +407,7 @@ pub async fn check_invalid_requests(t: &dyn Transport, topic_prefix: &str) {
         matches!(result, Err(Error::Invalid { .. })),
         "empty publish: {result:?}"
     );
-    let result = t.fetch(&topic, 2, 0, 10, SHORT_WAIT).await;
+    let result = t.fetch(&topic, 2, 0, FetchLimit::new(10, SHORT_WAIT)).await;
     assert!(
         matches!(result, Err(Error::Invalid { .. })),
         "fetch of partition 2: {result:?}"
@@ -443,7 +449,7 @@ pub async fn check_fetch_below_earliest_after_truncation(
     assert!(earliest > 0, "the truncate hook removed nothing");
     assert_eq!(latest, 10, "truncation changed the latest offset");
     for offset in [0, earliest - 1] {
-        let result = t.fetch(&topic, 0, offset, 10, SHORT_WAIT).await;
+        let result = t.fetch(&topic, 0, offset, FetchLimit::new(10, SHORT_WAIT)).await;
         assert_out_of_range(result, &topic, 0, offset, earliest, latest);
     }
     let held = fetch_all(t, &topic, 0, earliest).await;
@@ -476,10 +482,13 @@ pub async fn check_fetch_above_latest_after_recreate(
             latest: 0
         }
     );
-    let result = t.fetch(&topic, 0, 5, 10, SHORT_WAIT).await;
+    let result = t.fetch(&topic, 0, 5, FetchLimit::new(10, SHORT_WAIT)).await;
     assert_out_of_range(result, &topic, 0, 5, 0, 0);
 
-    let batch = t.fetch(&topic, 0, 0, 10, SHORT_WAIT).await.expect("fetch from 0");
+    let batch = t
+        .fetch(&topic, 0, 0, FetchLimit::new(10, SHORT_WAIT))
+        .await
+        .expect("fetch from 0");
     assert!(batch.records.is_empty(), "{batch:?}");
     assert_eq!(batch.high_watermark, 0);
     assert_eq!(
@@ -500,7 +509,7 @@ async fn fetch_all(t: &dyn Transport, topic: &str, partition: u32, mut offset: i
     // the check instead of hanging it.
     for _ in 0..1_000 {
         let batch = t
-            .fetch(topic, partition, offset, 1_000, SHORT_WAIT)
+            .fetch(topic, partition, offset, FetchLimit::new(1_000, SHORT_WAIT))
             .await
             .expect("fetch");
         if let Some(last) = batch.records.last() {

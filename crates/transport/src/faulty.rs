@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::{Batch, Error, OffsetRange, Result, Transport};
+use crate::{Batch, Error, FetchLimit, OffsetRange, Result, Transport};
 
 /// A [`Transport`] that passes every call to an inner transport, except when its
 /// [`FaultControl`] says to fail it, delay it, lose its acknowledgement or repeat it.
@@ -300,18 +300,9 @@ impl Transport for FaultyTransport {
         Ok(accepted)
     }
 
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-        max_records: usize,
-        max_wait: Duration,
-    ) -> Result<Batch> {
+    async fn fetch(&self, topic: &str, partition: u32, offset: i64, limit: FetchLimit) -> Result<Batch> {
         self.enter("fetch", topic).await?;
-        self.inner
-            .fetch(topic, partition, offset, max_records, max_wait)
-            .await
+        self.inner.fetch(topic, partition, offset, limit).await
     }
 
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {
@@ -354,7 +345,10 @@ mod tests {
     }
 
     async fn values_in(memory: &MemoryTransport) -> Vec<String> {
-        let batch = memory.fetch("t", 0, 0, 10_000, NO_WAIT).await.unwrap();
+        let batch = memory
+            .fetch("t", 0, 0, FetchLimit::new(10_000, NO_WAIT))
+            .await
+            .unwrap();
         batch
             .records
             .into_iter()
@@ -375,7 +369,14 @@ mod tests {
         t.ensure_topic("u", 2).await.unwrap();
         assert_eq!(t.partitions("u").await.unwrap(), 2);
         assert_eq!(t.publish("t", None, one("a")).await.unwrap(), (0, 0));
-        assert_eq!(t.fetch("t", 0, 0, 10, NO_WAIT).await.unwrap().records.len(), 1);
+        assert_eq!(
+            t.fetch("t", 0, 0, FetchLimit::new(10, NO_WAIT))
+                .await
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
         assert_eq!(
             t.offsets("t", 0).await.unwrap(),
             OffsetRange {
@@ -403,7 +404,7 @@ mod tests {
             "link offline"
         ));
         assert!(is_unavailable(
-            &t.fetch("t", 0, 0, 10, NO_WAIT).await,
+            &t.fetch("t", 0, 0, FetchLimit::new(10, NO_WAIT)).await,
             "link offline"
         ));
         assert!(is_unavailable(&t.offsets("t", 0).await, "link offline"));
@@ -511,7 +512,10 @@ mod tests {
         );
         assert_eq!(t.publish("t", Some(b"k"), one("c")).await.unwrap(), (0, 4));
         assert_eq!(values_in(&memory).await, ["a", "b", "a", "b", "c"]);
-        let batch = memory.fetch("t", 0, 2, 2, NO_WAIT).await.unwrap();
+        let batch = memory
+            .fetch("t", 0, 2, FetchLimit::new(2, NO_WAIT))
+            .await
+            .unwrap();
         assert!(
             batch
                 .records
@@ -538,7 +542,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(6));
         // An offline link is discovered after the delay too, like a timeout.
         control.set_offline(true);
-        assert!(t.fetch("t", 0, 0, 1, NO_WAIT).await.is_err());
+        assert!(t.fetch("t", 0, 0, FetchLimit::new(1, NO_WAIT)).await.is_err());
         assert_eq!(start.elapsed(), Duration::from_secs(9));
 
         control.set_delay(Duration::ZERO);

@@ -53,6 +53,35 @@ pub struct OffsetRange {
     pub latest: i64,
 }
 
+/// How much one [`Transport::fetch`] may return, and how long it waits for the first record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchLimit {
+    /// At most this many records; at least 1.
+    pub max_records: usize,
+    /// How long to wait for the first record when none is there yet.
+    pub max_wait: Duration,
+}
+
+impl FetchLimit {
+    /// At most `max_records` records, waiting up to `max_wait` for the first.
+    pub const fn new(max_records: usize, max_wait: Duration) -> Self {
+        Self {
+            max_records,
+            max_wait,
+        }
+    }
+
+    /// [`Error::Invalid`] when the limit allows no record: such a fetch could never advance.
+    pub fn check(self) -> Result<Self> {
+        if self.max_records == 0 {
+            return Err(Error::Invalid {
+                reason: "max_records must be at least 1".into(),
+            });
+        }
+        Ok(self)
+    }
+}
+
 /// A Kafka-shaped message transport.
 ///
 /// Usable as `Arc<dyn Transport>`. Records of one partition keep their order; nothing is
@@ -75,19 +104,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
     /// may not have appended the batch.
     async fn publish(&self, topic: &str, key: Option<&[u8]>, values: Vec<Vec<u8>>) -> Result<(u32, i64)>;
 
-    /// Reads up to `max_records` records of `topic`/`partition` from `offset` on, waiting up
-    /// to `max_wait` for the first one when none is there yet (then returns an empty batch).
-    /// An `offset` below the earliest held offset or above the latest is
+    /// Reads up to `limit.max_records` records of `topic`/`partition` from `offset` on, waiting
+    /// up to `limit.max_wait` for the first one when none is there yet (then returns an empty
+    /// batch). A limit of no records is [`Error::Invalid`]. An `offset` below the earliest held offset or above the latest is
     /// [`Error::OffsetOutOfRange`], never silently moved. Read-only: safe to repeat and to
     /// cancel.
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-        max_records: usize,
-        max_wait: Duration,
-    ) -> Result<Batch>;
+    async fn fetch(&self, topic: &str, partition: u32, offset: i64, limit: FetchLimit) -> Result<Batch>;
 
     /// The earliest and latest offsets of `topic`/`partition`. Read-only.
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange>;

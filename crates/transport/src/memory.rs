@@ -1,15 +1,13 @@
 //! [`MemoryTransport`]: Kafka-shaped topics held in memory, for fast deterministic tests and the
 //! quick start.
 
+use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
-
-use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::{Batch, Error, Fetched, OffsetRange, Record, Result, Transport, partition_for};
+use crate::{Batch, Error, FetchLimit, Fetched, OffsetRange, Record, Result, Transport, partition_for};
 
 /// An in-memory [`Transport`].
 ///
@@ -216,30 +214,21 @@ impl Transport for MemoryTransport {
         Ok((partition, first))
     }
 
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-        max_records: usize,
-        max_wait: Duration,
-    ) -> Result<Batch> {
-        if max_records == 0 {
-            return Err(invalid("max_records must be at least 1"));
-        }
-        let deadline = Instant::now().checked_add(max_wait);
+    async fn fetch(&self, topic: &str, partition: u32, offset: i64, limit: FetchLimit) -> Result<Batch> {
+        let limit = limit.check()?;
+        let deadline = Instant::now().checked_add(limit.max_wait);
         let changed = self.notifier(topic, partition)?;
         loop {
             // Registered before looking, so a change made after the look wakes it.
             let notified = changed.notified();
-            let batch = self.read(topic, partition, offset, max_records)?;
+            let batch = self.read(topic, partition, offset, limit.max_records)?;
             if !batch.records.is_empty() {
                 return Ok(batch);
             }
             match deadline {
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return self.read(topic, partition, offset, max_records);
+                        return self.read(topic, partition, offset, limit.max_records);
                     }
                 }
                 None => notified.await,
@@ -322,6 +311,8 @@ fn invalid(reason: impl Into<String>) -> Error {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // STYLE.md: allowed in tests; no workspace clippy.toml says so yet
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const NO_WAIT: Duration = Duration::ZERO;
@@ -374,7 +365,10 @@ mod tests {
         a.ensure_topic("t", 2).await.unwrap();
         let (partition, offset) = b.publish("t", Some(b"k"), values(&["x"])).await.unwrap();
         assert_eq!(offset, 0);
-        let batch = a.fetch("t", partition, 0, 10, NO_WAIT).await.unwrap();
+        let batch = a
+            .fetch("t", partition, 0, FetchLimit::new(10, NO_WAIT))
+            .await
+            .unwrap();
         assert_eq!(batch.records[0].record.value, b"x");
     }
 
@@ -388,7 +382,10 @@ mod tests {
             .unwrap();
         assert_eq!(partition, partition_for(Some(b"ship-7"), 5));
         assert_eq!(first, 0);
-        let batch = t.fetch("t", partition, 0, 10, NO_WAIT).await.unwrap();
+        let batch = t
+            .fetch("t", partition, 0, FetchLimit::new(10, NO_WAIT))
+            .await
+            .unwrap();
         assert_eq!(offsets_of(&batch), [0, 1]);
         assert!(
             batch
@@ -414,10 +411,10 @@ mod tests {
     #[tokio::test]
     async fn fetch_returns_exactly_max_records() {
         let t = topic_with(10).await;
-        let batch = t.fetch("t", 0, 3, 4, NO_WAIT).await.unwrap();
+        let batch = t.fetch("t", 0, 3, FetchLimit::new(4, NO_WAIT)).await.unwrap();
         assert_eq!(offsets_of(&batch), [3, 4, 5, 6]);
         assert_eq!(batch.high_watermark, 10);
-        let batch = t.fetch("t", 0, 8, 4, NO_WAIT).await.unwrap();
+        let batch = t.fetch("t", 0, 8, FetchLimit::new(4, NO_WAIT)).await.unwrap();
         assert_eq!(offsets_of(&batch), [8, 9]);
     }
 
@@ -425,11 +422,11 @@ mod tests {
     async fn fetch_rejects_zero_max_records_and_unknown_partitions() {
         let t = topic_with(1).await;
         assert!(matches!(
-            t.fetch("t", 0, 0, 0, NO_WAIT).await,
+            t.fetch("t", 0, 0, FetchLimit::new(0, NO_WAIT)).await,
             Err(Error::Invalid { .. })
         ));
         assert!(matches!(
-            t.fetch("t", 1, 0, 1, NO_WAIT).await,
+            t.fetch("t", 1, 0, FetchLimit::new(1, NO_WAIT)).await,
             Err(Error::Invalid { .. })
         ));
         assert!(matches!(t.offsets("t", 1).await, Err(Error::Invalid { .. })));
@@ -440,7 +437,10 @@ mod tests {
     async fn fetch_at_latest_waits_max_wait_then_returns_empty() {
         let t = topic_with(3).await;
         let start = Instant::now();
-        let batch = t.fetch("t", 0, 3, 10, Duration::from_secs(30)).await.unwrap();
+        let batch = t
+            .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(30)))
+            .await
+            .unwrap();
         assert!(batch.records.is_empty());
         assert_eq!(batch.high_watermark, 3);
         assert_eq!(start.elapsed(), Duration::from_secs(30));
@@ -455,7 +455,10 @@ mod tests {
             writer.publish("t", None, values(&["late"])).await.unwrap();
         });
         let start = Instant::now();
-        let batch = t.fetch("t", 0, 3, 10, Duration::from_secs(60)).await.unwrap();
+        let batch = t
+            .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(60)))
+            .await
+            .unwrap();
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert_eq!(offsets_of(&batch), [3]);
         assert_eq!(batch.records[0].record.value, b"late");
@@ -466,7 +469,7 @@ mod tests {
     #[tokio::test]
     async fn fetch_with_an_enormous_max_wait_still_wakes() {
         let t = topic_with(1).await;
-        let (batch, _) = tokio::join!(t.fetch("t", 0, 1, 10, Duration::MAX), async {
+        let (batch, _) = tokio::join!(t.fetch("t", 0, 1, FetchLimit::new(10, Duration::MAX)), async {
             tokio::task::yield_now().await;
             t.publish("t", None, values(&["x"])).await.unwrap()
         });
@@ -477,7 +480,10 @@ mod tests {
     async fn fetch_outside_the_range_fills_every_field() {
         let t = topic_with(5).await;
         for offset in [-1, 6] {
-            let err = t.fetch("t", 0, offset, 10, NO_WAIT).await.unwrap_err();
+            let err = t
+                .fetch("t", 0, offset, FetchLimit::new(10, NO_WAIT))
+                .await
+                .unwrap_err();
             let Error::OffsetOutOfRange {
                 topic,
                 partition,
@@ -506,11 +512,11 @@ mod tests {
                 latest: 10
             }
         );
-        let batch = t.fetch("t", 0, 4, 2, NO_WAIT).await.unwrap();
+        let batch = t.fetch("t", 0, 4, FetchLimit::new(2, NO_WAIT)).await.unwrap();
         assert_eq!(offsets_of(&batch), [4, 5]);
         assert_eq!(batch.records[0].record.value, b"v4");
         assert!(matches!(
-            t.fetch("t", 0, 3, 1, NO_WAIT).await,
+            t.fetch("t", 0, 3, FetchLimit::new(1, NO_WAIT)).await,
             Err(Error::OffsetOutOfRange {
                 offset: 3,
                 earliest: 4,
@@ -580,7 +586,10 @@ mod tests {
             admin.recreate("t").unwrap();
         });
         let start = Instant::now();
-        let err = t.fetch("t", 0, 3, 10, Duration::from_secs(60)).await.unwrap_err();
+        let err = t
+            .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(60)))
+            .await
+            .unwrap_err();
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         assert!(matches!(
             err,

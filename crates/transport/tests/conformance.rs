@@ -5,38 +5,43 @@ use std::sync::Arc;
 
 use offline_sync_transport::{FaultyTransport, MemoryTransport, Transport, conformance};
 
+/// The suite, and the checks that cut a memory transport's topics behind the transport under
+/// test, over the transport `$over` makes of a memory transport.
+macro_rules! suite_over_memory {
+    ($over:expr, $label:literal) => {
+        offline_sync_transport::transport_conformance_suite!(async || {
+            let transport: Arc<dyn Transport> = Arc::new($over(&MemoryTransport::new()));
+            transport
+        });
+
+        #[tokio::test]
+        async fn check_fetch_below_earliest_after_truncation() {
+            let memory = MemoryTransport::new();
+            let prefix = conformance::unique_prefix(concat!($label, "-truncation"));
+            conformance::check_fetch_below_earliest_after_truncation(
+                &$over(&memory),
+                &prefix,
+                async |topic: &str, partition, before| {
+                    memory.truncate(topic, partition, before).expect("truncate");
+                },
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn check_fetch_above_latest_after_recreate() {
+            let memory = MemoryTransport::new();
+            let prefix = conformance::unique_prefix(concat!($label, "-recreate"));
+            let recreate = async |topic: &str| memory.recreate(topic).expect("recreate");
+            conformance::check_fetch_above_latest_after_recreate(&$over(&memory), &prefix, recreate).await;
+        }
+    };
+}
+
 mod memory {
     use super::*;
 
-    async fn transport() -> Arc<dyn Transport> {
-        Arc::new(MemoryTransport::new())
-    }
-
-    offline_sync_transport::transport_conformance_suite!(transport);
-
-    #[tokio::test]
-    async fn check_fetch_below_earliest_after_truncation() {
-        let memory = MemoryTransport::new();
-        let prefix = conformance::unique_prefix("truncation");
-        conformance::check_fetch_below_earliest_after_truncation(
-            &memory,
-            &prefix,
-            async |topic: &str, partition, before| {
-                memory.truncate(topic, partition, before).expect("truncate");
-            },
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn check_fetch_above_latest_after_recreate() {
-        let memory = MemoryTransport::new();
-        let prefix = conformance::unique_prefix("recreate");
-        conformance::check_fetch_above_latest_after_recreate(&memory, &prefix, async |topic: &str| {
-            memory.recreate(topic).expect("recreate")
-        })
-        .await;
-    }
+    suite_over_memory!(MemoryTransport::clone, "memory");
 }
 
 mod faulty_without_faults {
@@ -47,31 +52,5 @@ mod faulty_without_faults {
         FaultyTransport::new(Arc::new(memory.clone())).0
     }
 
-    offline_sync_transport::transport_conformance_suite!(async || {
-        Arc::new(wrap(&MemoryTransport::new()))
-    });
-
-    #[tokio::test]
-    async fn check_fetch_below_earliest_after_truncation() {
-        let memory = MemoryTransport::new();
-        let prefix = conformance::unique_prefix("faulty-truncation");
-        conformance::check_fetch_below_earliest_after_truncation(
-            &wrap(&memory),
-            &prefix,
-            async |topic: &str, partition, before| {
-                memory.truncate(topic, partition, before).expect("truncate");
-            },
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn check_fetch_above_latest_after_recreate() {
-        let memory = MemoryTransport::new();
-        let prefix = conformance::unique_prefix("faulty-recreate");
-        conformance::check_fetch_above_latest_after_recreate(&wrap(&memory), &prefix, async |topic: &str| {
-            memory.recreate(topic).expect("recreate")
-        })
-        .await;
-    }
+    suite_over_memory!(wrap, "faulty");
 }

@@ -1,7 +1,7 @@
 //! Checks of what both roles keep: retention, dead letters and their retries, keys, the
 //! audit log, the ping.
 
-use offline_sync_model::{DocumentId, Hlc, LocalWrite};
+use offline_sync_model::{DocumentId, Hlc};
 use serde_json::json;
 
 use crate::{DeadLetterCounts, DeadLetterStatus, Error, Page, ReplicaBatch, Storage, TopicOffset};
@@ -10,23 +10,10 @@ use super::*;
 
 pub async fn retention_prunes_only_answered_rows(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    let w = |n: i64| LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"n": n})),
-    };
-    s.local_write(
-        &ship(),
-        &LocalWrite::Create {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"n": 0})),
-        },
-        Hlc::default(),
-        1,
-    )
-    .await
-    .unwrap();
+    let w = |n: i64| update(id, json!({"n": n}));
+    s.local_write(&ship(), &create(id, json!({"n": 0})), Hlc::default(), 1)
+        .await
+        .unwrap();
     s.local_write(&ship(), &w(1), Hlc::default(), 2).await.unwrap();
     s.outbox_mark_sent(1, 2, 3).await.unwrap();
     let batch = ReplicaBatch::read(
@@ -35,28 +22,12 @@ pub async fn retention_prunes_only_answered_rows(s: &dyn Storage) {
         TopicOffset::new("master-updates", 0, 1),
     );
     s.replica_apply(&ship(), &batch, 10).await.unwrap();
-    s.master_write(
-        &LocalWrite::Create {
-            content_type: ct(),
-            id: DocumentId::new_v7(),
-            fields: fields(json!({})),
-        },
-        Hlc::default(),
-        10,
-    )
-    .await
-    .unwrap();
-    s.master_write(
-        &LocalWrite::Create {
-            content_type: ct(),
-            id: DocumentId::new_v7(),
-            fields: fields(json!({})),
-        },
-        Hlc::default(),
-        10,
-    )
-    .await
-    .unwrap();
+    s.master_write(&create(DocumentId::new_v7(), json!({})), Hlc::default(), 10)
+        .await
+        .unwrap();
+    s.master_write(&create(DocumentId::new_v7(), json!({})), Hlc::default(), 10)
+        .await
+        .unwrap();
     let first = s.unpublished(1).await.unwrap();
     s.mark_published(first[0].id, None).await.unwrap();
 

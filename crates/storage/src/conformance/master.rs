@@ -2,8 +2,8 @@
 //! order, pages of its state for a resync.
 
 use offline_sync_model::{
-    AckOutcome, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Heartbeat, Hlc, LocalWrite,
-    Message, Op, Policies, ShipId, Strategy, decode,
+    AckOutcome, CommitOp, ConflictKind, ConflictStatus, ContentType, DocumentId, Heartbeat, Hlc, Message, Op,
+    Policies, ShipId, Strategy, decode,
 };
 use serde_json::json;
 
@@ -182,17 +182,9 @@ pub async fn a_large_batch_sees_its_own_changes_in_order(s: &dyn Storage) {
 
 pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    let create = LocalWrite::Create {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"title": "m0", "body": "b"})),
-    };
+    let create = create(id, json!({"title": "m0", "body": "b"}));
     s.master_write(&create, Hlc::default(), 1).await.unwrap();
-    let edit = LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"title": "m1"})),
-    };
+    let edit = update(id, json!({"title": "m1"}));
     let (_, commit) = s.master_write(&edit, Hlc::default(), 2).await.unwrap();
     assert_eq!(commit.unwrap().csn, 2);
 
@@ -275,40 +267,15 @@ pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) 
 
 pub async fn master_local_writes_are_broadcast_in_commit_order(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    s.master_write(
-        &LocalWrite::Create {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"a": 1})),
-        },
-        Hlc::default(),
-        1,
-    )
-    .await
-    .unwrap();
+    s.master_write(&create(id, json!({"a": 1})), Hlc::default(), 1)
+        .await
+        .unwrap();
     let (_, none) = s
-        .master_write(
-            &LocalWrite::Update {
-                content_type: ct(),
-                id,
-                fields: fields(json!({"a": 1})),
-            },
-            Hlc::default(),
-            2,
-        )
+        .master_write(&update(id, json!({"a": 1})), Hlc::default(), 2)
         .await
         .unwrap();
     assert!(none.is_none(), "a write that changes nothing commits nothing");
-    s.master_write(
-        &LocalWrite::Delete {
-            content_type: ct(),
-            id,
-        },
-        Hlc::default(),
-        3,
-    )
-    .await
-    .unwrap();
+    s.master_write(&delete(id), Hlc::default(), 3).await.unwrap();
     assert!(s.document(&ct(), id).await.unwrap().unwrap().deleted);
     assert_eq!(s.documents(None, Page::default()).await.unwrap().1, 0);
     let rows = s.unpublished(1).await.unwrap();
@@ -332,20 +299,12 @@ pub async fn conflicts_are_counted_by_status(s: &dyn Storage) {
     // Two documents the master edits while the ship edits the same field of each.
     let ids = [DocumentId::new_v7(), DocumentId::new_v7()];
     for id in ids {
-        let create = LocalWrite::Create {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"title": "m0"})),
-        };
+        let create = create(id, json!({"title": "m0"}));
         s.master_write(&create, Hlc::default(), 1).await.unwrap();
     }
     let base = s.last_csn().await.unwrap();
     for id in ids {
-        let edit = LocalWrite::Update {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"title": "m1"})),
-        };
+        let edit = update(id, json!({"title": "m1"}));
         s.master_write(&edit, Hlc::default(), 2).await.unwrap();
     }
     // The first ship change kept its title through a master write it did not take in.
@@ -456,28 +415,14 @@ pub async fn conflicts_are_counted_by_status(s: &dyn Storage) {
 }
 
 pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: &dyn Storage) {
-    let write = |id, f| LocalWrite::Create {
-        content_type: ct(),
-        id,
-        fields: fields(f),
-    };
     let mut ids: Vec<DocumentId> = (0..5).map(|_| DocumentId::new_v7()).collect();
     ids.sort_by_key(|id| id.to_string());
     for (n, id) in ids.iter().enumerate() {
-        s.master_write(&write(*id, json!({"n": n})), Hlc::default(), 1)
+        s.master_write(&create(*id, json!({"n": n})), Hlc::default(), 1)
             .await
             .unwrap();
     }
-    s.master_write(
-        &LocalWrite::Delete {
-            content_type: ct(),
-            id: ids[1],
-        },
-        Hlc::default(),
-        2,
-    )
-    .await
-    .unwrap();
+    s.master_write(&delete(ids[1]), Hlc::default(), 2).await.unwrap();
     assert_eq!(
         s.published().await.unwrap(),
         Published::default(),
@@ -538,23 +483,17 @@ pub async fn the_master_serves_its_state_in_pages_from_a_published_point(s: &dyn
 /// on (`Stale`) or is gone (`NotFound`), on both roles' writes; nothing is written then.
 pub async fn conditional_writes_check_the_version_they_were_made_against(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    let create = LocalWrite::Create {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"n": 1})),
-    };
-    let (doc, _) = s.master_write(&create, Hlc::default(), 1).await.unwrap();
-    let update = |n: i64| LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({ "n": n })),
-    };
+    let (doc, _) = s
+        .master_write(&create(id, json!({"n": 1})), Hlc::default(), 1)
+        .await
+        .unwrap();
+    let set = |n: i64| update(id, json!({ "n": n }));
     let (moved, _) = s
-        .master_write_if(&update(2), Some(doc.version), Hlc::default(), 2)
+        .master_write_if(&set(2), Some(doc.version), Hlc::default(), 2)
         .await
         .unwrap();
     match s
-        .master_write_if(&update(3), Some(doc.version), Hlc::default(), 3)
+        .master_write_if(&set(3), Some(doc.version), Hlc::default(), 3)
         .await
     {
         Err(Error::Stale { expected, current }) => {
@@ -566,32 +505,20 @@ pub async fn conditional_writes_check_the_version_they_were_made_against(s: &dyn
         s.document(&ct(), id).await.unwrap().unwrap().fields["n"],
         json!(2)
     );
-    let delete = LocalWrite::Delete {
-        content_type: ct(),
-        id,
-    };
-    s.master_write(&delete, Hlc::default(), 4).await.unwrap();
+    s.master_write(&delete(id), Hlc::default(), 4).await.unwrap();
     assert!(matches!(
-        s.master_write_if(&update(4), Some(moved.version), Hlc::default(), 5)
+        s.master_write_if(&set(4), Some(moved.version), Hlc::default(), 5)
             .await,
         Err(Error::NotFound)
     ));
 
     let ship_doc = DocumentId::new_v7();
-    let create = LocalWrite::Create {
-        content_type: ct(),
-        id: ship_doc,
-        fields: fields(json!({"n": 1})),
-    };
-    s.local_write(&ship(), &create, Hlc::default(), 6).await.unwrap();
-    let update = LocalWrite::Update {
-        content_type: ct(),
-        id: ship_doc,
-        fields: fields(json!({"n": 2})),
-    };
+    let first = create(ship_doc, json!({"n": 1}));
+    s.local_write(&ship(), &first, Hlc::default(), 6).await.unwrap();
+    let second = update(ship_doc, json!({"n": 2}));
     let queued = s.outbox(&ship(), None, Page::all()).await.unwrap().1;
     match s
-        .local_write_if(&ship(), &update, Some(7), Hlc::default(), 7)
+        .local_write_if(&ship(), &second, Some(7), Hlc::default(), 7)
         .await
     {
         Err(Error::Stale {
@@ -605,7 +532,7 @@ pub async fn conditional_writes_check_the_version_they_were_made_against(s: &dyn
         queued,
         "nothing queued"
     );
-    s.local_write_if(&ship(), &update, Some(0), Hlc::default(), 8)
+    s.local_write_if(&ship(), &second, Some(0), Hlc::default(), 8)
         .await
         .unwrap();
 }

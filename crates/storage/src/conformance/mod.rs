@@ -19,7 +19,7 @@ pub mod master;
 pub mod replica;
 
 use offline_sync_model::{
-    Change, CommitOp, ContentType, DocumentId, Fields, Hlc, Message, Op, Policies, ShipId, decode,
+    Change, CommitOp, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, Policies, ShipId, decode,
 };
 use serde_json::json;
 
@@ -35,6 +35,32 @@ pub(crate) fn ship() -> ShipId {
 
 pub(crate) fn fields(v: serde_json::Value) -> Fields {
     v.as_object().unwrap().clone()
+}
+
+/// A local create of the test article `id` with `v`'s fields.
+pub(crate) fn create(id: DocumentId, v: serde_json::Value) -> LocalWrite {
+    LocalWrite::Create {
+        content_type: ct(),
+        id,
+        fields: fields(v),
+    }
+}
+
+/// A local update of the test article `id` with `v`'s fields.
+pub(crate) fn update(id: DocumentId, v: serde_json::Value) -> LocalWrite {
+    LocalWrite::Update {
+        content_type: ct(),
+        id,
+        fields: fields(v),
+    }
+}
+
+/// A local delete of the test article `id`.
+pub(crate) fn delete(id: DocumentId) -> LocalWrite {
+    LocalWrite::Delete {
+        content_type: ct(),
+        id,
+    }
 }
 
 /// The master's commit of this ship's change `seq` at `csn`, written with `Hlc::default()`.

@@ -1,7 +1,7 @@
 //! Checks of a replica's storage: local writes with their outbox rows, delivery states, the
 //! master's answers.
 
-use offline_sync_model::{AckOutcome, CommitOp, DocumentId, Hlc, LocalWrite, Message, Op, ShipId};
+use offline_sync_model::{AckOutcome, CommitOp, DocumentId, Hlc, Message, Op, ShipId};
 use serde_json::json;
 
 use crate::{Error, NewDeadLetter, OutboxState, Page, ReplicaBatch, Storage, TopicOffset};
@@ -10,22 +10,14 @@ use super::*;
 
 pub async fn replica_local_writes_append_outbox_rows(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    let create = LocalWrite::Create {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"title": "a", "n": 1})),
-    };
+    let create = create(id, json!({"title": "a", "n": 1}));
     let w = s.local_write(&ship(), &create, Hlc::default(), 10).await.unwrap();
     assert_eq!(w.seq, Some(1));
     assert!(matches!(
         s.local_write(&ship(), &create, Hlc::default(), 10).await,
         Err(crate::Error::AlreadyExists)
     ));
-    let same = LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"title": "a"})),
-    };
+    let same = update(id, json!({"title": "a"}));
     assert_eq!(
         s.local_write(&ship(), &same, Hlc::default(), 11)
             .await
@@ -33,31 +25,20 @@ pub async fn replica_local_writes_append_outbox_rows(s: &dyn Storage) {
             .seq,
         None
     );
-    let update = LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"title": "b"})),
-    };
+    let retitle = update(id, json!({"title": "b"}));
     assert_eq!(
-        s.local_write(&ship(), &update, Hlc::default(), 12)
+        s.local_write(&ship(), &retitle, Hlc::default(), 12)
             .await
             .unwrap()
             .seq,
         Some(2)
     );
-    let bad = LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"documentId": "x"})),
-    };
+    let bad = update(id, json!({"documentId": "x"}));
     assert!(matches!(
         s.local_write(&ship(), &bad, Hlc::default(), 12).await,
         Err(crate::Error::Invalid { .. })
     ));
-    let missing = LocalWrite::Delete {
-        content_type: ct(),
-        id: DocumentId::new_v7(),
-    };
+    let missing = delete(DocumentId::new_v7());
     assert!(matches!(
         s.local_write(&ship(), &missing, Hlc::default(), 12).await,
         Err(crate::Error::NotFound)
@@ -81,17 +62,9 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
     let id = DocumentId::new_v7();
     for i in 0..3 {
         let w = if i == 0 {
-            LocalWrite::Create {
-                content_type: ct(),
-                id,
-                fields: fields(json!({"n": i})),
-            }
+            create(id, json!({"n": i}))
         } else {
-            LocalWrite::Update {
-                content_type: ct(),
-                id,
-                fields: fields(json!({"n": i})),
-            }
+            update(id, json!({"n": i}))
         };
         s.local_write(&ship(), &w, Hlc::default(), 100 + i).await.unwrap();
     }
@@ -168,30 +141,12 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
 
 pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    s.local_write(
-        &ship(),
-        &LocalWrite::Create {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"a": 1})),
-        },
-        Hlc::default(),
-        1,
-    )
-    .await
-    .unwrap();
-    s.local_write(
-        &ship(),
-        &LocalWrite::Update {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"a": 2})),
-        },
-        Hlc::default(),
-        1,
-    )
-    .await
-    .unwrap();
+    s.local_write(&ship(), &create(id, json!({"a": 1})), Hlc::default(), 1)
+        .await
+        .unwrap();
+    s.local_write(&ship(), &update(id, json!({"a": 2})), Hlc::default(), 1)
+        .await
+        .unwrap();
     s.outbox_mark_sent(1, 2, 2).await.unwrap();
     let ack = |seq, outcome| {
         Message::Ack(offline_sync_model::Ack {
@@ -252,11 +207,7 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
 
     // A database restored from a backup reuses seqs the master already applied: the
     // duplicate answer must not acknowledge the new write behind the reused seq.
-    let w = LocalWrite::Update {
-        content_type: ct(),
-        id,
-        fields: fields(json!({"a": 3})),
-    };
+    let w = update(id, json!({"a": 3}));
     assert_eq!(
         s.local_write(&ship(), &w, Hlc::default(), 5).await.unwrap().seq,
         Some(3)
@@ -297,24 +248,11 @@ pub async fn replica_acks_gap_duplicate_and_rejection(s: &dyn Storage) {
 
 pub async fn outbox_lists_newest_first_by_state_with_total(s: &dyn Storage) {
     let id = DocumentId::new_v7();
-    s.local_write(
-        &ship(),
-        &LocalWrite::Create {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"n": 0})),
-        },
-        Hlc::default(),
-        100,
-    )
-    .await
-    .unwrap();
+    s.local_write(&ship(), &create(id, json!({"n": 0})), Hlc::default(), 100)
+        .await
+        .unwrap();
     for n in 1..5 {
-        let w = LocalWrite::Update {
-            content_type: ct(),
-            id,
-            fields: fields(json!({"n": n})),
-        };
+        let w = update(id, json!({"n": n}));
         s.local_write(&ship(), &w, Hlc::default(), 100 + n).await.unwrap();
     }
     s.outbox_mark_sent(1, 3, 200).await.unwrap();
