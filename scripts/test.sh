@@ -170,10 +170,15 @@ echo "$out" | tail -n 1
 echo "$out" | grep -q converged || die "the quick start example over Kafka did not converge"
 
 step "benchmarks, smoke run (seconds; a real run: cargo run --release -p offline-sync-bench)"
-out=$(cargo run --quiet -p offline-sync-bench -- --smoke 2>&1) || { echo "$out"; die "the benchmark smoke run failed"; }
+charts=$(mktemp -d)
+out=$(cargo run --quiet -p offline-sync-bench -- --smoke --charts "$charts" 2>&1) || { echo "$out"; die "the benchmark smoke run failed"; }
 echo "$out" | grep -c '^| ' | sed 's/^/table rows printed: /'
 for scenario in throughput fanout latency bandwidth fleet footprint; do
   echo "$out" | grep -q "^## $scenario:" || { echo "$out"; die "the benchmark printed no $scenario table"; }
 done
+for chart in throughput bandwidth; do
+  grep -q '</svg>' "$charts/$chart.svg" 2>/dev/null || die "the benchmark wrote no $chart chart"
+done
+rm -rf "$charts"
 
 step "all checks passed"

@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::Scale;
+use crate::chart::BarChart;
 use crate::setup::{self, Rng};
 use crate::table::{Table, ratio};
 
@@ -66,6 +67,14 @@ impl Kind {
             Kind::SameDocument => "one-field update, same document",
             Kind::Mix => "one-field update, mix over 1,000 documents",
             Kind::Create => "1 KB create",
+        }
+    }
+    /// The label under a group of the chart.
+    fn short(self) -> &'static str {
+        match self {
+            Kind::SameDocument => "same doc",
+            Kind::Mix => "mix",
+            Kind::Create => "create",
         }
     }
 }
@@ -185,6 +194,11 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         "SymmetricDS-like: gzip'd JSON, 100 a batch",
         "ratio to the seed",
     ]);
+    let mut chart = BarChart::new(
+        "Bytes on the wire per change at batch 100, by compression",
+        "bytes per change",
+        &["offline-sync", "seed: whole document", "gzip'd JSON batches"],
+    );
     for kind in [Kind::SameDocument, Kind::Mix, Kind::Create] {
         let written = changes(kind, n);
         let whole: Vec<Fields> = written.iter().map(|w| w.3.clone()).collect();
@@ -202,6 +216,9 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
                     .map(|(seq, (id, op, fields, _))| record(&key, seq as u64, *id, *op, fields.clone()))
                     .collect();
                 let ours = per_value(&address, &counter, codec, batch, values).await?;
+                if batch == 100 {
+                    chart.group(format!("{}\n{codec:?}", kind.short()), vec![ours, seed, gzipped]);
+                }
                 table.row(vec![
                     kind.label().into(),
                     format!("{codec:?}"),
@@ -215,5 +232,6 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         }
     }
     table.print();
+    chart.save("bandwidth.svg")?;
     Ok(())
 }

@@ -3,17 +3,19 @@
 //! same machine, and the ratio between them.
 //!
 //! ```text
-//! cargo run --release -p offline-sync-bench -- [--smoke | --scale F] [scenario ...]
+//! cargo run --release -p offline-sync-bench -- [--smoke | --scale F] [--charts DIR] [scenario ...]
 //! ```
 //!
 //! With no scenario named, every one runs. `--smoke` runs each at a size that takes seconds,
 //! so the program is exercised by `./scripts/test.sh` and never rots; its figures mean little.
 //! `--scale F` (above 0, at most 1) runs each at that fraction of its full size: a quicker
-//! look, for a profile say.
+//! look, for a profile say. `--charts DIR` also writes the charts of `throughput` and
+//! `bandwidth` there, as SVG.
 //! The scenarios need PostgreSQL on 127.0.0.1:5432 (`OFFLINE_SYNC_TEST_PG`) and tansu
 //! (`TANSU`), as the tests do.
 
 mod bandwidth;
+mod chart;
 mod fanout;
 mod fleet;
 mod footprint;
@@ -84,12 +86,13 @@ const SCENARIOS: &[(&str, &str, Scenario)] = &[
 
 fn usage() -> String {
     let mut out = String::from(
-        "usage: offline-sync-bench [--smoke | --scale F] [scenario ...]\n\n\
-         --smoke    each scenario at a size that takes seconds\n\
-         --scale F  each scenario at fraction F (above 0, at most 1) of its full size\n\nscenarios:\n",
+        "usage: offline-sync-bench [--smoke | --scale F] [--charts DIR] [scenario ...]\n\n\
+         --smoke         each scenario at a size that takes seconds\n\
+         --scale F       each scenario at fraction F (above 0, at most 1) of its full size\n\
+         --charts DIR    also write the charts (SVG) into DIR\n\nscenarios:\n",
     );
     for (name, what, _) in SCENARIOS {
-        out.push_str(&format!("  {name:<11} {what}\n"));
+        out.push_str(&format!("  {name:<15} {what}\n"));
     }
     out
 }
@@ -106,6 +109,13 @@ fn main() -> ExitCode {
                 Some(f) if f > 0.0 && f <= 1.0 => fraction = f,
                 _ => {
                     eprint!("--scale takes a fraction above 0, at most 1\n\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            "--charts" => match args.next() {
+                Some(dir) => chart::write_into(dir.into()),
+                None => {
+                    eprint!("--charts takes a directory\n\n{}", usage());
                     return ExitCode::from(2);
                 }
             },

@@ -16,6 +16,7 @@ use offline_sync::model::{DocumentId, Fields};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
 
 use crate::Scale;
+use crate::chart::BarChart;
 use crate::setup::{self, Broker, Rng};
 use crate::table::{Table, count, ratio, secs};
 
@@ -110,7 +111,11 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         .max()
         .unwrap_or(Duration::ZERO);
     let mut ends = Vec::new();
-    for batch in if scale.smoke { vec![100] } else { vec![100, 1000] } {
+    for batch in if scale.smoke {
+        vec![100]
+    } else {
+        vec![100, 500, 1000]
+    } {
         let (fill, drain) = end_to_end(&broker, &changes, batch).await?;
         table.row(vec![
             "local writes into the replica's outbox (not timed end to end)".into(),
@@ -127,6 +132,16 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         ends.push((batch, drain));
     }
     table.print();
+    let mut chart = BarChart::new(
+        "Ship → master, end to end, by batch size",
+        "changes/s",
+        &["end to end (replica → tansu → PostgreSQL master)"],
+    );
+    for (batch, drain) in &ends {
+        chart.group(format!("batch {batch}"), vec![setup::rate(n, *drain)]);
+    }
+    chart.reference("slowest raw stage", setup::rate(n, slowest));
+    chart.save("throughput.svg")?;
     for (batch, drain) in ends {
         println!(
             "End to end at batch {batch}: {} of the slowest raw stage ({} changes/s).",
