@@ -144,6 +144,7 @@ macro_rules! storage_conformance {
             replica::replica_acks_gap_duplicate_and_rejection,
             replica::outbox_lists_newest_first_by_state_with_total,
             replica::a_batch_of_commits_sees_its_own_changes_in_order,
+            replica::a_batch_of_echoes_answers_each_row_with_its_own_outcome,
             master::master_applies_a_batch_exactly_once,
             master::a_large_batch_sees_its_own_changes_in_order,
             master::overlapping_edits_make_one_conflict_that_resolves,

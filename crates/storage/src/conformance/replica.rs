@@ -355,3 +355,40 @@ pub async fn a_batch_of_commits_sees_its_own_changes_in_order(s: &dyn Storage) {
     assert_eq!(doc.fields, fields(json!({"first": true, "n": 1_206})));
     assert_eq!(doc.base_version, 1_206);
 }
+
+/// A batch of echoes answers each outbox row with its own outcome, and a duplicate
+/// acknowledgement of a row its echo answered earlier in the same batch is taken as the
+/// repeat it is, not as a sign of a restored database: no row is renumbered.
+pub async fn a_batch_of_echoes_answers_each_row_with_its_own_outcome(s: &dyn Storage) {
+    let (a, b) = (DocumentId::new_v7(), DocumentId::new_v7());
+    for (n, w) in [
+        create(a, json!({"n": 1})),
+        update(a, json!({"n": 2})),
+        create(b, json!({"n": 3})),
+    ]
+    .iter()
+    .enumerate()
+    {
+        s.local_write(&ship(), w, Hlc::default(), 10 + n as u64)
+            .await
+            .unwrap();
+    }
+    s.outbox_mark_sent(1, 3, 20).await.unwrap();
+    let duplicate = Message::Ack(offline_sync_model::Ack {
+        ship: ship(),
+        seq: 1,
+        outcome: AckOutcome::Duplicate { last_seq: 3 },
+    });
+    let messages = vec![echo(1, 1, a), echo(2, 2, a), duplicate, echo(3, 3, b)];
+    let batch = ReplicaBatch::read(messages, vec![], TopicOffset::new("master-updates", 0, 4));
+    let applied = s.replica_apply(&ship(), &batch, 30).await.unwrap();
+    assert_eq!((applied.acked, applied.renumbered), (3, 0));
+    let (rows, _) = s.outbox(&ship(), None, Page::all()).await.unwrap();
+    let answers: Vec<(u64, OutboxState, Option<String>)> = rows
+        .into_iter()
+        .map(|r| (r.change.seq, r.state, r.outcome))
+        .collect();
+    let answered = |seq: u64| (seq, OutboxState::Acked, Some(format!("applied at csn {seq}")));
+    assert_eq!(answers, [answered(3), answered(2), answered(1)]);
+    assert_eq!(s.outbox_stats().await.unwrap().last_seq, 3);
+}

@@ -232,6 +232,34 @@ pub(super) async fn settle<C: ConnectionTrait>(
     Ok(res.rows_affected)
 }
 
+/// Acknowledges each unanswered row of `answers` (its seq and outcome), in one statement per
+/// [`common::ROWS_PER_STATEMENT`] rows. A seq named twice keeps its first outcome, as
+/// answering the rows one by one would; returns how many rows were answered.
+async fn acknowledge_each<C: ConnectionTrait>(c: &C, answers: &[(Seq, String)], now_ms: u64) -> Result<u64> {
+    let unacked = [OutboxState::Pending.as_str(), OutboxState::Sent.as_str()];
+    let when = |seq: Seq| outbox::Column::Seq.eq(to_i64(seq));
+    let mut answered = 0;
+    for chunk in answers.chunks(common::ROWS_PER_STATEMENT) {
+        let Some(((seq, outcome), rest)) = chunk.split_first() else {
+            continue;
+        };
+        let mut outcomes = Expr::case(when(*seq), Expr::value(common::clean_text(outcome)));
+        for (seq, outcome) in rest {
+            outcomes = outcomes.case(when(*seq), Expr::value(common::clean_text(outcome)));
+        }
+        let res = outbox::Entity::update_many()
+            .col_expr(outbox::Column::State, Expr::value(OutboxState::Acked.as_str()))
+            .col_expr(outbox::Column::Outcome, outcomes.into())
+            .col_expr(outbox::Column::AckedAtMs, Expr::value(to_i64(now_ms)))
+            .filter(outbox::Column::State.is_in(unacked))
+            .filter(outbox::Column::Seq.is_in(chunk.iter().map(|(seq, _)| to_i64(*seq))))
+            .exec(c)
+            .await?;
+        answered += res.rows_affected;
+    }
+    Ok(answered)
+}
+
 pub(super) async fn apply(
     txn: &DatabaseTransaction,
     ship: &ShipId,
@@ -294,15 +322,7 @@ async fn apply_round(
                     if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq)
                         && known.wrote(seq, commit, last_seq)
                     {
-                        out.acked += settle(
-                            txn,
-                            seq,
-                            true,
-                            OutboxState::Acked,
-                            &format!("applied at csn {}", commit.csn),
-                            now_ms,
-                        )
-                        .await?;
+                        known.answer(seq, format!("applied at csn {}", commit.csn));
                     }
                     applied_csn = commit.csn;
                     out.passed += 1;
@@ -332,46 +352,50 @@ async fn apply_round(
                     // This row only: every other row gets its own answer, in order, and one
                     // still unanswered below it was written under a seq the master had used
                     // for another change (a restored database), which is renumbered below.
-                    out.acked += settle(txn, seq, true, OutboxState::Acked, &outcome, now_ms).await?;
+                    known.answer(seq, outcome);
                 }
                 applied_csn = commit.csn;
                 out.commits += 1;
             }
-            Message::Ack(ack) if &ack.ship == ship => match &ack.outcome {
-                AckOutcome::Duplicate {
-                    last_seq: master_last,
-                } => {
-                    if *master_last > last_seq || unanswered(txn, ack.seq).await? {
-                        // The master applied this seq already, but not as this row: its echo
-                        // came first on `master-updates` and would have answered it. The
-                        // database was restored from a backup and the seq used twice;
-                        // acknowledging the row would drop a write the master never saw, so
-                        // it is renumbered below.
-                        out.restored_below = out.restored_below.max(Some(*master_last));
-                    } else {
-                        out.acked +=
-                            settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
-                    }
-                }
-                AckOutcome::Gap { expected } => {
-                    out.resend += outbox_resend(txn, *expected).await?;
-                }
-                AckOutcome::Rejected { reason } => {
-                    let row = outbox::Entity::find_by_id(to_i64(ack.seq)).one(txn).await?;
-                    if let Some(row) = row {
-                        let ct =
-                            ContentType::new(row.content_type).map_err(|e| Error::corrupt(e.to_string()))?;
-                        let id = row
-                            .document_id
-                            .parse()
-                            .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
-                        if let Some(doc) = known.doc(txn, &ct, id).await? {
-                            known.save(release_marks(doc, ack.seq));
+            Message::Ack(ack) if &ack.ship == ship => {
+                // What follows reads or changes outbox rows: the answers so far first.
+                out.acked += known.write_answers(txn, now_ms).await?;
+                match &ack.outcome {
+                    AckOutcome::Duplicate {
+                        last_seq: master_last,
+                    } => {
+                        if *master_last > last_seq || unanswered(txn, ack.seq).await? {
+                            // The master applied this seq already, but not as this row: its echo
+                            // came first on `master-updates` and would have answered it. The
+                            // database was restored from a backup and the seq used twice;
+                            // acknowledging the row would drop a write the master never saw, so
+                            // it is renumbered below.
+                            out.restored_below = out.restored_below.max(Some(*master_last));
+                        } else {
+                            out.acked +=
+                                settle(txn, ack.seq, true, OutboxState::Acked, "duplicate", now_ms).await?;
                         }
                     }
-                    settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
+                    AckOutcome::Gap { expected } => {
+                        out.resend += outbox_resend(txn, *expected).await?;
+                    }
+                    AckOutcome::Rejected { reason } => {
+                        let row = outbox::Entity::find_by_id(to_i64(ack.seq)).one(txn).await?;
+                        if let Some(row) = row {
+                            let ct = ContentType::new(row.content_type)
+                                .map_err(|e| Error::corrupt(e.to_string()))?;
+                            let id = row
+                                .document_id
+                                .parse()
+                                .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+                            if let Some(doc) = known.doc(txn, &ct, id).await? {
+                                known.save(release_marks(doc, ack.seq));
+                            }
+                        }
+                        settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
+                    }
                 }
-            },
+            }
             Message::Ack(_)
             | Message::Change(_)
             | Message::Heartbeat(_)
@@ -380,17 +404,21 @@ async fn apply_round(
         }
     }
     known.flush(txn, now_ms).await?;
+    out.acked += known.write_answers(txn, now_ms).await?;
     Ok(applied_csn)
 }
 
 /// What a round of a batch from `master-updates` reads, read once for the round: the documents
 /// its commits name, and the hybrid logical times of the outbox rows its echoes name. Documents
 /// are kept here as the batch changes them and written once, in multi-row statements, by
-/// [`Known::flush`]; the outbox rows' times do not change while a batch is applied.
+/// [`Known::flush`]; the outbox rows' times do not change while a batch is applied. The
+/// answers its echoes bring are kept too, and written together by [`Known::write_answers`]
+/// before anything else reads or changes outbox rows.
 struct Known {
     docs: BTreeMap<(ContentType, DocumentId), Option<ReplicaDoc>>,
     changed: BTreeSet<(ContentType, DocumentId)>,
     times: BTreeMap<Seq, Option<Hlc>>,
+    answers: Vec<(Seq, String)>,
 }
 
 impl Known {
@@ -447,6 +475,7 @@ impl Known {
             docs,
             changed: BTreeSet::new(),
             times,
+            answers: Vec::new(),
         })
     }
 
@@ -481,6 +510,18 @@ impl Known {
         let key = (doc.content_type.clone(), doc.id);
         self.changed.insert(key.clone());
         self.docs.insert(key, Some(doc));
+    }
+
+    /// Keeps the acknowledgement of outbox row `seq` with `outcome`, to be written by
+    /// [`Known::write_answers`].
+    fn answer(&mut self, seq: Seq, outcome: String) {
+        self.answers.push((seq, outcome));
+    }
+
+    /// Writes the acknowledgements kept so far; returns how many rows they answered.
+    async fn write_answers(&mut self, txn: &DatabaseTransaction, now_ms: u64) -> Result<u64> {
+        let answers = std::mem::take(&mut self.answers);
+        acknowledge_each(txn, &answers, now_ms).await
     }
 
     /// Writes every document the batch changed.
