@@ -789,6 +789,32 @@ async fn a_full_resync_asked_for_during_a_page_takes_every_document(db: Setup) {
     f.assert_converged().await;
 }
 
+/// A ship's own writes go on while its resync waits, on a slow link, for the broker to say
+/// where `master-updates` is to be read on: the broker is asked before the writer lock is
+/// taken, not under it.
+async fn a_ship_writes_while_its_resync_waits_on_a_slow_link(db: Setup) {
+    let mut f = Fleet::new(1, db, "slow_resync").await;
+    f.resync_from_master();
+    let id = create_doc(&f.master, json!({"n": 1})).await.id;
+    f.sync().await;
+    f.ships[0]
+        .request_resync(true, "asked for by the test")
+        .await
+        .unwrap();
+    f.links[0].set_delay(Duration::from_secs(600));
+    let ship = f.ships[0].clone();
+    // The page comes from the master in this process; then the resync asks the broker.
+    let resync = tokio::spawn(async move { ship.resync_all().await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ct = ct();
+    let wrote = tokio::time::timeout(WAIT, f.ships[0].update(&ct, id, fields(json!({"n": 2})))).await;
+    assert!(
+        matches!(wrote, Ok(Ok(_))),
+        "the ship's write waited on the resync's call over the slow link: {wrote:?}"
+    );
+    resync.abort();
+}
+
 /// Copies a replica's SQLite file and its write-ahead log (the replica stopped) from `from`
 /// to `to`, replacing what is there.
 fn copy_ship_database(from: &Path, to: &Path, ship: &str) {
@@ -1275,4 +1301,5 @@ on_both_masters!(
     a_forged_answer_on_the_snapshot_topic_is_refused,
     junk_on_the_snapshot_topic_does_not_keep_a_ship_waiting,
     a_new_ship_learns_the_masters_key_past_a_refused_record,
+    a_ship_writes_while_its_resync_waits_on_a_slow_link,
 );

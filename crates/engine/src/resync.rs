@@ -429,6 +429,22 @@ impl Replica {
             .await?;
             return Ok(Step::Moved(0));
         }
+        // Where to read `master-updates` on after the last page is asked of the broker before
+        // the writer lock is taken: a slow link must not hold up the ship's own writes.
+        let read_on = match page.next {
+            None => {
+                let at = if first {
+                    page.at
+                } else {
+                    state.at.unwrap_or_default()
+                };
+                Some(
+                    self.read_on_from(&self.inner.cfg.topics.master_updates, at.next_offset)
+                        .await,
+                )
+            }
+            Some(_) => None,
+        };
         let _w = self.writer.lock().await;
         // Another resync asked for while the page was on its way (a full one, say) runs
         // instead: this page answers a question nobody asks any more.
@@ -469,7 +485,6 @@ impl Replica {
                 self.wake.notify_one();
             }
         }
-        let next = page.next.clone();
         let page = ResyncPage {
             documents: page.documents,
             next: page.next,
@@ -488,10 +503,8 @@ impl Replica {
             eta_ms = ?progress.eta_ms,
             "resync page applied"
         );
-        if next.is_none() {
+        if let Some(next) = read_on {
             let topic = &self.inner.cfg.topics.master_updates;
-            let at = progress.state.at.unwrap_or_default();
-            let next = self.read_on_from(topic, at.next_offset).await;
             let done = self.storage.finish_resync(topic, next, now).await?;
             self.clear_resync_needed();
             if let Some(state) = self.storage.resync_state().await? {
