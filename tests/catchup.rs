@@ -364,12 +364,7 @@ async fn ships_that_reach_only_the_broker_resync_over_it(db: Setup) {
         let doc = read(&f.master, *id).await.unwrap();
         assert_eq!(doc.fields["ship"], json!(k), "a change of the ship was lost");
     }
-    let resync = f.ships[1]
-        .status()
-        .await
-        .unwrap()
-        .resync
-        .expect("the ship resynced");
+    let resync = f.resync_of(1).await;
     assert_eq!(resync.state.phase, ResyncPhase::Done);
     assert_eq!(
         resync.state.received, 55,
@@ -611,12 +606,7 @@ async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
     f.master.readmit(&away).await.unwrap();
     f.links[1].set_offline(false);
     f.sync().await;
-    let resync = f.ships[1]
-        .status()
-        .await
-        .unwrap()
-        .resync
-        .expect("the ship resynced");
+    let resync = f.resync_of(1).await;
     assert!(
         resync.state.full,
         "a ship below the collection takes every document"
@@ -717,7 +707,7 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
     f.ships[0].set_snapshot_source(link.clone());
     let err = f.ships[0].pull_all().await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    let st = f.resync_of(0).await.state;
     assert_eq!((st.phase, st.pages, st.received), (ResyncPhase::Fetching, 4, 40));
     println!("cut after {} pages of {:?} documents", st.pages, st.total);
 
@@ -726,7 +716,7 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
         .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
     f.ships[0].set_snapshot_source(link.clone());
     f.ships[0].pull_all().await.unwrap();
-    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    let st = f.resync_of(0).await.state;
     println!(
         "resumed: {} pages fetched in all, {} documents received",
         link.fetched.load(std::sync::atomic::Ordering::SeqCst),
@@ -783,7 +773,7 @@ async fn a_full_resync_asked_for_during_a_page_takes_every_document(db: Setup) {
         asked: false.into(),
     }));
     f.sync().await;
-    let st = f.ships[0].status().await.unwrap().resync.unwrap().state;
+    let st = f.resync_of(0).await.state;
     assert_eq!((st.phase, st.full), (ResyncPhase::Done, true));
     assert_eq!(st.received, 40, "the full resync took every document");
     f.assert_converged().await;

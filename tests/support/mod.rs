@@ -39,7 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use offline_sync::engine::{
-    Clock, Core, Master, MasterConfig, OverBroker, Replica, ReplicaConfig, StoredDoc, SystemClock,
+    Clock, Core, Master, MasterConfig, OverBroker, Replica, ReplicaConfig, ResyncProgress, StoredDoc,
+    SystemClock,
 };
 use offline_sync::kafka::testing::Tansu;
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
@@ -337,6 +338,16 @@ impl Fleet {
         if let Hub::Kafka(t) = &mut self.hub {
             t.restart().unwrap();
         }
+    }
+
+    /// The resync ship `i` ran or runs; the test fails when it never asked for one.
+    pub async fn resync_of(&self, i: usize) -> ResyncProgress {
+        self.ships[i]
+            .status()
+            .await
+            .unwrap()
+            .resync
+            .expect("the ship resynced")
     }
 
     /// Drops replica `i` and opens it again from its database, as after a crash.
