@@ -562,6 +562,23 @@ fn to_master_doc(row: documents::Model) -> Result<MasterDoc> {
     })
 }
 
+/// Document `ct`/`id` as a batch's read-ahead `docs` holds it, read by `load` (not polled on
+/// a hit) and kept the first time.
+pub(super) async fn cached<D: Clone>(
+    docs: &mut BTreeMap<(ContentType, DocumentId), Option<D>>,
+    ct: &ContentType,
+    id: DocumentId,
+    load: impl std::future::Future<Output = Result<Option<D>>>,
+) -> Result<Option<D>> {
+    let key = (ct.clone(), id);
+    if let Some(doc) = docs.get(&key) {
+        return Ok(doc.clone());
+    }
+    let doc = load.await?;
+    docs.insert(key, doc.clone());
+    Ok(doc)
+}
+
 pub(super) async fn save_master_doc<C: ConnectionTrait>(c: &C, doc: &MasterDoc, now_ms: u64) -> Result<()> {
     save_master_docs(c, [doc], now_ms).await
 }

@@ -115,13 +115,7 @@ impl Batched {
         ct: &ContentType,
         id: DocumentId,
     ) -> Result<Option<MasterDoc>> {
-        let key = (ct.clone(), id);
-        if let Some(doc) = self.docs.get(&key) {
-            return Ok(doc.clone());
-        }
-        let doc = common::master_doc(c, ct, id).await?;
-        self.docs.insert(key, doc.clone());
-        Ok(doc)
+        common::cached(&mut self.docs, ct, id, common::master_doc(c, ct, id)).await
     }
 
     /// Keeps `doc` as the document's new state, saved by [`Batched::flush`].

@@ -496,13 +496,7 @@ impl Known {
         ct: &ContentType,
         id: DocumentId,
     ) -> Result<Option<ReplicaDoc>> {
-        let key = (ct.clone(), id);
-        if let Some(doc) = self.docs.get(&key) {
-            return Ok(doc.clone());
-        }
-        let doc = common::replica_doc(txn, ct, id).await?;
-        self.docs.insert(key, doc.clone());
-        Ok(doc)
+        common::cached(&mut self.docs, ct, id, common::replica_doc(txn, ct, id)).await
     }
 
     /// Keeps `doc` as the batch leaves it, to be written by [`Known::flush`].
