@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use offline_sync_config::{DatabaseClient, Settings};
-use offline_sync_engine::{Clock as _, Master, Replica, Running};
+use offline_sync_engine::{Clock as _, Master, Replica, Running, error_chain};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server};
 use offline_sync_kafka::KafkaTransport;
 use offline_sync_storage::{MasterLock, ReplicaStorage, SeaStorage, Storage};
@@ -95,7 +95,7 @@ fn resync(s: &Settings, full: bool) -> ExitCode {
         let state = db
             .request_resync(full, "asked for with `replica resync`", now)
             .await
-            .map_err(|e| chain(&e));
+            .map_err(|e| error_chain(&e));
         if let Err(e) = db.close().await {
             eprintln!("warning: closing the database: {e}");
         }
@@ -345,7 +345,7 @@ async fn master_lock(db: &SeaStorage, stop: &signal::Stop) -> Option<MasterLock>
                 standing_by = true;
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %chain(&e), "cannot take the master lock; trying again"),
+            Err(e) => tracing::warn!(error = %error_chain(&e), "cannot take the master lock; trying again"),
         }
         tokio::select! {
             () = tokio::time::sleep(MASTER_LOCK_POLL) => {}
@@ -363,7 +363,7 @@ async fn lock_lost(lock: Option<&MasterLock>) -> String {
     loop {
         tokio::time::sleep(MASTER_LOCK_POLL).await;
         if let Err(e) = lock.check().await {
-            return chain(&e);
+            return error_chain(&e);
         }
     }
 }
@@ -379,7 +379,7 @@ async fn connect(s: &Settings) -> Result<SeaStorage, String> {
             format!(
                 "cannot open the SQLite database {}: {}",
                 s.database.display,
-                chain(&e)
+                error_chain(&e)
             )
         });
     }
@@ -391,27 +391,15 @@ async fn connect(s: &Settings) -> Result<SeaStorage, String> {
                 return Ok(db);
             }
             Err(e) if e.is_retryable() => {
-                tracing::warn!(database = %s.database.display, error = %chain(&e), retry_in = ?delay, "database unreachable");
+                tracing::warn!(database = %s.database.display, error = %error_chain(&e), retry_in = ?delay, "database unreachable");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => {
-                return Err(format!("database {}: {}", s.database.display, chain(&e)));
+                return Err(format!("database {}: {}", s.database.display, error_chain(&e)));
             }
         }
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Creates the directory of a `sqlite://PATH?...` file when missing.

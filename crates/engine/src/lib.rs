@@ -24,7 +24,7 @@ pub mod snapshot;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use config::{MasterConfig, Mode, ReplicaConfig, Topics};
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use keys::{KeyAdmin, SigningConfig};
 pub use link::{LinkError, LinkState};
 pub use master::{

@@ -72,13 +72,7 @@ impl Link {
 
     /// Keeps `error` of `step` at `now_ms` as the last error.
     pub(crate) fn failed(&self, step: &'static str, error: &(dyn std::error::Error + 'static), now_ms: u64) {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let message = crate::error::error_chain(error);
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(LinkError {
             at_ms: now_ms,
             step,

@@ -17,6 +17,15 @@ fn changed_fields(current: &Fields, new: &Fields) -> Fields {
         .collect()
 }
 
+/// Refuses a create over a live document, or with fields no document may hold.
+fn check_create(exists: bool, fields: &Fields) -> Result<()> {
+    if exists {
+        return Err(Error::AlreadyExists);
+    }
+    validate_fields(fields)?;
+    check_document_size(fields)
+}
+
 /// Applies a local write on a replica. Returns the new document and the change to append to
 /// the outbox as row `seq`, or no change when the write changes nothing.
 pub fn local_write(
@@ -54,11 +63,7 @@ pub fn local_write(
     };
     match write {
         LocalWrite::Create { fields, .. } => {
-            if live.is_some() {
-                return Err(Error::AlreadyExists);
-            }
-            validate_fields(fields)?;
-            check_document_size(fields)?;
+            check_create(live.is_some(), fields)?;
             let mut doc = ReplicaDoc::empty(ct.clone(), id);
             doc.fields = fields.clone();
             doc.marks = fields
@@ -122,11 +127,7 @@ pub fn master_write(
     };
     match write {
         LocalWrite::Create { fields, .. } => {
-            if doc.is_some() {
-                return Err(Error::AlreadyExists);
-            }
-            validate_fields(fields)?;
-            check_document_size(fields)?;
+            check_create(doc.is_some(), fields)?;
             let mut doc = MasterDoc::empty(ct.clone(), id);
             doc.set_fields(fields, &stamp);
             doc.version = csn;

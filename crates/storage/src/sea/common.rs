@@ -171,6 +171,27 @@ fn to_dead_letter(r: dead_letters::Model) -> Result<DeadLetter> {
     })
 }
 
+/// One page of the rows `q` selects, newest (highest `order`) first, and how many it selects
+/// in all.
+pub(super) async fn newest_first<C: ConnectionTrait, E: EntityTrait>(
+    c: &C,
+    q: sea_orm::Select<E>,
+    order: E::Column,
+    page: Page,
+) -> Result<(Vec<E::Model>, u64)>
+where
+    E::Model: Sync,
+{
+    let total = q.clone().count(c).await?;
+    let rows = q
+        .order_by_desc(order)
+        .offset(page.offset)
+        .limit(page.limit)
+        .all(c)
+        .await?;
+    Ok((rows, total))
+}
+
 pub(super) async fn dead_letters<C: ConnectionTrait>(
     c: &C,
     status: Option<DeadLetterStatus>,
@@ -180,13 +201,7 @@ pub(super) async fn dead_letters<C: ConnectionTrait>(
     if let Some(status) = status {
         q = q.filter(dead_letters::Column::Status.eq(status.as_str()));
     }
-    let total = q.clone().count(c).await?;
-    let rows = q
-        .order_by_desc(dead_letters::Column::Id)
-        .offset(page.offset)
-        .limit(page.limit)
-        .all(c)
-        .await?;
+    let (rows, total) = newest_first(c, q, dead_letters::Column::Id, page).await?;
     let letters = rows.into_iter().map(to_dead_letter).collect::<Result<_>>()?;
     Ok((letters, total))
 }

@@ -120,13 +120,7 @@ pub(super) async fn outbox_page<C: ConnectionTrait>(
     if let Some(state) = state {
         q = q.filter(outbox::Column::State.eq(state.as_str()));
     }
-    let total = q.clone().count(c).await?;
-    let rows = q
-        .order_by_desc(outbox::Column::Seq)
-        .offset(page.offset)
-        .limit(page.limit)
-        .all(c)
-        .await?;
+    let (rows, total) = common::newest_first(c, q, outbox::Column::Seq, page).await?;
     let entries = rows.into_iter().map(|r| entry(ship, r)).collect::<Result<_>>()?;
     Ok((entries, total))
 }
