@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use offline_sync_model::{
-    Change, ContentType, Csn, DocumentId, MASTER_SIGNER, Message, ShipId, decode, unseal,
+    Change, ContentType, Csn, DocumentId, MASTER_SIGNER, Message, SealError, ShipId, Unsealed, decode,
+    unseal, verify_all,
 };
 use offline_sync_storage::{NewDeadLetter, PeerKey, Storage, Unreadable};
 use offline_sync_transport::{Batch, Fetched};
@@ -72,9 +73,19 @@ impl Inbox<'_> {
             next: from,
             ..Decoded::default()
         };
-        for f in &batch.records {
+        let sealed: Vec<Result<Unsealed<'_>, SealError>> =
+            batch.records.iter().map(|f| unseal(&f.record.value)).collect();
+        let verified = verify_all(&sealed.iter().filter_map(|s| s.as_ref().ok()).collect::<Vec<_>>());
+        let mut verified = verified.into_iter();
+        for (f, sealed) in batch.records.iter().zip(sealed) {
             out.next = f.offset + 1;
-            let opened = self.open(f, &mut out.pins).and_then(|msg| match msg {
+            let opened = sealed
+                .map_err(|e| Refusal::new(e.reason(), e.to_string()))
+                .and_then(|s| {
+                    let ok = verified.next().unwrap_or(false);
+                    self.open(f, &s, ok, &mut out.pins)
+                });
+            let opened = opened.and_then(|msg| match msg {
                 Message::Change(c) if self.last_csn.is_some_and(|last| c.base > last) => {
                     let refusal = Refusal::new(
                         "impossible_base",
@@ -143,9 +154,15 @@ impl Inbox<'_> {
         Ok(decoded)
     }
 
-    /// Verifies one record and decodes its message, or says why not.
-    fn open(&self, f: &Fetched, pins: &mut BTreeMap<String, PeerKey>) -> Result<Message, Refusal> {
-        let sealed = unseal(&f.record.value).map_err(|e| Refusal::new(e.reason(), e.to_string()))?;
+    /// Admits one record taken apart (`verified`: whether its signature is that of the key it
+    /// names) and decodes its message, or says why not.
+    fn open(
+        &self,
+        f: &Fetched,
+        sealed: &Unsealed<'_>,
+        verified: bool,
+        pins: &mut BTreeMap<String, PeerKey>,
+    ) -> Result<Message, Refusal> {
         let by = sealed.by.as_str();
         match self.reader {
             Reader::Master => {
@@ -171,7 +188,7 @@ impl Inbox<'_> {
             }
             Reader::Replica => {}
         }
-        match self.keys.admit(&sealed, pins, self.now_ms) {
+        match self.keys.admit(sealed, verified, pins, self.now_ms) {
             Ok(Admit::Known) => {}
             Ok(Admit::Pin(pin)) => {
                 pins.insert(pin.signer.clone(), pin);

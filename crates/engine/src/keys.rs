@@ -203,12 +203,14 @@ impl Keyring {
     }
 
     /// Decides whether `record`, claiming to come from `record.by`, is admitted: its key must
-    /// be the one pinned for its sender and its signature must verify. `fresh` holds the keys
-    /// pinned earlier in the same batch, not yet remembered. `pending` receives the key of a
-    /// sender an admin must approve first.
+    /// be the one pinned for its sender and its signature must verify (`verified`: whether it
+    /// is the signature of the key the record names, see [`offline_sync_model::verify_all`]).
+    /// `fresh` holds the keys pinned earlier in the same batch, not yet remembered. `pending`
+    /// receives the key of a sender an admin must approve first.
     pub(crate) fn admit(
         &self,
         record: &Unsealed<'_>,
+        verified: bool,
         fresh: &BTreeMap<String, PeerKey>,
         now_ms: u64,
     ) -> std::result::Result<Admit, (Refusal, Option<Box<PeerKey>>)> {
@@ -227,11 +229,9 @@ impl Keyring {
                 "unknown_sender",
                 format!("{by} is waiting for an admin to approve its key"),
             ),
-            Some(_) if record.verify_with(&record.key) => Ok(Admit::Known),
+            Some(_) if verified => Ok(Admit::Known),
             Some(_) => refuse("bad_signature", format!("the signature of {by} does not verify")),
-            None if !record.verify_with(&record.key) => {
-                refuse("bad_signature", format!("the signature of {by} does not verify"))
-            }
+            None if !verified => refuse("bad_signature", format!("the signature of {by} does not verify")),
             None => {
                 let mut pin = PeerKey {
                     signer: by.to_owned(),
@@ -399,7 +399,8 @@ mod tests {
     }
 
     fn admit(k: &Keyring, record: &[u8]) -> std::result::Result<Admit, (Refusal, Option<Box<PeerKey>>)> {
-        k.admit(&offline_sync_model::unseal(record).unwrap(), &BTreeMap::new(), 5)
+        let r = offline_sync_model::unseal(record).unwrap();
+        k.admit(&r, r.verify_with(&r.key), &BTreeMap::new(), 5)
     }
 
     #[test]

@@ -37,5 +37,5 @@ pub use resolve::resolve;
 pub use retry::RetrySchedule;
 pub use sensitive::{DEFAULT_SENSITIVE_FIELDS, Sensitive};
 pub use signed::{
-    KeyError, MASTER_SIGNER, PublicKey, SIGNED_VERSION, SealError, SigningKey, Unsealed, unseal,
+    KeyError, MASTER_SIGNER, PublicKey, SIGNED_VERSION, SealError, SigningKey, Unsealed, unseal, verify_all,
 };

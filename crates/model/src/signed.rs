@@ -14,6 +14,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use ed25519_dalek::Signer as _;
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -66,12 +68,39 @@ impl PublicKey {
 
     /// Checks that `sig` is this key's signature of `msg` sent by `by`.
     pub fn verify(&self, by: &str, msg: &[u8], sig: &[u8; 64]) -> bool {
-        let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&self.0) else {
+        let Some(key) = verifying_key(&self.0) else {
             return false;
         };
         let sig = ed25519_dalek::Signature::from_bytes(sig);
         key.verify_strict(&signed_bytes(by, msg), &sig).is_ok()
     }
+}
+
+/// Keys decompressed so far: a curve point is taken out of its 32 bytes once, not once per
+/// record (a node verifies records of a handful of senders). Bounded: emptied when full.
+static VERIFYING_KEYS: std::sync::Mutex<BTreeMap<[u8; 32], Option<ed25519_dalek::VerifyingKey>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// How many keys [`VERIFYING_KEYS`] holds before it starts again.
+const VERIFYING_KEYS_KEPT: usize = 1024;
+
+/// The curve point of a public key; `None` for bytes that are no point, or a weak key (one of
+/// small order, which `verify_strict` refuses and no honest node has).
+fn verifying_key(bytes: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+    let mut keys = VERIFYING_KEYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(key) = keys.get(bytes) {
+        return *key;
+    }
+    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+        .ok()
+        .filter(|k| !k.is_weak());
+    if keys.len() >= VERIFYING_KEYS_KEPT {
+        keys.clear();
+    }
+    keys.insert(*bytes, key);
+    key
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -240,6 +269,48 @@ impl Unsealed<'_> {
     }
 }
 
+/// Fewest records [`verify_all`] checks in one batch equation; fewer are checked one by one.
+const BATCH_FROM: usize = 4;
+
+/// Whether each record's signature is that of the key it names (`verify_with(&r.key)` for
+/// each), for a batch of records at about a third of the cost: Ed25519 batch verification
+/// checks one random linear combination of the signatures' equations, which holds for all
+/// only if each holds (a forged signature passes with probability 2⁻¹²⁸). When it does not
+/// hold, each record is checked alone, so one bad record refuses only itself.
+///
+/// Unlike one by one, a batch does not refuse a signature whose R is a point of small order.
+/// Making such a signature that verifies needs the signer's secret key, so it forges nothing;
+/// it only lets a sender sign one message two ways, and a record is never told apart by its
+/// signature here.
+pub fn verify_all(records: &[&Unsealed<'_>]) -> Vec<bool> {
+    let keys: Vec<Option<ed25519_dalek::VerifyingKey>> =
+        records.iter().map(|r| verifying_key(r.key.as_bytes())).collect();
+    let candidates: Vec<usize> = (0..records.len()).filter(|&i| keys[i].is_some()).collect();
+    let mut out = vec![false; records.len()];
+    if candidates.len() >= BATCH_FROM {
+        let messages: Vec<Vec<u8>> = candidates
+            .iter()
+            .map(|&i| signed_bytes(&records[i].by, records[i].msg))
+            .collect();
+        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let signatures: Vec<ed25519_dalek::Signature> = candidates
+            .iter()
+            .map(|&i| ed25519_dalek::Signature::from_bytes(&records[i].sig))
+            .collect();
+        let points: Vec<ed25519_dalek::VerifyingKey> = candidates.iter().filter_map(|&i| keys[i]).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &points).is_ok() {
+            for i in candidates {
+                out[i] = true;
+            }
+            return out;
+        }
+    }
+    for i in candidates {
+        out[i] = records[i].verify_with(&records[i].key);
+    }
+    out
+}
+
 #[derive(Deserialize)]
 struct Outer<'a> {
     v: Option<u64>,
@@ -337,6 +408,74 @@ mod tests {
         // Whitespace inside the message is part of what was signed, too.
         let spaced = sealed.replace("{\"v\":1,", "{ \"v\":1,");
         assert!(!unseal(spaced.as_bytes()).unwrap().verify_with(&key(1).public()));
+    }
+
+    #[test]
+    fn a_batch_refuses_exactly_its_forged_records() {
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!(r#"{{"v":1,"kind":"ack","seq":{i}}}"#).into_bytes())
+            .collect();
+        let mut sealed: Vec<Vec<u8>> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| key(1 + (i % 3) as u8).seal(&format!("s{}", i % 3), m))
+            .collect();
+        let all = |sealed: &[Vec<u8>]| {
+            let opened: Vec<Unsealed<'_>> = sealed.iter().map(|s| unseal(s).unwrap()).collect();
+            verify_all(&opened.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(all(&sealed), vec![true; 40]);
+        assert_eq!(all(&sealed[..2]), vec![true; 2], "a few are checked one by one");
+
+        // Another sender's name over a good signature, a changed message, a signature made by
+        // another key than the one named.
+        sealed[3] = String::from_utf8(sealed[3].clone())
+            .unwrap()
+            .replace("\"by\":\"s0\"", "\"by\":\"s1\"")
+            .into_bytes();
+        sealed[17] = String::from_utf8(sealed[17].clone())
+            .unwrap()
+            .replace("\"seq\":17", "\"seq\":71")
+            .into_bytes();
+        let forged = key(9).seal("s2", &msgs[29]);
+        let other = unseal(&forged).unwrap();
+        let named = key(3).public().to_base64();
+        sealed[29] = format!(
+            r#"{{"v":2,"by":"s2","key":"{named}","sig":"{}","msg":{}}}"#,
+            STANDARD.encode(other.sig),
+            String::from_utf8(msgs[29].clone()).unwrap()
+        )
+        .into_bytes();
+        let verdicts = all(&sealed);
+        let refused: Vec<usize> = (0..40).filter(|&i| !verdicts[i]).collect();
+        assert_eq!(refused, vec![3, 17, 29]);
+        let opened: Vec<Unsealed<'_>> = sealed.iter().map(|s| unseal(s).unwrap()).collect();
+        for (r, ok) in opened.iter().zip(&verdicts) {
+            assert_eq!(r.verify_with(&r.key), *ok, "a batch agrees with one by one");
+        }
+    }
+
+    #[test]
+    fn a_key_that_is_no_point_or_weak_verifies_nothing() {
+        let msg = br#"{"v":1,"kind":"ack"}"#;
+        let good_record = key(1).seal("s1", msg);
+        let good = unseal(&good_record).unwrap();
+        let sig = STANDARD.encode(good.sig);
+        let identity = {
+            let mut b = [0u8; 32];
+            b[0] = 1;
+            STANDARD.encode(b)
+        };
+        for bad_key in [STANDARD.encode([2u8; 32]), identity] {
+            let record = format!(
+                r#"{{"v":2,"by":"s1","key":"{bad_key}","sig":"{sig}","msg":{}}}"#,
+                String::from_utf8_lossy(msg)
+            );
+            let r = unseal(record.as_bytes()).unwrap();
+            assert!(!r.verify_with(&r.key));
+            let batch: Vec<&Unsealed<'_>> = std::iter::repeat_n(&r, 5).chain([&good]).collect();
+            assert_eq!(verify_all(&batch), vec![false, false, false, false, false, true]);
+        }
     }
 
     #[test]
