@@ -174,6 +174,11 @@ pub async fn open_conflicts(master: &Master) -> Vec<Conflict> {
         .unwrap()
 }
 
+/// Every conflict the master holds, open or resolved.
+pub async fn all_conflicts(master: &Master) -> Vec<Conflict> {
+    master.conflicts(None, Page::all()).await.unwrap()
+}
+
 pub fn replica_config(i: usize) -> ReplicaConfig {
     let mut cfg = ReplicaConfig::new(ShipId::new(format!("ship-{i}")).unwrap());
     cfg.poll_wait = Duration::ZERO;

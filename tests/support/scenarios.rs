@@ -8,7 +8,7 @@ use offline_sync::storage::Page;
 use offline_sync::transport::FetchLimit;
 use serde_json::json;
 
-use super::{Fleet, Setup, create_doc, ct, edit, fields, read, remove};
+use super::{Fleet, Setup, all_conflicts, create_doc, ct, edit, fields, read, remove};
 
 pub async fn create_on_a_ship_reaches_the_master_and_the_other_ships(db: Setup) {
     let f = Fleet::new(3, db, "create").await;
@@ -60,12 +60,10 @@ pub async fn different_field_edits_merge_without_conflict(db: Setup) {
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
-    assert!(
-        f.master
-            .conflicts(None, Page::default())
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        all_conflicts(&f.master).await,
+        vec![],
+        "no conflict, open or resolved"
     );
     let want = fields(json!({"title": "ship title", "body": "master body", "tags": ["x"]}));
     assert_eq!(read(&f.master, doc.id).await.unwrap().fields, want);
@@ -96,7 +94,7 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
         // Replaying the ship's changes does not make a second conflict either.
         f.ships[0].resend_unacked(1).await.unwrap();
         f.sync().await;
-        let all = f.master.conflicts(None, Page::default()).await.unwrap();
+        let all = all_conflicts(&f.master).await;
         assert_eq!(all.len(), 1, "exactly one conflict: {all:?}");
         let c = &all[0];
         assert_eq!(c.draft.kind, ConflictKind::UpdateUpdate);
@@ -298,12 +296,10 @@ pub async fn duplicated_and_replayed_messages_change_nothing(db: Setup) {
         csn,
         "nothing applied twice"
     );
-    assert!(
-        f.master
-            .conflicts(None, Page::default())
-            .await
-            .unwrap()
-            .is_empty()
+    assert_eq!(
+        all_conflicts(&f.master).await,
+        vec![],
+        "no conflict, open or resolved"
     );
     f.assert_converged().await;
 }

@@ -24,6 +24,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts the loops `tasks` spawns, each given the stop signal.
+    fn spawn(tasks: impl FnOnce(&watch::Receiver<bool>) -> Vec<JoinHandle<()>>) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let tasks = tasks(&rx);
+        Running { stop, tasks }
+    }
+
     /// Asks every loop to stop after its current step and waits for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -164,25 +171,26 @@ async fn pull_loop<F, Fut>(
 impl Replica {
     /// Starts the pusher, puller and heartbeat loops on the current tokio runtime.
     pub fn start(&self) -> Running {
-        let (stop, rx) = watch::channel(false);
-        let r = self.clone();
-        let pulls = rx.clone();
-        let puller = async move {
-            let retry = r.config().retry;
-            let backoff = |e: &Error, attempt| match e {
-                Error::ResyncRequired { .. } | Error::CsnGap { .. } => retry.max,
-                Error::Snapshot { retryable: false, .. } => retry.max,
-                _ => retry.delay(attempt, jitter()),
-            };
-            pull_loop(&r, pulls, r.config().poll_wait, || r.pull_once(), backoff).await;
-        };
-        let tasks = vec![
-            tokio::spawn(push_loop(self.clone(), rx.clone())),
-            tokio::spawn(puller),
-            tokio::spawn(heartbeat_loop(self.clone(), rx)),
-        ];
-        Running { stop, tasks }
+        Running::spawn(|stop| {
+            vec![
+                tokio::spawn(push_loop(self.clone(), stop.clone())),
+                tokio::spawn(replica_pull_loop(self.clone(), stop.clone())),
+                tokio::spawn(heartbeat_loop(self.clone(), stop.clone())),
+            ]
+        })
     }
+}
+
+/// Pulls `master-updates`. A resync that must be asked for, a missing commit and a snapshot
+/// that cannot come wait the longest pause: retrying sooner changes nothing.
+async fn replica_pull_loop(r: Replica, stop: watch::Receiver<bool>) {
+    let retry = r.config().retry;
+    let backoff = |e: &Error, attempt| match e {
+        Error::ResyncRequired { .. } | Error::CsnGap { .. } => retry.max,
+        Error::Snapshot { retryable: false, .. } => retry.max,
+        _ => retry.delay(attempt, jitter()),
+    };
+    pull_loop(&r, stop, r.config().poll_wait, || r.pull_once(), backoff).await;
 }
 
 async fn push_loop(r: Replica, mut stop: watch::Receiver<bool>) {
@@ -256,17 +264,20 @@ async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
 impl Master {
     /// Starts the puller and publisher loops on the current tokio runtime.
     pub fn start(&self) -> Running {
-        let (stop, rx) = watch::channel(false);
-        let m = self.clone();
-        let pulls = rx.clone();
-        let puller = async move {
-            let retry = m.config().retry;
-            let backoff = |_: &Error, attempt| retry.delay(attempt, jitter());
-            pull_loop(&m, pulls, m.config().poll_wait, || m.apply_once(), backoff).await;
-        };
-        let tasks = vec![tokio::spawn(puller), tokio::spawn(publish_loop(self.clone(), rx))];
-        Running { stop, tasks }
+        Running::spawn(|stop| {
+            vec![
+                tokio::spawn(master_pull_loop(self.clone(), stop.clone())),
+                tokio::spawn(publish_loop(self.clone(), stop.clone())),
+            ]
+        })
     }
+}
+
+/// Pulls `ship-updates`; the publisher loop publishes what each batch committed.
+async fn master_pull_loop(m: Master, stop: watch::Receiver<bool>) {
+    let retry = m.config().retry;
+    let backoff = |_: &Error, attempt| retry.delay(attempt, jitter());
+    pull_loop(&m, stop, m.config().poll_wait, || m.apply_once(), backoff).await;
 }
 
 async fn publish_loop(m: Master, mut stop: watch::Receiver<bool>) {

@@ -11,6 +11,11 @@ use crate::{ConflictFilter, Error, MasterBatch, Page, Published, Storage};
 
 use super::*;
 
+/// `batch` applied under the default policies at `now_ms`.
+async fn apply(s: &dyn Storage, batch: &MasterBatch, now_ms: u64) -> crate::MasterApplied {
+    s.master_apply(batch, &Policies::default(), now_ms).await.unwrap()
+}
+
 pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
     let id = DocumentId::new_v7();
     let batch = MasterBatch {
@@ -31,7 +36,7 @@ pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
         offsets: vec![offset(2)],
         ..MasterBatch::default()
     };
-    let out = s.master_apply(&batch, &Policies::default(), 1_000).await.unwrap();
+    let out = apply(s, &batch, 1_000).await;
     assert_eq!((out.committed, out.duplicates, out.conflicts), (2, 0, 0));
     let doc = s.master_doc(&ct(), id).await.unwrap().unwrap();
     assert_eq!(doc.fields, fields(json!({"title": "t2", "body": "b"})));
@@ -55,7 +60,7 @@ pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
         offline_after_ms: Some(5_000),
         ..batch
     };
-    let out = s.master_apply(&batch, &Policies::default(), 2_000).await.unwrap();
+    let out = apply(s, &batch, 2_000).await;
     assert_eq!((out.committed, out.duplicates), (0, 2));
     assert_eq!(s.ships().await.unwrap()[0].online_since_ms, Some(1_000));
     let back = MasterBatch {
@@ -66,7 +71,7 @@ pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
         offline_after_ms: Some(5_000),
         ..MasterBatch::default()
     };
-    s.master_apply(&back, &Policies::default(), 7_000).await.unwrap();
+    apply(s, &back, 7_000).await;
     let record = s.ships().await.unwrap().remove(0);
     assert_eq!((record.online_since_ms, record.resync), (Some(7_000), None));
     assert_eq!(s.master_doc(&ct(), id).await.unwrap().unwrap().version, 2);
@@ -81,13 +86,7 @@ pub async fn master_applies_a_batch_exactly_once(s: &dyn Storage) {
         changes: vec![change(5, id, Op::Delete, json!({}), 2)],
         ..MasterBatch::default()
     };
-    assert_eq!(
-        s.master_apply(&gap, &Policies::default(), 3_000)
-            .await
-            .unwrap()
-            .gaps,
-        1
-    );
+    assert_eq!(apply(s, &gap, 3_000).await.gaps, 1);
     assert!(
         matches!(&published(s).await[0], Message::Ack(a) if a.outcome == AckOutcome::Gap { expected: 3 })
     );
@@ -129,7 +128,7 @@ pub async fn a_large_batch_sees_its_own_changes_in_order(s: &dyn Storage) {
             batch.changes.push(c);
         }
     }
-    let out = s.master_apply(&batch, &Policies::default(), 1_000).await.unwrap();
+    let out = apply(s, &batch, 1_000).await;
     assert_eq!(
         (out.committed, out.rejected, out.duplicates, out.gaps),
         (CHANGES - 1, 1, 0, 0)
@@ -192,20 +191,14 @@ pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) 
         changes: vec![change(1, id, Op::Update, json!({"title": "s1", "body": "b2"}), 1)],
         ..Default::default()
     };
-    let out = s.master_apply(&first, &Policies::default(), 3).await.unwrap();
+    let out = apply(s, &first, 3).await;
     assert_eq!(out.conflicts, 1);
     let second = MasterBatch {
         changes: vec![change(2, id, Op::Update, json!({"title": "s2"}), 3)],
         ..Default::default()
     };
-    s.master_apply(&second, &Policies::default(), 4).await.unwrap();
-    let open = s
-        .conflicts(
-            &ConflictFilter::status(Some(ConflictStatus::Open)),
-            Page::default(),
-        )
-        .await
-        .unwrap();
+    apply(s, &second, 4).await;
+    let open = open_conflicts(s).await;
     assert_eq!(
         open.len(),
         1,
@@ -249,15 +242,7 @@ pub async fn overlapping_edits_make_one_conflict_that_resolves(s: &dyn Storage) 
     let stored = s.conflict(c.id).await.unwrap().unwrap();
     assert_eq!(stored.resolution, Some(Strategy::KeepShip));
     assert_eq!(stored.resolved_csn, Some(commit.csn));
-    assert!(
-        s.conflicts(
-            &ConflictFilter::status(Some(ConflictStatus::Open)),
-            Page::default()
-        )
-        .await
-        .unwrap()
-        .is_empty()
-    );
+    assert!(open_conflicts(s).await.is_empty());
     assert!(matches!(
         s.resolve_conflict(999, &Strategy::KeepShip, Hlc::default(), 6)
             .await,
@@ -287,6 +272,16 @@ pub async fn master_local_writes_are_broadcast_in_commit_order(s: &dyn Storage) 
     assert!(
         matches!(decode(&rest[0].payload).unwrap(), Message::Commit(c) if c.op == CommitOp::Delete && c.csn == 2)
     );
+}
+
+/// The open conflicts, newest first.
+async fn open_conflicts(s: &dyn Storage) -> Vec<offline_sync_model::Conflict> {
+    s.conflicts(
+        &ConflictFilter::status(Some(ConflictStatus::Open)),
+        Page::default(),
+    )
+    .await
+    .unwrap()
 }
 
 /// How many conflicts there are in all, open and resolved.
@@ -321,22 +316,10 @@ pub async fn conflicts_are_counted_by_status(s: &dyn Storage) {
         changes: vec![kept, change(2, ids[1], Op::Update, json!({"title": "s1"}), base)],
         ..Default::default()
     };
-    assert_eq!(
-        s.master_apply(&batch, &Policies::default(), 3)
-            .await
-            .unwrap()
-            .conflicts,
-        2
-    );
+    assert_eq!(apply(s, &batch, 3).await.conflicts, 2);
     assert_eq!(conflict_counts(s).await, [2, 2, 0]);
 
-    let open = s
-        .conflicts(
-            &ConflictFilter::status(Some(ConflictStatus::Open)),
-            Page::default(),
-        )
-        .await
-        .unwrap();
+    let open = open_conflicts(s).await;
     let bases: Vec<_> = open
         .iter()
         .map(|c| (c.document_id, c.draft.base_of("title")))
