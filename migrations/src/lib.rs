@@ -13,6 +13,10 @@ pub(crate) enum Step {
     Column(&'static str, ColumnDef),
     /// Changes rows already there.
     Rows(UpdateStatement),
+    /// Drops index `.0` of table `.1`.
+    DropIndex(&'static str, &'static str),
+    /// A statement both databases read alike, for what the steps above cannot say.
+    Sql(&'static str),
 }
 
 /// Runs `steps` in order.
@@ -26,6 +30,14 @@ async fn run(manager: &SchemaManager<'_>, steps: Vec<Step>) -> Result<(), DbErr>
                 manager.alter_table(alter).await?;
             }
             Step::Rows(u) => manager.exec_stmt(u).await?,
+            Step::DropIndex(name, table) => {
+                manager
+                    .drop_index(Index::drop().name(name).table(table).if_exists().to_owned())
+                    .await?
+            }
+            Step::Sql(sql) => {
+                manager.get_connection().execute_unprepared(sql).await?;
+            }
         }
     }
     Ok(())
@@ -94,6 +106,7 @@ mod m20261202_000003_ship_refusals;
 mod m20261203_000001_resync;
 mod m20261204_000001_outbox_resent;
 mod m20261206_000001_ships_session;
+mod m20261207_000001_publish_position;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -112,6 +125,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_resync::Migration),
             Box::new(m20261204_000001_outbox_resent::Migration),
             Box::new(m20261206_000001_ships_session::Migration),
+            Box::new(m20261207_000001_publish_position::Migration),
         ]
     }
 }
@@ -140,6 +154,7 @@ mod tests {
                 "m20261203_000001_resync",
                 "m20261204_000001_outbox_resent",
                 "m20261206_000001_ships_session",
+                "m20261207_000001_publish_position",
             ]
         );
     }

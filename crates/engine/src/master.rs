@@ -674,7 +674,7 @@ impl Master {
 
     /// Committed messages not yet published on `master-updates`, counted up to 10,000.
     pub async fn unpublished_count(&self) -> Result<u64> {
-        Ok(self.storage.unpublished(10_000).await?.len() as u64)
+        Ok(self.storage.unpublished_count(10_000).await?)
     }
 
     /// A page of the master's state for a replica's resync: the documents and tombstones

@@ -115,7 +115,6 @@ pub(crate) mod broadcasts {
         pub id: i64,
         pub csn: Option<i64>,
         pub payload: String,
-        pub published: bool,
         pub created_at_ms: i64,
     }
 

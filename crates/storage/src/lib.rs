@@ -350,7 +350,12 @@ pub trait MasterStorage: Send + Sync + std::fmt::Debug {
     /// errors.
     async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>>;
 
-    /// Marks broadcast rows with id ≤ `up_to` as published, and keeps `last` (the last commit
+    /// How many broadcast rows wait to be published, counting at most `limit`. Read-only; no
+    /// other errors.
+    async fn unpublished_count(&self, limit: u64) -> Result<u64>;
+
+    /// Marks broadcast rows with id ≤ `up_to` as published (a position that only moves
+    /// forward: a smaller `up_to` changes nothing), and keeps `last` (the last commit
     /// published and the offset after the last record published) as the point a resync
     /// continues from, unless a later point is kept already (a later commit, or the same commit
     /// with a later offset). One transaction. No other errors. Safe to repeat.

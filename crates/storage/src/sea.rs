@@ -432,6 +432,10 @@ impl MasterStorage for SeaStorage {
         master::unpublished(&self.db, limit).await
     }
 
+    async fn unpublished_count(&self, limit: u64) -> Result<u64> {
+        master::unpublished_count(&self.db, limit).await
+    }
+
     async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
         let txn = self.db.begin().await?;
         let out = master::mark_published(&txn, up_to, last).await;

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use offline_sync_model::{ContentType, DocumentId, Hlc, LocalWrite, ShipId};
-use offline_sync_storage::{CommonStorage, Error, ReplicaStorage, SeaStorage, Storage};
+use offline_sync_storage::{CommonStorage, Error, MasterStorage, ReplicaStorage, SeaStorage, Storage};
 use serde_json::json;
 
 async fn postgres(label: &'static str) -> SeaStorage {
@@ -76,6 +76,49 @@ async fn migrations_are_idempotent_on_a_sqlite_file() {
         json!(1)
     );
     assert_eq!(again.backend(), "sqlite");
+}
+
+/// A master database from before broadcasts were published by position: each row's
+/// `published` flag said whether it was. After the migration, publishing goes on from the
+/// first row that was not, and nothing waiting is passed over.
+async fn a_database_published_by_flags_keeps_its_place(url: &str) {
+    use offline_sync_migrations::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let before_position = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(&db, Some(before_position)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO broadcasts (csn, payload, published, created_at_ms) VALUES \
+         (1, 'a', TRUE, 1), (2, 'b', TRUE, 1), (3, 'c', FALSE, 1), (4, 'd', TRUE, 1), (5, 'e', FALSE, 1)",
+    )
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    let s = SeaStorage::connect(url).await.unwrap();
+    let waiting: Vec<Vec<u8>> = s
+        .unpublished(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.payload)
+        .collect();
+    assert_eq!(waiting, [b"c".to_vec(), b"d".to_vec(), b"e".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_sqlite_database_published_by_flags_keeps_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    a_database_published_by_flags_keeps_its_place(&SeaStorage::sqlite_url(&dir.path().join("node.db"))).await;
+}
+
+#[tokio::test]
+async fn a_postgres_database_published_by_flags_keeps_its_place() {
+    let url = offline_sync_storage::testing::fresh_postgres("published_by_flags")
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 is required");
+    a_database_published_by_flags_keeps_its_place(&url).await;
 }
 
 #[tokio::test]

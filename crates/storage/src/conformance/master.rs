@@ -502,3 +502,47 @@ pub async fn conditional_writes_check_the_version_they_were_made_against(s: &dyn
         .await
         .unwrap();
 }
+
+pub async fn broadcasts_are_published_by_a_position_that_only_moves_forward(s: &dyn Storage) {
+    for n in 0..3 {
+        s.master_write(
+            &create(DocumentId::new_v7(), json!({ "n": n })),
+            Hlc::default(),
+            1,
+        )
+        .await
+        .unwrap();
+    }
+    let rows = s.unpublished(10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(s.unpublished_count(10).await.unwrap(), 3);
+    assert_eq!(
+        s.unpublished_count(2).await.unwrap(),
+        2,
+        "counted up to the limit"
+    );
+
+    s.mark_published(rows[1].id, None).await.unwrap();
+    s.mark_published(rows[0].id, None).await.unwrap();
+    let rest = s.unpublished(10).await.unwrap();
+    assert_eq!(rest.len(), 1, "marking an earlier row again moves nothing back");
+    assert_eq!(rest[0].id, rows[2].id);
+    assert_eq!(s.unpublished_count(10).await.unwrap(), 1);
+
+    s.mark_published(rows[2].id, None).await.unwrap();
+    assert_eq!(
+        s.prune(2).await.unwrap(),
+        3,
+        "every published broadcast is pruned"
+    );
+    s.master_write(&create(DocumentId::new_v7(), json!({})), Hlc::default(), 3)
+        .await
+        .unwrap();
+    let next = s.unpublished(10).await.unwrap();
+    assert_eq!(
+        next.len(),
+        1,
+        "a broadcast written after the table was emptied is not passed over"
+    );
+    assert!(next[0].id > rows[2].id, "ids are never handed out again");
+}

@@ -152,6 +152,7 @@ macro_rules! storage_conformance {
             master::conflicts_are_counted_by_status,
             master::the_master_serves_its_state_in_pages_from_a_published_point,
             master::conditional_writes_check_the_version_they_were_made_against,
+            master::broadcasts_are_published_by_a_position_that_only_moves_forward,
             logs::retention_prunes_only_answered_rows,
             logs::dead_letters_list_by_status_with_totals,
             logs::settling_a_dead_letter_happens_once,

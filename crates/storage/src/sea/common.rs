@@ -68,7 +68,9 @@ pub(super) async fn counter<C: ConnectionTrait>(c: &C, name: &str) -> Result<u64
 /// (`SELECT … FOR UPDATE`). Every master transaction that commits takes the CSN counter this
 /// way first, so writers in two processes on one database are serialised by the database:
 /// no CSN is given twice and no document update is lost, whatever the process-level fence
-/// does. SQLite has one writer at a time anyway.
+/// does. SQLite has one writer at a time anyway. Every transaction that inserts broadcasts
+/// takes it before its first insert, so broadcast ids become visible in id order: the master
+/// publishes by position on that ground (`master::published_up_to`).
 pub(super) async fn lock_counter<C: ConnectionTrait>(c: &C, name: &str) -> Result<u64> {
     if c.get_database_backend() != sea_orm::DbBackend::Postgres {
         return counter(c, name).await;
@@ -739,7 +741,7 @@ pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u
         .exec(c)
         .await?;
     let broadcasts = broadcasts::Entity::delete_many()
-        .filter(broadcasts::Column::Published.eq(true))
+        .filter(broadcasts::Column::Id.lte(to_i64(super::master::published_up_to(c).await?)))
         .filter(broadcasts::Column::CreatedAtMs.lt(before))
         .exec(c)
         .await?;

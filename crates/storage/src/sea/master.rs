@@ -35,7 +35,6 @@ fn broadcast_row(msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<broadca
         id: NotSet,
         csn: Set(csn.map(to_i64)),
         payload: Set(payload),
-        published: Set(false),
         created_at_ms: Set(to_i64(now_ms)),
     })
 }
@@ -898,9 +897,25 @@ pub(super) async fn commit_times<C: ConnectionTrait>(c: &C, csns: &[Csn]) -> Res
         .collect())
 }
 
+/// How far broadcasts were published: every row with an id at or below it was, none above.
+///
+/// A position, not a flag per row, so publishing writes one counter row instead of every
+/// broadcast a second time. It relies on broadcast ids becoming visible in id order: every
+/// transaction that inserts broadcasts first locks the CSN counter row
+/// ([`common::lock_counter`]) and holds it to its end, and ids are never handed out again
+/// (a PostgreSQL sequence; SQLite `AUTOINCREMENT`), so no row can commit below a row already
+/// visible and be passed over.
+const PUBLISHED_UP_TO: &str = "broadcasts_published";
+
+/// The id of the last broadcast published (0 when none was).
+pub(super) async fn published_up_to<C: ConnectionTrait>(c: &C) -> Result<u64> {
+    common::counter(c, PUBLISHED_UP_TO).await
+}
+
 pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
+    let after = published_up_to(c).await?;
     let rows = broadcasts::Entity::find()
-        .filter(broadcasts::Column::Published.eq(false))
+        .filter(broadcasts::Column::Id.gt(to_i64(after)))
         .order_by_asc(broadcasts::Column::Id)
         .limit(limit as u64)
         .all(c)
@@ -915,17 +930,28 @@ pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Resu
         .collect())
 }
 
+/// How many broadcasts wait to be published, counting at most `limit`.
+pub(super) async fn unpublished_count<C: ConnectionTrait>(c: &C, limit: u64) -> Result<u64> {
+    let after = published_up_to(c).await?;
+    let waiting = broadcasts::Entity::find()
+        .select_only()
+        .column(broadcasts::Column::Id)
+        .filter(broadcasts::Column::Id.gt(to_i64(after)))
+        .limit(limit)
+        .into_tuple::<i64>()
+        .all(c)
+        .await?;
+    Ok(waiting.len() as u64)
+}
+
 pub(super) async fn mark_published<C: ConnectionTrait>(
     c: &C,
     up_to: u64,
     last: Option<Published>,
 ) -> Result<()> {
-    broadcasts::Entity::update_many()
-        .col_expr(broadcasts::Column::Published, Expr::value(true))
-        .filter(broadcasts::Column::Published.eq(false))
-        .filter(broadcasts::Column::Id.lte(to_i64(up_to)))
-        .exec(c)
-        .await?;
+    if up_to > published_up_to(c).await? {
+        common::set_counter(c, PUBLISHED_UP_TO, up_to).await?;
+    }
     let stored = (
         common::counter(c, PUBLISHED_CSN).await?,
         common::counter(c, PUBLISHED_NEXT_OFFSET).await?,

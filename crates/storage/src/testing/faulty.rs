@@ -363,6 +363,10 @@ impl MasterStorage for FaultyStorage {
         self.inner.unpublished(limit).await
     }
 
+    async fn unpublished_count(&self, limit: u64) -> Result<u64> {
+        self.inner.unpublished_count(limit).await
+    }
+
     async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
         self.write(self.inner.mark_published(up_to, last)).await
     }
