@@ -17,6 +17,8 @@ pub(crate) enum Step {
     DropIndex(&'static str, &'static str),
     /// A statement both databases read alike, for what the steps above cannot say.
     Sql(&'static str),
+    /// A statement for PostgreSQL alone (a storage parameter SQLite has no notion of).
+    Postgres(&'static str),
 }
 
 /// Runs `steps` in order.
@@ -37,6 +39,11 @@ async fn run(manager: &SchemaManager<'_>, steps: Vec<Step>) -> Result<(), DbErr>
             }
             Step::Sql(sql) => {
                 manager.get_connection().execute_unprepared(sql).await?;
+            }
+            Step::Postgres(sql) => {
+                if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+                    manager.get_connection().execute_unprepared(sql).await?;
+                }
             }
         }
     }
@@ -107,6 +114,7 @@ mod m20261203_000001_resync;
 mod m20261204_000001_outbox_resent;
 mod m20261206_000001_ships_session;
 mod m20261207_000001_publish_position;
+mod m20261207_000002_documents_in_place;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -126,6 +134,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_outbox_resent::Migration),
             Box::new(m20261206_000001_ships_session::Migration),
             Box::new(m20261207_000001_publish_position::Migration),
+            Box::new(m20261207_000002_documents_in_place::Migration),
         ]
     }
 }
@@ -155,6 +164,7 @@ mod tests {
                 "m20261204_000001_outbox_resent",
                 "m20261206_000001_ships_session",
                 "m20261207_000001_publish_position",
+                "m20261207_000002_documents_in_place",
             ]
         );
     }

@@ -198,6 +198,7 @@ impl Master {
     /// of this one go out. Answers the batch's resync requests.
     pub(crate) async fn apply_once(&self) -> Result<usize> {
         let _p = self.puller.lock().await;
+        let began = std::time::Instant::now();
         self.ensure_topics().await?;
         let topic = self.inner.cfg.topics.ship_updates.clone();
         let r = self.transport.partitions(&topic).await;
@@ -305,6 +306,8 @@ impl Master {
             read,
             committed = applied.committed,
             duplicates = applied.duplicates,
+            read_ms = started.duration_since(began).as_millis(),
+            apply_ms = started.elapsed().as_millis(),
             "ship batch applied"
         );
         self.answer_all(requests).await;
@@ -407,6 +410,7 @@ impl Master {
     /// order; returns how many. Marked published only once the broker accepted them.
     pub async fn publish_once(&self) -> Result<usize> {
         let _p = self.inner.publisher.lock().await;
+        let began = std::time::Instant::now();
         self.ensure_topics().await?;
         let rows = self.storage.unpublished(self.inner.cfg.batch_size).await?;
         let rows = crate::config::fit_batch(rows.into_iter().map(|r| ((r.id, r.csn), r.payload)).collect());
@@ -447,6 +451,11 @@ impl Master {
             next_offset: first + i64::try_from(n).unwrap_or(i64::MAX),
         };
         self.storage.mark_published(ids[n - 1].0, Some(last)).await?;
+        tracing::debug!(
+            count = n,
+            took_ms = began.elapsed().as_millis(),
+            "commits published"
+        );
         Ok(n)
     }
 

@@ -86,7 +86,10 @@ async fn a_database_published_by_flags_keeps_its_place(url: &str) {
     use sea_orm::ConnectionTrait;
 
     let db = sea_orm::Database::connect(url).await.unwrap();
-    let before_position = Migrator::migrations().len() as u32 - 1;
+    let before_position = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261207_000001_publish_position")
+        .unwrap() as u32;
     Migrator::up(&db, Some(before_position)).await.unwrap();
     db.execute_unprepared(
         "INSERT INTO broadcasts (csn, payload, published, created_at_ms) VALUES \
