@@ -4,6 +4,12 @@
 //! starts just below the first row not yet published (or at the last row, when every row was),
 //! so nothing waiting is passed over; rows published out of order before, if any, are
 //! published once more, which receivers drop as repeats.
+//!
+//! The column stays (written `false`, never read): migrations run when a node connects,
+//! before it takes the master lock, so a master of the previous version may still be running
+//! on the database; it keeps working (without the flag's index, more slowly) until it hands
+//! over, and what it publishes meanwhile the new master publishes once more. Every step can
+//! run again after a crash midway (SQLite runs a migration outside a transaction).
 
 use sea_orm_migration::prelude::*;
 
@@ -17,5 +23,4 @@ crate::migration![
          ON CONFLICT (name) DO NOTHING"
     ),
     Step::DropIndex("broadcasts_by_published", "broadcasts"),
-    Step::Sql("ALTER TABLE broadcasts DROP COLUMN published"),
 ];

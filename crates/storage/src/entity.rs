@@ -115,6 +115,11 @@ pub(crate) mod broadcasts {
         pub id: i64,
         pub csn: Option<i64>,
         pub payload: String,
+        /// No longer read: broadcasts are published by position (counter
+        /// `broadcasts_published`). Kept, and written `false`, so that a master of the
+        /// previous version still running on the database while a new one migrates it keeps
+        /// working until it hands over.
+        pub published: bool,
         pub created_at_ms: i64,
     }
 

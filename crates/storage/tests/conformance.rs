@@ -108,6 +108,21 @@ async fn a_database_published_by_flags_keeps_its_place(url: &str) {
         .map(|b| b.payload)
         .collect();
     assert_eq!(waiting, [b"c".to_vec(), b"d".to_vec(), b"e".to_vec()]);
+
+    // A master of the previous version, still running while the new one migrated, keeps
+    // working with its flag, and what it writes is published by the new one after it.
+    let old = sea_orm::Database::connect(url).await.unwrap();
+    old.execute_unprepared("UPDATE broadcasts SET published = TRUE WHERE published = FALSE AND id <= 3")
+        .await
+        .unwrap();
+    old.execute_unprepared(
+        "INSERT INTO broadcasts (csn, payload, published, created_at_ms) VALUES (6, 'f', FALSE, 2)",
+    )
+    .await
+    .unwrap();
+    old.close().await.unwrap();
+    let last = s.unpublished(10).await.unwrap().pop().unwrap();
+    assert_eq!(last.payload, b"f");
 }
 
 #[tokio::test]

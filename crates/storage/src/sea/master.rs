@@ -35,6 +35,7 @@ fn broadcast_row(msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<broadca
         id: NotSet,
         csn: Set(csn.map(to_i64)),
         payload: Set(payload),
+        published: Set(false),
         created_at_ms: Set(to_i64(now_ms)),
     })
 }
@@ -903,8 +904,9 @@ pub(super) async fn commit_times<C: ConnectionTrait>(c: &C, csns: &[Csn]) -> Res
 /// broadcast a second time. It relies on broadcast ids becoming visible in id order: every
 /// transaction that inserts broadcasts first locks the CSN counter row
 /// ([`common::lock_counter`]) and holds it to its end, and ids are never handed out again
-/// (a PostgreSQL sequence; SQLite `AUTOINCREMENT`), so no row can commit below a row already
-/// visible and be passed over.
+/// (a PostgreSQL sequence, with its default cache of one value: a larger cache would let one
+/// session hand out ids below another's; SQLite `AUTOINCREMENT`), so no row can commit below a
+/// row already visible and be passed over.
 const PUBLISHED_UP_TO: &str = "broadcasts_published";
 
 /// The id of the last broadcast published (0 when none was).
@@ -949,7 +951,9 @@ pub(super) async fn mark_published<C: ConnectionTrait>(
     up_to: u64,
     last: Option<Published>,
 ) -> Result<()> {
-    if up_to > published_up_to(c).await? {
+    // Locked (on PostgreSQL) to the end of the transaction: two publishers, as for a moment
+    // when a master hands over, cannot both read one position and move it back.
+    if up_to > common::lock_counter(c, PUBLISHED_UP_TO).await? {
         common::set_counter(c, PUBLISHED_UP_TO, up_to).await?;
     }
     let stored = (
