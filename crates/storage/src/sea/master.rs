@@ -914,14 +914,16 @@ pub(super) async fn published_up_to<C: ConnectionTrait>(c: &C) -> Result<u64> {
     common::counter(c, PUBLISHED_UP_TO).await
 }
 
-pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
+/// The broadcasts waiting to be published, in id order.
+async fn waiting<C: ConnectionTrait>(c: &C) -> Result<Select<broadcasts::Entity>> {
     let after = published_up_to(c).await?;
-    let rows = broadcasts::Entity::find()
+    Ok(broadcasts::Entity::find()
         .filter(broadcasts::Column::Id.gt(to_i64(after)))
-        .order_by_asc(broadcasts::Column::Id)
-        .limit(limit as u64)
-        .all(c)
-        .await?;
+        .order_by_asc(broadcasts::Column::Id))
+}
+
+pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Result<Vec<Broadcast>> {
+    let rows = waiting(c).await?.limit(limit as u64).all(c).await?;
     Ok(rows
         .into_iter()
         .map(|r| Broadcast {
@@ -934,11 +936,10 @@ pub(super) async fn unpublished<C: ConnectionTrait>(c: &C, limit: usize) -> Resu
 
 /// How many broadcasts wait to be published, counting at most `limit`.
 pub(super) async fn unpublished_count<C: ConnectionTrait>(c: &C, limit: u64) -> Result<u64> {
-    let after = published_up_to(c).await?;
-    let waiting = broadcasts::Entity::find()
+    let waiting = waiting(c)
+        .await?
         .select_only()
         .column(broadcasts::Column::Id)
-        .filter(broadcasts::Column::Id.gt(to_i64(after)))
         .limit(limit)
         .into_tuple::<i64>()
         .all(c)
