@@ -30,6 +30,11 @@ fn env(broker: &str) -> Vec<(&'static str, String)> {
     e
 }
 
+/// The number in environment variable `name`, if it is set to one.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 fn json_of(node_url: &str, path: &str) -> Option<Value> {
     let a = try_request("GET", &format!("{node_url}{path}"), Some(ADMIN), None).ok()?;
     (a.status == 200).then(|| a.json())
@@ -55,14 +60,8 @@ fn contents(url: &str) -> BTreeMap<String, u32> {
 
 #[test]
 fn nothing_acknowledged_is_lost_or_doubled_when_every_process_is_killed() {
-    let total: u64 = std::env::var("OFFLINE_SYNC_CRASH_CHANGES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    let seed: u64 = std::env::var("OFFLINE_SYNC_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+    let total = env_number("OFFLINE_SYNC_CRASH_CHANGES").unwrap_or(10_000);
+    let seed = env_number("OFFLINE_SYNC_CRASH_SEED").unwrap_or(7);
     let mut broker = Tansu::start_sqlite().expect("tansu must be installed (./scripts/test.sh installs it)");
     let addr = broker.address();
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,15 @@ enum Settle {
     Hold,
 }
 
-fn settle(policy: Policy, change: &Change, against: &Stamp) -> Settle {
+/// How a ship change settles one value: held when the open conflict holds it already, applied
+/// when no write contests it, otherwise as `policy` says against `against`, the contesting write.
+fn settle(policy: Policy, change: &Change, held: bool, against: Option<&Stamp>) -> Settle {
+    if held {
+        return Settle::Hold;
+    }
+    let Some(against) = against else {
+        return Settle::Apply;
+    };
     match policy {
         Policy::Manual => Settle::Hold,
         Policy::MasterWins => Settle::Drop,
@@ -136,100 +144,39 @@ pub fn decide(
     };
 
     let Some(doc) = doc else {
-        let mut new = MasterDoc::empty(change.ct.clone(), change.id);
-        new.version = csn;
-        if change.op == Op::Delete {
-            new.deleted = true;
-            new.delete_stamp = Some(stamp);
-            commit.op = CommitOp::Delete;
-        } else {
-            new.set_fields(&change.fields, &stamp);
-            commit.op = CommitOp::Put;
-            commit.fields = new.fields.clone();
-        }
-        return Decision {
-            doc: Some(new),
+        return apply_whole(
+            MasterDoc::empty(change.ct.clone(), change.id),
+            change,
+            stamp,
             commit,
-            conflict: None,
-        };
+        );
     };
 
     match (change.op, doc.deleted) {
-        (Op::Delete, true) => {
-            commit.op = CommitOp::Delete;
-            match open {
-                // A delete of a document the master deleted while a conflict holds a ship's
-                // update of it: the ship side of the conflict is now this delete, so keeping
-                // the ship's side (or the master's) cannot bring the document back.
-                Some(open) => {
-                    let draft = ConflictDraft {
-                        kind: open.draft.kind,
-                        ship: change.ship.clone(),
-                        ship_seq: change.seq,
-                        base_version: change.base,
-                        master_version: doc.version,
-                        fields: Vec::new(),
-                        ship_values: Fields::new(),
-                        ship_deleted: true,
-                        master_values: Fields::new(),
-                        master_deleted: true,
-                        field_bases: BTreeMap::new(),
-                    };
-                    hold(commit, Some(open), draft, true)
-                }
-                None => Decision {
-                    doc: None,
-                    commit,
-                    conflict: None,
-                },
+        (Op::Delete, true) => match open {
+            // A delete of a document the master deleted while a conflict holds a ship's
+            // update of it: the ship side of the conflict is now this delete, so keeping
+            // the ship's side (or the master's) cannot bring the document back.
+            Some(open) => {
+                commit.op = CommitOp::Delete;
+                hold(commit, Some(open), draft(open.draft.kind, change, doc), true)
             }
-        }
+            None => keep_whole(doc, commit),
+        },
         (Op::Create | Op::Update, true) => {
             let against = doc
                 .delete_stamp
                 .as_ref()
                 .filter(|s| contested_by(s, change.base_of_deletion()));
-            let settled = match (open, against) {
-                (Some(_), _) => Settle::Hold,
-                (None, Some(s)) => settle(policy, change, s),
-                (None, None) => Settle::Apply,
-            };
-            match settled {
-                Settle::Apply => {
-                    let mut new = doc.clone();
-                    new.deleted = false;
-                    new.delete_stamp = None;
-                    new.set_fields(&change.fields, &stamp);
-                    new.version = csn;
-                    commit.op = CommitOp::Put;
-                    commit.fields = new.fields.clone();
-                    Decision {
-                        doc: Some(new),
-                        commit,
-                        conflict: None,
-                    }
-                }
-                Settle::Drop => {
-                    commit.op = CommitOp::Delete;
-                    Decision {
-                        doc: None,
-                        commit,
-                        conflict: None,
-                    }
-                }
+            match settle(policy, change, open.is_some(), against) {
+                Settle::Apply => apply_whole(doc.clone(), change, stamp, commit),
+                Settle::Drop => keep_whole(doc, commit),
                 Settle::Hold => {
                     let draft = ConflictDraft {
-                        kind: ConflictKind::UpdateDelete,
-                        ship: change.ship.clone(),
-                        ship_seq: change.seq,
-                        base_version: change.base,
-                        master_version: doc.version,
                         fields: change.fields.keys().cloned().collect(),
                         ship_values: change.fields.clone(),
-                        ship_deleted: false,
-                        master_values: Fields::new(),
-                        master_deleted: true,
                         field_bases: field_bases(change, change.fields.keys()),
+                        ..draft(ConflictKind::UpdateDelete, change, doc)
                     };
                     hold(commit, open, draft, true)
                 }
@@ -245,46 +192,15 @@ pub fn decide(
                 .iter()
                 .map(|(_, s)| *s)
                 .max_by(|a, b| (a.hlc, a.origin.clone()).cmp(&(b.hlc, b.origin.clone())));
-            let settled = match (open, latest) {
-                (Some(_), _) => Settle::Hold,
-                (None, Some(s)) => settle(policy, change, s),
-                (None, None) => Settle::Apply,
-            };
-            match settled {
-                Settle::Apply => {
-                    let mut new = doc.clone();
-                    new.deleted = true;
-                    new.delete_stamp = Some(stamp);
-                    new.version = csn;
-                    commit.op = CommitOp::Delete;
-                    Decision {
-                        doc: Some(new),
-                        commit,
-                        conflict: None,
-                    }
-                }
-                Settle::Drop => {
-                    commit.op = CommitOp::Put;
-                    commit.fields = doc.fields.clone();
-                    Decision {
-                        doc: None,
-                        commit,
-                        conflict: None,
-                    }
-                }
+            match settle(policy, change, open.is_some(), latest) {
+                Settle::Apply => apply_whole(doc.clone(), change, stamp, commit),
+                Settle::Drop => keep_whole(doc, commit),
                 Settle::Hold => {
                     let draft = ConflictDraft {
-                        kind: ConflictKind::DeleteUpdate,
-                        ship: change.ship.clone(),
-                        ship_seq: change.seq,
-                        base_version: change.base,
-                        master_version: doc.version,
                         fields: contested.iter().map(|(k, _)| (*k).clone()).collect(),
-                        ship_values: Fields::new(),
-                        ship_deleted: true,
                         master_values: doc.fields.clone(),
-                        master_deleted: false,
                         field_bases: field_bases(change, contested.iter().map(|(k, _)| *k)),
+                        ..draft(ConflictKind::DeleteUpdate, change, doc)
                     };
                     hold(commit, open, draft, true)
                 }
@@ -297,15 +213,7 @@ pub fn decide(
             let mut held = Fields::new();
             for (f, v) in &change.fields {
                 let against = doc.stamps.get(f).filter(|s| contested_by(s, change.base_of(f)));
-                let settled = if held_by_open(f) {
-                    Settle::Hold
-                } else {
-                    match against {
-                        Some(s) => settle(policy, change, s),
-                        None => Settle::Apply,
-                    }
-                };
-                match settled {
+                match settle(policy, change, held_by_open(f), against) {
                     Settle::Apply => {
                         apply.insert(f.clone(), v.clone());
                     }
@@ -336,11 +244,6 @@ pub fn decide(
                 };
             }
             let draft = ConflictDraft {
-                kind: ConflictKind::UpdateUpdate,
-                ship: change.ship.clone(),
-                ship_seq: change.seq,
-                base_version: change.base,
-                master_version: doc.version,
                 fields: held.keys().cloned().collect(),
                 master_values: held
                     .keys()
@@ -348,8 +251,7 @@ pub fn decide(
                     .collect(),
                 field_bases: field_bases(change, held.keys()),
                 ship_values: held,
-                ship_deleted: false,
-                master_deleted: false,
+                ..draft(ConflictKind::UpdateUpdate, change, doc)
             };
             let mut decision = hold(commit, open, draft, false);
             decision.doc = new;
@@ -358,7 +260,62 @@ pub fn decide(
     }
 }
 
-/// Records `draft` as a new conflict, or folds it into the document's open one.
+/// Applies the whole of `change` to `doc`: deletes it, or writes the change's fields into it
+/// live (creating or reviving it), and commits the result whole.
+fn apply_whole(mut doc: MasterDoc, change: &Change, stamp: Stamp, mut commit: Commit) -> Decision {
+    doc.version = stamp.csn;
+    if change.op == Op::Delete {
+        doc.deleted = true;
+        doc.delete_stamp = Some(stamp);
+        commit.op = CommitOp::Delete;
+    } else {
+        doc.deleted = false;
+        doc.delete_stamp = None;
+        doc.set_fields(&change.fields, &stamp);
+        commit.op = CommitOp::Put;
+        commit.fields = doc.fields.clone();
+    }
+    Decision {
+        doc: Some(doc),
+        commit,
+        conflict: None,
+    }
+}
+
+/// Leaves the master's `doc` as it is and commits it whole (its deletion, or all its fields),
+/// so that the ship takes the master's state back.
+fn keep_whole(doc: &MasterDoc, mut commit: Commit) -> Decision {
+    if doc.deleted {
+        commit.op = CommitOp::Delete;
+    } else {
+        commit.op = CommitOp::Put;
+        commit.fields = doc.fields.clone();
+    }
+    Decision {
+        doc: None,
+        commit,
+        conflict: None,
+    }
+}
+
+/// A conflict of `kind` between `change` and the master's `doc`, holding no field yet: the
+/// caller fills in the held fields and values.
+fn draft(kind: ConflictKind, change: &Change, doc: &MasterDoc) -> ConflictDraft {
+    ConflictDraft {
+        kind,
+        ship: change.ship.clone(),
+        ship_seq: change.seq,
+        base_version: change.base,
+        master_version: doc.version,
+        fields: Vec::new(),
+        ship_values: Fields::new(),
+        ship_deleted: change.op == Op::Delete,
+        master_values: Fields::new(),
+        master_deleted: doc.deleted,
+        field_bases: BTreeMap::new(),
+    }
+}
+
 /// The bases of `fields` of `change` that differ from its document base.
 fn field_bases<'a>(change: &Change, fields: impl Iterator<Item = &'a String>) -> BTreeMap<String, Csn> {
     fields
@@ -367,6 +324,7 @@ fn field_bases<'a>(change: &Change, fields: impl Iterator<Item = &'a String>) ->
         .collect()
 }
 
+/// Records `draft` as a new conflict, or folds it into the document's open one.
 fn hold(mut commit: Commit, open: Option<&Conflict>, draft: ConflictDraft, whole: bool) -> Decision {
     let held_fields = draft.fields.clone();
     let (id, draft) = match open {
@@ -422,6 +380,9 @@ mod tests {
     use super::*;
     use crate::hlc::Hlc;
     use crate::ids::{DocumentId, ShipId};
+    use CommitOp::{Patch, Put};
+    use Policy::{LastWriterWins, Manual, MasterWins, ShipWins};
+    use Then::{Deletes, Keeps, Writes};
 
     fn ship(s: &str) -> ShipId {
         ShipId::new(s).unwrap()
@@ -483,44 +444,86 @@ mod tests {
         Conflict::open(id, ct(), DocumentId::from_uuid(uuid::Uuid::nil()), draft, 0)
     }
 
-    #[test]
-    fn a_change_to_an_unknown_document_creates_it() {
-        let c = change(Op::Create, json!({"t": 1}), 0, 1, 1);
-        let d = decide(None, None, &c, Policy::Manual, 7);
-        let new = d.doc.unwrap();
-        assert_eq!(new.fields, fields(json!({"t": 1})));
-        assert_eq!(new.version, 7);
-        assert_eq!(new.stamps["t"].origin, Origin::Ship(ship("a")));
-        assert_eq!(d.commit.op, CommitOp::Put);
-        assert_eq!(d.commit.seq, Some(1));
+    /// What a decision that records no conflict does with the document.
+    enum Then {
+        /// Writes the change: the new document, live at the decision's CSN, holds these fields
+        /// (the change's stamped as the ship's), and the commit carries the change's fields.
+        Writes(CommitOp, serde_json::Value),
+        /// Deletes the document at the decision's CSN.
+        Deletes,
+        /// Leaves the document as it is; the commit carries these fields, the master's.
+        Keeps(CommitOp, serde_json::Value),
+    }
+
+    /// Decides `c` against `m` under `policy`, with no open conflict, at CSN 6: it records no
+    /// conflict, commits as the change's seq and does what `then` says.
+    #[track_caller]
+    fn check(m: Option<&MasterDoc>, c: &Change, policy: Policy, then: Then) {
+        let d = decide(m, None, c, policy, 6);
         assert!(d.conflict.is_none());
+        assert_eq!(d.commit.seq, Some(c.seq));
+        match then {
+            Writes(op, f) => {
+                let new = d.doc.unwrap();
+                assert!(!new.deleted);
+                assert_eq!((new.version, &new.fields), (6, &fields(f)));
+                for k in c.fields.keys() {
+                    assert_eq!(new.stamps[k].origin, Origin::Ship(c.ship.clone()));
+                }
+                assert_eq!((d.commit.op, &d.commit.fields), (op, &c.fields));
+            }
+            Deletes => {
+                let new = d.doc.unwrap();
+                assert!(new.deleted);
+                assert_eq!((new.version, d.commit.op), (6, CommitOp::Delete));
+            }
+            Keeps(op, f) => {
+                assert!(d.doc.is_none());
+                assert_eq!((d.commit.op, d.commit.fields), (op, fields(f)));
+            }
+        }
     }
 
     #[test]
-    fn a_delete_of_an_unknown_document_leaves_a_tombstone() {
-        let c = change(Op::Delete, json!({}), 0, 1, 1);
-        let d = decide(None, None, &c, Policy::Manual, 3);
-        assert!(d.doc.unwrap().deleted);
-        assert_eq!(d.commit.op, CommitOp::Delete);
-    }
-
-    #[test]
-    fn fast_forward_applies_every_field() {
+    fn uncontested_changes_are_applied() {
+        // A change to an unknown document creates it.
+        let create = change(Op::Create, json!({"t": 1}), 0, 1, 1);
+        check(None, &create, Manual, Writes(Put, json!({"t": 1})));
+        // A fast-forward applies every field.
         let m = doc(&[("t", json!("old"), 2, Origin::Master, 1)]);
         let c = change(Op::Update, json!({"t": "new"}), 2, 1, 5);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 3);
-        assert_eq!(d.doc.unwrap().fields["t"], json!("new"));
-        assert_eq!(d.commit.fields, fields(json!({"t": "new"})));
-        assert!(d.conflict.is_none());
+        check(Some(&m), &c, Manual, Writes(Patch, json!({"t": "new"})));
+        // The ship's own later changes are not contested...
+        let m = doc(&[("t", json!("x"), 5, Origin::Ship(ship("a")), 1)]);
+        let c = change(Op::Update, json!({"t": "y"}), 2, 2, 5);
+        check(Some(&m), &c, Manual, Writes(Patch, json!({"t": "y"})));
+        // ...not even when its clock stepped back (across a restart), under master-wins.
+        let m = doc(&[("t", json!("before the restart"), 5, Origin::Ship(ship("a")), 9)]);
+        let c = change(Op::Update, json!({"t": "after"}), 2, 7, 4);
+        check(Some(&m), &c, MasterWins, Writes(Patch, json!({"t": "after"})));
+        // Edits of different fields merge.
+        let m = doc(&[
+            ("a", json!(1), 2, Origin::Master, 1),
+            ("b", json!(1), 5, Origin::Master, 1),
+        ]);
+        let c = change(Op::Update, json!({"a": 2}), 2, 1, 5);
+        check(Some(&m), &c, Manual, Writes(Patch, json!({"a": 2, "b": 1})));
     }
 
     #[test]
-    fn the_ships_own_later_changes_are_not_contested() {
-        let m = doc(&[("t", json!("x"), 5, Origin::Ship(ship("a")), 1)]);
-        let c = change(Op::Update, json!({"t": "y"}), 2, 2, 5);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
-        assert!(d.conflict.is_none());
-        assert_eq!(d.doc.unwrap().fields["t"], json!("y"));
+    fn uncontested_deletes_delete() {
+        let delete = |base| change(Op::Delete, json!({}), base, 1, 20);
+        // A delete of an unknown document leaves a tombstone.
+        check(None, &delete(0), Manual, Deletes);
+        let m = doc(&[("t", json!("m"), 2, Origin::Master, 10)]);
+        check(Some(&m), &delete(2), Manual, Deletes);
+        // Deleting a deleted document changes nothing.
+        check(
+            Some(&deleted(m, 3, 11)),
+            &delete(0),
+            Manual,
+            Keeps(CommitOp::Delete, json!({})),
+        );
     }
 
     #[test]
@@ -542,28 +545,6 @@ mod tests {
         );
         assert!(d.doc.is_none_or(|doc| doc.fields["t"] == json!("newer")));
         assert!(!d.commit.fields.contains_key("t"));
-    }
-
-    #[test]
-    fn a_later_change_of_the_ship_with_a_clock_stepped_back_is_not_contested() {
-        let m = doc(&[("t", json!("before the restart"), 5, Origin::Ship(ship("a")), 9)]);
-        let c = change(Op::Update, json!({"t": "after"}), 2, 7, 4);
-        let d = decide(Some(&m), None, &c, Policy::MasterWins, 6);
-        assert!(d.conflict.is_none());
-        assert_eq!(d.doc.unwrap().fields["t"], json!("after"));
-    }
-
-    #[test]
-    fn edits_of_different_fields_merge_without_conflict() {
-        let m = doc(&[
-            ("a", json!(1), 2, Origin::Master, 1),
-            ("b", json!(1), 5, Origin::Master, 1),
-        ]);
-        let c = change(Op::Update, json!({"a": 2}), 2, 1, 5);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
-        let new = d.doc.unwrap();
-        assert_eq!(new.fields, fields(json!({"a": 2, "b": 1})));
-        assert!(d.conflict.is_none());
     }
 
     #[test]
@@ -623,42 +604,22 @@ mod tests {
     }
 
     #[test]
-    fn master_wins_drops_the_overlap_and_echoes_the_masters_value() {
+    fn a_contested_update_follows_the_policy() {
         let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 500);
-        let d = decide(Some(&m), None, &c, Policy::MasterWins, 6);
-        assert!(d.doc.is_none());
-        assert!(d.conflict.is_none());
-        assert_eq!(d.commit.fields, fields(json!({"b": "m"})));
+        let at = |ms| change(Op::Update, json!({"b": "s"}), 2, 1, ms);
+        let (ships, masters) = (json!({"b": "s"}), json!({"b": "m"}));
+        // Master-wins drops the overlap and echoes the master's value; ship-wins applies it.
+        check(Some(&m), &at(500), MasterWins, Keeps(Patch, masters.clone()));
+        check(Some(&m), &at(1), ShipWins, Writes(Patch, ships.clone()));
+        // Last-writer-wins compares hybrid clocks; on equal clocks the ship origin orders after
+        // the master.
+        check(Some(&m), &at(200), LastWriterWins, Writes(Patch, ships.clone()));
+        check(Some(&m), &at(50), LastWriterWins, Keeps(Patch, masters));
+        check(Some(&m), &at(100), LastWriterWins, Writes(Patch, ships));
     }
 
     #[test]
-    fn ship_wins_applies_the_overlap() {
-        let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 1);
-        let d = decide(Some(&m), None, &c, Policy::ShipWins, 6);
-        assert_eq!(d.doc.unwrap().fields["b"], json!("s"));
-        assert!(d.conflict.is_none());
-    }
-
-    #[test]
-    fn last_writer_wins_compares_hybrid_clocks() {
-        let m = doc(&[("b", json!("m"), 5, Origin::Master, 100)]);
-        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 200);
-        let later = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
-        assert_eq!(later.doc.unwrap().fields["b"], json!("s"));
-        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 50);
-        let earlier = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
-        assert!(earlier.doc.is_none());
-        assert_eq!(earlier.commit.fields["b"], json!("m"));
-        // Equal clocks: the ship origin orders after the master.
-        let c = change(Op::Update, json!({"b": "s"}), 2, 1, 100);
-        let tie = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
-        assert_eq!(tie.doc.unwrap().fields["b"], json!("s"));
-    }
-
-    #[test]
-    fn update_after_delete_is_a_whole_document_conflict() {
+    fn update_after_delete_is_a_whole_document_conflict_unless_the_ship_saw_the_delete() {
         let m = deleted(doc(&[("t", json!("x"), 2, Origin::Master, 1)]), 5, 10);
         let c = change(Op::Update, json!({"t": "s"}), 2, 1, 20);
         let d = decide(Some(&m), None, &c, Policy::Manual, 6);
@@ -668,24 +629,15 @@ mod tests {
         assert!(draft.master_deleted);
         assert!(d.commit.conflict.unwrap().whole);
 
-        let mw = decide(Some(&m), None, &c, Policy::MasterWins, 6);
-        assert_eq!(mw.commit.op, CommitOp::Delete);
-        assert!(mw.doc.is_none());
-
-        let sw = decide(Some(&m), None, &c, Policy::ShipWins, 6);
-        assert_eq!(sw.commit.op, CommitOp::Put);
-        let revived = sw.doc.unwrap();
-        assert!(!revived.deleted);
-        assert_eq!(revived.fields["t"], json!("s"));
-    }
-
-    #[test]
-    fn an_update_past_a_delete_the_ship_saw_revives_the_document() {
-        let m = deleted(doc(&[("t", json!("x"), 2, Origin::Master, 1)]), 5, 10);
-        let c = change(Op::Update, json!({"t": "s"}), 5, 1, 20);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
-        assert!(d.conflict.is_none());
-        assert!(!d.doc.unwrap().deleted);
+        check(Some(&m), &c, MasterWins, Keeps(CommitOp::Delete, json!({})));
+        check(Some(&m), &c, ShipWins, Writes(Put, json!({"t": "s"})));
+        // An update past a delete the ship saw revives the document.
+        check(
+            Some(&m),
+            &Change { base: 5, ..c },
+            Manual,
+            Writes(Put, json!({"t": "s"})),
+        );
     }
 
     #[test]
@@ -698,38 +650,11 @@ mod tests {
         assert!(draft.ship_deleted);
         assert_eq!(draft.master_values, fields(json!({"t": "m"})));
 
-        let mw = decide(Some(&m), None, &c, Policy::MasterWins, 6);
-        assert_eq!(mw.commit.op, CommitOp::Put);
-        assert_eq!(mw.commit.fields, fields(json!({"t": "m"})));
-
-        let sw = decide(Some(&m), None, &c, Policy::ShipWins, 6);
-        assert!(sw.doc.unwrap().deleted);
-
-        let lww_late = decide(Some(&m), None, &c, Policy::LastWriterWins, 6);
-        assert!(lww_late.doc.unwrap().deleted);
+        check(Some(&m), &c, MasterWins, Keeps(Put, json!({"t": "m"})));
+        check(Some(&m), &c, ShipWins, Deletes);
+        check(Some(&m), &c, LastWriterWins, Deletes);
         let early = change(Op::Delete, json!({}), 2, 1, 5);
-        let lww_early = decide(Some(&m), None, &early, Policy::LastWriterWins, 6);
-        assert_eq!(lww_early.commit.op, CommitOp::Put);
-    }
-
-    #[test]
-    fn an_uncontested_delete_deletes() {
-        let m = doc(&[("t", json!("m"), 2, Origin::Master, 10)]);
-        let c = change(Op::Delete, json!({}), 2, 1, 20);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
-        let new = d.doc.unwrap();
-        assert!(new.deleted);
-        assert_eq!(new.version, 6);
-        assert_eq!(d.commit.op, CommitOp::Delete);
-    }
-
-    #[test]
-    fn deleting_a_deleted_document_changes_nothing() {
-        let m = deleted(doc(&[("t", json!("m"), 2, Origin::Master, 10)]), 3, 11);
-        let c = change(Op::Delete, json!({}), 0, 1, 20);
-        let d = decide(Some(&m), None, &c, Policy::Manual, 6);
-        assert!(d.doc.is_none());
-        assert_eq!(d.commit.op, CommitOp::Delete);
+        check(Some(&m), &early, LastWriterWins, Keeps(Put, json!({"t": "m"})));
     }
 
     #[test]

@@ -11,131 +11,112 @@ use crate::error::{Error, Result};
 /// The reserved origin name of the master; no ship may use it.
 const MASTER: &str = "master";
 
-/// A ship (replica) identifier: 1–64 characters of `A-Z a-z 0-9 . _ -`, never `master`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ShipId(String);
+/// Defines a text identifier: a `String` newtype that only `$check` lets in, read and written
+/// (in serde, `FromStr` and `Display`) as its bare text.
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $check:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
 
-impl ShipId {
-    /// Validates and wraps a ship id.
-    pub fn new(id: impl Into<String>) -> Result<Self> {
-        let id = id.into();
-        if id.is_empty() || id.len() > 64 {
-            return Err(Error::invalid("ship id", "must be 1 to 64 characters"));
+        impl $name {
+            #[doc = concat!("Validates and wraps a ", $what, ".")]
+            pub fn new(text: impl Into<String>) -> Result<Self> {
+                let text = text.into();
+                $check(&text)?;
+                Ok(Self(text))
+            }
+
+            #[doc = concat!("The ", $what, " as text.")]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-        if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return Err(Error::invalid(
-                "ship id",
-                format!("{id:?} may only hold letters, digits, '.', '_' and '-'"),
-            ));
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(value: String) -> Result<Self> {
+                Self::new(value)
+            }
         }
-        if id == MASTER {
-            return Err(Error::invalid("ship id", "\"master\" is reserved"));
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
         }
-        Ok(Self(id))
-    }
 
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::new(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for ShipId {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Self::new(value)
+/// Checks what every text id asks: 1 to `max` characters of `A-Z a-z 0-9 . _ -` and the
+/// `extra` ones, which `allowed` lists for the error message.
+fn check_text(what: &'static str, text: &str, max: usize, extra: &[u8], allowed: &str) -> Result<()> {
+    if text.is_empty() || text.len() > max {
+        return Err(Error::invalid(what, format!("must be 1 to {max} characters")));
     }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') || extra.contains(&b))
+    {
+        return Err(Error::invalid(
+            what,
+            format!("{text:?} may only hold letters, digits, {allowed}"),
+        ));
+    }
+    Ok(())
 }
 
-impl From<ShipId> for String {
-    fn from(value: ShipId) -> Self {
-        value.0
+fn check_ship_id(id: &str) -> Result<()> {
+    check_text("ship id", id, 64, b"", "'.', '_' and '-'")?;
+    if id == MASTER {
+        return Err(Error::invalid("ship id", "\"master\" is reserved"));
     }
+    Ok(())
 }
 
-impl FromStr for ShipId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::new(s)
-    }
-}
-
-impl fmt::Display for ShipId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_id!(
+    /// A ship (replica) identifier: 1–64 characters of `A-Z a-z 0-9 . _ -`, never `master`.
+    ShipId,
+    "ship id",
+    check_ship_id
+);
 
 /// The namespace of the sync engine's own tables (the seed plugin's document mappings,
 /// processed messages, dead letters, ship registry): never a content type.
 const RESERVED_TYPES: &str = "plugin::offline-sync.";
 
-/// A content type such as `api::article.article`: 1–128 characters of
-/// `A-Z a-z 0-9 . _ - :`, never in the engine's own namespace `plugin::offline-sync.`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ContentType(String);
-
-impl ContentType {
-    /// Validates and wraps a content type.
-    pub fn new(name: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        if name.is_empty() || name.len() > 128 {
-            return Err(Error::invalid("content type", "must be 1 to 128 characters"));
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
-        {
-            return Err(Error::invalid(
-                "content type",
-                format!("{name:?} may only hold letters, digits, '.', '_', '-' and ':'"),
-            ));
-        }
-        if name.to_ascii_lowercase().starts_with(RESERVED_TYPES) {
-            return Err(Error::invalid(
-                "content type",
-                format!("{name:?} is reserved: {RESERVED_TYPES}* names the sync engine's own tables"),
-            ));
-        }
-        Ok(Self(name))
+fn check_content_type(name: &str) -> Result<()> {
+    check_text("content type", name, 128, b":", "'.', '_', '-' and ':'")?;
+    if name.to_ascii_lowercase().starts_with(RESERVED_TYPES) {
+        return Err(Error::invalid(
+            "content type",
+            format!("{name:?} is reserved: {RESERVED_TYPES}* names the sync engine's own tables"),
+        ));
     }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    Ok(())
 }
 
-impl TryFrom<String> for ContentType {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Self::new(value)
-    }
-}
-
-impl From<ContentType> for String {
-    fn from(value: ContentType) -> Self {
-        value.0
-    }
-}
-
-impl FromStr for ContentType {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::new(s)
-    }
-}
-
-impl fmt::Display for ContentType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_id!(
+    /// A content type such as `api::article.article`: 1–128 characters of
+    /// `A-Z a-z 0-9 . _ - :`, never in the engine's own namespace `plugin::offline-sync.`.
+    ContentType,
+    "content type",
+    check_content_type
+);
 
 /// A document id: a UUIDv7 minted by whichever node creates the document, so ids never
 /// collide and need no translation between nodes.
@@ -228,20 +209,35 @@ mod tests {
     #[test]
     fn ship_ids_are_validated() {
         assert!(ShipId::new("ship-atlantic-001").is_ok());
-        assert!(ShipId::new("").is_err());
-        assert!(ShipId::new("a b").is_err());
-        assert!(ShipId::new("master").is_err());
-        assert!(ShipId::new("x".repeat(65)).is_err());
+        for bad in ["", "a b", "master", &"x".repeat(65)] {
+            assert!(ShipId::new(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ShipId::new("a b").unwrap_err().to_string(),
+            "invalid ship id: \"a b\" may only hold letters, digits, '.', '_' and '-'"
+        );
+        assert_eq!(
+            ShipId::new("").unwrap_err().to_string(),
+            "invalid ship id: must be 1 to 64 characters"
+        );
     }
 
     #[test]
     fn content_types_are_validated() {
-        assert!(ContentType::new("api::article.article").is_ok());
-        assert!(ContentType::new("api article").is_err());
-        assert!(ContentType::new("").is_err());
-        assert!(ContentType::new("plugin::offline-sync.dead-letter").is_err());
-        assert!(ContentType::new("PLUGIN::Offline-Sync.ship-registry").is_err());
-        assert!(ContentType::new("plugin::users-permissions.user").is_ok());
+        for good in ["api::article.article", "plugin::users-permissions.user"] {
+            assert!(ContentType::new(good).is_ok(), "{good:?}");
+        }
+        let reserved = [
+            "plugin::offline-sync.dead-letter",
+            "PLUGIN::Offline-Sync.ship-registry",
+        ];
+        for bad in ["api article", ""].into_iter().chain(reserved) {
+            assert!(ContentType::new(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ContentType::new("api article").unwrap_err().to_string(),
+            "invalid content type: \"api article\" may only hold letters, digits, '.', '_', '-' and ':'"
+        );
     }
 
     #[test]

@@ -43,28 +43,40 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn delays_double_until_the_cap() {
+    /// Checks `(attempt, jitter, delay)` rows against a schedule from 100 ms up to 1 s.
+    #[track_caller]
+    fn assert_delays(rows: &[(u32, f64, Duration)]) {
         let s = RetrySchedule {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(1),
         };
-        assert_eq!(s.delay(0, 1.0), Duration::from_millis(100));
-        assert_eq!(s.delay(1, 1.0), Duration::from_millis(200));
-        assert_eq!(s.delay(3, 1.0), Duration::from_millis(800));
-        assert_eq!(s.delay(4, 1.0), Duration::from_secs(1));
-        assert_eq!(s.delay(1_000, 1.0), Duration::from_secs(1));
+        for &(attempt, jitter, delay) in rows {
+            assert_eq!(
+                s.delay(attempt, jitter),
+                delay,
+                "attempt {attempt}, jitter {jitter}"
+            );
+        }
+    }
+
+    #[test]
+    fn delays_double_until_the_cap() {
+        assert_delays(&[
+            (0, 1.0, Duration::from_millis(100)),
+            (1, 1.0, Duration::from_millis(200)),
+            (3, 1.0, Duration::from_millis(800)),
+            (4, 1.0, Duration::from_secs(1)),
+            (1_000, 1.0, Duration::from_secs(1)),
+        ]);
     }
 
     #[test]
     fn jitter_scales_between_half_and_full() {
-        let s = RetrySchedule {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        assert_eq!(s.delay(0, 0.0), Duration::from_millis(50));
-        assert_eq!(s.delay(0, 7.0), Duration::from_millis(100));
-        assert_eq!(s.delay(0, f64::NAN), Duration::from_millis(100));
+        assert_delays(&[
+            (0, 0.0, Duration::from_millis(50)),
+            (0, 7.0, Duration::from_millis(100)),
+            (0, f64::NAN, Duration::from_millis(100)),
+        ]);
     }
 
     proptest! {

@@ -21,21 +21,20 @@ use proptest::strategy::{Strategy as _, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Value, json};
 
+/// The number in environment variable `name`, if it is set to one.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
+}
+
 /// Runs `check` on values of `strategy` until the time budget is spent; returns how many.
 fn fuzz<S: proptest::strategy::Strategy>(name: &str, strategy: S, mut check: impl FnMut(S::Value)) -> u64 {
-    let secs: u64 = std::env::var("OFFLINE_SYNC_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let seed: u64 = std::env::var("OFFLINE_SYNC_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0)
-        });
+    let secs = env_number("OFFLINE_SYNC_FUZZ_SECS").unwrap_or(5);
+    let seed = env_number("OFFLINE_SYNC_FUZZ_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
     println!("{name}: OFFLINE_SYNC_FUZZ_SEED={seed}, {secs} s");
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
