@@ -8,6 +8,7 @@
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+mod delegate;
 mod entity;
 mod error;
 mod sea;

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use offline_sync_migrations::{Migrator, MigratorTrait};
 use offline_sync_model::{
     Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
@@ -18,6 +17,7 @@ use offline_sync_model::{
 };
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
 
+use crate::delegate::delegate;
 use crate::error::{Error, Result};
 use crate::types::{
     AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
@@ -176,324 +176,117 @@ impl std::fmt::Debug for MasterLock {
     }
 }
 
-#[async_trait]
-impl CommonStorage for SeaStorage {
-    async fn ping(&self) -> Result<Duration> {
-        let start = Instant::now();
-        // Whatever stops the round trip (a refused connection, a closed pool, a timeout)
-        // means the database cannot be used right now.
-        self.db
-            .ping()
-            .await
-            .map_err(|e| Error::Unavailable(Box::new(e)))?;
-        Ok(start.elapsed())
-    }
-
-    async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
-        common::document(&self.db, ct, id).await
-    }
-
-    async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
-        common::documents(&self.db, ct, page).await
-    }
-
-    async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
-        common::offset(&self.db, topic, partition).await
-    }
-
-    async fn dead_letters(
-        &self,
-        status: Option<DeadLetterStatus>,
-        page: Page,
-    ) -> Result<(Vec<DeadLetter>, u64)> {
-        common::dead_letters(&self.db, status, page).await
-    }
-
-    async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
-        common::dead_letter(&self.db, id).await
-    }
-
-    async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
-        common::dead_letter_counts(&self.db).await
-    }
-
-    async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter> {
-        let txn = self.db.begin().await?;
-        let letter = common::settle_dead_letter(&txn, id, status, now_ms).await;
-        finish(txn, letter).await
-    }
-
-    async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>> {
-        common::due_dead_letters(&self.db, now_ms, limit).await
-    }
-
-    async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter> {
-        common::dead_letter_failed(&self.db, id, next_retry_at_ms).await
-    }
-
-    async fn prune(&self, before_ms: u64) -> Result<u64> {
-        let txn = self.db.begin().await?;
-        let n = common::prune(&txn, before_ms).await;
-        finish(txn, n).await
-    }
-
-    async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]> {
-        trust::signing_seed(&self.db, generated, now_ms).await
-    }
-
-    async fn peer_keys(&self) -> Result<Vec<PeerKey>> {
-        trust::peer_keys(&self.db).await
-    }
-
-    async fn pin_peer_key(&self, key: &PeerKey) -> Result<PeerKey> {
-        trust::pin_peer_key(&self.db, key).await
-    }
-
-    async fn save_peer_key(&self, key: &PeerKey) -> Result<()> {
-        trust::save_peer_key(&self.db, key).await
-    }
-
-    async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        trust::audit(&self.db, entry).await
-    }
-
-    async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
-        trust::audit_log(&self.db, page).await
-    }
-
-    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
-        common::changes_per_minute(&self.db, since_ms).await
-    }
-
-    async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
-        trust::prune_audit(&self.db, before_ms).await
-    }
+/// The body of a [`SeaStorage`] method passed on to `target`: with the connection pool (`db`),
+/// or in a transaction of its own that commits what succeeded and rolls back what failed
+/// (`txn`).
+macro_rules! on_db {
+    ($self:ident, db, $name:ident($($arg:ident),*), $target:path) => {
+        $target(&$self.db, $($arg),*).await
+    };
+    ($self:ident, txn, $name:ident($($arg:ident),*), $target:path) => {{
+        let txn = $self.db.begin().await?;
+        let out = $target(&txn, $($arg),*).await;
+        finish(txn, out).await
+    }};
 }
 
-#[async_trait]
-impl ReplicaStorage for SeaStorage {
-    async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
-        common::replica_doc(&self.db, ct, id).await
+delegate! {
+    impl CommonStorage for SeaStorage by on_db {
+        async fn ping(&self) -> Result<Duration> {
+            let start = Instant::now();
+            // Whatever stops the round trip (a refused connection, a closed pool, a timeout)
+            // means the database cannot be used right now.
+            self.db
+                .ping()
+                .await
+                .map_err(|e| Error::Unavailable(Box::new(e)))?;
+            Ok(start.elapsed())
+        }
     }
-
-    async fn local_write_if(
-        &self,
-        ship: &ShipId,
-        write: &LocalWrite,
-        expected: Option<Csn>,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<LocalWritten> {
-        let txn = self.db.begin().await?;
-        let out = replica::local_write(&txn, ship, write, expected, hlc, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
-        replica::outbox_unsent(&self.db, ship, limit).await
-    }
-
-    async fn outbox(
-        &self,
-        ship: &ShipId,
-        state: Option<OutboxState>,
-        page: Page,
-    ) -> Result<(Vec<OutboxEntry>, u64)> {
-        replica::outbox_page(&self.db, ship, state, page).await
-    }
-
-    async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()> {
-        replica::outbox_mark_sent(&self.db, from, up_to, now_ms).await
-    }
-
-    async fn outbox_resend(&self, from: Seq) -> Result<u64> {
-        replica::outbox_resend(&self.db, from).await
-    }
-
-    async fn outbox_stats(&self) -> Result<OutboxStats> {
-        replica::outbox_stats(&self.db).await
-    }
-
-    async fn replica_apply(
-        &self,
-        ship: &ShipId,
-        batch: &ReplicaBatch,
-        now_ms: u64,
-    ) -> Result<ReplicaApplied> {
-        let txn = self.db.begin().await?;
-        let out = replica::apply(&txn, ship, batch, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn replica_progress(&self) -> Result<ReplicaProgress> {
-        Ok(ReplicaProgress {
-            applied_csn: common::counter(&self.db, common::APPLIED_CSN).await?,
-            last_seq: common::counter(&self.db, common::SEQ).await?,
-        })
-    }
-
-    async fn resync_state(&self) -> Result<Option<ResyncState>> {
-        resync::state(&self.db).await
-    }
-
-    async fn request_resync(&self, full: bool, reason: &str, now_ms: u64) -> Result<ResyncState> {
-        let txn = self.db.begin().await?;
-        let out = resync::request(&txn, full, reason, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn start_resync(&self, ship: &ShipId, start: &ResyncStart, now_ms: u64) -> Result<ResyncStarted> {
-        let txn = self.db.begin().await?;
-        let out = resync::start(&txn, ship, start, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn apply_resync_page(&self, ship: &ShipId, page: &ResyncPage, now_ms: u64) -> Result<ResyncState> {
-        let txn = self.db.begin().await?;
-        let out = resync::apply_page(&txn, ship, page, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished> {
-        let txn = self.db.begin().await?;
-        let out = resync::finish(&txn, topic, next, now_ms).await;
-        finish(txn, out).await
-    }
+    db fn document(ct: &ContentType, id: DocumentId) -> Option<StoredDoc> => common::doc;
+    db fn documents(ct: Option<&ContentType>, page: Page) -> (Vec<StoredDoc>, u64) => common::documents;
+    db fn offset(topic: &str, partition: u32) -> Option<i64> => common::offset;
+    db fn dead_letters(status: Option<DeadLetterStatus>, page: Page) -> (Vec<DeadLetter>, u64)
+        => common::dead_letters;
+    db fn dead_letter(id: u64) -> Option<DeadLetter> => common::dead_letter;
+    db fn dead_letter_counts() -> DeadLetterCounts => common::dead_letter_counts;
+    txn fn settle_dead_letter(id: u64, status: DeadLetterStatus, now_ms: u64) -> DeadLetter
+        => common::settle_dead_letter;
+    db fn due_dead_letters(now_ms: u64, limit: usize) -> Vec<DeadLetter> => common::due_dead_letters;
+    db fn dead_letter_failed(id: u64, next_retry_at_ms: Option<u64>) -> DeadLetter
+        => common::dead_letter_failed;
+    txn fn prune(before_ms: u64) -> u64 => common::prune;
+    db fn signing_seed(generated: [u8; 32], now_ms: u64) -> [u8; 32] => trust::signing_seed;
+    db fn peer_keys() -> Vec<PeerKey> => trust::peer_keys;
+    db fn pin_peer_key(key: &PeerKey) -> PeerKey => trust::pin_peer_key;
+    db fn save_peer_key(key: &PeerKey) -> () => trust::save_peer_key;
+    db fn audit(entry: &NewAuditEntry) -> () => trust::audit;
+    db fn audit_log(page: Page) -> (Vec<AuditEntry>, u64) => trust::audit_log;
+    db fn changes_per_minute(since_ms: u64) -> Vec<(u64, u64)> => common::changes_per_minute;
+    db fn prune_audit(before_ms: u64) -> u64 => trust::prune_audit;
 }
 
-#[async_trait]
-impl MasterStorage for SeaStorage {
-    async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
-        common::master_doc(&self.db, ct, id).await
+delegate! {
+    impl ReplicaStorage for SeaStorage by on_db {
+        async fn replica_progress(&self) -> Result<ReplicaProgress> {
+            Ok(ReplicaProgress {
+                applied_csn: common::counter(&self.db, common::APPLIED_CSN).await?,
+                last_seq: common::counter(&self.db, common::SEQ).await?,
+            })
+        }
     }
+    db fn replica_doc(ct: &ContentType, id: DocumentId) -> Option<ReplicaDoc> => common::doc;
+    txn fn local_write_if(ship: &ShipId, write: &LocalWrite, expected: Option<Csn>, hlc: Hlc, now_ms: u64)
+        -> LocalWritten => replica::local_write;
+    db fn outbox_unsent(ship: &ShipId, limit: usize) -> Vec<OutboxEntry> => replica::outbox_unsent;
+    db fn outbox(ship: &ShipId, state: Option<OutboxState>, page: Page) -> (Vec<OutboxEntry>, u64)
+        => replica::outbox_page;
+    db fn outbox_mark_sent(from: Seq, up_to: Seq, now_ms: u64) -> () => replica::outbox_mark_sent;
+    db fn outbox_resend(from: Seq) -> u64 => replica::outbox_resend;
+    db fn outbox_stats() -> OutboxStats => replica::outbox_stats;
+    txn fn replica_apply(ship: &ShipId, batch: &ReplicaBatch, now_ms: u64) -> ReplicaApplied
+        => replica::apply;
+    db fn resync_state() -> Option<ResyncState> => resync::state;
+    txn fn request_resync(full: bool, reason: &str, now_ms: u64) -> ResyncState => resync::request;
+    txn fn start_resync(ship: &ShipId, start: &ResyncStart, now_ms: u64) -> ResyncStarted => resync::start;
+    txn fn apply_resync_page(ship: &ShipId, page: &ResyncPage, now_ms: u64) -> ResyncState
+        => resync::apply_page;
+    txn fn finish_resync(topic: &str, next: i64, now_ms: u64) -> ResyncFinished => resync::finish;
+}
 
-    async fn master_apply(
-        &self,
-        batch: &MasterBatch,
-        policies: &Policies,
-        now_ms: u64,
-    ) -> Result<MasterApplied> {
-        let txn = self.db.begin().await?;
-        let out = master::apply(&txn, batch, policies, now_ms).await;
-        finish(txn, out).await
+delegate! {
+    impl MasterStorage for SeaStorage by on_db {
+        async fn last_csn(&self) -> Result<Csn> {
+            common::counter(&self.db, common::CSN).await
+        }
     }
-
-    async fn master_write_if(
-        &self,
-        write: &LocalWrite,
-        expected: Option<Csn>,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<(MasterDoc, Option<Commit>)> {
-        let txn = self.db.begin().await?;
-        let out = master::local_write(&txn, write, expected, hlc, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn resolve_conflict(
-        &self,
-        id: ConflictId,
-        strategy: &Strategy,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<(Conflict, Commit)> {
-        let txn = self.db.begin().await?;
-        let out = master::resolve(&txn, id, strategy, hlc, now_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<Vec<Conflict>> {
-        master::conflicts(&self.db, filter, page).await
-    }
-
-    async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64> {
-        master::count_conflicts(&self.db, filter).await
-    }
-
-    async fn document_commits(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        up_to: Csn,
-        limit: u64,
-    ) -> Result<Vec<Commit>> {
-        master::document_commits(&self.db, ct, id, up_to, limit).await
-    }
-
-    async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
-        master::commit_times(&self.db, csns).await
-    }
-
-    async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
-        master::conflict(&self.db, id).await
-    }
-
-    async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>> {
-        master::unpublished(&self.db, limit).await
-    }
-
-    async fn unpublished_count(&self, limit: u64) -> Result<u64> {
-        master::unpublished_count(&self.db, limit).await
-    }
-
-    async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
-        let txn = self.db.begin().await?;
-        let out = master::mark_published(&txn, up_to, last).await;
-        finish(txn, out).await
-    }
-
-    async fn published(&self) -> Result<Published> {
-        master::published(&self.db).await
-    }
-
-    async fn snapshot(
-        &self,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Vec<StoredDoc>> {
-        common::snapshot(&self.db, after, from, limit).await
-    }
-
-    async fn snapshot_size(&self, after: Csn) -> Result<u64> {
-        common::snapshot_size(&self.db, after).await
-    }
-
-    async fn collect_tombstones(&self, up_to: Csn) -> Result<u64> {
-        let txn = self.db.begin().await?;
-        let out = master::collect_tombstones(&txn, up_to).await;
-        finish(txn, out).await
-    }
-
-    async fn tombstones_collected(&self) -> Result<Csn> {
-        master::collected(&self.db).await
-    }
-
-    async fn decommission_ship(&self, ship: &ShipId, at_ms: Option<u64>) -> Result<ShipRecord> {
-        let txn = self.db.begin().await?;
-        let out = master::decommission(&txn, ship, at_ms).await;
-        finish(txn, out).await
-    }
-
-    async fn ship_seqs(&self, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>> {
-        master::ship_seqs(&self.db, ship, limit).await
-    }
-
-    async fn resolved_conflicts(
-        &self,
-        after: Csn,
-        limit: u64,
-    ) -> Result<Vec<(ConflictId, ContentType, DocumentId)>> {
-        master::resolved_after(&self.db, after, limit).await
-    }
-
-    async fn ships(&self) -> Result<Vec<ShipRecord>> {
-        master::ships(&self.db).await
-    }
-
-    async fn last_csn(&self) -> Result<Csn> {
-        common::counter(&self.db, common::CSN).await
-    }
+    db fn master_doc(ct: &ContentType, id: DocumentId) -> Option<MasterDoc> => common::doc;
+    txn fn master_apply(batch: &MasterBatch, policies: &Policies, now_ms: u64) -> MasterApplied
+        => master::apply;
+    txn fn master_write_if(write: &LocalWrite, expected: Option<Csn>, hlc: Hlc, now_ms: u64)
+        -> (MasterDoc, Option<Commit>) => master::local_write;
+    txn fn resolve_conflict(id: ConflictId, strategy: &Strategy, hlc: Hlc, now_ms: u64)
+        -> (Conflict, Commit) => master::resolve;
+    db fn conflicts(filter: &ConflictFilter, page: Page) -> Vec<Conflict> => master::conflicts;
+    db fn count_conflicts(filter: &ConflictFilter) -> u64 => master::count_conflicts;
+    db fn document_commits(ct: &ContentType, id: DocumentId, up_to: Csn, limit: u64) -> Vec<Commit>
+        => master::document_commits;
+    db fn commit_times(csns: &[Csn]) -> BTreeMap<Csn, u64> => master::commit_times;
+    db fn conflict(id: ConflictId) -> Option<Conflict> => master::conflict;
+    db fn unpublished(limit: usize) -> Vec<Broadcast> => master::unpublished;
+    db fn unpublished_count(limit: u64) -> u64 => master::unpublished_count;
+    txn fn mark_published(up_to: u64, last: Option<Published>) -> () => master::mark_published;
+    db fn published() -> Published => master::published;
+    db fn snapshot(after: Csn, from: Option<(ContentType, DocumentId)>, limit: u64) -> Vec<StoredDoc>
+        => common::snapshot;
+    db fn snapshot_size(after: Csn) -> u64 => common::snapshot_size;
+    txn fn collect_tombstones(up_to: Csn) -> u64 => master::collect_tombstones;
+    db fn tombstones_collected() -> Csn => master::collected;
+    txn fn decommission_ship(ship: &ShipId, at_ms: Option<u64>) -> ShipRecord => master::decommission;
+    db fn ship_seqs(ship: &ShipId, limit: u64) -> Vec<ShipSeq> => master::ship_seqs;
+    db fn resolved_conflicts(after: Csn, limit: u64) -> Vec<(ConflictId, ContentType, DocumentId)>
+        => master::resolved_after;
+    db fn ships() -> Vec<ShipRecord> => master::ships;
 }
 
 #[cfg(test)]

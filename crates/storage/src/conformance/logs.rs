@@ -4,7 +4,9 @@
 use offline_sync_model::{DocumentId, Hlc};
 use serde_json::json;
 
-use crate::{DeadLetterCounts, DeadLetterStatus, Error, Page, ReplicaBatch, Storage, TopicOffset};
+use crate::{
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, Error, Page, ReplicaBatch, Storage, TopicOffset,
+};
 
 use super::*;
 
@@ -80,15 +82,15 @@ pub async fn dead_letters_list_by_status_with_totals(s: &dyn Storage) {
     assert_eq!(s.dead_letter(ids[3] + 1000).await.unwrap(), None);
     assert_eq!(s.dead_letter(u64::MAX).await.unwrap(), None);
 
-    s.settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
-        .await
-        .unwrap();
-    s.settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 21)
-        .await
-        .unwrap();
-    s.settle_dead_letter(ids[2], DeadLetterStatus::Discarded, 22)
-        .await
-        .unwrap();
+    settle(
+        s,
+        &[
+            (ids[0], DeadLetterStatus::Resolved, 20),
+            (ids[1], DeadLetterStatus::Discarded, 21),
+            (ids[2], DeadLetterStatus::Discarded, 22),
+        ],
+    )
+    .await;
     assert_eq!(
         s.dead_letter_counts().await.unwrap(),
         DeadLetterCounts {
@@ -98,46 +100,50 @@ pub async fn dead_letters_list_by_status_with_totals(s: &dyn Storage) {
             ..DeadLetterCounts::default()
         }
     );
-    let (pending, total) = s
-        .dead_letters(Some(DeadLetterStatus::Pending), Page::all())
-        .await
-        .unwrap();
-    assert_eq!((pending.len(), total), (1, 1));
-    assert_eq!(pending[0].id, ids[3]);
-    let (retried, total) = s
-        .dead_letters(Some(DeadLetterStatus::Resolved), Page::all())
-        .await
-        .unwrap();
-    assert_eq!((retried.len(), total), (1, 1));
-    assert_eq!(retried[0].id, ids[0]);
-    let (discarded, total) = s
-        .dead_letters(Some(DeadLetterStatus::Discarded), Page { offset: 0, limit: 1 })
-        .await
-        .unwrap();
-    assert_eq!(total, 2);
-    assert_eq!(discarded.iter().map(|l| l.id).collect::<Vec<_>>(), vec![ids[2]]);
+    // Each status lists its own letters; the total counts every match, not the page.
+    for (status, page, listed, all) in [
+        (DeadLetterStatus::Pending, Page::all(), vec![ids[3]], 1),
+        (DeadLetterStatus::Resolved, Page::all(), vec![ids[0]], 1),
+        (
+            DeadLetterStatus::Discarded,
+            Page { offset: 0, limit: 1 },
+            vec![ids[2]],
+            2,
+        ),
+    ] {
+        let (letters, total) = s.dead_letters(Some(status), page).await.unwrap();
+        assert_eq!(total, all, "{status:?}");
+        assert_eq!(
+            letters.iter().map(|l| l.id).collect::<Vec<_>>(),
+            listed,
+            "{status:?}"
+        );
+    }
+}
+
+/// Settles letter `id` as `status` at `at_ms`, and checks the letter returned says so.
+async fn settled(s: &dyn Storage, id: u64, status: DeadLetterStatus, at_ms: u64) -> DeadLetter {
+    let letter = s.settle_dead_letter(id, status, at_ms).await.unwrap();
+    assert_eq!((letter.status, letter.handled_at_ms), (status, Some(at_ms)));
+    letter
+}
+
+/// Settles each `(id, status, at_ms)` in turn.
+async fn settle(s: &dyn Storage, settles: &[(u64, DeadLetterStatus, u64)]) {
+    for &(id, status, at_ms) in settles {
+        settled(s, id, status, at_ms).await;
+    }
 }
 
 pub async fn settling_a_dead_letter_happens_once(s: &dyn Storage) {
     let ids = store_dead_letters(s, 3, 10).await;
 
-    let retried = s
-        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 20)
-        .await
-        .unwrap();
-    assert_eq!(retried.status, DeadLetterStatus::Resolved);
-    assert_eq!((retried.created_at_ms, retried.handled_at_ms), (10, Some(20)));
+    let retried = settled(s, ids[0], DeadLetterStatus::Resolved, 20).await;
+    assert_eq!(retried.created_at_ms, 10);
     assert_eq!(retried.letter, letter(1));
     assert_eq!(s.dead_letter(ids[0]).await.unwrap(), Some(retried.clone()));
 
-    let discarded = s
-        .settle_dead_letter(ids[1], DeadLetterStatus::Discarded, 30)
-        .await
-        .unwrap();
-    assert_eq!(
-        (discarded.status, discarded.handled_at_ms),
-        (DeadLetterStatus::Discarded, Some(30))
-    );
+    settled(s, ids[1], DeadLetterStatus::Discarded, 30).await;
 
     for status in [DeadLetterStatus::Resolved, DeadLetterStatus::Discarded] {
         assert!(matches!(
@@ -215,14 +221,7 @@ pub async fn automatic_retries_are_due_counted_and_exhausted(s: &dyn Storage) {
         }
     );
     // An operator may still retry (resolve) or discard an exhausted letter.
-    let resolved = s
-        .settle_dead_letter(ids[0], DeadLetterStatus::Resolved, 200)
-        .await
-        .unwrap();
-    assert_eq!(
-        (resolved.status, resolved.handled_at_ms),
-        (DeadLetterStatus::Resolved, Some(200))
-    );
+    let resolved = settled(s, ids[0], DeadLetterStatus::Resolved, 200).await;
     let unchanged = s.dead_letter_failed(ids[0], Some(300)).await.unwrap();
     assert_eq!(unchanged, resolved, "a settled letter is not retried any more");
 }
@@ -230,12 +229,14 @@ pub async fn automatic_retries_are_due_counted_and_exhausted(s: &dyn Storage) {
 pub async fn retention_prunes_dead_letters_by_when_they_were_handled(s: &dyn Storage) {
     // All three arrived long before any cut-off used below.
     let ids = store_dead_letters(s, 3, 1).await;
-    s.settle_dead_letter(ids[0], DeadLetterStatus::Discarded, 100)
-        .await
-        .unwrap();
-    s.settle_dead_letter(ids[1], DeadLetterStatus::Resolved, 500)
-        .await
-        .unwrap();
+    settle(
+        s,
+        &[
+            (ids[0], DeadLetterStatus::Discarded, 100),
+            (ids[1], DeadLetterStatus::Resolved, 500),
+        ],
+    )
+    .await;
 
     assert_eq!(s.prune(100).await.unwrap(), 0, "nothing was handled before 100");
     assert_eq!(

@@ -19,7 +19,8 @@ pub mod master;
 pub mod replica;
 
 use offline_sync_model::{
-    Change, CommitOp, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, Policies, ShipId, decode,
+    Change, Commit, CommitOp, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, Origin,
+    Policies, ShipId, decode,
 };
 use serde_json::json;
 
@@ -63,20 +64,32 @@ pub(crate) fn delete(id: DocumentId) -> LocalWrite {
     }
 }
 
-/// The master's commit of this ship's change `seq` at `csn`, written with `Hlc::default()`.
-pub(crate) fn echo(seq: u64, csn: u64, id: DocumentId) -> Message {
-    Message::Commit(offline_sync_model::Commit {
+/// The master's commit at `csn` of the test article `id` with `f`'s fields: of this ship's
+/// change `seq`, or of the master's own change when `None`; written with `Hlc::default()`.
+pub(crate) fn commit(
+    csn: u64,
+    seq: Option<u64>,
+    id: DocumentId,
+    op: CommitOp,
+    f: serde_json::Value,
+) -> Commit {
+    Commit {
         csn,
-        origin: offline_sync_model::Origin::Ship(ship()),
-        seq: Some(seq),
+        origin: seq.map_or(Origin::Master, |_| Origin::Ship(ship())),
+        seq,
         ct: ct(),
         id,
-        op: CommitOp::Patch,
-        fields: fields(json!({})),
+        op,
+        fields: fields(f),
         hlc: Hlc::default(),
         resolves: None,
         conflict: None,
-    })
+    }
+}
+
+/// The master's commit of this ship's change `seq` at `csn`, written with `Hlc::default()`.
+pub(crate) fn echo(seq: u64, csn: u64, id: DocumentId) -> Message {
+    Message::Commit(commit(csn, Some(seq), id, CommitOp::Patch, json!({})))
 }
 
 pub(crate) fn change(seq: u64, id: DocumentId, op: Op, f: serde_json::Value, base: u64) -> Change {

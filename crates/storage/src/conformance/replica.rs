@@ -17,22 +17,15 @@ pub async fn replica_local_writes_append_outbox_rows(s: &dyn Storage) {
         s.local_write(&ship(), &create, Hlc::default(), 10).await,
         Err(crate::Error::AlreadyExists)
     ));
-    let same = update(id, json!({"title": "a"}));
-    assert_eq!(
-        s.local_write(&ship(), &same, Hlc::default(), 11)
+    // An update to the values already there appends nothing; a change appends the next seq.
+    for (title, at, seq) in [("a", 11, None), ("b", 12, Some(2))] {
+        let retitle = update(id, json!({"title": title}));
+        let w = s
+            .local_write(&ship(), &retitle, Hlc::default(), at)
             .await
-            .unwrap()
-            .seq,
-        None
-    );
-    let retitle = update(id, json!({"title": "b"}));
-    assert_eq!(
-        s.local_write(&ship(), &retitle, Hlc::default(), 12)
-            .await
-            .unwrap()
-            .seq,
-        Some(2)
-    );
+            .unwrap();
+        assert_eq!(w.seq, seq, "title {title}");
+    }
     let bad = update(id, json!({"documentId": "x"}));
     assert!(matches!(
         s.local_write(&ship(), &bad, Hlc::default(), 12).await,
@@ -79,18 +72,7 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
     assert_eq!(s.outbox_unsent(&ship(), 10).await.unwrap().len(), 2);
 
     // A commit that does not follow the applied CSN is refused whole: commits are gapless.
-    let ahead = |csn| offline_sync_model::Commit {
-        csn,
-        origin: offline_sync_model::Origin::Master,
-        seq: None,
-        ct: ct(),
-        id,
-        op: CommitOp::Patch,
-        fields: fields(json!({"n": 9})),
-        hlc: Hlc::default(),
-        resolves: None,
-        conflict: None,
-    };
+    let ahead = |csn| commit(csn, None, id, CommitOp::Patch, json!({"n": 9}));
     let skipping = ReplicaBatch::read(
         vec![Message::Commit(ahead(2))],
         vec![],
@@ -106,18 +88,7 @@ pub async fn outbox_rows_move_from_pending_to_sent_to_acked(s: &dyn Storage) {
     // The master's echo of seq 2 answers row 2 only: every row gets its own answer, and one
     // left unanswered below it is another change under a seq the master used (a restored
     // database), never taken as applied.
-    let echo = offline_sync_model::Commit {
-        csn: 1,
-        origin: offline_sync_model::Origin::Ship(ship()),
-        seq: Some(2),
-        ct: ct(),
-        id,
-        op: CommitOp::Patch,
-        fields: fields(json!({"n": 1})),
-        hlc: Hlc::default(),
-        resolves: None,
-        conflict: None,
-    };
+    let echo = commit(1, Some(2), id, CommitOp::Patch, json!({"n": 1}));
     let batch = ReplicaBatch::read(
         vec![Message::Commit(echo)],
         vec![],
@@ -301,20 +272,7 @@ pub async fn outbox_lists_newest_first_by_state_with_total(s: &dyn Storage) {
 /// it left: several commits to one document in one batch, a delete, and a batch after it.
 pub async fn a_batch_of_commits_sees_its_own_changes_in_order(s: &dyn Storage) {
     let (a, b) = (DocumentId::new_v7(), DocumentId::new_v7());
-    let commit = |csn, id, op, f: serde_json::Value| {
-        Message::Commit(offline_sync_model::Commit {
-            csn,
-            origin: offline_sync_model::Origin::Master,
-            seq: None,
-            ct: ct(),
-            id,
-            op,
-            fields: fields(f),
-            hlc: Hlc::default(),
-            resolves: None,
-            conflict: None,
-        })
-    };
+    let commit = |csn, id, op, f| Message::Commit(super::commit(csn, None, id, op, f));
     let batch =
         |messages, next| ReplicaBatch::read(messages, vec![], TopicOffset::new("master-updates", 0, next));
     let first = batch(

@@ -1,12 +1,14 @@
 //! Helpers shared by both roles: counters, documents, offsets, dead letters, row conversion.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use offline_sync_model::{ContentType, DocumentId, Fields, Mark, MasterDoc, ReplicaDoc, Stamp, Unseen};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
+    ActiveModelTrait,
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,13 +77,11 @@ pub(super) async fn lock_counter<C: ConnectionTrait>(c: &C, name: &str) -> Resul
     if c.get_database_backend() != sea_orm::DbBackend::Postgres {
         return counter(c, name).await;
     }
-    counters::Entity::insert(counters::ActiveModel {
+    let row = counters::ActiveModel {
         name: Set(name.to_owned()),
         value: Set(0),
-    })
-    .on_conflict(OnConflict::column(counters::Column::Name).do_nothing().to_owned())
-    .exec_without_returning(c)
-    .await?;
+    };
+    insert_missing(c, row, counters::Column::Name).await?;
     let row = counters::Entity::find_by_id(name.to_owned())
         .lock_exclusive()
         .one(c)
@@ -90,33 +90,52 @@ pub(super) async fn lock_counter<C: ConnectionTrait>(c: &C, name: &str) -> Resul
 }
 
 pub(super) async fn set_counter<C: ConnectionTrait>(c: &C, name: &str, value: u64) -> Result<()> {
-    counters::Entity::insert(counters::ActiveModel {
+    let row = counters::ActiveModel {
         name: Set(name.to_owned()),
         value: Set(to_i64(value)),
-    })
-    .on_conflict(
-        OnConflict::column(counters::Column::Name)
-            .update_column(counters::Column::Value)
-            .to_owned(),
-    )
-    .exec(c)
-    .await?;
-    Ok(())
+    };
+    upsert(c, row, [counters::Column::Name], [counters::Column::Value]).await
 }
 
 pub(super) async fn set_offset<C: ConnectionTrait>(c: &C, o: &TopicOffset) -> Result<()> {
-    offsets::Entity::insert(offsets::ActiveModel {
+    use offsets::Column as O;
+    let row = offsets::ActiveModel {
         topic: Set(o.topic.clone()),
         partition: Set(i32::try_from(o.partition).unwrap_or(i32::MAX)),
         next_offset: Set(o.next),
-    })
-    .on_conflict(
-        OnConflict::columns([offsets::Column::Topic, offsets::Column::Partition])
-            .update_column(offsets::Column::NextOffset)
-            .to_owned(),
-    )
-    .exec(c)
-    .await?;
+    };
+    upsert(c, row, [O::Topic, O::Partition], [O::NextOffset]).await
+}
+
+/// The columns of the table `A` is a row of.
+type ColumnOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Column;
+
+/// Inserts `row`, or, when a row with the same `key` columns is there, sets that row's `update`
+/// columns to `row`'s values (`INSERT … ON CONFLICT (key) DO UPDATE`).
+pub(super) async fn upsert<C: ConnectionTrait, A: ActiveModelTrait>(
+    c: &C,
+    row: A,
+    key: impl IntoIterator<Item = ColumnOf<A>>,
+    update: impl IntoIterator<Item = ColumnOf<A>>,
+) -> Result<()> {
+    <A::Entity as EntityTrait>::insert(row)
+        .on_conflict(OnConflict::columns(key).update_columns(update).to_owned())
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+/// Inserts `row` unless a row with the same `key` column is there, which stays as it is
+/// (`INSERT … ON CONFLICT (key) DO NOTHING`).
+pub(super) async fn insert_missing<C: ConnectionTrait, A: ActiveModelTrait>(
+    c: &C,
+    row: A,
+    key: ColumnOf<A>,
+) -> Result<()> {
+    <A::Entity as EntityTrait>::insert(row)
+        .on_conflict(OnConflict::column(key).do_nothing().to_owned())
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }
 
@@ -173,14 +192,15 @@ fn to_dead_letter(r: dead_letters::Model) -> Result<DeadLetter> {
     })
 }
 
-/// One page of the rows `q` selects, newest (highest `order`) first, and how many it selects
-/// in all.
-pub(super) async fn newest_first<C: ConnectionTrait, E: EntityTrait>(
+/// One page of the rows `q` selects, newest (highest `order`) first, each read with `read`,
+/// and how many it selects in all.
+pub(super) async fn newest_first<C: ConnectionTrait, E: EntityTrait, T>(
     c: &C,
     q: sea_orm::Select<E>,
     order: E::Column,
     page: Page,
-) -> Result<(Vec<E::Model>, u64)>
+    read: impl FnMut(E::Model) -> Result<T>,
+) -> Result<(Vec<T>, u64)>
 where
     E::Model: Sync,
 {
@@ -191,7 +211,7 @@ where
         .limit(page.limit)
         .all(c)
         .await?;
-    Ok((rows, total))
+    Ok((rows.into_iter().map(read).collect::<Result<_>>()?, total))
 }
 
 pub(super) async fn dead_letters<C: ConnectionTrait>(
@@ -199,13 +219,10 @@ pub(super) async fn dead_letters<C: ConnectionTrait>(
     status: Option<DeadLetterStatus>,
     page: Page,
 ) -> Result<(Vec<DeadLetter>, u64)> {
-    let mut q = dead_letters::Entity::find();
-    if let Some(status) = status {
-        q = q.filter(dead_letters::Column::Status.eq(status.as_str()));
-    }
-    let (rows, total) = newest_first(c, q, dead_letters::Column::Id, page).await?;
-    let letters = rows.into_iter().map(to_dead_letter).collect::<Result<_>>()?;
-    Ok((letters, total))
+    let q = dead_letters::Entity::find().apply_if(status, |q, s| {
+        q.filter(dead_letters::Column::Status.eq(s.as_str()))
+    });
+    newest_first(c, q, dead_letters::Column::Id, page, to_dead_letter).await
 }
 
 pub(super) async fn dead_letter<C: ConnectionTrait>(c: &C, id: u64) -> Result<Option<DeadLetter>> {
@@ -381,14 +398,6 @@ async fn row<C: ConnectionTrait>(
     )
 }
 
-pub(super) async fn document<C: ConnectionTrait>(
-    c: &C,
-    ct: &ContentType,
-    id: DocumentId,
-) -> Result<Option<StoredDoc>> {
-    row(c, ct, id).await?.map(stored).transpose()
-}
-
 pub(super) async fn documents<C: ConnectionTrait>(
     c: &C,
     ct: Option<&ContentType>,
@@ -497,10 +506,10 @@ async fn upsert_many<C: ConnectionTrait>(c: &C, rows: Vec<documents::Model>) -> 
     Ok(())
 }
 
+/// The row of document `ct`/`id` (its fields, whether it is deleted) at `version`, with what
+/// its role keeps beside it (`meta`), saved at `now_ms`.
 fn doc_row(
-    (ct, id): (&ContentType, DocumentId),
-    fields: &Fields,
-    deleted: bool,
+    (ct, id, fields, deleted): (&ContentType, DocumentId, &Fields, bool),
     version: u64,
     meta: String,
     now_ms: u64,
@@ -516,41 +525,85 @@ fn doc_row(
     }
 }
 
-pub(super) async fn master_doc<C: ConnectionTrait>(
-    c: &C,
+/// A document of one type by id: the key of a batch's documents.
+pub(super) type DocKey = (ContentType, DocumentId);
+
+/// A document read from its row of `documents`: as users see it, or as one role keeps it.
+pub(super) trait ReadDoc: Sized {
+    /// Reads it from `row`.
+    fn read(row: documents::Model) -> Result<Self>;
+}
+
+/// A document of one role, saved as a row of `documents`.
+pub(super) trait SavedDoc: ReadDoc + Clone {
+    /// Its type and id.
+    fn key(&self) -> DocKey;
+
+    /// Its row, saved at `now_ms`.
+    fn row(&self, now_ms: u64) -> documents::Model;
+}
+
+impl ReadDoc for StoredDoc {
+    fn read(row: documents::Model) -> Result<Self> {
+        stored(row)
+    }
+}
+
+/// Implements [`ReadDoc`] and [`SavedDoc`] for the document of a role, `$doc`: its version is
+/// field `$version`, and its fields `$kept` are kept in `documents.meta` as a `$meta` (named
+/// `$what` when it cannot be read).
+macro_rules! role_doc {
+    ($doc:ident at $version:ident, $meta:ident ($what:literal) { $($kept:ident),* }) => {
+        impl ReadDoc for $doc {
+            fn read(row: documents::Model) -> Result<Self> {
+                let meta: $meta = parse_json($what, &row.meta)?;
+                let stored = stored(row)?;
+                Ok($doc {
+                    content_type: stored.content_type,
+                    id: stored.id,
+                    fields: stored.fields,
+                    deleted: stored.deleted,
+                    $version: stored.version,
+                    $($kept: meta.$kept,)*
+                })
+            }
+        }
+
+        impl SavedDoc for $doc {
+            fn key(&self) -> DocKey {
+                (self.content_type.clone(), self.id)
+            }
+
+            fn row(&self, now_ms: u64) -> documents::Model {
+                let meta = $meta {
+                    $($kept: self.$kept.clone(),)*
+                };
+                let doc = (&self.content_type, self.id, &self.fields, self.deleted);
+                doc_row(doc, self.$version, to_json(&meta), now_ms)
+            }
+        }
+    };
+}
+
+role_doc!(MasterDoc at version, MasterMeta("field versions") { stamps, delete_stamp });
+role_doc!(ReplicaDoc at base_version, ReplicaMeta("document marks") { marks, delete_mark, unseen });
+
+/// Document `ct`/`id` (a tombstone too), as `D`.
+pub(super) async fn doc<D: ReadDoc>(
+    c: &impl ConnectionTrait,
     ct: &ContentType,
     id: DocumentId,
-) -> Result<Option<MasterDoc>> {
-    row(c, ct, id).await?.map(to_master_doc).transpose()
+) -> Result<Option<D>> {
+    row(c, ct, id).await?.map(D::read).transpose()
 }
 
-/// The master's documents of type `ct` among `ids` (those it holds, tombstones included), in
-/// one query per [`ROWS_PER_STATEMENT`] ids.
-pub(super) async fn master_docs<C: ConnectionTrait>(
-    c: &C,
-    ct: &ContentType,
-    ids: &[DocumentId],
-) -> Result<Vec<MasterDoc>> {
-    docs_among(c, ct, ids, to_master_doc).await
-}
-
-/// [`master_docs`] for a replica.
-pub(super) async fn replica_docs<C: ConnectionTrait>(
-    c: &C,
-    ct: &ContentType,
-    ids: &[DocumentId],
-) -> Result<Vec<ReplicaDoc>> {
-    docs_among(c, ct, ids, to_replica_doc).await
-}
-
-/// The documents of type `ct` among `ids`, each read with `read`, in one query per
+/// The documents of type `ct` among `ids` (tombstones included), in one query per
 /// [`ROWS_PER_STATEMENT`] ids.
-async fn docs_among<C: ConnectionTrait, T>(
-    c: &C,
+async fn docs_among<D: ReadDoc>(
+    c: &impl ConnectionTrait,
     ct: &ContentType,
     ids: &[DocumentId],
-    read: fn(documents::Model) -> Result<T>,
-) -> Result<Vec<T>> {
+) -> Result<Vec<D>> {
     let mut docs = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let rows = documents::Entity::find()
@@ -559,30 +612,16 @@ async fn docs_among<C: ConnectionTrait, T>(
             .all(c)
             .await?;
         for row in rows {
-            docs.push(read(row)?);
+            docs.push(D::read(row)?);
         }
     }
     Ok(docs)
 }
 
-fn to_master_doc(row: documents::Model) -> Result<MasterDoc> {
-    let meta: MasterMeta = parse_json("field versions", &row.meta)?;
-    let stored = stored(row)?;
-    Ok(MasterDoc {
-        content_type: stored.content_type,
-        id: stored.id,
-        fields: stored.fields,
-        deleted: stored.deleted,
-        version: stored.version,
-        stamps: meta.stamps,
-        delete_stamp: meta.delete_stamp,
-    })
-}
-
 /// Document `ct`/`id` as a batch's read-ahead `docs` holds it, read by `load` (not polled on
 /// a hit) and kept the first time.
 pub(super) async fn cached<D: Clone>(
-    docs: &mut BTreeMap<(ContentType, DocumentId), Option<D>>,
+    docs: &mut BTreeMap<DocKey, Option<D>>,
     ct: &ContentType,
     id: DocumentId,
     load: impl std::future::Future<Output = Result<Option<D>>>,
@@ -596,57 +635,77 @@ pub(super) async fn cached<D: Clone>(
     Ok(doc)
 }
 
-pub(super) async fn save_master_doc<C: ConnectionTrait>(c: &C, doc: &MasterDoc, now_ms: u64) -> Result<()> {
-    save_master_docs(c, [doc], now_ms).await
+/// The documents a batch touches, as it has left them so far: read ahead in one query per
+/// type (or from the database the first time), and the changed ones saved together by
+/// [`BatchDocs::flush`]. Later changes of the batch see what earlier ones did through it.
+pub(super) struct BatchDocs<D> {
+    docs: BTreeMap<DocKey, Option<D>>,
+    changed: BTreeSet<DocKey>,
 }
 
-/// Saves master documents, each at most once, in multi-row statements.
-pub(super) async fn save_master_docs<'a, C: ConnectionTrait>(
+impl<D: SavedDoc> BatchDocs<D> {
+    pub(super) fn new() -> Self {
+        Self {
+            docs: BTreeMap::new(),
+            changed: BTreeSet::new(),
+        }
+    }
+
+    /// Reads the documents of type `ct` among `ids` (knowing those missing are missing).
+    pub(super) async fn read_ahead(
+        &mut self,
+        c: &impl ConnectionTrait,
+        ct: &ContentType,
+        ids: &[DocumentId],
+    ) -> Result<()> {
+        for id in ids {
+            self.docs.insert((ct.clone(), *id), None);
+        }
+        for doc in docs_among::<D>(c, ct, ids).await? {
+            self.docs.insert(doc.key(), Some(doc));
+        }
+        Ok(())
+    }
+
+    /// Document `ct`/`id` as the batch has left it so far, read from the database the first
+    /// time.
+    pub(super) async fn get(
+        &mut self,
+        c: &impl ConnectionTrait,
+        ct: &ContentType,
+        id: DocumentId,
+    ) -> Result<Option<D>> {
+        cached(&mut self.docs, ct, id, doc(c, ct, id)).await
+    }
+
+    /// Keeps `doc` as the batch leaves it, to be saved by [`BatchDocs::flush`].
+    pub(super) fn save(&mut self, doc: D) {
+        let key = doc.key();
+        self.changed.insert(key.clone());
+        self.docs.insert(key, Some(doc));
+    }
+
+    /// Saves every document the batch changed since the last flush.
+    pub(super) async fn flush(&mut self, c: &impl ConnectionTrait, now_ms: u64) -> Result<()> {
+        let changed = std::mem::take(&mut self.changed);
+        let docs = changed
+            .iter()
+            .filter_map(|key| self.docs.get(key).and_then(Option::as_ref));
+        save_docs(c, docs, now_ms).await
+    }
+}
+
+pub(super) async fn save_doc<C: ConnectionTrait>(c: &C, doc: &impl SavedDoc, now_ms: u64) -> Result<()> {
+    save_docs(c, [doc], now_ms).await
+}
+
+/// Saves documents, each at most once, in multi-row statements.
+pub(super) async fn save_docs<'a, C: ConnectionTrait, D: SavedDoc + 'a>(
     c: &C,
-    docs: impl IntoIterator<Item = &'a MasterDoc>,
+    docs: impl IntoIterator<Item = &'a D>,
     now_ms: u64,
 ) -> Result<()> {
-    let rows = docs
-        .into_iter()
-        .map(|doc| {
-            let meta = MasterMeta {
-                stamps: doc.stamps.clone(),
-                delete_stamp: doc.delete_stamp.clone(),
-            };
-            doc_row(
-                (&doc.content_type, doc.id),
-                &doc.fields,
-                doc.deleted,
-                doc.version,
-                to_json(&meta),
-                now_ms,
-            )
-        })
-        .collect();
-    upsert_many(c, rows).await
-}
-
-pub(super) async fn replica_doc<C: ConnectionTrait>(
-    c: &C,
-    ct: &ContentType,
-    id: DocumentId,
-) -> Result<Option<ReplicaDoc>> {
-    row(c, ct, id).await?.map(to_replica_doc).transpose()
-}
-
-fn to_replica_doc(row: documents::Model) -> Result<ReplicaDoc> {
-    let meta: ReplicaMeta = parse_json("document marks", &row.meta)?;
-    let stored = stored(row)?;
-    Ok(ReplicaDoc {
-        content_type: stored.content_type,
-        id: stored.id,
-        fields: stored.fields,
-        deleted: stored.deleted,
-        base_version: stored.version,
-        marks: meta.marks,
-        delete_mark: meta.delete_mark,
-        unseen: meta.unseen,
-    })
+    upsert_many(c, docs.into_iter().map(|doc| doc.row(now_ms)).collect()).await
 }
 
 /// A replica's live documents last saved at or before `ms`.
@@ -657,7 +716,7 @@ pub(super) async fn replica_docs_saved_by<C: ConnectionTrait>(c: &C, ms: u64) ->
         .all(c)
         .await?
         .into_iter()
-        .map(to_replica_doc)
+        .map(ReplicaDoc::read)
         .collect()
 }
 
@@ -667,37 +726,6 @@ pub(super) async fn snapshot_size<C: ConnectionTrait>(c: &C, after: u64) -> Resu
         .filter(documents::Column::Version.gt(to_i64(after)))
         .count(c)
         .await?)
-}
-
-pub(super) async fn save_replica_doc<C: ConnectionTrait>(c: &C, doc: &ReplicaDoc, now_ms: u64) -> Result<()> {
-    save_replica_docs(c, [doc], now_ms).await
-}
-
-/// Saves replica documents, each at most once, in multi-row statements.
-pub(super) async fn save_replica_docs<'a, C: ConnectionTrait>(
-    c: &C,
-    docs: impl IntoIterator<Item = &'a ReplicaDoc>,
-    now_ms: u64,
-) -> Result<()> {
-    let rows = docs
-        .into_iter()
-        .map(|doc| {
-            let meta = ReplicaMeta {
-                marks: doc.marks.clone(),
-                delete_mark: doc.delete_mark,
-                unseen: doc.unseen.clone(),
-            };
-            doc_row(
-                (&doc.content_type, doc.id),
-                &doc.fields,
-                doc.deleted,
-                doc.base_version,
-                to_json(&meta),
-                now_ms,
-            )
-        })
-        .collect();
-    upsert_many(c, rows).await
 }
 
 /// Milliseconds in a minute.

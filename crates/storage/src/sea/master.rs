@@ -1,6 +1,6 @@
 //! Master side: applying ship batches, local writes, conflicts, broadcasts, the ship registry.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use offline_sync_model::{
     Ack, AckOutcome, Change, Commit, CommitOp, Conflict, ConflictDraft, ConflictId, ConflictKind,
@@ -15,7 +15,7 @@ use sea_orm::{
     QuerySelect, Select,
 };
 
-use super::common::{self, CSN, parse_json, to_i64, to_json, to_u64};
+use super::common::{self, BatchDocs, CSN, DocKey, parse_json, to_i64, to_json, to_u64};
 use crate::entity::{broadcasts, conflicts, documents, ship_seqs, ships};
 use crate::error::{Error, Result};
 use crate::types::{
@@ -40,9 +40,6 @@ fn broadcast_row(msg: &Message, csn: Option<u64>, now_ms: u64) -> Result<broadca
     })
 }
 
-/// A document of the master, by type and id.
-type DocKey = (ContentType, DocumentId);
-
 /// What applying one batch reads and writes, kept in memory from its start to its end so the
 /// batch costs a handful of statements instead of several round trips per change: the
 /// documents and open conflicts its changes touch (read in one query per type), and the
@@ -51,9 +48,8 @@ type DocKey = (ContentType, DocumentId);
 ///
 /// [`flush`]: Batched::flush
 struct Batched {
-    docs: BTreeMap<DocKey, Option<MasterDoc>>,
+    docs: BatchDocs<MasterDoc>,
     open: BTreeMap<DocKey, Option<Conflict>>,
-    changed: BTreeSet<DocKey>,
     broadcasts: Vec<broadcasts::ActiveModel>,
     seqs: Vec<ship_seqs::ActiveModel>,
     now_ms: u64,
@@ -70,18 +66,15 @@ impl Batched {
         for change in changes {
             by_type.entry(&change.ct).or_default().push(change.id);
         }
-        let mut docs = BTreeMap::new();
+        let mut docs = BatchDocs::new();
         let mut open = BTreeMap::new();
         for (ct, mut ids) in by_type {
             ids.sort_unstable();
             ids.dedup();
             for id in &ids {
-                docs.insert((ct.clone(), *id), None);
                 open.insert((ct.clone(), *id), None);
             }
-            for doc in common::master_docs(c, ct, &ids).await? {
-                docs.insert((doc.content_type.clone(), doc.id), Some(doc));
-            }
+            docs.read_ahead(c, ct, &ids).await?;
             for chunk in ids.chunks(common::ROWS_PER_STATEMENT) {
                 let rows = conflicts::Entity::find()
                     .filter(conflicts::Column::ContentType.eq(ct.as_str()))
@@ -101,28 +94,10 @@ impl Batched {
         Ok(Self {
             docs,
             open,
-            changed: BTreeSet::new(),
             broadcasts: Vec::new(),
             seqs: Vec::new(),
             now_ms,
         })
-    }
-
-    /// The master's document as the batch has left it so far.
-    async fn doc<C: ConnectionTrait>(
-        &mut self,
-        c: &C,
-        ct: &ContentType,
-        id: DocumentId,
-    ) -> Result<Option<MasterDoc>> {
-        common::cached(&mut self.docs, ct, id, common::master_doc(c, ct, id)).await
-    }
-
-    /// Keeps `doc` as the document's new state, saved by [`Batched::flush`].
-    fn save(&mut self, doc: &MasterDoc) {
-        let key = (doc.content_type.clone(), doc.id);
-        self.changed.insert(key.clone());
-        self.docs.insert(key, Some(doc.clone()));
     }
 
     /// Keeps conflict `id`, just saved, as the open conflict about its document.
@@ -144,13 +119,7 @@ impl Batched {
         ct: &ContentType,
         id: DocumentId,
     ) -> Result<Option<Conflict>> {
-        let key = (ct.clone(), id);
-        if let Some(open) = self.open.get(&key) {
-            return Ok(open.clone());
-        }
-        let open = open_conflict(c, ct, id).await?;
-        self.open.insert(key, open.clone());
-        Ok(open)
+        common::cached(&mut self.open, ct, id, open_conflict(c, ct, id)).await
     }
 
     fn broadcast(&mut self, msg: &Message, csn: Option<u64>) -> Result<()> {
@@ -161,11 +130,7 @@ impl Batched {
     /// Writes what the batch changed: documents, ship seqs, then broadcasts in the order
     /// they were made (their ids, the publishing order, follow the rows of each statement).
     async fn flush<C: ConnectionTrait>(mut self, c: &C) -> Result<()> {
-        let changed = std::mem::take(&mut self.changed);
-        let docs = changed
-            .iter()
-            .filter_map(|key| self.docs.get(key).and_then(Option::as_ref));
-        common::save_master_docs(c, docs, self.now_ms).await?;
+        self.docs.flush(c, self.now_ms).await?;
         for group in common::statements(self.seqs, |_| 0) {
             ship_seqs::Entity::insert_many(group)
                 .on_conflict(
@@ -243,8 +208,20 @@ impl Registry {
 
     async fn save<C: ConnectionTrait>(self, c: &C) -> Result<()> {
         use ships::Column as S;
+        let update = [
+            S::LastSeq,
+            S::ChangesApplied,
+            S::LastSeenMs,
+            S::Pending,
+            S::OldestUnackedMs,
+            S::AppliedCsn,
+            S::ChangesRefused,
+            S::LastRefusal,
+            S::OnlineSinceMs,
+            S::Resync,
+        ];
         for row in self.rows.into_values() {
-            ships::Entity::insert(ships::ActiveModel {
+            let row = ships::ActiveModel {
                 ship_id: Set(row.ship_id),
                 last_seq: Set(row.last_seq),
                 changes_applied: Set(row.changes_applied),
@@ -258,25 +235,8 @@ impl Registry {
                 decommissioned_at_ms: Set(row.decommissioned_at_ms),
                 online_since_ms: Set(row.online_since_ms),
                 resync: Set(row.resync),
-            })
-            .on_conflict(
-                OnConflict::column(S::ShipId)
-                    .update_columns([
-                        S::LastSeq,
-                        S::ChangesApplied,
-                        S::LastSeenMs,
-                        S::Pending,
-                        S::OldestUnackedMs,
-                        S::AppliedCsn,
-                        S::ChangesRefused,
-                        S::LastRefusal,
-                        S::OnlineSinceMs,
-                        S::Resync,
-                    ])
-                    .to_owned(),
-            )
-            .exec(c)
-            .await?;
+            };
+            common::upsert(c, row, [S::ShipId], update).await?;
         }
         Ok(())
     }
@@ -305,7 +265,7 @@ async fn refuse(
     let Some((ct, id)) = target else {
         return Ok(());
     };
-    let doc = batched.doc(txn, ct, id).await?.filter(|d| !d.deleted);
+    let doc = batched.docs.get(txn, ct, id).await?.filter(|d| !d.deleted);
     *csn += 1;
     let restore = Commit {
         csn: *csn,
@@ -466,7 +426,7 @@ pub(super) async fn apply(
             };
             row.changes_applied += 1;
             csn += 1;
-            let mut doc = batched.doc(txn, &change.ct, change.id).await?;
+            let mut doc = batched.docs.get(txn, &change.ct, change.id).await?;
             // A change to a document the ship had from the master (a base above 0) that the master
             // no longer holds: its tombstone was collected, and the change is decided against it.
             let gone =
@@ -522,10 +482,10 @@ pub(super) async fn apply(
                 out.conflicts += 1;
             }
             match (&decision.doc, &doc) {
-                (Some(d), _) => batched.save(d),
+                (Some(d), _) => batched.docs.save(d.clone()),
                 // The tombstone comes back while a conflict about it is open (resolving needs it);
                 // it is collected again once every ship passed it.
-                (None, Some(d)) if gone && decision.conflict.is_some() => batched.save(d),
+                (None, Some(d)) if gone && decision.conflict.is_some() => batched.docs.save(d.clone()),
                 (None, _) => {}
             }
             batched.broadcast(&Message::Commit(decision.commit), Some(csn))?;
@@ -587,11 +547,11 @@ pub(super) async fn local_write(
 ) -> Result<(MasterDoc, Option<Commit>)> {
     let csn = common::lock_counter(txn, CSN).await? + 1;
     let (ct, id) = write.target();
-    let doc = common::master_doc(txn, ct, id).await?;
+    let doc = common::doc::<MasterDoc>(txn, ct, id).await?;
     common::check_expected(doc.as_ref().map(|d| (d.deleted, d.version)), expected)?;
     let (doc, mut commit) = master_write(doc, write, csn, hlc)?;
     if let Some(commit) = &mut commit {
-        common::save_master_doc(txn, &doc, now_ms).await?;
+        common::save_doc(txn, &doc, now_ms).await?;
         if let Some(open) = open_conflict(txn, ct, id).await? {
             commit.resolves = follow_master_write(txn, open, &doc, csn, now_ms).await?;
         }
@@ -650,11 +610,11 @@ pub(super) async fn resolve(
 ) -> Result<(Conflict, Commit)> {
     let csn = common::lock_counter(txn, CSN).await? + 1;
     let mut conflict = conflict(txn, id).await?.ok_or(Error::NotFound)?;
-    let doc = common::master_doc(txn, &conflict.content_type, conflict.document_id)
+    let doc = common::doc::<MasterDoc>(txn, &conflict.content_type, conflict.document_id)
         .await?
         .ok_or_else(|| Error::corrupt(format!("conflict {id} names a missing document")))?;
     let (doc, commit) = offline_sync_model::resolve(&doc, &conflict, strategy, csn, hlc)?;
-    common::save_master_doc(txn, &doc, now_ms).await?;
+    common::save_doc(txn, &doc, now_ms).await?;
     close_conflict(txn, id, strategy, csn, now_ms).await?;
     broadcast(txn, &Message::Commit(commit.clone()), Some(csn), now_ms).await?;
     common::set_counter(txn, CSN, csn).await?;

@@ -9,10 +9,10 @@ use offline_sync_model::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 
-use super::common::{self, APPLIED_CSN, SEQ, to_i64, to_u64};
+use super::common::{self, APPLIED_CSN, BatchDocs, SEQ, to_i64, to_u64};
 use crate::entity::outbox;
 use crate::error::{Error, Result};
 use crate::types::{LocalWritten, OutboxEntry, OutboxState, OutboxStats, Page, ReplicaApplied, ReplicaBatch};
@@ -26,11 +26,11 @@ pub(super) async fn local_write(
     now_ms: u64,
 ) -> Result<LocalWritten> {
     let (ct, id) = write.target();
-    let current = common::replica_doc(txn, ct, id).await?;
+    let current = common::doc::<ReplicaDoc>(txn, ct, id).await?;
     common::check_expected(current.as_ref().map(|d| (d.deleted, d.base_version)), expected)?;
     let seq = common::counter(txn, SEQ).await? + 1;
     let (doc, change) = decide_local(current, write, ship, seq, hlc)?;
-    common::save_replica_doc(txn, &doc, now_ms).await?;
+    common::save_doc(txn, &doc, now_ms).await?;
     let Some(change) = change else {
         return Ok(LocalWritten { doc, seq: None });
     };
@@ -116,13 +116,8 @@ pub(super) async fn outbox_page<C: ConnectionTrait>(
     state: Option<OutboxState>,
     page: Page,
 ) -> Result<(Vec<OutboxEntry>, u64)> {
-    let mut q = outbox::Entity::find();
-    if let Some(state) = state {
-        q = q.filter(outbox::Column::State.eq(state.as_str()));
-    }
-    let (rows, total) = common::newest_first(c, q, outbox::Column::Seq, page).await?;
-    let entries = rows.into_iter().map(|r| entry(ship, r)).collect::<Result<_>>()?;
-    Ok((entries, total))
+    let q = outbox::Entity::find().apply_if(state, |q, s| q.filter(outbox::Column::State.eq(s.as_str())));
+    common::newest_first(c, q, outbox::Column::Seq, page, |r| entry(ship, r)).await
 }
 
 pub(super) async fn outbox_mark_sent<C: ConnectionTrait>(
@@ -336,8 +331,8 @@ async fn apply_round(
                     });
                 }
                 let commit = foreign.as_ref().unwrap_or(commit);
-                let doc = known.doc(txn, &commit.ct, commit.id).await?;
-                known.save(apply_commit(doc, commit, ship, &batch.sensitive));
+                let doc = known.docs.get(txn, &commit.ct, commit.id).await?;
+                known.docs.save(apply_commit(doc, commit, ship, &batch.sensitive));
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
                     let outcome = match &commit.conflict {
                         Some(c) => format!("{CONFLICT_OUTCOME}{} at csn {}", c.id, commit.csn),
@@ -382,8 +377,8 @@ async fn apply_round(
                                 .document_id
                                 .parse()
                                 .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
-                            if let Some(doc) = known.doc(txn, &ct, id).await? {
-                                known.save(release_marks(doc, ack.seq));
+                            if let Some(doc) = known.docs.get(txn, &ct, id).await? {
+                                known.docs.save(release_marks(doc, ack.seq));
                             }
                         }
                         settle(txn, ack.seq, true, OutboxState::Rejected, reason, now_ms).await?;
@@ -397,7 +392,7 @@ async fn apply_round(
             | Message::SnapshotPart(_) => {}
         }
     }
-    known.flush(txn, now_ms).await?;
+    known.docs.flush(txn, now_ms).await?;
     out.acked += known.write_answers(txn, now_ms).await?;
     Ok(applied_csn)
 }
@@ -405,12 +400,11 @@ async fn apply_round(
 /// What a round of a batch from `master-updates` reads, read once for the round: the documents
 /// its commits name, and the hybrid logical times of the outbox rows its echoes name. Documents
 /// are kept here as the batch changes them and written once, in multi-row statements, by
-/// [`Known::flush`]; the outbox rows' times do not change while a batch is applied. The
-/// answers its echoes bring are kept too, and written together by [`Known::write_answers`]
-/// before anything else reads or changes outbox rows.
+/// [`common::BatchDocs::flush`]; the outbox rows' times do not change while a batch is
+/// applied. The answers its echoes bring are kept too, and written together by
+/// [`Known::write_answers`] before anything else reads or changes outbox rows.
 struct Known {
-    docs: BTreeMap<(ContentType, DocumentId), Option<ReplicaDoc>>,
-    changed: BTreeSet<(ContentType, DocumentId)>,
+    docs: BatchDocs<ReplicaDoc>,
     times: BTreeMap<Seq, Option<Hlc>>,
     answers: Vec<(Seq, String)>,
 }
@@ -437,15 +431,10 @@ impl Known {
         for c in commits().filter(synced) {
             by_type.entry(&c.ct).or_default().insert(c.id);
         }
-        let mut docs = BTreeMap::new();
+        let mut docs = BatchDocs::new();
         for (ct, ids) in by_type {
             let ids: Vec<DocumentId> = ids.into_iter().collect();
-            for id in &ids {
-                docs.insert((ct.clone(), *id), None);
-            }
-            for doc in common::replica_docs(txn, ct, &ids).await? {
-                docs.insert((doc.content_type.clone(), doc.id), Some(doc));
-            }
+            docs.read_ahead(txn, ct, &ids).await?;
         }
         let seqs: Vec<i64> = commits()
             .filter(|c| c.origin.is_ship(ship))
@@ -467,7 +456,6 @@ impl Known {
         }
         Ok(Self {
             docs,
-            changed: BTreeSet::new(),
             times,
             answers: Vec::new(),
         })
@@ -483,23 +471,6 @@ impl Known {
         }
     }
 
-    /// The document as the batch has left it so far, read from the database the first time.
-    async fn doc(
-        &mut self,
-        txn: &DatabaseTransaction,
-        ct: &ContentType,
-        id: DocumentId,
-    ) -> Result<Option<ReplicaDoc>> {
-        common::cached(&mut self.docs, ct, id, common::replica_doc(txn, ct, id)).await
-    }
-
-    /// Keeps `doc` as the batch leaves it, to be written by [`Known::flush`].
-    fn save(&mut self, doc: ReplicaDoc) {
-        let key = (doc.content_type.clone(), doc.id);
-        self.changed.insert(key.clone());
-        self.docs.insert(key, Some(doc));
-    }
-
     /// Keeps the acknowledgement of outbox row `seq` with `outcome`, to be written by
     /// [`Known::write_answers`].
     fn answer(&mut self, seq: Seq, outcome: String) {
@@ -510,15 +481,6 @@ impl Known {
     async fn write_answers(&mut self, txn: &DatabaseTransaction, now_ms: u64) -> Result<u64> {
         let answers = std::mem::take(&mut self.answers);
         acknowledge_each(txn, &answers, now_ms).await
-    }
-
-    /// Writes every document the batch changed.
-    async fn flush(&mut self, txn: &DatabaseTransaction, now_ms: u64) -> Result<()> {
-        let changed = std::mem::take(&mut self.changed);
-        let docs = changed
-            .iter()
-            .filter_map(|k| self.docs.get(k).and_then(Option::as_ref));
-        common::save_replica_docs(txn, docs, now_ms).await
     }
 }
 
@@ -588,8 +550,8 @@ pub(super) async fn renumber(
         let id: DocumentId = id
             .parse()
             .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
-        if let Some(doc) = common::replica_doc(txn, &ct, id).await? {
-            common::save_replica_doc(txn, &renumber_marks(doc, &renumbered), now_ms).await?;
+        if let Some(doc) = common::doc::<ReplicaDoc>(txn, &ct, id).await? {
+            common::save_doc(txn, &renumber_marks(doc, &renumbered), now_ms).await?;
         }
     }
     common::set_counter(txn, SEQ, next).await?;

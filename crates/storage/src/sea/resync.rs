@@ -1,10 +1,9 @@
 //! Replica side: a resync from the master's state, page by page, resumable.
 
 use offline_sync_model::{
-    Commit, CommitOp, ContentType, DocumentId, Hlc, Origin, ShipId, Unseen, apply_commit, release_conflict,
-    release_marks,
+    Commit, CommitOp, ContentType, DocumentId, Hlc, Origin, ReplicaDoc, ShipId, Unseen, apply_commit,
+    release_conflict, release_marks,
 };
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, EntityTrait};
 
 use super::common::{self, APPLIED_CSN, to_i64, to_u64};
@@ -91,31 +90,24 @@ pub(super) async fn state<C: ConnectionTrait>(c: &C) -> Result<Option<ResyncStat
 
 async fn save<C: ConnectionTrait>(c: &C, s: &ResyncState) -> Result<()> {
     use resync::Column as R;
-    resync::Entity::insert(to_row(s))
-        .on_conflict(
-            OnConflict::column(R::Id)
-                .update_columns([
-                    R::Phase,
-                    R::Full,
-                    R::Reason,
-                    R::AfterCsn,
-                    R::AtCsn,
-                    R::AtOffset,
-                    R::LastSeq,
-                    R::Cursor,
-                    R::Received,
-                    R::Total,
-                    R::Bytes,
-                    R::Pages,
-                    R::RequestedAtMs,
-                    R::StartedAtMs,
-                    R::FinishedAtMs,
-                ])
-                .to_owned(),
-        )
-        .exec(c)
-        .await?;
-    Ok(())
+    let update = [
+        R::Phase,
+        R::Full,
+        R::Reason,
+        R::AfterCsn,
+        R::AtCsn,
+        R::AtOffset,
+        R::LastSeq,
+        R::Cursor,
+        R::Received,
+        R::Total,
+        R::Bytes,
+        R::Pages,
+        R::RequestedAtMs,
+        R::StartedAtMs,
+        R::FinishedAtMs,
+    ];
+    common::upsert(c, to_row(s), [R::Id], update).await
 }
 
 /// The running resync in `phase`, or `Conflict`.
@@ -193,8 +185,8 @@ pub(super) async fn start(
     });
     out.renumbered = renumber(txn, &others, master_last, now_ms).await?;
     for (conflict, ct, id) in &start.resolved {
-        if let Some(doc) = common::replica_doc(txn, ct, *id).await? {
-            common::save_replica_doc(txn, &release_conflict(doc, *conflict), now_ms).await?;
+        if let Some(doc) = common::doc::<ReplicaDoc>(txn, ct, *id).await? {
+            common::save_doc(txn, &release_conflict(doc, *conflict), now_ms).await?;
         }
     }
     // The master ruled on the answered rows: their documents take the master's state as it
@@ -227,7 +219,7 @@ pub(super) async fn start(
         .await?;
     }
     for ((ct, id), seqs) in docs {
-        let Some(mut doc) = common::replica_doc(txn, &ct, id).await? else {
+        let Some(mut doc) = common::doc::<ReplicaDoc>(txn, &ct, id).await? else {
             continue;
         };
         for seq in seqs {
@@ -242,7 +234,7 @@ pub(super) async fn start(
                 doc
             }
         };
-        common::save_replica_doc(txn, &doc, now_ms).await?;
+        common::save_doc(txn, &doc, now_ms).await?;
     }
     out.resent = outbox_resend(txn, master_last + 1).await?;
     s.phase = ResyncPhase::Fetching;
@@ -289,13 +281,13 @@ pub(super) async fn apply_page(
         if page.synced.as_ref().is_some_and(|t| !t.contains(&d.content_type)) {
             continue;
         }
-        let local = common::replica_doc(txn, &d.content_type, d.id).await?;
+        let local = common::doc::<ReplicaDoc>(txn, &d.content_type, d.id).await?;
         if d.deleted && local.as_ref().is_none_or(|l| l.deleted && !l.is_dirty()) {
             // A tombstone of a document this replica does not hold live: nothing to take in.
             continue;
         }
         let doc = apply_commit(local, &whole(d), ship, &page.sensitive);
-        common::save_replica_doc(txn, &doc, saved_at).await?;
+        common::save_doc(txn, &doc, saved_at).await?;
     }
     s.received += u64::try_from(page.documents.len()).unwrap_or(u64::MAX);
     s.bytes += page.bytes;
@@ -339,7 +331,7 @@ pub(super) async fn finish(
         doc.deleted = true;
         doc.unseen = Unseen::default();
         doc.base_version = doc.base_version.max(at.csn);
-        common::save_replica_doc(txn, &doc, now_ms.max(started + 1)).await?;
+        common::save_doc(txn, &doc, now_ms.max(started + 1)).await?;
         out.removed += 1;
     }
     common::set_counter(txn, APPLIED_CSN, out.applied_csn).await?;

@@ -1,13 +1,12 @@
 //! Signing keys (this node's own, and the ones it pinned for its peers) and the audit log.
 
 use offline_sync_model::PublicKey;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::common::{clean_text, parse_json, to_i64, to_json, to_u64};
+use super::common::{clean_text, insert_missing, parse_json, to_i64, to_json, to_u64, upsert};
 use crate::entity::{audit_log, node_keys, peer_keys};
 use crate::error::{Error, Result};
 use crate::types::{AuditEntry, KeySource, KeyStatus, NewAuditEntry, Page, PeerKey};
@@ -32,18 +31,12 @@ pub(super) async fn signing_seed<C: ConnectionTrait>(
     generated: [u8; 32],
     now_ms: u64,
 ) -> Result<[u8; 32]> {
-    node_keys::Entity::insert(node_keys::ActiveModel {
+    let row = node_keys::ActiveModel {
         name: Set(SIGNING.to_owned()),
         seed: Set(hex(&generated)),
         created_at_ms: Set(to_i64(now_ms)),
-    })
-    .on_conflict(
-        OnConflict::column(node_keys::Column::Name)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(c)
-    .await?;
+    };
+    insert_missing(c, row, node_keys::Column::Name).await?;
     let row = node_keys::Entity::find_by_id(SIGNING.to_owned())
         .one(c)
         .await?
@@ -87,14 +80,7 @@ fn peer_row(key: &PeerKey) -> peer_keys::ActiveModel {
 }
 
 pub(super) async fn pin_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Result<PeerKey> {
-    peer_keys::Entity::insert(peer_row(key))
-        .on_conflict(
-            OnConflict::column(peer_keys::Column::Signer)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(c)
-        .await?;
+    insert_missing(c, peer_row(key), peer_keys::Column::Signer).await?;
     let row = peer_keys::Entity::find_by_id(key.signer.clone())
         .one(c)
         .await?
@@ -104,15 +90,8 @@ pub(super) async fn pin_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Re
 
 pub(super) async fn save_peer_key<C: ConnectionTrait>(c: &C, key: &PeerKey) -> Result<()> {
     use peer_keys::Column as K;
-    peer_keys::Entity::insert(peer_row(key))
-        .on_conflict(
-            OnConflict::column(K::Signer)
-                .update_columns([K::PublicKey, K::Status, K::Source, K::UpdatedAtMs])
-                .to_owned(),
-        )
-        .exec(c)
-        .await?;
-    Ok(())
+    let update = [K::PublicKey, K::Status, K::Source, K::UpdatedAtMs];
+    upsert(c, peer_row(key), [K::Signer], update).await
 }
 
 pub(super) async fn audit<C: ConnectionTrait>(c: &C, e: &NewAuditEntry) -> Result<()> {

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_trait::async_trait;
 use offline_sync_model::{
     Commit, Conflict, ConflictId, ContentType, Csn, DocumentId, Hlc, LocalWrite, MasterDoc, Policies,
     ReplicaDoc, Seq, ShipId, Strategy,
 };
 
+use crate::delegate::delegate;
 use crate::error::{Error, Result};
 use crate::{
     AuditEntry, Broadcast, CommonStorage, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus,
@@ -134,291 +134,85 @@ impl FaultyStorage {
     }
 }
 
-#[async_trait]
-impl CommonStorage for FaultyStorage {
-    async fn ping(&self) -> Result<std::time::Duration> {
-        self.inner.ping().await
-    }
-
-    async fn document(&self, ct: &ContentType, id: DocumentId) -> Result<Option<StoredDoc>> {
-        self.inner.document(ct, id).await
-    }
-
-    async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
-        self.inner.documents(ct, page).await
-    }
-
-    async fn offset(&self, topic: &str, partition: u32) -> Result<Option<i64>> {
-        self.inner.offset(topic, partition).await
-    }
-
-    async fn dead_letters(
-        &self,
-        status: Option<DeadLetterStatus>,
-        page: Page,
-    ) -> Result<(Vec<DeadLetter>, u64)> {
-        self.inner.dead_letters(status, page).await
-    }
-
-    async fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>> {
-        self.inner.dead_letter(id).await
-    }
-
-    async fn dead_letter_counts(&self) -> Result<DeadLetterCounts> {
-        self.inner.dead_letter_counts().await
-    }
-
-    async fn settle_dead_letter(&self, id: u64, status: DeadLetterStatus, now_ms: u64) -> Result<DeadLetter> {
-        self.write(self.inner.settle_dead_letter(id, status, now_ms))
-            .await
-    }
-
-    async fn due_dead_letters(&self, now_ms: u64, limit: usize) -> Result<Vec<DeadLetter>> {
-        self.inner.due_dead_letters(now_ms, limit).await
-    }
-
-    async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter> {
-        self.write(self.inner.dead_letter_failed(id, next_retry_at_ms))
-            .await
-    }
-
-    async fn prune(&self, before_ms: u64) -> Result<u64> {
-        self.write(self.inner.prune(before_ms)).await
-    }
-
-    async fn signing_seed(&self, generated: [u8; 32], now_ms: u64) -> Result<[u8; 32]> {
-        self.write(self.inner.signing_seed(generated, now_ms)).await
-    }
-
-    async fn peer_keys(&self) -> Result<Vec<PeerKey>> {
-        self.inner.peer_keys().await
-    }
-
-    async fn pin_peer_key(&self, key: &PeerKey) -> Result<PeerKey> {
-        self.write(self.inner.pin_peer_key(key)).await
-    }
-
-    async fn save_peer_key(&self, key: &PeerKey) -> Result<()> {
-        self.write(self.inner.save_peer_key(key)).await
-    }
-
-    async fn audit(&self, entry: &NewAuditEntry) -> Result<()> {
-        self.write(self.inner.audit(entry)).await
-    }
-
-    async fn audit_log(&self, page: Page) -> Result<(Vec<AuditEntry>, u64)> {
-        self.inner.audit_log(page).await
-    }
-
-    async fn prune_audit(&self, before_ms: u64) -> Result<u64> {
-        self.write(self.inner.prune_audit(before_ms)).await
-    }
-
-    async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>> {
-        self.inner.changes_per_minute(since_ms).await
-    }
+/// The body of a [`FaultyStorage`] method: a `read` passes the call on, a `write` passes it on
+/// through [`FaultyStorage::write`], where the armed fault fires.
+macro_rules! pass_on {
+    ($self:ident, read, $name:ident($($arg:ident),*)) => {
+        $self.inner.$name($($arg),*).await
+    };
+    ($self:ident, write, $name:ident($($arg:ident),*)) => {
+        $self.write($self.inner.$name($($arg),*)).await
+    };
 }
 
-#[async_trait]
-impl ReplicaStorage for FaultyStorage {
-    async fn replica_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<ReplicaDoc>> {
-        self.inner.replica_doc(ct, id).await
-    }
-
-    async fn local_write_if(
-        &self,
-        ship: &ShipId,
-        write: &LocalWrite,
-        expected: Option<Csn>,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<LocalWritten> {
-        self.write(self.inner.local_write_if(ship, write, expected, hlc, now_ms))
-            .await
-    }
-
-    async fn outbox(
-        &self,
-        ship: &ShipId,
-        state: Option<OutboxState>,
-        page: Page,
-    ) -> Result<(Vec<OutboxEntry>, u64)> {
-        self.inner.outbox(ship, state, page).await
-    }
-
-    async fn outbox_unsent(&self, ship: &ShipId, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.inner.outbox_unsent(ship, limit).await
-    }
-
-    async fn outbox_mark_sent(&self, from: Seq, up_to: Seq, now_ms: u64) -> Result<()> {
-        self.write(self.inner.outbox_mark_sent(from, up_to, now_ms)).await
-    }
-
-    async fn outbox_resend(&self, from: Seq) -> Result<u64> {
-        self.write(self.inner.outbox_resend(from)).await
-    }
-
-    async fn outbox_stats(&self) -> Result<OutboxStats> {
-        self.inner.outbox_stats().await
-    }
-
-    async fn replica_apply(
-        &self,
-        ship: &ShipId,
-        batch: &ReplicaBatch,
-        now_ms: u64,
-    ) -> Result<ReplicaApplied> {
-        self.write(self.inner.replica_apply(ship, batch, now_ms)).await
-    }
-
-    async fn replica_progress(&self) -> Result<ReplicaProgress> {
-        self.inner.replica_progress().await
-    }
-
-    async fn resync_state(&self) -> Result<Option<ResyncState>> {
-        self.inner.resync_state().await
-    }
-
-    async fn request_resync(&self, full: bool, reason: &str, now_ms: u64) -> Result<ResyncState> {
-        self.write(self.inner.request_resync(full, reason, now_ms)).await
-    }
-
-    async fn start_resync(&self, ship: &ShipId, start: &ResyncStart, now_ms: u64) -> Result<ResyncStarted> {
-        self.write(self.inner.start_resync(ship, start, now_ms)).await
-    }
-
-    async fn apply_resync_page(&self, ship: &ShipId, page: &ResyncPage, now_ms: u64) -> Result<ResyncState> {
-        self.write(self.inner.apply_resync_page(ship, page, now_ms)).await
-    }
-
-    async fn finish_resync(&self, topic: &str, next: i64, now_ms: u64) -> Result<ResyncFinished> {
-        self.write(self.inner.finish_resync(topic, next, now_ms)).await
-    }
+delegate! {
+    impl CommonStorage for FaultyStorage by pass_on {}
+    read fn ping() -> std::time::Duration;
+    read fn document(ct: &ContentType, id: DocumentId) -> Option<StoredDoc>;
+    read fn documents(ct: Option<&ContentType>, page: Page) -> (Vec<StoredDoc>, u64);
+    read fn offset(topic: &str, partition: u32) -> Option<i64>;
+    read fn dead_letters(status: Option<DeadLetterStatus>, page: Page) -> (Vec<DeadLetter>, u64);
+    read fn dead_letter(id: u64) -> Option<DeadLetter>;
+    read fn dead_letter_counts() -> DeadLetterCounts;
+    write fn settle_dead_letter(id: u64, status: DeadLetterStatus, now_ms: u64) -> DeadLetter;
+    read fn due_dead_letters(now_ms: u64, limit: usize) -> Vec<DeadLetter>;
+    write fn dead_letter_failed(id: u64, next_retry_at_ms: Option<u64>) -> DeadLetter;
+    write fn prune(before_ms: u64) -> u64;
+    write fn signing_seed(generated: [u8; 32], now_ms: u64) -> [u8; 32];
+    read fn peer_keys() -> Vec<PeerKey>;
+    write fn pin_peer_key(key: &PeerKey) -> PeerKey;
+    write fn save_peer_key(key: &PeerKey) -> ();
+    write fn audit(entry: &NewAuditEntry) -> ();
+    read fn audit_log(page: Page) -> (Vec<AuditEntry>, u64);
+    write fn prune_audit(before_ms: u64) -> u64;
+    read fn changes_per_minute(since_ms: u64) -> Vec<(u64, u64)>;
 }
 
-#[async_trait]
-impl MasterStorage for FaultyStorage {
-    async fn master_doc(&self, ct: &ContentType, id: DocumentId) -> Result<Option<MasterDoc>> {
-        self.inner.master_doc(ct, id).await
-    }
+delegate! {
+    impl ReplicaStorage for FaultyStorage by pass_on {}
+    read fn replica_doc(ct: &ContentType, id: DocumentId) -> Option<ReplicaDoc>;
+    write fn local_write_if(ship: &ShipId, write: &LocalWrite, expected: Option<Csn>, hlc: Hlc, now_ms: u64)
+        -> LocalWritten;
+    read fn outbox(ship: &ShipId, state: Option<OutboxState>, page: Page) -> (Vec<OutboxEntry>, u64);
+    read fn outbox_unsent(ship: &ShipId, limit: usize) -> Vec<OutboxEntry>;
+    write fn outbox_mark_sent(from: Seq, up_to: Seq, now_ms: u64) -> ();
+    write fn outbox_resend(from: Seq) -> u64;
+    read fn outbox_stats() -> OutboxStats;
+    write fn replica_apply(ship: &ShipId, batch: &ReplicaBatch, now_ms: u64) -> ReplicaApplied;
+    read fn replica_progress() -> ReplicaProgress;
+    read fn resync_state() -> Option<ResyncState>;
+    write fn request_resync(full: bool, reason: &str, now_ms: u64) -> ResyncState;
+    write fn start_resync(ship: &ShipId, start: &ResyncStart, now_ms: u64) -> ResyncStarted;
+    write fn apply_resync_page(ship: &ShipId, page: &ResyncPage, now_ms: u64) -> ResyncState;
+    write fn finish_resync(topic: &str, next: i64, now_ms: u64) -> ResyncFinished;
+}
 
-    async fn master_apply(
-        &self,
-        batch: &MasterBatch,
-        policies: &Policies,
-        now_ms: u64,
-    ) -> Result<MasterApplied> {
-        self.write(self.inner.master_apply(batch, policies, now_ms)).await
-    }
-
-    async fn master_write_if(
-        &self,
-        write: &LocalWrite,
-        expected: Option<Csn>,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<(MasterDoc, Option<Commit>)> {
-        self.write(self.inner.master_write_if(write, expected, hlc, now_ms))
-            .await
-    }
-
-    async fn resolve_conflict(
-        &self,
-        id: ConflictId,
-        strategy: &Strategy,
-        hlc: Hlc,
-        now_ms: u64,
-    ) -> Result<(Conflict, Commit)> {
-        self.write(self.inner.resolve_conflict(id, strategy, hlc, now_ms))
-            .await
-    }
-
-    async fn conflicts(&self, filter: &ConflictFilter, page: Page) -> Result<Vec<Conflict>> {
-        self.inner.conflicts(filter, page).await
-    }
-
-    async fn count_conflicts(&self, filter: &ConflictFilter) -> Result<u64> {
-        self.inner.count_conflicts(filter).await
-    }
-
-    async fn document_commits(
-        &self,
-        ct: &ContentType,
-        id: DocumentId,
-        up_to: Csn,
-        limit: u64,
-    ) -> Result<Vec<Commit>> {
-        self.inner.document_commits(ct, id, up_to, limit).await
-    }
-
-    async fn commit_times(&self, csns: &[Csn]) -> Result<BTreeMap<Csn, u64>> {
-        self.inner.commit_times(csns).await
-    }
-
-    async fn conflict(&self, id: ConflictId) -> Result<Option<Conflict>> {
-        self.inner.conflict(id).await
-    }
-
-    async fn unpublished(&self, limit: usize) -> Result<Vec<Broadcast>> {
-        self.inner.unpublished(limit).await
-    }
-
-    async fn unpublished_count(&self, limit: u64) -> Result<u64> {
-        self.inner.unpublished_count(limit).await
-    }
-
-    async fn mark_published(&self, up_to: u64, last: Option<Published>) -> Result<()> {
-        self.write(self.inner.mark_published(up_to, last)).await
-    }
-
-    async fn published(&self) -> Result<Published> {
-        self.inner.published().await
-    }
-
-    async fn snapshot(
-        &self,
-        after: Csn,
-        from: Option<(ContentType, DocumentId)>,
-        limit: u64,
-    ) -> Result<Vec<StoredDoc>> {
-        self.inner.snapshot(after, from, limit).await
-    }
-
-    async fn snapshot_size(&self, after: Csn) -> Result<u64> {
-        self.inner.snapshot_size(after).await
-    }
-
-    async fn collect_tombstones(&self, up_to: Csn) -> Result<u64> {
-        self.write(self.inner.collect_tombstones(up_to)).await
-    }
-
-    async fn tombstones_collected(&self) -> Result<Csn> {
-        self.inner.tombstones_collected().await
-    }
-
-    async fn decommission_ship(&self, ship: &ShipId, at_ms: Option<u64>) -> Result<ShipRecord> {
-        self.write(self.inner.decommission_ship(ship, at_ms)).await
-    }
-
-    async fn ship_seqs(&self, ship: &ShipId, limit: u64) -> Result<Vec<ShipSeq>> {
-        self.inner.ship_seqs(ship, limit).await
-    }
-
-    async fn resolved_conflicts(
-        &self,
-        after: Csn,
-        limit: u64,
-    ) -> Result<Vec<(ConflictId, ContentType, DocumentId)>> {
-        self.inner.resolved_conflicts(after, limit).await
-    }
-
-    async fn ships(&self) -> Result<Vec<ShipRecord>> {
-        self.inner.ships().await
-    }
-
-    async fn last_csn(&self) -> Result<Csn> {
-        self.inner.last_csn().await
-    }
+delegate! {
+    impl MasterStorage for FaultyStorage by pass_on {}
+    read fn master_doc(ct: &ContentType, id: DocumentId) -> Option<MasterDoc>;
+    write fn master_apply(batch: &MasterBatch, policies: &Policies, now_ms: u64) -> MasterApplied;
+    write fn master_write_if(write: &LocalWrite, expected: Option<Csn>, hlc: Hlc, now_ms: u64)
+        -> (MasterDoc, Option<Commit>);
+    write fn resolve_conflict(id: ConflictId, strategy: &Strategy, hlc: Hlc, now_ms: u64)
+        -> (Conflict, Commit);
+    read fn conflicts(filter: &ConflictFilter, page: Page) -> Vec<Conflict>;
+    read fn count_conflicts(filter: &ConflictFilter) -> u64;
+    read fn document_commits(ct: &ContentType, id: DocumentId, up_to: Csn, limit: u64) -> Vec<Commit>;
+    read fn commit_times(csns: &[Csn]) -> BTreeMap<Csn, u64>;
+    read fn conflict(id: ConflictId) -> Option<Conflict>;
+    read fn unpublished(limit: usize) -> Vec<Broadcast>;
+    read fn unpublished_count(limit: u64) -> u64;
+    write fn mark_published(up_to: u64, last: Option<Published>) -> ();
+    read fn published() -> Published;
+    read fn snapshot(after: Csn, from: Option<(ContentType, DocumentId)>, limit: u64) -> Vec<StoredDoc>;
+    read fn snapshot_size(after: Csn) -> u64;
+    write fn collect_tombstones(up_to: Csn) -> u64;
+    read fn tombstones_collected() -> Csn;
+    write fn decommission_ship(ship: &ShipId, at_ms: Option<u64>) -> ShipRecord;
+    read fn ship_seqs(ship: &ShipId, limit: u64) -> Vec<ShipSeq>;
+    read fn resolved_conflicts(after: Csn, limit: u64) -> Vec<(ConflictId, ContentType, DocumentId)>;
+    read fn ships() -> Vec<ShipRecord>;
+    read fn last_csn() -> Csn;
 }
 
 #[cfg(test)]
@@ -449,23 +243,24 @@ mod tests {
         assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [1; 32]);
     }
 
-    #[tokio::test]
-    async fn a_crash_before_a_write_writes_nothing_and_stops_every_later_write() {
+    /// Arms a crash at the next write and checks that write and the one after it fail on a
+    /// crashed node; returns the seed the database keeps (`[1; 32]` if the write happened).
+    async fn crash_at_the_next_write(fault: Fault) -> [u8; 32] {
         let (inner, faulty, faults) = storage().await;
-        faults.arm(0, Fault::CrashBefore);
+        faults.arm(0, fault);
         assert!(faulty.signing_seed([1; 32], 0).await.is_err());
         assert!(faults.crashed());
         assert!(faulty.signing_seed([3; 32], 0).await.is_err());
-        assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [2; 32]);
+        inner.signing_seed([2; 32], 0).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_a_write_writes_nothing_and_stops_every_later_write() {
+        assert_eq!(crash_at_the_next_write(Fault::CrashBefore).await, [2; 32]);
     }
 
     #[tokio::test]
     async fn a_crash_after_a_write_keeps_it_but_reports_a_failure() {
-        let (inner, faulty, faults) = storage().await;
-        faults.arm(0, Fault::CrashAfter);
-        assert!(faulty.signing_seed([1; 32], 0).await.is_err());
-        assert!(faults.crashed());
-        assert!(faulty.signing_seed([3; 32], 0).await.is_err());
-        assert_eq!(inner.signing_seed([2; 32], 0).await.unwrap(), [1; 32]);
+        assert_eq!(crash_at_the_next_write(Fault::CrashAfter).await, [1; 32]);
     }
 }
