@@ -13,7 +13,7 @@ use offline_sync::model::DocumentId;
 
 use crate::Scale;
 use crate::setup::{self, Broker};
-use crate::table::{Table, count, ratio, secs};
+use crate::table::{Table, count, ratio};
 use crate::throughput::backlog;
 
 pub(crate) async fn run(scale: Scale) -> Result<()> {
@@ -73,18 +73,10 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         .collect();
     let raw = raw_fanout(&broker, &payloads, ships).await?;
     let mut table = Table::new(&["path", "replicas", "changes/s (per replica)", "seconds"]);
-    table.row(vec![
-        "raw rskafka: produce, then every consumer fetches all (baseline)".into(),
-        ships.to_string(),
-        count(setup::rate(n, raw)),
-        secs(raw),
-    ]);
-    table.row(vec![
-        "**master commits → every replica applied them**".into(),
-        ships.to_string(),
-        count(setup::rate(n, took)),
-        secs(took),
-    ]);
+    let baseline = "raw rskafka: produce, then every consumer fetches all (baseline)";
+    table.timed(vec![baseline.into(), ships.to_string()], n, raw);
+    let ours = "**master commits → every replica applied them**";
+    table.timed(vec![ours.into(), ships.to_string()], n, took);
     table.print();
     println!(
         "Fan-out: {} of the baseline, {} master commits ({} creates).\n",

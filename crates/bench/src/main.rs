@@ -50,39 +50,22 @@ impl Scale {
 
 type Scenario = fn(Scale) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>>>>;
 
-/// The scenarios, in the order they run.
-const SCENARIOS: &[(&str, &str, Scenario)] = &[
-    (
-        "throughput",
-        "ship → master: a ship's offline backlog drained over tansu into a PostgreSQL master",
-        |s| Box::pin(throughput::run(s)),
-    ),
-    (
-        "fanout",
-        "master → fleet: master commits until every replica applied them",
-        |s| Box::pin(fanout::run(s)),
-    ),
-    (
-        "latency",
-        "one change at a time: ship write → master → another ship, p50/p99",
-        |s| Box::pin(latency::run(s)),
-    ),
-    (
-        "bandwidth",
-        "bytes on the wire per change, by compression and batch",
-        |s| Box::pin(bandwidth::run(s)),
-    ),
-    (
-        "fleet",
-        "many ships in one process writing at once: master throughput and the worst lag",
-        |s| Box::pin(fleet::run(s)),
-    ),
-    (
-        "footprint",
-        "replica memory idle and while draining; binary size",
-        |s| Box::pin(footprint::run(s)),
-    ),
-];
+/// The scenarios, in the order they run: `module: "what it measures"`, each run by its module's
+/// `run` and named after it.
+macro_rules! scenarios {
+    ($($module:ident: $what:literal,)+) => {
+        &[$((stringify!($module), $what, |s| Box::pin($module::run(s)))),+]
+    };
+}
+
+const SCENARIOS: &[(&str, &str, Scenario)] = scenarios! {
+    throughput: "ship → master: a ship's offline backlog drained over tansu into a PostgreSQL master",
+    fanout: "master → fleet: master commits until every replica applied them",
+    latency: "one change at a time: ship write → master → another ship, p50/p99",
+    bandwidth: "bytes on the wire per change, by compression and batch",
+    fleet: "many ships in one process writing at once: master throughput and the worst lag",
+    footprint: "replica memory idle and while draining; binary size",
+};
 
 fn usage() -> String {
     let mut out = String::from(

@@ -18,6 +18,13 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// A row of `cells` ending with the rate of `n` changes in `took` and `took` in seconds,
+    /// the last two columns of a throughput table.
+    pub(crate) fn timed(&mut self, mut cells: Vec<String>, n: usize, took: std::time::Duration) {
+        cells.extend([count(crate::setup::rate(n, took)), secs(took)]);
+        self.row(cells);
+    }
+
     pub(crate) fn print(&self) {
         println!("| {} |", self.header.join(" | "));
         let align: Vec<&str> = (0..self.header.len())
@@ -68,10 +75,11 @@ mod tests {
 
     #[test]
     fn counts_are_grouped_by_thousands() {
-        assert_eq!(count(1_234_567.4), "1,234,567");
-        assert_eq!(count(999.0), "999");
-        assert_eq!(count(1000.0), "1,000");
-        assert_eq!(ratio(1.0, 4.0), "0.25×");
-        assert_eq!(ratio(1.0, 0.0), "–");
+        for (n, shown) in [(1_234_567.4, "1,234,567"), (999.0, "999"), (1000.0, "1,000")] {
+            assert_eq!(count(n), shown);
+        }
+        for (ours, baseline, shown) in [(1.0, 4.0, "0.25×"), (1.0, 0.0, "–")] {
+            assert_eq!(ratio(ours, baseline), shown);
+        }
     }
 }

@@ -18,7 +18,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Transact
 use crate::Scale;
 use crate::chart::BarChart;
 use crate::setup::{self, Broker, Rng};
-use crate::table::{Table, count, ratio, secs};
+use crate::table::{Table, count, ratio};
 
 /// One change of the backlog.
 pub(crate) struct Change {
@@ -99,12 +99,7 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         ("raw PostgreSQL inserts (sqlx, 100 rows a statement)", raw_pg),
         ("raw rskafka produce + fetch (zstd, 100 a batch)", raw_kafka),
     ] {
-        table.row(vec![
-            stage.into(),
-            "100".into(),
-            count(setup::rate(n, took)),
-            secs(took),
-        ]);
+        table.timed(vec![stage.into(), "100".into()], n, took);
     }
     let slowest = [raw_sqlite, raw_pg, raw_kafka]
         .into_iter()
@@ -119,18 +114,10 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         vec![100, 500, 1000]
     } {
         let (fill, drain) = end_to_end(&broker, &changes, batch).await?;
-        table.row(vec![
-            "local writes into the replica's outbox (not timed end to end)".into(),
-            "1".into(),
-            count(setup::rate(n, fill)),
-            secs(fill),
-        ]);
-        table.row(vec![
-            "**end to end**: replica outbox → tansu → PostgreSQL master".into(),
-            batch.to_string(),
-            count(setup::rate(n, drain)),
-            secs(drain),
-        ]);
+        let fill_stage = "local writes into the replica's outbox (not timed end to end)";
+        table.timed(vec![fill_stage.into(), "1".into()], n, fill);
+        let end_to_end = "**end to end**: replica outbox → tansu → PostgreSQL master";
+        table.timed(vec![end_to_end.into(), batch.to_string()], n, drain);
         ends.push((batch, drain));
     }
     table.print();

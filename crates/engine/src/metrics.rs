@@ -42,45 +42,32 @@ pub const RESYNC_DOCUMENTS: &str = "offline_sync_resync_documents";
 /// `offline_sync_resync_bytes`: bytes of the running or last resync's pages on the link.
 pub const RESYNC_BYTES: &str = "offline_sync_resync_bytes";
 
+/// Describes metrics to the installed recorder, one per line: `kind NAME [in Unit]: "text";`.
+macro_rules! describe_metrics {
+    (@counter $($args:tt)+) => { metrics::describe_counter!($($args)+) };
+    (@gauge $($args:tt)+) => { metrics::describe_gauge!($($args)+) };
+    (@histogram $($args:tt)+) => { metrics::describe_histogram!($($args)+) };
+    ($($kind:ident $name:ident $(in $unit:ident)?: $text:literal;)+) => {
+        $(describe_metrics!(@$kind $name, $(metrics::Unit::$unit,)? $text);)+
+    };
+}
+
 /// Registers the descriptions of the engine's metrics with the installed recorder.
 pub fn describe() {
-    metrics::describe_counter!(MESSAGES_TOTAL, "Records read from the broker, by outcome");
-    metrics::describe_counter!(
-        REJECTED_TOTAL,
-        "Records refused before anything in them was believed, by reason (each one a dead letter)"
-    );
-    metrics::describe_counter!(
-        SENT_BYTES_TOTAL,
-        metrics::Unit::Bytes,
-        "Envelope bytes handed to the broker, before batch compression"
-    );
-    metrics::describe_counter!(
-        RECEIVED_BYTES_TOTAL,
-        metrics::Unit::Bytes,
-        "Envelope bytes read from the broker"
-    );
-    metrics::describe_counter!(
-        CSN_GAPS_TOTAL,
-        "Times a replica found a CSN missing on master-updates and stopped applying before it"
-    );
-    metrics::describe_gauge!(
-        RESYNC_ACTIVE,
-        "1 while a replica resyncs from the master's state or needs to"
-    );
-    metrics::describe_gauge!(
-        RESYNC_DOCUMENTS,
-        "Documents of the running or last resync: received and total"
-    );
-    metrics::describe_gauge!(
-        RESYNC_BYTES,
-        metrics::Unit::Bytes,
-        "Bytes of the running or last resync's pages on the link"
-    );
-    metrics::describe_histogram!(
-        APPLY_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "Time to apply one fetched batch in its database transaction"
-    );
+    describe_metrics! {
+        counter MESSAGES_TOTAL: "Records read from the broker, by outcome";
+        counter REJECTED_TOTAL:
+            "Records refused before anything in them was believed, by reason (each one a dead letter)";
+        counter SENT_BYTES_TOTAL in Bytes: "Envelope bytes handed to the broker, before batch compression";
+        counter RECEIVED_BYTES_TOTAL in Bytes: "Envelope bytes read from the broker";
+        counter CSN_GAPS_TOTAL:
+            "Times a replica found a CSN missing on master-updates and stopped applying before it";
+        gauge RESYNC_ACTIVE: "1 while a replica resyncs from the master's state or needs to";
+        gauge RESYNC_DOCUMENTS: "Documents of the running or last resync: received and total";
+        gauge RESYNC_BYTES in Bytes: "Bytes of the running or last resync's pages on the link";
+        histogram APPLY_DURATION_SECONDS in Seconds:
+            "Time to apply one fetched batch in its database transaction";
+    }
 }
 
 /// Counts one CSN gap found.

@@ -280,10 +280,16 @@ impl Core {
         crate::config::check_size(fields)
     }
 
-    /// Writes locally under the writer lock: on the master a commit, on a replica a change
-    /// queued in the outbox with it. The storage checks `expected` (when given) in the write's
-    /// own transaction, so a second process on the same database cannot come between.
+    /// Writes locally under the writer lock, once the content type is synced and the fields fit
+    /// one commit: on the master a commit, on a replica a change queued in the outbox with it.
+    /// The storage checks `expected` (when given) in the write's own transaction, so a second
+    /// process on the same database cannot come between.
     async fn write(&self, write: LocalWrite, expected: Option<Csn>) -> Result<StoredDoc> {
+        let fields = match &write {
+            LocalWrite::Create { fields, .. } | LocalWrite::Update { fields, .. } => Some(fields),
+            LocalWrite::Delete { .. } => None,
+        };
+        self.check(write.target().0, fields)?;
         let hlc = self.tick();
         let now = self.now();
         let _w = self.writer.lock().await;
@@ -341,17 +347,12 @@ impl Core {
         id: DocumentId,
         fields: Fields,
     ) -> Result<StoredDoc> {
-        self.check(ct, Some(&fields))?;
-        let content_type = ct.clone();
-        self.write(
-            LocalWrite::Create {
-                content_type,
-                id,
-                fields,
-            },
-            None,
-        )
-        .await
+        let create = LocalWrite::Create {
+            content_type: ct.clone(),
+            id,
+            fields,
+        };
+        self.write(create, None).await
     }
 
     /// Sets some fields of a live document.
@@ -370,17 +371,12 @@ impl Core {
         fields: Fields,
         expected: Option<Csn>,
     ) -> Result<StoredDoc> {
-        self.check(ct, Some(&fields))?;
-        let content_type = ct.clone();
-        self.write(
-            LocalWrite::Update {
-                content_type,
-                id,
-                fields,
-            },
-            expected,
-        )
-        .await
+        let update = LocalWrite::Update {
+            content_type: ct.clone(),
+            id,
+            fields,
+        };
+        self.write(update, expected).await
     }
 
     /// Deletes a live document.
@@ -390,7 +386,6 @@ impl Core {
 
     /// Deletes a live document if its version is still `expected` (when given).
     pub async fn delete_if(&self, ct: &ContentType, id: DocumentId, expected: Option<Csn>) -> Result<()> {
-        self.check(ct, None)?;
         let content_type = ct.clone();
         self.write(LocalWrite::Delete { content_type, id }, expected)
             .await

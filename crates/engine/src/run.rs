@@ -23,14 +23,17 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Running {
-    /// Starts the loops `tasks` spawns, each given the stop signal.
-    fn spawn(tasks: impl FnOnce(&watch::Receiver<bool>) -> Vec<JoinHandle<()>>) -> Self {
+/// Spawns each `$loop` of a node on the current tokio runtime, given its own handle on `$node`
+/// and on the stop signal, and returns them as one [`Running`].
+macro_rules! start {
+    ($node:ident: $($loop:ident),+) => {{
         let (stop, rx) = watch::channel(false);
-        let tasks = tasks(&rx);
+        let tasks = vec![$(tokio::spawn($loop($node.clone(), rx.clone()))),+];
         Running { stop, tasks }
-    }
+    }};
+}
 
+impl Running {
     /// Asks every loop to stop after its current step and waits for them.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -171,13 +174,7 @@ async fn pull_loop<F, Fut>(
 impl Replica {
     /// Starts the pusher, puller and heartbeat loops on the current tokio runtime.
     pub fn start(&self) -> Running {
-        Running::spawn(|stop| {
-            vec![
-                tokio::spawn(push_loop(self.clone(), stop.clone())),
-                tokio::spawn(replica_pull_loop(self.clone(), stop.clone())),
-                tokio::spawn(heartbeat_loop(self.clone(), stop.clone())),
-            ]
-        })
+        start!(self: push_loop, replica_pull_loop, heartbeat_loop)
     }
 }
 
@@ -264,12 +261,7 @@ async fn heartbeat_loop(r: Replica, mut stop: watch::Receiver<bool>) {
 impl Master {
     /// Starts the puller and publisher loops on the current tokio runtime.
     pub fn start(&self) -> Running {
-        Running::spawn(|stop| {
-            vec![
-                tokio::spawn(master_pull_loop(self.clone(), stop.clone())),
-                tokio::spawn(publish_loop(self.clone(), stop.clone())),
-            ]
-        })
+        start!(self: master_pull_loop, publish_loop)
     }
 }
 

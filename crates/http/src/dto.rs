@@ -1,8 +1,10 @@
 //! Request and response bodies, separate from the engine's and storage's types. Names are
 //! camelCase, as the seed's clients expect.
 
-use offline_sync_engine::{AuditEntry, DeadLetter, OutboxEntry, PeerKey, ShipStatus, StoredDoc};
-use offline_sync_model::{Conflict, Csn, Fields};
+use offline_sync_engine::{
+    AuditEntry, DeadLetter, DeadLetterStatus, OutboxEntry, OutboxState, PeerKey, ShipStatus, StoredDoc,
+};
+use offline_sync_model::{Conflict, ConflictStatus, Csn, Fields};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -151,6 +153,31 @@ impl PageQuery {
                 .unwrap_or(DEFAULT_PAGE_SIZE),
         })
     }
+
+    /// The `status` filter: `default` when none is given, no filter for `all`, else the value
+    /// `named` gives the name; a name it does not hold is refused, listing the accepted ones.
+    pub(crate) fn status_filter<T: Copy>(
+        &self,
+        default: Option<T>,
+        named: &[(&str, T)],
+    ) -> Result<Option<T>> {
+        let Some(raw) = self.status.as_deref() else {
+            return Ok(default);
+        };
+        if raw == "all" {
+            return Ok(None);
+        }
+        match named.iter().find(|(name, _)| *name == raw) {
+            Some(&(_, value)) => Ok(Some(value)),
+            None => {
+                let names: Vec<&str> = named.iter().map(|(name, _)| *name).chain(["all"]).collect();
+                Err(ApiError::bad_request(format!(
+                    "status {raw:?} is not one of {}",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
 }
 
 impl PageRequest {
@@ -176,6 +203,12 @@ impl PageRequest {
 pub(crate) fn list(items: Vec<Value>, page: PageRequest, total: u64) -> Value {
     json!({"data": items, "meta": page.meta(total)})
 }
+
+/// The names of the `status` filter of the conflict listing (`all` aside).
+pub(crate) const CONFLICT_STATUSES: &[(&str, ConflictStatus)] = &[
+    ("open", ConflictStatus::Open),
+    ("resolved", ConflictStatus::Resolved),
+];
 
 /// A conflict, with the seed's names (`conflictType`, `shipData`, `masterData`, `contentId`)
 /// beside ours.
@@ -354,6 +387,14 @@ pub(crate) fn link(l: &offline_sync_engine::LinkState) -> Value {
     })
 }
 
+/// The names of the `status` filter of the outbox listing (`all` aside).
+pub(crate) const OUTBOX_STATES: &[(&str, OutboxState)] = &[
+    ("pending", OutboxState::Pending),
+    ("sent", OutboxState::Sent),
+    ("acked", OutboxState::Acked),
+    ("rejected", OutboxState::Rejected),
+];
+
 /// An outbox row of a replica.
 pub(crate) fn queue_entry(e: OutboxEntry) -> Value {
     json!({
@@ -369,6 +410,15 @@ pub(crate) fn queue_entry(e: OutboxEntry) -> Value {
         "sentAt": e.sent_at_ms.map(timestamp),
     })
 }
+
+/// The names of the `status` filter of the dead letter listing (`all` aside).
+pub(crate) const DEAD_LETTER_STATUSES: &[(&str, DeadLetterStatus)] = &[
+    ("pending", DeadLetterStatus::Pending),
+    ("retrying", DeadLetterStatus::Retrying),
+    ("exhausted", DeadLetterStatus::Exhausted),
+    ("resolved", DeadLetterStatus::Resolved),
+    ("discarded", DeadLetterStatus::Discarded),
+];
 
 /// Longest part of a dead letter's payload shown.
 const PAYLOAD_SHOWN: usize = 64 * 1024;
@@ -470,6 +520,41 @@ mod tests {
         assert!(parse(json!({"strategy": "merge"})).is_err());
         assert!(parse(json!({"strategy": "keep-master", "mergeData": {}})).is_err());
         assert!(parse(json!({"strategy": "newest"})).is_err());
+    }
+
+    #[test]
+    fn status_filters_name_the_accepted_values() {
+        let query = |status: &str| PageQuery {
+            status: Some(status.to_owned()),
+            ..PageQuery::default()
+        };
+        let open = Some(ConflictStatus::Open);
+        assert_eq!(
+            PageQuery::default().status_filter(open, CONFLICT_STATUSES),
+            Ok(open)
+        );
+        assert_eq!(query("all").status_filter(open, CONFLICT_STATUSES), Ok(None));
+        assert_eq!(
+            query("sent").status_filter(None, OUTBOX_STATES),
+            Ok(Some(OutboxState::Sent))
+        );
+        fn refused<T>(accepted: &str) -> Result<Option<T>> {
+            Err(ApiError::bad_request(format!(
+                "status \"x\" is not one of {accepted}"
+            )))
+        }
+        assert_eq!(
+            query("x").status_filter(None, CONFLICT_STATUSES),
+            refused("open, resolved, all")
+        );
+        assert_eq!(
+            query("x").status_filter(None, DEAD_LETTER_STATUSES),
+            refused("pending, retrying, exhausted, resolved, discarded, all")
+        );
+        assert_eq!(
+            query("x").status_filter(None, OUTBOX_STATES),
+            refused("pending, sent, acked, rejected, all")
+        );
     }
 
     #[test]

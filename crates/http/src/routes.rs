@@ -3,6 +3,23 @@
 //! middleware reads access from it, and the OpenAPI document is made from it, so the three
 //! cannot disagree.
 
+/// Admin handlers that differ only in a fixed argument: each takes the caller's role and one
+/// path segment (of type `$segment`) and hands them, with its `$arg`, to `$shared`.
+macro_rules! admin_actions {
+    ($shared:ident($segment:ty): $($(#[$doc:meta])* $name:ident => $arg:expr,)+) => {
+        $(
+            $(#[$doc])*
+            pub(crate) async fn $name(
+                state: actix_web::web::Data<crate::state::AppState>,
+                role: actix_web::web::ReqData<crate::auth::Role>,
+                segment: actix_web::web::Path<$segment>,
+            ) -> crate::error::Result<actix_web::HttpResponse> {
+                $shared(state, *role, segment.into_inner(), $arg).await
+            }
+        )+
+    };
+}
+
 mod audit;
 mod conflicts;
 mod dead_letters;

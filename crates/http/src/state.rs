@@ -5,10 +5,12 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use offline_sync_engine::{Core, DeadLetter, Master, Mode, NewAuditEntry, PeerKey, Replica};
+use actix_web::HttpResponse;
+use offline_sync_engine::{Core, DeadLetter, Master, Mode, NewAuditEntry, Page, PeerKey, Replica};
 use offline_sync_model::PublicKey;
 
 use crate::auth::{Role, Tokens};
+use crate::dto::{self, PageQuery};
 use crate::error::{ApiError, Result};
 
 /// Renders the Prometheus text of the installed recorder.
@@ -139,6 +141,27 @@ impl AppState {
             Node::Replica(r) => Ok(r),
             Node::Master(_) => Err(ApiError::not_found("not available on the master")),
         }
+    }
+
+    /// Answers a listing: the page `query` asks for, read on the engine's runtime by `rows`
+    /// from what `engine` gives (the node, or the side the route needs), each row shown by
+    /// `show`.
+    pub(crate) async fn list<E, R, F>(
+        &self,
+        query: &PageQuery,
+        engine: fn(&Self) -> Result<E>,
+        rows: impl FnOnce(E, Page) -> F,
+        show: fn(R) -> serde_json::Value,
+    ) -> Result<HttpResponse>
+    where
+        R: Send + 'static,
+        F: Future<Output = offline_sync_engine::Result<(Vec<R>, u64)>> + Send + 'static,
+    {
+        let page = query.page()?;
+        let engine = engine(self)?;
+        let (rows, total) = self.run(rows(engine, page.storage())).await?;
+        let items = rows.into_iter().map(show).collect();
+        Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
     }
 
     /// Records an admin action in the audit log, after it succeeded. The action cannot be

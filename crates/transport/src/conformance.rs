@@ -125,14 +125,7 @@ pub async fn check_ensure_topic_is_idempotent(t: &dyn Transport, topic_prefix: &
         "existing topic changed"
     );
     let range = t.offsets(&topic, 0).await.expect("offsets");
-    assert_eq!(
-        range,
-        OffsetRange {
-            earliest: 0,
-            latest: 1
-        },
-        "existing records lost"
-    );
+    assert_eq!(range, OffsetRange::new(0, 1), "existing records lost");
 
     let single = format!("{topic_prefix}-single");
     t.ensure_topic(&single, 1).await.expect("ensure_topic");
@@ -272,30 +265,17 @@ pub async fn check_offsets_after_publishes(t: &dyn Transport, topic_prefix: &str
     t.ensure_topic(&topic, 2).await.expect("ensure_topic");
     for partition in 0..2 {
         let range = t.offsets(&topic, partition).await.expect("offsets");
-        assert_eq!(
-            range,
-            OffsetRange {
-                earliest: 0,
-                latest: 0
-            },
-            "partition {partition}"
-        );
+        assert_eq!(range, OffsetRange::new(0, 0), "partition {partition}");
     }
     t.publish(&topic, None, values("a", 5)).await.expect("publish");
     t.publish(&topic, None, values("b", 2)).await.expect("publish");
     assert_eq!(
         t.offsets(&topic, 0).await.expect("offsets"),
-        OffsetRange {
-            earliest: 0,
-            latest: 7
-        }
+        OffsetRange::new(0, 7)
     );
     assert_eq!(
         t.offsets(&topic, 1).await.expect("offsets"),
-        OffsetRange {
-            earliest: 0,
-            latest: 0
-        }
+        OffsetRange::new(0, 0)
     );
 }
 
@@ -304,22 +284,23 @@ pub async fn check_offsets_after_publishes(t: &dyn Transport, topic_prefix: &str
 pub async fn check_fetch_at_latest_returns_empty(t: &dyn Transport, topic_prefix: &str) {
     let topic = format!("{topic_prefix}-latest");
     t.ensure_topic(&topic, 1).await.expect("ensure_topic");
-    let batch = t
-        .fetch(&topic, 0, 0, FetchLimit::new(10, SHORT_WAIT))
-        .await
-        .expect("fetch of empty partition");
-    assert!(batch.records.is_empty(), "{batch:?}");
-    assert_eq!(batch.high_watermark, 0);
+    assert_nothing_at(t, &topic, 0, 0, "fetch of empty partition").await;
 
     t.publish(&topic, None, values("a", 3)).await.expect("publish");
-    let batch = t
-        .fetch(&topic, 0, 3, FetchLimit::new(10, SHORT_WAIT))
-        .await
-        .expect("fetch at latest");
-    assert!(batch.records.is_empty(), "{batch:?}");
-    assert_eq!(batch.high_watermark, 3);
+    assert_nothing_at(t, &topic, 3, 3, "fetch at latest").await;
     let latest = t.offsets(&topic, 0).await.expect("offsets").latest;
-    assert_eq!(batch.high_watermark, latest);
+    assert_eq!(latest, 3, "the high watermark is the latest offset");
+}
+
+/// A fetch of partition 0 at `offset`, where no record is, returns an empty batch with the
+/// high watermark `high_watermark`.
+async fn assert_nothing_at(t: &dyn Transport, topic: &str, offset: i64, high_watermark: i64, what: &str) {
+    let batch = t
+        .fetch(topic, 0, offset, FetchLimit::new(10, SHORT_WAIT))
+        .await
+        .expect(what);
+    assert!(batch.records.is_empty(), "{batch:?}");
+    assert_eq!(batch.high_watermark, high_watermark);
 }
 
 /// A fetch waiting at the latest offset returns as soon as a record is published, well
@@ -419,10 +400,7 @@ pub async fn check_invalid_requests(t: &dyn Transport, topic_prefix: &str) {
     );
     assert_eq!(
         t.offsets(&topic, 0).await.expect("offsets"),
-        OffsetRange {
-            earliest: 0,
-            latest: 0
-        },
+        OffsetRange::new(0, 0),
         "an invalid publish appended something"
     );
 }
@@ -475,22 +453,11 @@ pub async fn check_fetch_above_latest_after_recreate(
 
     assert_eq!(t.partitions(&topic).await.expect("partitions"), 2);
     let range = t.offsets(&topic, 0).await.expect("offsets");
-    assert_eq!(
-        range,
-        OffsetRange {
-            earliest: 0,
-            latest: 0
-        }
-    );
+    assert_eq!(range, OffsetRange::new(0, 0));
     let result = t.fetch(&topic, 0, 5, FetchLimit::new(10, SHORT_WAIT)).await;
     assert_out_of_range(result, &topic, 0, 5, 0, 0);
 
-    let batch = t
-        .fetch(&topic, 0, 0, FetchLimit::new(10, SHORT_WAIT))
-        .await
-        .expect("fetch from 0");
-    assert!(batch.records.is_empty(), "{batch:?}");
-    assert_eq!(batch.high_watermark, 0);
+    assert_nothing_at(t, &topic, 0, 0, "fetch from 0").await;
     assert_eq!(
         t.publish(&topic, None, values("new", 1)).await.expect("publish"),
         (0, 0)

@@ -356,6 +356,26 @@ mod tests {
             .collect()
     }
 
+    /// The faults are used up: a publish of `b` is appended as it is, alone on the partition,
+    /// and `injected` counts what was injected before.
+    async fn used_up(
+        t: &FaultyTransport,
+        control: &FaultControl,
+        memory: &MemoryTransport,
+        injected: FaultCounts,
+    ) {
+        assert_eq!(t.publish("t", None, one("b")).await.unwrap(), (0, 0));
+        assert_eq!(values_in(memory).await, ["b"]);
+        assert_eq!(control.injected(), injected);
+    }
+
+    /// The counters with the faults `set` sets, every other one at 0.
+    fn counts(set: impl FnOnce(&mut FaultCounts)) -> FaultCounts {
+        let mut counts = FaultCounts::default();
+        set(&mut counts);
+        counts
+    }
+
     fn is_unavailable(result: &Result<impl std::fmt::Debug>, reason: &str) -> bool {
         match result {
             Err(e @ Error::Unavailable { reason: r }) => r == reason && e.is_retryable(),
@@ -377,13 +397,7 @@ mod tests {
                 .len(),
             1
         );
-        assert_eq!(
-            t.offsets("t", 0).await.unwrap(),
-            OffsetRange {
-                earliest: 0,
-                latest: 1
-            }
-        );
+        assert_eq!(t.offsets("t", 0).await.unwrap(), OffsetRange::new(0, 1));
         assert!(matches!(
             t.partitions("nope").await,
             Err(Error::UnknownTopic { .. })
@@ -413,17 +427,9 @@ mod tests {
             Err(Error::UnknownTopic { .. })
         ));
         assert!(values_in(&memory).await.is_empty());
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                offline: 5,
-                ..FaultCounts::default()
-            }
-        );
 
         control.set_offline(false);
-        assert_eq!(t.publish("t", None, one("b")).await.unwrap(), (0, 0));
-        assert_eq!(values_in(&memory).await, ["b"]);
+        used_up(&t, &control, &memory, counts(|c| c.offline = 5)).await;
     }
 
     #[tokio::test]
@@ -435,15 +441,7 @@ mod tests {
             "connection dropped"
         ));
         assert!(is_unavailable(&t.offsets("t", 0).await, "connection dropped"));
-        assert_eq!(t.publish("t", None, one("b")).await.unwrap(), (0, 0));
-        assert_eq!(values_in(&memory).await, ["b"]);
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                failed: 2,
-                ..FaultCounts::default()
-            }
-        );
+        used_up(&t, &control, &memory, counts(|c| c.failed = 2)).await;
     }
 
     #[tokio::test]
@@ -451,15 +449,7 @@ mod tests {
         let (t, control, memory) = setup().await;
         control.drop_publishes(1);
         assert_eq!(t.publish("t", None, one("a")).await.unwrap(), (0, -1));
-        assert_eq!(t.publish("t", None, one("b")).await.unwrap(), (0, 0));
-        assert_eq!(values_in(&memory).await, ["b"]);
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                dropped: 1,
-                ..FaultCounts::default()
-            }
-        );
+        used_up(&t, &control, &memory, counts(|c| c.dropped = 1)).await;
     }
 
     #[tokio::test]
@@ -480,13 +470,7 @@ mod tests {
             (0, 2)
         );
         assert_eq!(values_in(&memory).await, ["a", "b", "a", "b"]);
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                lost_acks: 1,
-                ..FaultCounts::default()
-            }
-        );
+        assert_eq!(control.injected(), counts(|c| c.lost_acks = 1));
     }
 
     #[tokio::test]
@@ -522,13 +506,7 @@ mod tests {
                 .iter()
                 .all(|f| f.record.key.as_deref() == Some(&b"k"[..]))
         );
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                duplicates: 1,
-                ..FaultCounts::default()
-            }
-        );
+        assert_eq!(control.injected(), counts(|c| c.duplicates = 1));
     }
 
     #[tokio::test(start_paused = true)]
@@ -624,13 +602,7 @@ mod tests {
         assert!(!control.is_offline());
         assert_eq!(t.publish("t", None, one("a")).await.unwrap(), (0, 0));
         assert_eq!(values_in(&memory).await, ["a"]);
-        assert_eq!(
-            control.injected(),
-            FaultCounts {
-                failed: 1,
-                ..FaultCounts::default()
-            }
-        );
+        assert_eq!(control.injected(), counts(|c| c.failed = 1));
     }
 
     #[tokio::test]

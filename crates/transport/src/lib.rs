@@ -53,6 +53,13 @@ pub struct OffsetRange {
     pub latest: i64,
 }
 
+impl OffsetRange {
+    /// The offsets `earliest..latest`.
+    pub const fn new(earliest: i64, latest: i64) -> Self {
+        Self { earliest, latest }
+    }
+}
+
 /// How much one [`Transport::fetch`] may return, and how long it waits for the first record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FetchLimit {

@@ -239,10 +239,7 @@ impl Transport for MemoryTransport {
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {
         let topics = self.lock();
         let part = partition_ref(&topics, topic, partition)?;
-        Ok(OffsetRange {
-            earliest: part.earliest,
-            latest: part.latest(),
-        })
+        Ok(OffsetRange::new(part.earliest, part.latest()))
     }
 }
 
@@ -349,13 +346,7 @@ mod tests {
         let t = topic_with(2).await;
         t.ensure_topic("t", 4).await.unwrap();
         assert_eq!(t.partitions("t").await.unwrap(), 1);
-        assert_eq!(
-            t.offsets("t", 0).await.unwrap(),
-            OffsetRange {
-                earliest: 0,
-                latest: 2
-            }
-        );
+        assert_eq!(t.offsets("t", 0).await.unwrap(), OffsetRange::new(0, 2));
     }
 
     #[tokio::test]
@@ -446,24 +437,40 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(30));
     }
 
+    /// Fetches at the latest offset of `t`, holding 3 records, waiting up to 60 s, while
+    /// `meanwhile` runs after `delay`; returns what the fetch returned and when (on tokio's
+    /// clock, paused) it did.
+    async fn fetch_at_latest_while(
+        t: &MemoryTransport,
+        delay: Duration,
+        meanwhile: impl Future<Output = ()>,
+    ) -> (Result<Batch>, Duration) {
+        let start = Instant::now();
+        let fetch = async {
+            let fetched = t
+                .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(60)))
+                .await;
+            (fetched, start.elapsed())
+        };
+        let (fetched, ()) = tokio::join!(fetch, async {
+            tokio::time::sleep(delay).await;
+            meanwhile.await;
+        });
+        fetched
+    }
+
     #[tokio::test(start_paused = true)]
     async fn fetch_at_latest_wakes_when_a_record_arrives() {
         let t = topic_with(3).await;
-        let writer = t.clone();
-        let publisher = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            writer.publish("t", None, values(&["late"])).await.unwrap();
-        });
-        let start = Instant::now();
-        let batch = t
-            .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(60)))
-            .await
-            .unwrap();
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        let (fetched, took) = fetch_at_latest_while(&t, Duration::from_secs(2), async {
+            t.publish("t", None, values(&["late"])).await.unwrap();
+        })
+        .await;
+        let batch = fetched.unwrap();
+        assert_eq!(took, Duration::from_secs(2));
         assert_eq!(offsets_of(&batch), [3]);
         assert_eq!(batch.records[0].record.value, b"late");
         assert_eq!(batch.high_watermark, 4);
-        publisher.await.unwrap();
     }
 
     #[tokio::test]
@@ -505,13 +512,7 @@ mod tests {
     async fn truncate_moves_earliest_and_keeps_offsets() {
         let t = topic_with(10).await;
         t.truncate("t", 0, 4).unwrap();
-        assert_eq!(
-            t.offsets("t", 0).await.unwrap(),
-            OffsetRange {
-                earliest: 4,
-                latest: 10
-            }
-        );
+        assert_eq!(t.offsets("t", 0).await.unwrap(), OffsetRange::new(4, 10));
         let batch = t.fetch("t", 0, 4, FetchLimit::new(2, NO_WAIT)).await.unwrap();
         assert_eq!(offsets_of(&batch), [4, 5]);
         assert_eq!(batch.records[0].record.value, b"v4");
@@ -526,26 +527,14 @@ mod tests {
         ));
         // Below earliest: nothing changes.
         t.truncate("t", 0, 2).unwrap();
-        assert_eq!(
-            t.offsets("t", 0).await.unwrap(),
-            OffsetRange {
-                earliest: 4,
-                latest: 10
-            }
-        );
+        assert_eq!(t.offsets("t", 0).await.unwrap(), OffsetRange::new(4, 10));
     }
 
     #[tokio::test]
     async fn truncate_is_clamped_to_latest() {
         let t = topic_with(3).await;
         t.truncate("t", 0, 100).unwrap();
-        assert_eq!(
-            t.offsets("t", 0).await.unwrap(),
-            OffsetRange {
-                earliest: 3,
-                latest: 3
-            }
-        );
+        assert_eq!(t.offsets("t", 0).await.unwrap(), OffsetRange::new(3, 3));
         assert_eq!(t.publish("t", None, values(&["x"])).await.unwrap(), (0, 3));
         assert!(matches!(
             t.truncate("nope", 0, 1),
@@ -566,13 +555,7 @@ mod tests {
         t.recreate("t").unwrap();
         assert_eq!(t.partitions("t").await.unwrap(), 3);
         for partition in 0..3 {
-            assert_eq!(
-                t.offsets("t", partition).await.unwrap(),
-                OffsetRange {
-                    earliest: 0,
-                    latest: 0
-                }
-            );
+            assert_eq!(t.offsets("t", partition).await.unwrap(), OffsetRange::new(0, 0));
         }
         assert!(matches!(t.recreate("nope"), Err(Error::UnknownTopic { .. })));
     }
@@ -580,17 +563,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn recreate_wakes_a_waiting_fetch_with_out_of_range() {
         let t = topic_with(3).await;
-        let admin = t.clone();
-        let recreator = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            admin.recreate("t").unwrap();
-        });
-        let start = Instant::now();
-        let err = t
-            .fetch("t", 0, 3, FetchLimit::new(10, Duration::from_secs(60)))
-            .await
-            .unwrap_err();
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        let (fetched, took) = fetch_at_latest_while(&t, Duration::from_secs(1), async {
+            t.recreate("t").unwrap();
+        })
+        .await;
+        let err = fetched.unwrap_err();
+        assert_eq!(took, Duration::from_secs(1));
         assert!(matches!(
             err,
             Error::OffsetOutOfRange {
@@ -600,6 +578,5 @@ mod tests {
                 ..
             }
         ));
-        recreator.await.unwrap();
     }
 }

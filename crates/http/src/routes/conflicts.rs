@@ -2,26 +2,13 @@
 //! what its base held, a preview of a resolution, resolve.
 
 use actix_web::{HttpResponse, web};
-use offline_sync_engine::ConflictFilter;
+use offline_sync_engine::{ConflictFilter, Master};
 use offline_sync_model::ConflictStatus;
 
 use crate::auth::Role;
 use crate::dto::{self, PageQuery, ResolveBody};
 use crate::error::{ApiError, Result};
 use crate::state::AppState;
-
-fn status_filter(raw: Option<&str>) -> Result<Option<ConflictStatus>> {
-    Ok(match raw {
-        None | Some("open") => Some(ConflictStatus::Open),
-        Some("resolved") => Some(ConflictStatus::Resolved),
-        Some("all") => None,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status {other:?} is not one of open, resolved, all"
-            )));
-        }
-    })
-}
 
 /// An exact-match filter: `None` when not given or empty (an empty form field), `Some(None)`
 /// when the value is no valid name (nothing can match it).
@@ -30,27 +17,28 @@ fn exact<T>(raw: Option<&str>, parse: impl Fn(String) -> offline_sync_model::Res
 }
 
 pub(crate) async fn list(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
-    let status = status_filter(query.status.as_deref())?;
-    let page = query.page()?;
+    let status = query.status_filter(Some(ConflictStatus::Open), dto::CONFLICT_STATUSES)?;
     let ship = exact(query.ship.as_deref(), offline_sync_model::ShipId::new);
     let content_type = exact(
         query.content_type.as_deref(),
         offline_sync_model::ContentType::new,
     );
-    if matches!(ship, Some(None)) || matches!(content_type, Some(None)) {
-        return Ok(HttpResponse::Ok().json(dto::list(Vec::new(), page, 0)));
-    }
-    let filter = ConflictFilter {
-        status,
-        ship: ship.flatten(),
-        content_type: content_type.flatten(),
+    // A ship or content type that is no valid name matches nothing.
+    let filter = match (ship, content_type) {
+        (Some(None), _) | (_, Some(None)) => None,
+        (ship, content_type) => Some(ConflictFilter {
+            status,
+            ship: ship.flatten(),
+            content_type: content_type.flatten(),
+        }),
     };
-    let m = state.master()?;
-    let (rows, total) = state
-        .run(async move { m.find_conflicts(&filter, page.storage()).await })
-        .await?;
-    let items = rows.into_iter().map(dto::conflict).collect();
-    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+    let rows = move |m: Master, page| async move {
+        match filter {
+            Some(filter) => m.find_conflicts(&filter, page).await,
+            None => Ok((Vec::new(), 0)),
+        }
+    };
+    state.list(&query, AppState::master, rows, dto::conflict).await
 }
 
 pub(crate) async fn get(state: web::Data<AppState>, id: web::Path<u64>) -> Result<HttpResponse> {

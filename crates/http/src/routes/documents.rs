@@ -8,7 +8,7 @@ use offline_sync_model::{ContentType, Csn, DocumentId};
 
 use crate::dto::{self, DocumentBody, PageQuery};
 use crate::error::{ApiError, Result};
-use crate::state::AppState;
+use crate::state::{AppState, Node};
 
 fn content_type(raw: &str) -> Result<ContentType> {
     ContentType::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -41,13 +41,8 @@ pub(crate) async fn list(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse> {
     let ct = content_type(&path)?;
-    let page = query.page()?;
-    let node = state.node()?;
-    let (docs, total) = state
-        .run(async move { node.list(&ct, page.storage()).await })
-        .await?;
-    let items = docs.into_iter().map(dto::document).collect();
-    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+    let rows = move |node: Node, page| async move { node.list(&ct, page).await };
+    state.list(&query, AppState::node, rows, dto::document).await
 }
 
 pub(crate) async fn create(

@@ -2,7 +2,7 @@
 //! (replica) and `ships` (master).
 
 use actix_web::{HttpResponse, web};
-use offline_sync_engine::OutboxState;
+use offline_sync_engine::Replica;
 use serde_json::json;
 
 use crate::auth::Role;
@@ -111,30 +111,12 @@ pub(crate) async fn resync(
     Ok(HttpResponse::Accepted().json(dto::data(body)))
 }
 
-fn outbox_state(raw: Option<&str>) -> Result<Option<OutboxState>> {
-    Ok(match raw {
-        None | Some("all") => None,
-        Some("pending") => Some(OutboxState::Pending),
-        Some("sent") => Some(OutboxState::Sent),
-        Some("acked") => Some(OutboxState::Acked),
-        Some("rejected") => Some(OutboxState::Rejected),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "status {other:?} is not one of pending, sent, acked, rejected, all"
-            )));
-        }
-    })
-}
-
 pub(crate) async fn queue(state: web::Data<AppState>, query: web::Query<PageQuery>) -> Result<HttpResponse> {
-    let filter = outbox_state(query.status.as_deref())?;
-    let page = query.page()?;
-    let r = state.replica()?;
-    let (rows, total) = state
-        .run(async move { r.queue(filter, page.storage()).await })
-        .await?;
-    let items = rows.into_iter().map(dto::queue_entry).collect();
-    Ok(HttpResponse::Ok().json(dto::list(items, page, total)))
+    let filter = query.status_filter(None, dto::OUTBOX_STATES)?;
+    let rows = move |r: Replica, page| async move { r.queue(filter, page).await };
+    state
+        .list(&query, AppState::replica, rows, dto::queue_entry)
+        .await
 }
 
 pub(crate) async fn pending(state: web::Data<AppState>) -> Result<HttpResponse> {
@@ -196,22 +178,12 @@ pub(crate) async fn snapshot(
     Ok(dto::compressed(&req, body))
 }
 
-/// Decommissions a ship of the registry.
-pub(crate) async fn decommission(
-    state: web::Data<AppState>,
-    role: web::ReqData<Role>,
-    ship: web::Path<String>,
-) -> Result<HttpResponse> {
-    ship_action(state, *role, ship.into_inner(), true).await
-}
-
-/// Puts a decommissioned ship in service again.
-pub(crate) async fn readmit(
-    state: web::Data<AppState>,
-    role: web::ReqData<Role>,
-    ship: web::Path<String>,
-) -> Result<HttpResponse> {
-    ship_action(state, *role, ship.into_inner(), false).await
+admin_actions! {
+    ship_action(String):
+    /// Decommissions a ship of the registry.
+    decommission => true,
+    /// Puts a decommissioned ship in service again.
+    readmit => false,
 }
 
 async fn ship_action(
