@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use offline_sync::engine::{Master, MasterConfig, Page, Replica, ReplicaConfig};
+use offline_sync::engine::{Core, Master, MasterConfig, Page, Replica, ReplicaConfig};
 use offline_sync::kafka::{KafkaConfig, KafkaTransport};
 use offline_sync::model::{ConflictStatus, ContentType, Fields, ShipId, Strategy};
 use offline_sync::storage::{SeaStorage, Storage};
@@ -54,6 +54,15 @@ async fn storage(dir: &std::path::Path, name: &str) -> Result<Arc<dyn Storage>> 
 struct Ship {
     replica: Replica,
     link: FaultControl,
+}
+
+/// Whether `check` holds on every ship of `ships`.
+async fn on_every_ship(ships: [&Ship; 2], check: impl AsyncFn(&Replica) -> Result<bool>) -> Result<bool> {
+    let mut all = true;
+    for s in ships {
+        all &= check(&s.replica).await?;
+    }
+    Ok(all)
 }
 
 /// How each node reaches the broker.
@@ -134,6 +143,12 @@ async fn main() -> Result<()> {
             fields(json!({"route": "Oslo → Reykjavik", "status": "planned", "cargo": "timber"})),
         )
         .await?;
+    // Sets `v`'s fields of the plan on `node`, the master or a ship, and narrates it.
+    let edit = async |node: &Core, v: serde_json::Value, narration: &str| -> Result<()> {
+        node.update(&plans, plan.id, fields(v)).await?;
+        println!("   {narration}");
+        Ok(())
+    };
     for s in [&atlantic, &pacific] {
         until("the plan reaches the ships", || async {
             Ok(s.replica.get(&plans, plan.id).await?.is_some())
@@ -149,11 +164,8 @@ async fn main() -> Result<()> {
     println!("\n2. ship-atlantic loses its satellite link and keeps working.");
     atlantic.link.set_offline(true);
     for status in ["departed", "at sea", "storm detour"] {
-        atlantic
-            .replica
-            .update(&plans, plan.id, fields(json!({"status": status})))
-            .await?;
-        println!("   ship-atlantic sets status = {status:?} (stored locally, queued)");
+        let narration = format!("ship-atlantic sets status = {status:?} (stored locally, queued)");
+        edit(&atlantic.replica, json!({"status": status}), &narration).await?;
     }
     let queued = atlantic.replica.status().await?.pending;
     println!("   {queued} changes wait in ship-atlantic's outbox");
@@ -178,25 +190,17 @@ async fn main() -> Result<()> {
 
     println!("\n3. Concurrent edits of different fields merge automatically.");
     atlantic.link.set_offline(true);
-    atlantic
-        .replica
-        .update(&plans, plan.id, fields(json!({"eta": "2026-12-02"})))
-        .await?;
-    println!("   ship-atlantic (offline) sets eta");
-    master
-        .update(&plans, plan.id, fields(json!({"cargo": "timber, salmon"})))
-        .await?;
-    println!("   the master, meanwhile, sets cargo");
+    let eta = json!({"eta": "2026-12-02"});
+    edit(&atlantic.replica, eta, "ship-atlantic (offline) sets eta").await?;
+    let cargo = json!({"cargo": "timber, salmon"});
+    edit(&master, cargo, "the master, meanwhile, sets cargo").await?;
     atlantic.link.set_offline(false);
-    until("both edits are merged on every node", || async {
-        let mut all = true;
-        for r in [&atlantic.replica, &pacific.replica] {
-            all &= r
-                .get(&plans, plan.id)
+    until("both edits are merged on every node", || {
+        on_every_ship([&atlantic, &pacific], async |r| {
+            Ok(r.get(&plans, plan.id)
                 .await?
-                .is_some_and(|d| d.fields.get("eta").is_some() && d.fields["cargo"] == "timber, salmon");
-        }
-        Ok(all)
+                .is_some_and(|d| d.fields.get("eta").is_some() && d.fields["cargo"] == "timber, salmon"))
+        })
     })
     .await?;
     let open = master
@@ -206,23 +210,15 @@ async fn main() -> Result<()> {
 
     println!("\n4. The same field edited on both sides is a real conflict.");
     atlantic.link.set_offline(true);
-    atlantic
-        .replica
-        .update(
-            &plans,
-            plan.id,
-            fields(json!({"route": "Oslo → Tórshavn → Reykjavik"})),
-        )
-        .await?;
-    println!("   ship-atlantic (offline) reroutes via Tórshavn");
-    master
-        .update(
-            &plans,
-            plan.id,
-            fields(json!({"route": "Oslo → Bergen → Reykjavik"})),
-        )
-        .await?;
-    println!("   the master reroutes via Bergen");
+    let route = json!({"route": "Oslo → Tórshavn → Reykjavik"});
+    edit(
+        &atlantic.replica,
+        route,
+        "ship-atlantic (offline) reroutes via Tórshavn",
+    )
+    .await?;
+    let route = json!({"route": "Oslo → Bergen → Reykjavik"});
+    edit(&master, route, "the master reroutes via Bergen").await?;
     atlantic.link.set_offline(false);
     until("the conflict is recorded", || async {
         Ok(!master
@@ -250,16 +246,13 @@ async fn main() -> Result<()> {
         .resolve(conflict.id, &Strategy::Merge { merge_data: merged })
         .await?;
     println!("   the operator resolves it with merge: both stops");
-    until("the resolution reaches every ship", || async {
-        let mut all = true;
-        for r in [&atlantic.replica, &pacific.replica] {
-            all &= r
-                .get(&plans, plan.id)
+    until("the resolution reaches every ship", || {
+        on_every_ship([&atlantic, &pacific], async |r| {
+            Ok(r.get(&plans, plan.id)
                 .await?
                 .is_some_and(|d| d.fields["route"] == "Oslo → Bergen → Tórshavn → Reykjavik")
-                && r.status().await?.pending + r.status().await?.in_flight == 0;
-        }
-        Ok(all)
+                && r.status().await?.pending + r.status().await?.in_flight == 0)
+        })
     })
     .await?;
 

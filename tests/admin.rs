@@ -73,6 +73,26 @@ fn only_the_node_was_asked(b: &Browser, origin: &str) {
     );
 }
 
+/// Writes `data` to the document at `path` on the ship and on the master, each side its own;
+/// the id of the conflict that makes, which the master lists first, once it is past `after`.
+fn conflict(ship: (&Node, Value), master: (&Node, Value), path: &str, after: u64, what: &str) -> u64 {
+    let onshore = master.0;
+    for (node, data) in [ship, master] {
+        let put = node.call("PUT", path, Some(&json!({ "data": data })));
+        assert_eq!(put.status, 200, "{}", put.body);
+    }
+    let mut id = 0;
+    assert!(
+        eventually(WAIT, || {
+            let open = onshore.call("GET", "/api/offline-sync/conflicts", None).json();
+            id = open["data"][0]["id"].as_u64().unwrap_or(0);
+            id > after
+        }),
+        "{what}"
+    );
+    id
+}
+
 /// Copies the screenshot into `docs/` as the current one.
 fn publish(shot: &Path, name: &str) {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
@@ -135,26 +155,12 @@ fn an_operator_sees_the_fleet_and_merges_a_conflict_in_the_browser() {
             && doc(&a, &id).is_some_and(|d| d["version"].as_u64() > Some(0))
     }));
     let path = format!("/api/documents/{CT}/{id}");
-    let on_ship = a.call(
-        "PUT",
+    let cid = conflict(
+        (&a, json!({"title": "Ship title", "body": "Ship body"})),
+        (&m, json!({"title": "Master title", "body": "Master body"})),
         &path,
-        Some(&json!({"data": {"title": "Ship title", "body": "Ship body"}})),
-    );
-    assert_eq!(on_ship.status, 200, "{}", on_ship.body);
-    let onshore = m.call(
-        "PUT",
-        &path,
-        Some(&json!({"data": {"title": "Master title", "body": "Master body"}})),
-    );
-    assert_eq!(onshore.status, 200, "{}", onshore.body);
-    let mut cid = 0;
-    assert!(
-        eventually(WAIT, || {
-            let open = m.call("GET", "/api/offline-sync/conflicts", None).json();
-            cid = open["data"][0]["id"].as_u64().unwrap_or(0);
-            cid > 0
-        }),
-        "no conflict recorded"
+        0,
+        "no conflict recorded",
     );
 
     // Filtered by ship, opened, compared side by side.
@@ -281,18 +287,12 @@ fn an_operator_sees_the_fleet_and_merges_a_conflict_in_the_browser() {
     only_the_node_was_asked(&b, origin.trim_end_matches('/'));
 
     // A second conflict, left open for the read token to look at.
-    let on_ship = a.call("PUT", &path, Some(&json!({"data": {"tag": "ship tag"}})));
-    assert_eq!(on_ship.status, 200, "{}", on_ship.body);
-    let onshore = m.call("PUT", &path, Some(&json!({"data": {"tag": "master tag"}})));
-    assert_eq!(onshore.status, 200, "{}", onshore.body);
-    let mut open = 0;
-    assert!(
-        eventually(WAIT, || {
-            let listed = m.call("GET", "/api/offline-sync/conflicts", None).json();
-            open = listed["data"][0]["id"].as_u64().unwrap_or(0);
-            open > cid
-        }),
-        "no second conflict"
+    let open = conflict(
+        (&a, json!({"tag": "ship tag"})),
+        (&m, json!({"tag": "master tag"})),
+        &path,
+        cid,
+        "no second conflict",
     );
 
     // The read token: the same views without a single action.

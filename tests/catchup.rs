@@ -646,22 +646,39 @@ async fn tombstones_are_collected_once_every_ship_applied_them(db: Setup) {
     f.assert_converged().await;
 }
 
-/// The master's state, fetched through a link that goes down after a number of pages.
+/// The master's state, fetched through a link that does what the test says: it goes down
+/// once `pages_left` pages have come through, and with `ask_full` an operator asks for a full
+/// resync while the first page is on its way.
 #[derive(Debug)]
-struct CutLink {
+struct ScriptedLink {
     master: offline_sync::engine::Master,
     pages_left: std::sync::atomic::AtomicUsize,
     fetched: std::sync::atomic::AtomicUsize,
+    ask_full: std::sync::atomic::AtomicBool,
+}
+
+impl ScriptedLink {
+    fn new(master: &offline_sync::engine::Master, pages_left: usize, ask_full: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(ScriptedLink {
+            master: master.clone(),
+            pages_left: pages_left.into(),
+            fetched: 0.into(),
+            ask_full: ask_full.into(),
+        })
+    }
 }
 
 #[async_trait::async_trait]
-impl SnapshotSource for CutLink {
+impl SnapshotSource for ScriptedLink {
     async fn page(
         &self,
         replica: &offline_sync::engine::Replica,
         query: offline_sync::engine::PageQuery,
     ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
         use std::sync::atomic::Ordering::SeqCst;
+        if self.ask_full.swap(false, SeqCst) {
+            replica.request_resync(true, "asked for by an operator").await?;
+        }
         if self
             .pages_left
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -688,11 +705,7 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
-    let link = std::sync::Arc::new(CutLink {
-        master: f.master.clone(),
-        pages_left: 4.into(),
-        fetched: 0.into(),
-    });
+    let link = ScriptedLink::new(&f.master, 4, false);
     f.ships[0].set_snapshot_source(link.clone());
     let err = f.ships[0].pull_all().await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
@@ -720,28 +733,6 @@ async fn a_cut_resync_continues_from_the_last_page(db: Setup) {
     f.assert_converged().await;
 }
 
-/// The master's state, fetched while an operator asks for a full resync: the request lands
-/// while the first page of the running resync is on its way.
-#[derive(Debug)]
-struct AskedForFullMeanwhile {
-    master: offline_sync::engine::Master,
-    asked: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl SnapshotSource for AskedForFullMeanwhile {
-    async fn page(
-        &self,
-        replica: &offline_sync::engine::Replica,
-        query: offline_sync::engine::PageQuery,
-    ) -> offline_sync::engine::Result<Option<(offline_sync::engine::Snapshot, u64)>> {
-        if !self.asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            replica.request_resync(true, "asked for by an operator").await?;
-        }
-        self.master.page(replica, query).await
-    }
-}
-
 /// A full resync asked for while the first page of another resync is on its way is the one
 /// that runs: the page fetched for the other is not taken as its first, so no document the
 /// ship holds is lost.
@@ -757,10 +748,8 @@ async fn a_full_resync_asked_for_during_a_page_takes_every_document(db: Setup) {
     }
     f.master.publish_all().await.unwrap();
     lose_master_updates(&f, Lost::Retention).await;
-    f.ships[0].set_snapshot_source(std::sync::Arc::new(AskedForFullMeanwhile {
-        master: f.master.clone(),
-        asked: false.into(),
-    }));
+    // The request lands while the first page of the running resync is on its way.
+    f.ships[0].set_snapshot_source(ScriptedLink::new(&f.master, usize::MAX, true));
     f.sync().await;
     let st = f.resync_of(0).await.state;
     assert_eq!((st.phase, st.full), (ResyncPhase::Done, true));

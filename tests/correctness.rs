@@ -17,9 +17,9 @@ use offline_sync::model::{
 use offline_sync::storage::{
     DeadLetterStatus, NewDeadLetter, OutboxState, Page, ReplicaBatch, SeaStorage, TopicOffset,
 };
-use offline_sync::transport::{FetchLimit, Transport, partition_for};
+use offline_sync::transport::{FetchLimit, Record, Transport, partition_for};
 use serde_json::json;
-use support::{Fleet, Setup, create_doc, ct, edit, fields, open_conflicts, read, remove};
+use support::{Fleet, Setup, create_doc, ct, edit, fields, open_conflicts, read, remove, synced_doc};
 
 const MASTER_UPDATES: &str = "master-updates";
 
@@ -32,6 +32,42 @@ async fn own_replica(f: &Fleet, dir: &tempfile::TempDir, cfg: ReplicaConfig) -> 
     Replica::new(cfg, Arc::new(storage), Arc::new(f.memory().unwrap().clone()))
 }
 
+/// Has `ship` keep the master's first record on `master-updates` as the dead letters
+/// `letters` makes of it (a key and a payload each), as a build that refused that record
+/// would, and read on past it.
+async fn refuse_first_record(
+    f: &Fleet,
+    ship: &Replica,
+    letters: impl FnOnce(&Record) -> Vec<(Option<Vec<u8>>, Vec<u8>)>,
+) {
+    let fetched = f
+        .broker
+        .fetch(MASTER_UPDATES, 0, 0, FetchLimit::new(10, Duration::ZERO))
+        .await
+        .unwrap();
+    let first = &fetched.records[0];
+    let letters = letters(&first.record)
+        .into_iter()
+        .map(|(key, payload)| NewDeadLetter {
+            topic: MASTER_UPDATES.into(),
+            partition: 0,
+            offset: first.offset,
+            key,
+            payload,
+            reason: "malformed: refused by an older build".into(),
+        })
+        .collect();
+    let refused = ReplicaBatch::read(
+        vec![],
+        letters,
+        TopicOffset::new(MASTER_UPDATES, 0, first.offset + 1),
+    );
+    ship.storage()
+        .replica_apply(ship.ship(), &refused, 1)
+        .await
+        .unwrap();
+}
+
 /// Finding 1: a commit a replica dead-lettered (here: refused by an older build) is applied
 /// when its dead letter is retried, and the commits after it wait for it instead of being
 /// applied over the gap.
@@ -41,28 +77,7 @@ async fn a_dead_lettered_commit_is_applied_by_its_retry_and_never_skipped(db: Se
     let b = create_doc(&f.master, json!({"n": 2})).await;
     f.master.publish_all().await.unwrap();
     let ship = &f.ships[0];
-    let fetched = f
-        .broker
-        .fetch(MASTER_UPDATES, 0, 0, FetchLimit::new(10, Duration::ZERO))
-        .await
-        .unwrap();
-    let first = &fetched.records[0];
-    let refused = ReplicaBatch::read(
-        vec![],
-        vec![NewDeadLetter {
-            topic: MASTER_UPDATES.into(),
-            partition: 0,
-            offset: first.offset,
-            key: first.record.key.clone(),
-            payload: first.record.value.clone(),
-            reason: "malformed: refused by an older build".into(),
-        }],
-        TopicOffset::new(MASTER_UPDATES, 0, first.offset + 1),
-    );
-    ship.storage()
-        .replica_apply(ship.ship(), &refused, 1)
-        .await
-        .unwrap();
+    refuse_first_record(&f, ship, |r| vec![(r.key.clone(), r.value.clone())]).await;
     f.sync().await;
     assert!(
         read(ship, b.id).await.is_none(),
@@ -141,8 +156,7 @@ fn master_wins() -> offline_sync::engine::MasterConfig {
 /// contested, and under `master-wins` the master's value stands.
 async fn master_wins_holds_against_a_field_the_ship_never_incorporated(db: Setup) {
     let f = Fleet::with_config(1, db, "unseen_field", master_wins()).await;
-    let doc = create_doc(&f.master, json!({"x": "m0"})).await;
-    f.sync().await;
+    let doc = synced_doc(&f, json!({"x": "m0"})).await;
     let ship = &f.ships[0];
     edit(ship, doc.id, json!({"x": "s1"})).await;
     edit(&f.master, doc.id, json!({"x": "m1"})).await;
@@ -163,8 +177,7 @@ async fn master_wins_holds_against_a_field_the_ship_never_incorporated(db: Setup
 /// the master deleted it has not seen the delete: its next write does not undo it.
 async fn master_wins_holds_against_a_delete_the_ship_never_incorporated(db: Setup) {
     let f = Fleet::with_config(1, db, "unseen_delete", master_wins()).await;
-    let doc = create_doc(&f.master, json!({"x": "m0"})).await;
-    f.sync().await;
+    let doc = synced_doc(&f, json!({"x": "m0"})).await;
     let ship = &f.ships[0];
     edit(ship, doc.id, json!({"y": "s1"})).await;
     remove(&f.master, doc.id).await;
@@ -172,12 +185,8 @@ async fn master_wins_holds_against_a_delete_the_ship_never_incorporated(db: Setu
     ship.pull_all().await.unwrap();
     assert!(read(ship, doc.id).await.is_some());
     edit(ship, doc.id, json!({"z": "s2"})).await;
-    f.sync().await;
-    assert!(
-        read(&f.master, doc.id).await.is_none(),
-        "the ship's second write undid the master's delete"
-    );
-    f.assert_converged().await;
+    f.assert_stays_deleted(doc.id, "the ship's second write undid the master's delete")
+        .await;
 }
 
 /// Finding 8: one busy ship does not starve the ships whose changes are on another partition
@@ -228,8 +237,7 @@ async fn a_document_never_outgrows_one_commit(db: Setup) {
     let refused = f.ships[0].update(&ct(), doc.id, fields(json!({"b": big}))).await;
     assert!(matches!(refused, Err(Error::TooLarge { .. })), "{refused:?}");
 
-    let small = create_doc(&f.master, json!({"t": 1})).await;
-    f.sync().await;
+    let small = synced_doc(&f, json!({"t": 1})).await;
     edit(&f.ships[0], small.id, json!({"a": big})).await;
     f.ships[0].push_all().await.unwrap();
     f.master.pull_all().await.unwrap();
@@ -325,38 +333,30 @@ async fn a_refused_change_leaves_the_ship_with_the_masters_state(db: Setup) {
 /// leaves no conflict to resolve: no resolution can bring the document back.
 async fn a_delete_inside_an_open_conflict_leaves_nothing_to_resurrect(db: Setup) {
     let f = Fleet::new(2, db, "delete_in_conflict").await;
-    let doc = create_doc(&f.master, json!({"x": 0})).await;
-    f.sync().await;
-    f.links[0].set_offline(true);
-    edit(&f.ships[0], doc.id, json!({"x": 1})).await;
-    remove(&f.ships[0], doc.id).await;
-    remove(&f.master, doc.id).await;
-    f.sync().await;
-    f.links[0].set_offline(false);
-    f.sync().await;
+    let doc = synced_doc(&f, json!({"x": 0})).await;
+    f.with_ship_offline(0, async || {
+        edit(&f.ships[0], doc.id, json!({"x": 1})).await;
+        remove(&f.ships[0], doc.id).await;
+        remove(&f.master, doc.id).await;
+    })
+    .await;
     for c in open_conflicts(&f.master).await {
         f.master.resolve(c.id, &Strategy::KeepShip).await.unwrap();
     }
-    f.sync().await;
-    assert!(
-        read(&f.master, doc.id).await.is_none(),
-        "a document both sides deleted came back"
-    );
-    f.assert_converged().await;
+    f.assert_stays_deleted(doc.id, "a document both sides deleted came back")
+        .await;
 }
 
 /// Finding 6: the master deleting a document with an open update-update conflict turns it
 /// into an update-delete conflict, so an operator sees what keep-ship would undo.
 async fn a_master_delete_updates_the_open_conflict(db: Setup) {
     let f = Fleet::new(1, db, "master_delete_in_conflict").await;
-    let doc = create_doc(&f.master, json!({"x": 0})).await;
-    f.sync().await;
-    f.links[0].set_offline(true);
-    edit(&f.ships[0], doc.id, json!({"x": "ship"})).await;
-    edit(&f.master, doc.id, json!({"x": "master"})).await;
-    f.sync().await;
-    f.links[0].set_offline(false);
-    f.sync().await;
+    let doc = synced_doc(&f, json!({"x": 0})).await;
+    f.with_ship_offline(0, async || {
+        edit(&f.ships[0], doc.id, json!({"x": "ship"})).await;
+        edit(&f.master, doc.id, json!({"x": "master"})).await;
+    })
+    .await;
     remove(&f.master, doc.id).await;
     f.sync().await;
     let open = open_conflicts(&f.master).await;
@@ -364,17 +364,15 @@ async fn a_master_delete_updates_the_open_conflict(db: Setup) {
     assert!(open[0].draft.master_deleted, "{:?}", open[0].draft);
     assert_eq!(open[0].draft.kind, ConflictKind::UpdateDelete);
     f.master.resolve(open[0].id, &Strategy::KeepMaster).await.unwrap();
-    f.sync().await;
-    assert!(read(&f.master, doc.id).await.is_none());
-    f.assert_converged().await;
+    f.assert_stays_deleted(doc.id, "keep-master brought the deleted document back")
+        .await;
 }
 
 /// Finding 6: another ship's update folded into a delete-update conflict makes the ship side
 /// that update, not the first ship's delete.
 async fn a_change_folded_into_a_conflict_speaks_for_its_own_ship(db: Setup) {
     let f = Fleet::new(2, db, "fold_conflict").await;
-    let doc = create_doc(&f.master, json!({"x": 0})).await;
-    f.sync().await;
+    let doc = synced_doc(&f, json!({"x": 0})).await;
     f.links[0].set_offline(true);
     f.links[1].set_offline(true);
     remove(&f.ships[0], doc.id).await;
@@ -526,32 +524,10 @@ async fn dead_letters_are_retried_by_themselves_until_resolved_or_exhausted(db: 
     let a = create_doc(&f.master, json!({"n": 1})).await;
     let b = create_doc(&f.master, json!({"n": 2})).await;
     f.master.publish_all().await.unwrap();
-    let fetched = f
-        .broker
-        .fetch(MASTER_UPDATES, 0, 0, FetchLimit::new(10, Duration::ZERO))
-        .await
-        .unwrap();
-    let first = &fetched.records[0];
-    let letter = |payload: Vec<u8>| NewDeadLetter {
-        topic: MASTER_UPDATES.into(),
-        partition: 0,
-        offset: first.offset,
-        key: None,
-        payload,
-        reason: "malformed: refused by an older build".into(),
-    };
-    let refused = ReplicaBatch::read(
-        vec![],
-        vec![
-            letter(first.record.value.clone()),
-            letter(b"\x00garbage".to_vec()),
-        ],
-        TopicOffset::new(MASTER_UPDATES, 0, first.offset + 1),
-    );
-    ship.storage()
-        .replica_apply(ship.ship(), &refused, 1)
-        .await
-        .unwrap();
+    refuse_first_record(&f, &ship, |r| {
+        vec![(None, r.value.clone()), (None, b"\x00garbage".to_vec())]
+    })
+    .await;
     assert!(ship.pull_all().await.is_err(), "stopped at the gap");
 
     let mut settled = false;

@@ -59,6 +59,23 @@ fn psql(database_url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Writes `rounds` of articles: one on each ship every round, one on `master` (named
+/// `name`) every fourth; how many.
+fn write_rounds(rounds: std::ops::Range<u32>, ships: &[Node], master: &Node, name: &str) -> usize {
+    let mut written = 0;
+    for round in rounds {
+        for (i, s) in ships.iter().enumerate() {
+            s.create_article(json!({ "round": round, "ship": i }));
+            written += 1;
+        }
+        if round % 4 == 0 {
+            master.create_article(json!({ "round": round, "ship": name }));
+            written += 1;
+        }
+    }
+    written
+}
+
 #[test]
 fn a_second_master_stands_by_and_takes_over_without_reusing_a_csn() {
     let broker = Tansu::start().expect("tansu must be installed (./scripts/test.sh installs it)");
@@ -79,30 +96,11 @@ fn a_second_master_stands_by_and_takes_over_without_reusing_a_csn() {
         replica(&dir.path().join("b"), "ship-b", &addr),
     ];
 
-    let mut written = 0;
-    for round in 0..40 {
-        for (i, s) in ships.iter().enumerate() {
-            s.create_article(json!({ "round": round, "ship": i }));
-            written += 1;
-        }
-        if round % 4 == 0 {
-            first.create_article(json!({ "round": round, "ship": "master-1" }));
-            written += 1;
-        }
-    }
+    let mut written = write_rounds(0..40, &ships, &first, "master-1");
     first.kill();
     assert!(eventually(WAIT, || ready(&second)), "{}", second.log());
     assert!(second.log().contains("taking over"), "{}", second.log());
-    for round in 40..80 {
-        for (i, s) in ships.iter().enumerate() {
-            s.create_article(json!({ "round": round, "ship": i }));
-            written += 1;
-        }
-        if round % 4 == 0 {
-            second.create_article(json!({ "round": round, "ship": "master-2" }));
-            written += 1;
-        }
-    }
+    written += write_rounds(40..80, &ships, &second, "master-2");
 
     let converged = eventually(WAIT, || {
         let want = docs(&second);

@@ -367,20 +367,15 @@ fn sensitive_fields_never_leave_the_ship_that_wrote_them() {
         &addr,
         &[("DATABASE_URL", fresh_postgres("security_sensitive"))],
     );
-    let a = start(
-        "replica",
-        "ship-a",
-        dir.path(),
-        &addr,
-        &[("SYNC_SHIP_ID", "ship-a".into())],
-    );
-    let b = start(
-        "replica",
-        "ship-b",
-        dir.path(),
-        &addr,
-        &[("SYNC_SHIP_ID", "ship-b".into())],
-    );
+    let [a, b] = ["ship-a", "ship-b"].map(|ship| {
+        start(
+            "replica",
+            ship,
+            dir.path(),
+            &addr,
+            &[("SYNC_SHIP_ID", ship.into())],
+        )
+    });
 
     let secrets = json!({
         "title": "crew member",

@@ -462,6 +462,15 @@ impl Sim {
         }
     }
 
+    /// [`Self::loop_step`] with `step` on `node` (a clone of a node of the fleet) as the step
+    /// taken by hand; what it returns is dropped.
+    async fn step_on<N, T>(&mut self, i: usize, node: N, step: impl AsyncFnOnce(&N) -> T) {
+        self.loop_step(i, async move {
+            let _ = step(&node).await;
+        })
+        .await;
+    }
+
     async fn step_action(&mut self) {
         let mut i = self.rng.random_range(0..SHIPS);
         if let Some((late, join_at)) = self.late
@@ -476,32 +485,20 @@ impl Sim {
             0..=29 => self.ship_write(i).await,
             30..=39 => self.master_write().await,
             40..=51 => {
-                let s = self.fleet.ships[i].clone();
-                self.loop_step(i, async move {
-                    let _ = s.push_once().await;
-                })
-                .await;
+                self.step_on(i, self.fleet.ships[i].clone(), async |n| n.push_once().await)
+                    .await
             }
             52..=63 => {
-                let m = self.fleet.master.clone();
-                self.loop_step(i, async move {
-                    let _ = m.pull_once().await;
-                })
-                .await;
+                self.step_on(i, self.fleet.master.clone(), async |n| n.pull_once().await)
+                    .await
             }
             64..=65 => {
-                let m = self.fleet.master.clone();
-                self.loop_step(i, async move {
-                    let _ = m.publish_once().await;
-                })
-                .await;
+                self.step_on(i, self.fleet.master.clone(), async |n| n.publish_once().await)
+                    .await
             }
             66..=77 => {
-                let s = self.fleet.ships[i].clone();
-                self.loop_step(i, async move {
-                    let _ = s.pull_once().await;
-                })
-                .await;
+                self.step_on(i, self.fleet.ships[i].clone(), async |n| n.pull_once().await)
+                    .await
             }
             78..=81 => {
                 let off = self.rng.random_bool(0.5);
@@ -514,20 +511,16 @@ impl Sim {
             87 => self.fleet.master_link.duplicate_publishes(1),
             88 => self.fleet.master_link.fail_next(1),
             89..=90 => {
-                let s = self.fleet.ships[i].clone();
-                self.loop_step(i, async move {
-                    let _ = s.resend_unacked(1).await;
+                self.step_on(i, self.fleet.ships[i].clone(), async |n| {
+                    n.resend_unacked(1).await
                 })
-                .await;
+                .await
             }
             91..=92 => self.restart_ship(i).await,
             93 => self.restart_master().await,
             94 => {
-                let s = self.fleet.ships[i].clone();
-                self.loop_step(i, async move {
-                    let _ = s.heartbeat().await;
-                })
-                .await;
+                self.step_on(i, self.fleet.ships[i].clone(), async |n| n.heartbeat().await)
+                    .await
             }
             95 => self.garbage().await,
             96..=99 => self.resolve_one().await,

@@ -25,6 +25,19 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// A new RSA key at `key` and, at `out`, a request to certify it for `subject` (with `extra`
+/// `-x509`: a self-signed certificate).
+fn new_key(key: &Path, out: &Path, subject: &str, extra: &[&str]) {
+    run(Command::new("openssl")
+        .args(["req", "-newkey", "rsa:2048", "-nodes"])
+        .args(extra)
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(out)
+        .args(["-subj", subject]));
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
 fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = dir.join(format!("{name}-ca.key"));
@@ -34,20 +47,13 @@ fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let cert = dir.join(format!("{name}-server.pem"));
     let ext = dir.join(format!("{name}-ext.cnf"));
     std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .arg("-keyout")
-        .arg(&ca_key)
-        .arg("-out")
-        .arg(&ca)
-        .args(["-subj", &format!("/CN={name} test CA")]));
-    run(Command::new("openssl")
-        .args(["req", "-newkey", "rsa:2048", "-nodes"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&csr)
-        .args(["-subj", "/CN=127.0.0.1"]));
+    new_key(
+        &ca_key,
+        &ca,
+        &format!("/CN={name} test CA"),
+        &["-x509", "-days", "2"],
+    );
+    new_key(&key, &csr, "/CN=127.0.0.1", &[]);
     run(Command::new("openssl")
         .args(["x509", "-req", "-days", "2"])
         .arg("-in")

@@ -117,6 +117,15 @@ impl Browser {
         format!("/session/{}{rest}", self.session)
     }
 
+    fn element_path(&self, el: &Element, rest: &str) -> String {
+        self.session_path(&format!("/element/{}{rest}", el.0))
+    }
+
+    /// What a GET of the element's `rest` answers, if it answers.
+    fn element_get(&self, el: &Element, rest: &str) -> Option<Value> {
+        self.try_command("GET", &self.element_path(el, rest), None).ok()
+    }
+
     /// Opens `url` and waits for the document to load.
     pub fn goto(&self, url: &str) {
         self.command("POST", &self.session_path("/url"), Some(json!({"url": url})));
@@ -186,11 +195,7 @@ impl Browser {
     }
 
     pub fn click(&self, el: &Element) {
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{}/click", el.0)),
-            None,
-        );
+        self.command("POST", &self.element_path(el, "/click"), None);
     }
 
     /// Clicks the first element matching `css`, waiting for it; found again when the page
@@ -208,7 +213,7 @@ impl Browser {
         let start = Instant::now();
         loop {
             let el = self.wait_for(css, PAGE_WAIT);
-            let path = self.session_path(&format!("/element/{}{action}", el.0));
+            let path = self.element_path(&el, action);
             match self.try_command("POST", &path, Some(body.clone())) {
                 Ok(_) => return,
                 Err(e) if e.contains("stale element") && start.elapsed() < PAGE_WAIT => {}
@@ -221,51 +226,32 @@ impl Browser {
     pub fn type_into(&self, el: &Element, text: &str) {
         self.command(
             "POST",
-            &self.session_path(&format!("/element/{}/value", el.0)),
+            &self.element_path(el, "/value"),
             Some(json!({"text": text})),
         );
     }
 
     /// Empties an input.
     pub fn clear(&self, el: &Element) {
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{}/clear", el.0)),
-            None,
-        );
+        self.command("POST", &self.element_path(el, "/clear"), None);
     }
 
     pub fn text(&self, el: &Element) -> String {
-        self.try_command(
-            "GET",
-            &self.session_path(&format!("/element/{}/text", el.0)),
-            None,
-        )
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+        self.element_get(el, "/text")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     pub fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        self.try_command(
-            "GET",
-            &self.session_path(&format!("/element/{}/attribute/{name}", el.0)),
-            None,
-        )
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
+        self.element_get(el, &format!("/attribute/{name}"))
+            .and_then(|v| v.as_str().map(str::to_owned))
     }
 
     /// Whether the element is shown.
     pub fn displayed(&self, el: &Element) -> bool {
-        self.try_command(
-            "GET",
-            &self.session_path(&format!("/element/{}/displayed", el.0)),
-            None,
-        )
-        .ok()
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false)
+        self.element_get(el, "/displayed")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
     }
 
     /// Runs `script` in the page (its `return` value comes back).

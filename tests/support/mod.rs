@@ -139,6 +139,13 @@ pub async fn create_doc(node: &Core, v: serde_json::Value) -> StoredDoc {
     node.create(&ct(), fields(v)).await.unwrap()
 }
 
+/// Creates a test article with `v`'s fields on the master and syncs it to every ship.
+pub async fn synced_doc(f: &Fleet, v: serde_json::Value) -> StoredDoc {
+    let doc = create_doc(&f.master, v).await;
+    f.sync().await;
+    doc
+}
+
 /// Updates the test article `id` with `v`'s fields on `node`, master or replica.
 pub async fn edit(node: &Core, id: DocumentId, v: serde_json::Value) -> StoredDoc {
     node.update(&ct(), id, fields(v)).await.unwrap()
@@ -430,6 +437,16 @@ impl Fleet {
         }
     }
 
+    /// Makes the changes of `offline` while ship `i`'s link is down, moves what can move,
+    /// then brings the link back and syncs again.
+    pub async fn with_ship_offline(&self, i: usize, offline: impl AsyncFnOnce()) {
+        self.links[i].set_offline(true);
+        offline().await;
+        self.sync().await;
+        self.links[i].set_offline(false);
+        self.sync().await;
+    }
+
     /// Moves every message until nothing moves any more (links that are down stay down).
     pub async fn sync(&self) {
         for _ in 0..100 {
@@ -461,6 +478,14 @@ impl Fleet {
             .await
             .unwrap();
         docs.into_iter().map(|d| (d.id, d.fields)).collect()
+    }
+
+    /// Syncs; then the master holds no live test article `id` (`why` says what would have
+    /// brought it back), and the fleet converged.
+    pub async fn assert_stays_deleted(&self, id: DocumentId, why: &str) {
+        self.sync().await;
+        assert!(read(&self.master, id).await.is_none(), "{why}");
+        self.assert_converged().await;
     }
 
     /// Every replica holds exactly the master's live documents and nothing unanswered.

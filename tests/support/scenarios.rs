@@ -3,12 +3,12 @@
 
 use std::time::Instant;
 
-use offline_sync::model::{ConflictKind, ConflictStatus, ContentType, SigningKey, Strategy};
+use offline_sync::model::{ConflictKind, ContentType, SigningKey, Strategy};
 use offline_sync::storage::Page;
 use offline_sync::transport::FetchLimit;
 use serde_json::json;
 
-use super::{Fleet, Setup, all_conflicts, create_doc, ct, edit, fields, read, remove};
+use super::{Fleet, Setup, all_conflicts, create_doc, ct, edit, fields, open_conflicts, read, remove};
 
 pub async fn create_on_a_ship_reaches_the_master_and_the_other_ships(db: Setup) {
     let f = Fleet::new(3, db, "create").await;
@@ -130,11 +130,7 @@ pub async fn same_field_edits_make_one_conflict_and_every_resolution_converges(d
         f.sync().await;
         edit(&f.ships[1], doc.id, json!({"title": "after ship 1"})).await;
         f.sync().await;
-        let open = f
-            .master
-            .conflicts(Some(ConflictStatus::Open), Page::default())
-            .await
-            .unwrap();
+        let open = open_conflicts(&f.master).await;
         assert!(
             open.is_empty(),
             "no new conflict after {}: {open:?}",
@@ -158,11 +154,7 @@ pub async fn update_vs_delete_and_delete_vs_update_are_conflicts(db: Setup) {
     f.sync().await;
     f.links[0].set_offline(false);
     f.sync().await;
-    let open = f
-        .master
-        .conflicts(Some(ConflictStatus::Open), Page::default())
-        .await
-        .unwrap();
+    let open = open_conflicts(&f.master).await;
     let kinds: Vec<_> = open.iter().map(|c| (c.document_id, c.draft.kind)).collect();
     assert_eq!(open.len(), 2, "{open:?}");
     assert!(kinds.contains(&(a.id, ConflictKind::UpdateDelete)));

@@ -25,20 +25,19 @@ struct Api {
     transport: Arc<dyn Transport>,
 }
 
-struct Answer {
+/// An answer, its body as text ([`Answer`]) or as bytes ([`Bare`]).
+struct Reply<B> {
     status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    body: B,
 }
+
+type Answer = Reply<String>;
 
 /// An answer whose body is kept as bytes (it may be compressed).
-struct Bare {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
+type Bare = Reply<Vec<u8>>;
 
-impl Bare {
+impl<B> Reply<B> {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -50,12 +49,6 @@ impl Bare {
 impl Answer {
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -170,6 +163,11 @@ fn error_code(a: &Answer) -> String {
     a.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
+/// `a` is an error answer with `status` and `code`.
+fn assert_error(a: &Answer, status: u16, code: &str) {
+    assert_eq!((a.status, error_code(a).as_str()), (status, code), "{}", a.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_api_creates_reads_updates_and_deletes() {
     let api = Api::start(Mode::Replica, true).await;
@@ -195,10 +193,7 @@ async fn the_document_api_creates_reads_updates_and_deletes() {
     let stale = api
         .json("PUT", &one, json!({"data": {"title": "C", "version": 7}}))
         .await;
-    assert_eq!(
-        (stale.status, error_code(&stale).as_str()),
-        (409, "version_conflict")
-    );
+    assert_error(&stale, 409, "version_conflict");
     assert_eq!(
         api.get(&one).await.json()["data"]["title"],
         "B",
@@ -214,10 +209,7 @@ async fn the_document_api_creates_reads_updates_and_deletes() {
     let twice = api
         .json("POST", &docs, json!({"data": {"documentId": chosen, "n": 2}}))
         .await;
-    assert_eq!(
-        (twice.status, error_code(&twice).as_str()),
-        (409, "already_exists")
-    );
+    assert_error(&twice, 409, "already_exists");
 
     let list = api.get(&format!("{docs}?pageSize=1&page=2")).await.json();
     assert_eq!(
@@ -296,10 +288,7 @@ async fn bad_requests_get_json_errors_with_the_right_status() {
     assert_eq!(cases[11].0.header("allow"), Some("GET, POST"));
     let big = json!({"data": {"text": "x".repeat(offline_sync_http::MAX_BODY_BYTES)}});
     let too_large = api.json("POST", &docs, big).await;
-    assert_eq!(
-        (too_large.status, error_code(&too_large).as_str()),
-        (413, "payload_too_large")
-    );
+    assert_error(&too_large, 413, "payload_too_large");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +296,7 @@ async fn before_the_database_is_connected_only_liveness_answers_200() {
     let api = Api::start(Mode::Master, false).await;
     assert_eq!(api.get("/api/offline-sync/health/live").await.status, 200);
     let ready = api.get("/api/offline-sync/health/ready").await;
-    assert_eq!((ready.status, error_code(&ready).as_str()), (503, "not_ready"));
+    assert_error(&ready, 503, "not_ready");
     let docs = api.get(&format!("/api/documents/{CT}")).await;
     assert_eq!(docs.status, 503);
     let health = api.get("/api/offline-sync/health").await;
@@ -564,10 +553,7 @@ async fn a_replica_stopped_at_a_csn_gap_says_so() {
     let pull = api
         .call("POST", "/api/offline-sync/pull", None, "application/json")
         .await;
-    assert_eq!(
-        (pull.status, error_code(&pull).as_str()),
-        (503, "resync_required")
-    );
+    assert_error(&pull, 503, "resync_required");
 }
 
 /// The master serves its state in pages for a resync: tombstones included, sensitive fields
@@ -808,12 +794,9 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
         .parse()
         .unwrap();
     let base = created.json()["data"]["version"].as_u64().unwrap();
+    let doc_path = format!("/api/documents/{CT}/{id}");
     let edited = api
-        .json(
-            "PUT",
-            &format!("/api/documents/{CT}/{id}"),
-            json!({"data": {"title": "master"}}),
-        )
+        .json("PUT", &doc_path, json!({"data": {"title": "master"}}))
         .await;
     assert_eq!(edited.status, 200, "{}", edited.body);
     // The ship changed the same field from the base.
@@ -868,6 +851,17 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
     let cid = api.get("/api/offline-sync/conflicts").await.json()["data"][0]["id"]
         .as_u64()
         .unwrap();
+    let preview_path = format!("/api/offline-sync/conflicts/{cid}/preview");
+    // Keep-ship, confirmed on the preview that gave `revision`.
+    let resolve_keep_ship = async |revision: &str| {
+        let path = format!("/api/offline-sync/conflicts/{cid}/resolve");
+        api.json(
+            "POST",
+            &path,
+            json!({"strategy": "keep-ship", "revision": revision}),
+        )
+        .await
+    };
     let one = api
         .get(&format!("/api/offline-sync/conflicts/{cid}"))
         .await
@@ -886,7 +880,7 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
     let preview = api
         .json(
             "POST",
-            &format!("/api/offline-sync/conflicts/{cid}/preview"),
+            &preview_path,
             json!({"strategy": "merge", "mergeData": {"title": "merged"}}),
         )
         .await;
@@ -896,30 +890,14 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
         json!({"title": "merged", "body": "b0"})
     );
     let keep_ship = api
-        .json(
-            "POST",
-            &format!("/api/offline-sync/conflicts/{cid}/preview"),
-            json!({"strategy": "keep-ship"}),
-        )
+        .json("POST", &preview_path, json!({"strategy": "keep-ship"}))
         .await;
     assert_eq!(keep_ship.json()["data"]["document"]["title"], "ship");
     // A resolution confirmed on a preview is refused once the document moved on.
     let revision = keep_ship.json()["data"]["revision"].as_str().unwrap().to_owned();
-    let moved = api
-        .json(
-            "PUT",
-            &format!("/api/documents/{CT}/{id}"),
-            json!({"data": {"body": "b1"}}),
-        )
-        .await;
+    let moved = api.json("PUT", &doc_path, json!({"data": {"body": "b1"}})).await;
     assert_eq!(moved.status, 200, "{}", moved.body);
-    let stale = api
-        .json(
-            "POST",
-            &format!("/api/offline-sync/conflicts/{cid}/resolve"),
-            json!({"strategy": "keep-ship", "revision": revision}),
-        )
-        .await;
+    let stale = resolve_keep_ship(&revision).await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert!(stale.body.contains("preview it again"), "{}", stale.body);
     // Nothing was applied.
@@ -928,29 +906,19 @@ async fn conflicts_are_filtered_shown_with_their_base_and_previewed() {
         .await
         .json();
     assert_eq!(still["data"]["status"], "open");
-    let doc = api.get(&format!("/api/documents/{CT}/{id}")).await.json();
+    let doc = api.get(&doc_path).await.json();
     assert_eq!(doc["data"]["title"], "master");
     let fresh = api
-        .json(
-            "POST",
-            &format!("/api/offline-sync/conflicts/{cid}/preview"),
-            json!({"strategy": "keep-ship"}),
-        )
+        .json("POST", &preview_path, json!({"strategy": "keep-ship"}))
         .await
         .json()["data"]["revision"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_ne!(fresh, revision);
-    let applied = api
-        .json(
-            "POST",
-            &format!("/api/offline-sync/conflicts/{cid}/resolve"),
-            json!({"strategy": "keep-ship", "revision": fresh}),
-        )
-        .await;
+    let applied = resolve_keep_ship(&fresh).await;
     assert_eq!(applied.status, 200, "{}", applied.body);
-    let doc = api.get(&format!("/api/documents/{CT}/{id}")).await.json();
+    let doc = api.get(&doc_path).await.json();
     assert_eq!(
         (&doc["data"]["title"], &doc["data"]["body"]),
         (&json!("ship"), &json!("b1"))
