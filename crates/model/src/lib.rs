@@ -32,7 +32,10 @@ pub use envelope::{DecodeError, MAX_ENVELOPE_BYTES, Message, WIRE_VERSION, decod
 pub use error::{Error, Result};
 pub use hlc::{Hlc, HlcClock, MAX_DRIFT_MS};
 pub use ids::{ContentType, DocumentId, Origin, ShipId};
-pub use replica::{apply_commit, local_write, master_write, release_conflict, release_marks, renumber_marks};
+pub use replica::{
+    Taken, apply_commit, local_write, master_write, release_conflict, release_marks, renumber_marks,
+    take_commit,
+};
 pub use resolve::resolve;
 pub use retry::RetrySchedule;
 pub use sensitive::{DEFAULT_SENSITIVE_FIELDS, Sensitive};

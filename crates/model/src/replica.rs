@@ -169,6 +169,23 @@ pub fn apply_commit(
     me: &ShipId,
     sensitive: &Sensitive,
 ) -> ReplicaDoc {
+    take_commit(doc, commit, me, sensitive).doc
+}
+
+/// A master commit taken into a replica's copy of a document, by [`take_commit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Taken {
+    /// The document as the commit leaves it.
+    pub doc: ReplicaDoc,
+    /// Whether its fields or its deletion changed; always for a document the replica did not
+    /// have. When not (the ship's own echo, most often), only its version and marks moved.
+    pub content_changed: bool,
+}
+
+/// [`apply_commit`], telling also whether the document's content changed, so that storage can
+/// save only its version and marks when it did not.
+pub fn take_commit(doc: Option<ReplicaDoc>, commit: &Commit, me: &ShipId, sensitive: &Sensitive) -> Taken {
+    let mut content_changed = doc.is_none();
     let mut doc = doc.unwrap_or_else(|| ReplicaDoc::empty(commit.ct.clone(), commit.id));
     let mut incoming = commit.fields.clone();
     sensitive.strip(&mut incoming);
@@ -207,8 +224,9 @@ pub fn apply_commit(
     match commit.op {
         CommitOp::Patch => {
             for (k, v) in &incoming {
-                if !doc.marks.contains_key(k) {
+                if !doc.marks.contains_key(k) && doc.fields.get(k) != Some(v) {
                     doc.fields.insert(k.clone(), v.clone());
+                    content_changed = true;
                 }
             }
         }
@@ -223,19 +241,22 @@ pub fn apply_commit(
                     fields.insert(k.clone(), v.clone());
                 }
             }
+            let deleted = doc.delete_mark.is_some();
+            content_changed |= fields != doc.fields || deleted != doc.deleted;
             doc.fields = fields;
-            doc.deleted = doc.delete_mark.is_some();
+            doc.deleted = deleted;
         }
         CommitOp::Delete => {
             if doc.is_dirty() {
                 doc.unseen.deletion.get_or_insert(before);
             } else {
+                content_changed |= !doc.deleted;
                 doc.deleted = true;
                 doc.unseen = Unseen::default();
             }
         }
     }
-    doc
+    Taken { doc, content_changed }
 }
 
 /// Drops the marks set by outbox row `seq`, which the master refused: the master will not
@@ -372,6 +393,43 @@ mod tests {
             local_write(Some(doc), &again, &me(), 4, Hlc::default()).unwrap_err(),
             Error::AlreadyExists
         );
+    }
+
+    #[test]
+    fn a_commit_tells_whether_it_changed_the_content() {
+        let doc = created(json!({"a": 1, "b": 2}));
+        let echo = |op, f| commit(Origin::Ship(me()), Some(1), op, f, 5);
+        let other = |op, f| commit(Origin::Master, None, op, f, 6);
+        use CommitOp::{Delete, Patch, Put};
+        let clean = apply_commit(
+            Some(doc.clone()),
+            &echo(Put, json!({"a": 1, "b": 2})),
+            &me(),
+            &Sensitive::default(),
+        );
+        let cases = [
+            (Some(&doc), echo(Put, json!({"a": 1, "b": 2})), false), // own echo, same values
+            (Some(&doc), echo(Patch, json!({"a": 1})), false),       // own echo of one field
+            (Some(&doc), echo(Patch, json!({"a": 3})), true),        // a value the master chose
+            (Some(&doc), echo(Put, json!({"a": 1})), true),          // a whole document without b
+            (Some(&doc), other(Patch, json!({"a": 9})), false),      // a pending field is kept
+            (Some(&clean), other(Patch, json!({"c": 3})), true),     // a new field
+            (Some(&clean), other(Delete, json!({})), true),          // a deletion
+            (None, other(Patch, json!({})), true),                   // a document new to the replica
+        ];
+        for (case, (before, c, changed)) in cases.into_iter().enumerate() {
+            let why = format!("case {case}");
+            let taken = take_commit(before.cloned(), &c, &me(), &Sensitive::default());
+            assert_eq!(taken.content_changed, changed, "{why}");
+            if let Some(before) = before {
+                let same = taken.doc.fields == before.fields && taken.doc.deleted == before.deleted;
+                assert_eq!(same, !changed, "{why}: the flag does not match the content");
+            }
+            assert_eq!(
+                taken.doc,
+                apply_commit(before.cloned(), &c, &me(), &Sensitive::default())
+            );
+        }
     }
 
     #[test]

@@ -158,6 +158,7 @@ macro_rules! storage_conformance {
             replica::outbox_lists_newest_first_by_state_with_total,
             replica::a_batch_of_commits_sees_its_own_changes_in_order,
             replica::a_batch_of_echoes_answers_each_row_with_its_own_outcome,
+            replica::an_echo_that_changes_nothing_keeps_what_the_batch_changed_before_it,
             master::master_applies_a_batch_exactly_once,
             master::a_large_batch_sees_its_own_changes_in_order,
             master::overlapping_edits_make_one_conflict_that_resolves,

@@ -318,20 +318,7 @@ pub async fn a_batch_of_commits_sees_its_own_changes_in_order(s: &dyn Storage) {
 /// acknowledgement of a row its echo answered earlier in the same batch is taken as the
 /// repeat it is, not as a sign of a restored database: no row is renumbered.
 pub async fn a_batch_of_echoes_answers_each_row_with_its_own_outcome(s: &dyn Storage) {
-    let (a, b) = (DocumentId::new_v7(), DocumentId::new_v7());
-    for (n, w) in [
-        create(a, json!({"n": 1})),
-        update(a, json!({"n": 2})),
-        create(b, json!({"n": 3})),
-    ]
-    .iter()
-    .enumerate()
-    {
-        s.local_write(&ship(), w, Hlc::default(), 10 + n as u64)
-            .await
-            .unwrap();
-    }
-    s.outbox_mark_sent(1, 3, 20).await.unwrap();
+    let (a, b) = three_sent_writes(s).await;
     let duplicate = Message::Ack(offline_sync_model::Ack {
         ship: ship(),
         seq: 1,
@@ -349,4 +336,41 @@ pub async fn a_batch_of_echoes_answers_each_row_with_its_own_outcome(s: &dyn Sto
     let answered = |seq: u64| (seq, OutboxState::Acked, Some(format!("applied at csn {seq}")));
     assert_eq!(answers, [answered(3), answered(2), answered(1)]);
     assert_eq!(s.outbox_stats().await.unwrap().last_seq, 3);
+}
+
+/// An echo that changes no field saves only the document's version and marks: a content
+/// change made earlier in the same batch stays, and the version moves on every document.
+pub async fn an_echo_that_changes_nothing_keeps_what_the_batch_changed_before_it(s: &dyn Storage) {
+    let (a, b) = three_sent_writes(s).await;
+    // The master added field m to a (a policy of its own); seq 2's echo then changes nothing.
+    let messages = vec![
+        Message::Commit(commit(1, Some(1), a, CommitOp::Put, json!({"n": 1, "m": 5}))),
+        Message::Commit(commit(2, Some(2), a, CommitOp::Patch, json!({"n": 2}))),
+        Message::Commit(commit(3, Some(3), b, CommitOp::Put, json!({"n": 3}))),
+    ];
+    let batch = ReplicaBatch::read(messages, vec![], TopicOffset::new("master-updates", 0, 3));
+    s.replica_apply(&ship(), &batch, 30).await.unwrap();
+    let doc_a = s.replica_doc(&ct(), a).await.unwrap().unwrap();
+    assert_eq!(doc_a.fields, fields(json!({"n": 2, "m": 5})));
+    assert_eq!((doc_a.base_version, doc_a.marks.len()), (2, 0));
+    let doc_b = s.replica_doc(&ct(), b).await.unwrap().unwrap();
+    assert_eq!(doc_b.fields, fields(json!({"n": 3})));
+    assert_eq!((doc_b.base_version, doc_b.marks.len()), (3, 0));
+}
+
+/// Creates document a (seq 1) and updates it (seq 2), creates b (seq 3), and sends all three.
+async fn three_sent_writes(s: &dyn Storage) -> (DocumentId, DocumentId) {
+    let (a, b) = (DocumentId::new_v7(), DocumentId::new_v7());
+    let writes = [
+        create(a, json!({"n": 1})),
+        update(a, json!({"n": 2})),
+        create(b, json!({"n": 3})),
+    ];
+    for (n, w) in writes.iter().enumerate() {
+        s.local_write(&ship(), w, Hlc::default(), 10 + n as u64)
+            .await
+            .unwrap();
+    }
+    s.outbox_mark_sent(1, 3, 20).await.unwrap();
+    (a, b)
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by both roles: counters, documents, offsets, dead letters, row conversion.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use offline_sync_model::{ContentType, DocumentId, Fields, Mark, MasterDoc, ReplicaDoc, Stamp, Unseen};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
@@ -541,6 +541,9 @@ pub(super) trait SavedDoc: ReadDoc + Clone {
 
     /// Its row, saved at `now_ms`.
     fn row(&self, now_ms: u64) -> documents::Model;
+
+    /// What its row holds beside its content: its version and `documents.meta`.
+    fn version_and_meta(&self) -> (i64, String);
 }
 
 impl ReadDoc for StoredDoc {
@@ -575,11 +578,16 @@ macro_rules! role_doc {
             }
 
             fn row(&self, now_ms: u64) -> documents::Model {
+                let (_, meta) = self.version_and_meta();
+                let doc = (&self.content_type, self.id, &self.fields, self.deleted);
+                doc_row(doc, self.$version, meta, now_ms)
+            }
+
+            fn version_and_meta(&self) -> (i64, String) {
                 let meta = $meta {
                     $($kept: self.$kept.clone(),)*
                 };
-                let doc = (&self.content_type, self.id, &self.fields, self.deleted);
-                doc_row(doc, self.$version, to_json(&meta), now_ms)
+                (to_i64(self.$version), to_json(&meta))
             }
         }
     };
@@ -640,14 +648,16 @@ pub(super) async fn cached<D: Clone>(
 /// [`BatchDocs::flush`]. Later changes of the batch see what earlier ones did through it.
 pub(super) struct BatchDocs<D> {
     docs: BTreeMap<DocKey, Option<D>>,
-    changed: BTreeSet<DocKey>,
+    /// The documents saved since the last flush, each with whether its content (fields,
+    /// deletion) may differ from its row.
+    changed: BTreeMap<DocKey, bool>,
 }
 
 impl<D: SavedDoc> BatchDocs<D> {
     pub(super) fn new() -> Self {
         Self {
             docs: BTreeMap::new(),
-            changed: BTreeSet::new(),
+            changed: BTreeMap::new(),
         }
     }
 
@@ -681,18 +691,84 @@ impl<D: SavedDoc> BatchDocs<D> {
     /// Keeps `doc` as the batch leaves it, to be saved by [`BatchDocs::flush`].
     pub(super) fn save(&mut self, doc: D) {
         let key = doc.key();
-        self.changed.insert(key.clone());
+        self.changed.insert(key.clone(), true);
         self.docs.insert(key, Some(doc));
     }
 
-    /// Saves every document the batch changed since the last flush.
+    /// Keeps `doc` as the batch leaves it, its content (fields, deletion) as the batch last
+    /// had it from [`BatchDocs::get`]: only its version and meta need saving, unless an earlier
+    /// save of the batch changed its content.
+    pub(super) fn save_meta(&mut self, doc: D) {
+        let key = doc.key();
+        self.changed.entry(key.clone()).or_insert(false);
+        self.docs.insert(key, Some(doc));
+    }
+
+    /// Saves every document the batch changed since the last flush: those whose content
+    /// changed whole, the others' version and meta only.
     pub(super) async fn flush(&mut self, c: &impl ConnectionTrait, now_ms: u64) -> Result<()> {
         let changed = std::mem::take(&mut self.changed);
-        let docs = changed
+        let (whole, meta): (Vec<_>, Vec<_>) = changed
             .iter()
-            .filter_map(|key| self.docs.get(key).and_then(Option::as_ref));
-        save_docs(c, docs, now_ms).await
+            .filter_map(|(key, content)| Some((self.docs.get(key)?.as_ref()?, *content)))
+            .partition(|(_, content)| *content);
+        save_docs(c, whole.into_iter().map(|(doc, _)| doc), now_ms).await?;
+        let metas = meta
+            .into_iter()
+            .map(|(doc, _)| (doc.key(), doc.version_and_meta()));
+        update_meta_many(c, metas.collect(), now_ms).await
     }
+}
+
+/// Writes the version and meta of document rows that exist, their content left as it is: one
+/// statement per type and [`statements`] group. Fails, and so undoes the transaction, when a
+/// row is missing.
+async fn update_meta_many<C: ConnectionTrait>(
+    c: &C,
+    rows: Vec<(DocKey, (i64, String))>,
+    now_ms: u64,
+) -> Result<()> {
+    use documents::Column as D;
+    let mut by_type: BTreeMap<ContentType, Vec<(String, i64, String)>> = BTreeMap::new();
+    for ((ct, id), (version, meta)) in rows {
+        by_type
+            .entry(ct)
+            .or_default()
+            .push((id.to_string(), version, meta));
+    }
+    for (ct, rows) in by_type {
+        for group in statements(rows, |(_, _, meta)| meta.len()) {
+            let when = |id: &str| D::DocumentId.eq(id);
+            let Some(((id, version, meta), rest)) = group.split_first() else {
+                continue;
+            };
+            let mut versions = Expr::case(when(id), Expr::value(*version));
+            let mut metas = Expr::case(when(id), Expr::value(meta.as_str()));
+            for (id, version, meta) in rest {
+                versions = versions.case(when(id), Expr::value(*version));
+                metas = metas.case(when(id), Expr::value(meta.as_str()));
+            }
+            let res = documents::Entity::update_many()
+                .col_expr(D::Version, versions.into())
+                .col_expr(D::Meta, metas.into())
+                .col_expr(D::UpdatedAtMs, Expr::value(to_i64(now_ms)))
+                .filter(D::ContentType.eq(ct.as_str()))
+                .filter(D::DocumentId.is_in(group.iter().map(|(id, _, _)| id.as_str())))
+                .exec(c)
+                .await?;
+            if res.rows_affected != group.len() as u64 {
+                return Err(Error::Internal {
+                    context: format!(
+                        "saving the versions of {} documents of {ct} found {} rows",
+                        group.len(),
+                        res.rows_affected
+                    ),
+                    source: None,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn save_doc<C: ConnectionTrait>(c: &C, doc: &impl SavedDoc, now_ms: u64) -> Result<()> {

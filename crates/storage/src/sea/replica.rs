@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use offline_sync_model::{
     AckOutcome, Change, Commit, ContentType, DocumentId, Fields, Hlc, LocalWrite, Message, Op, ReplicaDoc,
-    Seq, ShipId, Unseen, apply_commit, local_write as decide_local, release_marks, renumber_marks,
+    Seq, ShipId, Unseen, local_write as decide_local, release_marks, renumber_marks, take_commit,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -332,7 +332,12 @@ async fn apply_round(
                 }
                 let commit = foreign.as_ref().unwrap_or(commit);
                 let doc = known.docs.get(txn, &commit.ct, commit.id).await?;
-                known.docs.save(apply_commit(doc, commit, ship, &batch.sensitive));
+                let taken = take_commit(doc, commit, ship, &batch.sensitive);
+                if taken.content_changed {
+                    known.docs.save(taken.doc);
+                } else {
+                    known.docs.save_meta(taken.doc);
+                }
                 if let (true, Some(seq)) = (commit.origin.is_ship(ship), commit.seq) {
                     let outcome = match &commit.conflict {
                         Some(c) => format!("{CONFLICT_OUTCOME}{} at csn {}", c.id, commit.csn),
