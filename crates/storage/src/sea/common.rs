@@ -721,14 +721,15 @@ impl<D: SavedDoc> BatchDocs<D> {
 }
 
 /// Writes the version and meta of document rows that exist, their content left as it is: one
-/// statement per type and [`statements`] group. Fails, and so undoes the transaction, when a
-/// row is missing.
+/// `UPDATE … FROM` a list of values per type and [`statements`] group (a join, where a `CASE`
+/// per row would compare every row with every value). Fails, and so undoes the transaction,
+/// when a row is missing.
 async fn update_meta_many<C: ConnectionTrait>(
     c: &C,
     rows: Vec<(DocKey, (i64, String))>,
     now_ms: u64,
 ) -> Result<()> {
-    use documents::Column as D;
+    let backend = c.get_database_backend();
     let mut by_type: BTreeMap<ContentType, Vec<(String, i64, String)>> = BTreeMap::new();
     for ((ct, id), (version, meta)) in rows {
         by_type
@@ -738,30 +739,35 @@ async fn update_meta_many<C: ConnectionTrait>(
     }
     for (ct, rows) in by_type {
         for group in statements(rows, |(_, _, meta)| meta.len()) {
-            let when = |id: &str| D::DocumentId.eq(id);
-            let Some(((id, version, meta), rest)) = group.split_first() else {
-                continue;
+            let n = group.len();
+            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(3 * n + 2);
+            let mut param = |v: sea_orm::Value| {
+                values.push(v);
+                match backend {
+                    sea_orm::DbBackend::Postgres => format!("${}", values.len()),
+                    _ => "?".to_owned(),
+                }
             };
-            let mut versions = Expr::case(when(id), Expr::value(*version));
-            let mut metas = Expr::case(when(id), Expr::value(meta.as_str()));
-            for (id, version, meta) in rest {
-                versions = versions.case(when(id), Expr::value(*version));
-                metas = metas.case(when(id), Expr::value(meta.as_str()));
+            let mut list = Vec::with_capacity(n);
+            for (id, version, meta) in group {
+                let (id, version, meta) = (param(id.into()), param(version.into()), param(meta.into()));
+                list.push(format!("({id}, CAST({version} AS BIGINT), {meta})"));
             }
-            let res = documents::Entity::update_many()
-                .col_expr(D::Version, versions.into())
-                .col_expr(D::Meta, metas.into())
-                .col_expr(D::UpdatedAtMs, Expr::value(to_i64(now_ms)))
-                .filter(D::ContentType.eq(ct.as_str()))
-                .filter(D::DocumentId.is_in(group.iter().map(|(id, _, _)| id.as_str())))
-                .exec(c)
+            let (at, of) = (param(to_i64(now_ms).into()), param(ct.as_str().into()));
+            let sql = format!(
+                "WITH v(document_id, version, meta) AS (VALUES {}) \
+                 UPDATE documents SET version = v.version, meta = v.meta, updated_at_ms = {at} \
+                 FROM v WHERE documents.content_type = {of} AND documents.document_id = v.document_id",
+                list.join(", ")
+            );
+            let res = c
+                .execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, values))
                 .await?;
-            if res.rows_affected != group.len() as u64 {
+            if res.rows_affected() != n as u64 {
                 return Err(Error::Internal {
                     context: format!(
-                        "saving the versions of {} documents of {ct} found {} rows",
-                        group.len(),
-                        res.rows_affected
+                        "saving the versions of {n} documents of {ct} found {} rows",
+                        res.rows_affected()
                     ),
                     source: None,
                 });
