@@ -93,7 +93,7 @@ async fn raw_fanout(broker: &Broker, payloads: &[Vec<u8>], consumers: usize) -> 
     let records = setup::sealed(payloads, "master", 5);
     let n = payloads.len();
     let started = Instant::now();
-    setup::produce_all(&producer, &records).await?;
+    setup::produce_all(&producer, &records, 100).await?;
     let mut readers = Vec::new();
     for _ in 0..consumers {
         let reader = setup::raw_reader(broker, "raw-fanout").await?;

@@ -123,7 +123,7 @@ async fn raw_round_trips(broker: &Broker, n: usize) -> Result<Vec<Duration>> {
             format!("{{\"count\":{i}}}").into_bytes(),
         );
         let produced = Instant::now();
-        setup::produce_all(&producer, &[record]).await?;
+        setup::produce_all(&producer, &[record], 1).await?;
         let received = fetch.await??;
         samples.push(received.saturating_duration_since(produced));
     }

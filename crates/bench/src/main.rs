@@ -18,6 +18,7 @@ mod bandwidth;
 mod chart;
 mod fanout;
 mod fleet;
+mod floor;
 mod footprint;
 mod latency;
 mod setup;

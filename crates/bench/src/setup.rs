@@ -275,26 +275,27 @@ pub(crate) fn raw_record(key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
     }
 }
 
-/// Produces `records` in batches of 100 with zstd, as a node sends them.
-pub(crate) async fn produce_all(partition: &PartitionClient, records: &[Record]) -> Result<()> {
-    for chunk in records.chunks(100) {
+/// Produces `records` in batches of `batch` with zstd, as a node sends them.
+pub(crate) async fn produce_all(partition: &PartitionClient, records: &[Record], batch: usize) -> Result<()> {
+    for chunk in records.chunks(batch) {
         partition.produce(chunk.to_vec(), RawCompression::Zstd).await?;
     }
     Ok(())
 }
 
-/// Fetches the first `n` records of `partition`.
-pub(crate) async fn fetch_all(partition: &PartitionClient, n: usize) -> Result<()> {
-    let (mut offset, mut read) = (0, 0);
-    while read < n {
+/// Fetches the first `n` records of `partition`; returns their values.
+pub(crate) async fn fetch_all(partition: &PartitionClient, n: usize) -> Result<Vec<Vec<u8>>> {
+    let mut offset = 0;
+    let mut values = Vec::with_capacity(n);
+    while values.len() < n {
         let (got, _) = partition.fetch_records(offset, 1..8 * 1024 * 1024, 500).await?;
         if got.is_empty() {
             bail!("the broker returned nothing at offset {offset}");
         }
-        read += got.len();
         offset = got.last().map_or(offset, |r| r.offset + 1);
+        values.extend(got.into_iter().map(|r| r.record.value.unwrap_or_default()));
     }
-    Ok(())
+    Ok(values)
 }
 
 /// Changes per second.

@@ -6,17 +6,20 @@
 //! Baselines, the same bytes through the same parts with nothing of offline-sync around them:
 //! batched multi-row inserts into SQLite and into PostgreSQL with the same driver (sqlx, by
 //! sea-orm), and an rskafka produce then fetch of the changes' signed records through the
-//! same broker. The ratio is end to end ÷ the slowest of them.
+//! same broker. The ratio is end to end ÷ the slowest of them. Then the floor (`floor.rs`):
+//! the work the protocol asks of each change, done raw stage by stage, with the CPU it takes
+//! and so the most any implementation could drain on this machine.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use offline_sync::engine::{Master, Replica, Topics};
 use offline_sync::model::{DocumentId, Fields};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
 
 use crate::Scale;
 use crate::chart::BarChart;
+use crate::floor;
 use crate::setup::{self, Broker, Rng};
 use crate::table::{Table, count, ratio};
 
@@ -105,14 +108,23 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
         .into_iter()
         .max()
         .unwrap_or(Duration::ZERO);
-    let mut ends = Vec::new();
     // Two sizes even in the smoke run: a second run on the same broker is where an earlier
     // run's records would be read.
-    for batch in if scale.smoke {
+    let batches = if scale.smoke {
         vec![100, 500]
     } else {
         vec![100, 500, 1000]
-    } {
+    };
+    // The floor at the smallest and the largest batch: the most a machine can carry is that
+    // of the cheaper one.
+    let mut floors = Vec::new();
+    for batch in [batches[0], batches[batches.len() - 1]] {
+        floors.push(floor::run(&broker, &changes, &payloads, batch).await?);
+    }
+    let most = |of: fn(&floor::Floor) -> f64| floors.iter().map(of).fold(0.0, f64::max);
+    let (to_master, round_trip) = (most(|f| f.to_master), most(|f| f.round_trip));
+    let mut ends = Vec::new();
+    for batch in batches {
         let (fill, drain) = end_to_end(&broker, &changes, batch).await?;
         let fill_stage = "local writes into the replica's outbox (not timed end to end)";
         table.timed(vec![fill_stage.into(), "1".into()], n, fill);
@@ -131,11 +143,25 @@ pub(crate) async fn run(scale: Scale) -> Result<()> {
     }
     chart.reference("slowest raw stage", setup::rate(n, slowest));
     chart.save("throughput.svg")?;
+    println!(
+        "The floor: the work the protocol asks of each change, done raw, stage by stage; the CPU \
+         is the whole machine's (this process, tansu, PostgreSQL) during each stage.\n"
+    );
+    for floor in &floors {
+        floor.print();
+    }
     for (batch, drain) in ends {
+        let rate = setup::rate(n, drain);
         println!(
-            "End to end at batch {batch}: {} of the slowest raw stage ({} changes/s).",
-            ratio(setup::rate(n, drain), setup::rate(n, slowest)),
-            count(setup::rate(n, slowest))
+            "End to end at batch {batch}: {} of the slowest raw stage ({} changes/s); {} of the \
+             floor's most until the master has applied ({} changes/s), {} of its most for the \
+             whole round trip ({} changes/s), at its cheaper batch.",
+            ratio(rate, setup::rate(n, slowest)),
+            count(setup::rate(n, slowest)),
+            ratio(rate, to_master),
+            count(to_master),
+            ratio(rate, round_trip),
+            count(round_trip),
         );
     }
     println!();
@@ -242,23 +268,20 @@ pub(crate) async fn raw_inserts(
     let backend = db.get_database_backend();
     let started = Instant::now();
     for (b, chunk) in payloads.chunks(100).enumerate() {
-        let mut sql = String::from("INSERT INTO raw_changes (seq, fields) VALUES ");
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 2);
-        for (i, p) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            if sqlite {
-                sql.push_str("(?, ?)");
-            } else {
-                sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-            }
-            values.push(((b * 100 + i) as i64).into());
-            values.push(String::from_utf8_lossy(p).into_owned().into());
-        }
+        let rows = chunk.iter().enumerate().map(|(i, p)| {
+            vec![
+                ((b * 100 + i) as i64).into(),
+                String::from_utf8_lossy(p).into_owned().into(),
+            ]
+        });
         let txn = db.begin().await?;
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .await?;
+        txn.execute_raw(floor::rows_sql(
+            backend,
+            "INSERT INTO raw_changes (seq, fields) VALUES ",
+            rows.collect(),
+            "",
+        ))
+        .await?;
         txn.commit().await?;
     }
     Ok(started.elapsed())
@@ -270,7 +293,7 @@ pub(crate) async fn raw_produce_fetch(broker: &Broker, payloads: &[Vec<u8>]) -> 
     let partition = setup::raw_partition(broker, "raw-throughput").await?;
     let records = setup::sealed(payloads, "ship-0", 3);
     let started = Instant::now();
-    setup::produce_all(&partition, &records).await?;
+    setup::produce_all(&partition, &records, 100).await?;
     setup::fetch_all(&partition, payloads.len()).await?;
     Ok(started.elapsed())
 }
