@@ -143,26 +143,8 @@ pub(crate) async fn run(
         send(&ship, batch),
     )
     .await?;
-    let records = measure(&mut stages, "ship: sign each record (Ed25519)", async {
-        Ok(setup::sealed(&sent, "ship-0", 3))
-    })
-    .await?;
-    let hop = setup::raw_partition(broker, &format!("floor-ship-updates-{batch}")).await?;
-    let received = measure(
-        &mut stages,
-        "tansu: produce and fetch the ship's records",
-        async {
-            setup::produce_all(&hop, &records, batch).await?;
-            setup::fetch_all(&hop, records.len()).await
-        },
-    )
-    .await?;
-    let applied = measure(
-        &mut stages,
-        "master: verify each record (Ed25519, batched)",
-        async { verify(&received, batch) },
-    )
-    .await?;
+    let topic = format!("floor-ship-updates-{batch}");
+    let applied = carry(&mut stages, broker, "ship-0", &topic, SHIP_HOP, &sent, batch).await?;
     let commits = measure(
         &mut stages,
         "master: apply each batch in one transaction (PostgreSQL)",
@@ -170,26 +152,8 @@ pub(crate) async fn run(
     )
     .await?;
     let before_master = stages.len();
-    let records = measure(&mut stages, "master: sign each commit (Ed25519)", async {
-        Ok(setup::sealed(&commits, "master", 5))
-    })
-    .await?;
-    let hop = setup::raw_partition(broker, &format!("floor-master-updates-{batch}")).await?;
-    let received = measure(
-        &mut stages,
-        "tansu: produce and fetch the master's commits",
-        async {
-            setup::produce_all(&hop, &records, batch).await?;
-            setup::fetch_all(&hop, records.len()).await
-        },
-    )
-    .await?;
-    let commits = measure(
-        &mut stages,
-        "ship: verify each commit (Ed25519, batched)",
-        async { verify(&received, batch) },
-    )
-    .await?;
+    let topic = format!("floor-master-updates-{batch}");
+    let commits = carry(&mut stages, broker, "master", &topic, MASTER_HOP, &commits, batch).await?;
     measure(
         &mut stages,
         "ship: take its changes' commits: versions, acknowledgements (SQLite)",
@@ -229,6 +193,43 @@ pub(crate) async fn run(
         to_master: ceiling(to_master),
         round_trip: ceiling(round_trip),
     })
+}
+
+/// The stages of the ship's records to the master: signing, the broker, verifying.
+const SHIP_HOP: [&str; 3] = [
+    "ship: sign each record (Ed25519)",
+    "tansu: produce and fetch the ship's records",
+    "master: verify each record (Ed25519, batched)",
+];
+
+/// The stages of the master's commits to the ship.
+const MASTER_HOP: [&str; 3] = [
+    "master: sign each commit (Ed25519)",
+    "tansu: produce and fetch the master's commits",
+    "ship: verify each commit (Ed25519, batched)",
+];
+
+/// Carries `messages` from `sender` to its reader through `topic`, a stage each for the
+/// signing, the broker and the verifying, named by `names`; returns the messages as the
+/// reader verified them.
+async fn carry(
+    stages: &mut Vec<Stage>,
+    broker: &Broker,
+    sender: &str,
+    topic: &str,
+    names: [&'static str; 3],
+    messages: &[Vec<u8>],
+    batch: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let [sign, broker_stage, check] = names;
+    let records = measure(stages, sign, async { Ok(setup::sealed(messages, sender, 3)) }).await?;
+    let partition = setup::raw_partition(broker, topic).await?;
+    let received = measure(stages, broker_stage, async {
+        setup::produce_all(&partition, &records, batch).await?;
+        setup::fetch_all(&partition, records.len()).await
+    })
+    .await?;
+    measure(stages, check, async { verify(&received, batch) }).await
 }
 
 /// The signed records' messages, each verified by the key it names.
