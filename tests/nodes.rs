@@ -190,7 +190,13 @@ fn a_replica_starts_without_a_broker_and_delivers_once_it_comes_up() {
     let port = free_port();
     let broker = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let r = replica(dir.path(), &broker, "ship-offline", &[]);
+    // The type named without its plural: its Strapi route is derived, /api/articles.
+    let r = replica(
+        dir.path(),
+        &broker,
+        "ship-offline",
+        &[("SYNC_CONTENT_TYPES", CT.to_owned())],
+    );
     let status = r.call("GET", "/api/offline-sync/status", None).json()["data"].clone();
     assert_eq!(
         (status["link"].as_str(), status["online"].as_bool()),
@@ -215,6 +221,11 @@ fn a_replica_starts_without_a_broker_and_delivers_once_it_comes_up() {
         .json();
     assert_eq!(queue["meta"]["pagination"]["total"], 3);
     assert_eq!(queue["data"][0]["operation"], "create");
+    let listed = r.call("GET", "/api/articles?pagination[pageSize]=2", None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json()["meta"]["pagination"]["total"], 3);
+    let one = r.call("GET", &format!("/api/articles/{}", ids[0]), None);
+    assert_eq!(one.json(), r.call("GET", &doc_path(&ids[0]), None).json());
 
     let broker = Tansu::start_advertising("memory://tansu/", &[], port, port).unwrap();
     let m = master(dir.path(), &broker.address(), fresh_postgres("nodes_offline"));

@@ -232,6 +232,7 @@ fn http_config(s: &Settings, render: offline_sync_http::RenderMetrics) -> Result
     cfg.topics = s.master.topics.clone();
     cfg.shutdown_timeout = HTTP_GRACE;
     cfg.render_metrics = Some(render);
+    cfg.plural_routes = s.http.plural_routes.clone();
     Ok(cfg)
 }
 

@@ -279,7 +279,7 @@ pub const SETTINGS: &[SettingDoc] = &[
         "SYNC_CONTENT_TYPES",
         "(all)",
         "both",
-        "comma-separated content types to sync; empty syncs every type",
+        "comma-separated content types to sync, each `uid` or `uid=plural` (its Strapi route /api/{plural}; by default the model name made plural, as Strapi does); empty syncs every type",
     ),
     doc(
         "SYNC_CONFLICT_POLICY",

@@ -1,7 +1,7 @@
 //! [`Settings`]: everything the `master` and `replica` binaries are configured with, read
 //! from an optional TOML file and the environment (which wins).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub struct HttpSettings {
     /// No token is configured, so `host` was forced to `127.0.0.1`: an API without
     /// authentication is never reachable from another machine.
     pub loopback_only: bool,
+    /// The Strapi routes of the synced content types (`SYNC_CONTENT_TYPES`): `/api/{plural}`
+    /// serves the type as `/api/documents/{content_type}` does.
+    pub plural_routes: BTreeMap<String, ContentType>,
 }
 
 /// The typed settings of one binary. `Debug` output never shows a password or token.
@@ -325,18 +328,78 @@ fn content_type(setting: &str, raw: &str) -> Result<ContentType> {
     })
 }
 
-/// `SYNC_CONTENT_TYPES`: comma-separated, blanks ignored; `None` (all types) when empty.
-fn content_types(v: &Values) -> Result<Option<BTreeSet<ContentType>>> {
-    let Some(raw) = v.get("SYNC_CONTENT_TYPES") else {
-        return Ok(None);
+/// The entries of `SYNC_CONTENT_TYPES`: comma-separated `uid` or `uid=plural`, blanks
+/// ignored; each type with the plural of its Strapi route, named or derived.
+fn content_type_entries(v: &Values) -> Result<Vec<(ContentType, String)>> {
+    const SETTING: &str = "SYNC_CONTENT_TYPES";
+    let Some(raw) = v.get(SETTING) else {
+        return Ok(Vec::new());
     };
-    let set = raw
-        .split(',')
+    raw.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| content_type("SYNC_CONTENT_TYPES", s))
-        .collect::<Result<BTreeSet<_>>>()?;
+        .map(|entry| {
+            let (uid, plural) = match entry.split_once('=') {
+                Some((uid, plural)) => (uid.trim(), Some(plural.trim())),
+                None => (entry, None),
+            };
+            let ct = content_type(SETTING, uid)?;
+            let plural = match plural {
+                Some(p) => plural_name(SETTING, p)?,
+                None => ct.default_plural(),
+            };
+            Ok((ct, plural))
+        })
+        .collect()
+}
+
+/// Path segments under `/api/` the node's own routes take: never a content type's plural.
+const RESERVED_PLURALS: &[&str] = &["documents", "offline-sync"];
+
+/// A Strapi plural route name: 1 to 64 of `a-z 0-9 - _`, beginning with a letter.
+fn plural_name(setting: &str, raw: &str) -> Result<String> {
+    let valid = raw.len() <= 64
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(Error::invalid(
+            setting,
+            format!(
+                "{raw:?} is not a plural route name; use 1 to 64 of a-z 0-9 - _, beginning with a letter"
+            ),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// `SYNC_CONTENT_TYPES` as the engine takes it: `None` (all types) when empty.
+fn content_types(v: &Values) -> Result<Option<BTreeSet<ContentType>>> {
+    let set: BTreeSet<ContentType> = content_type_entries(v)?.into_iter().map(|(ct, _)| ct).collect();
     Ok(Some(set).filter(|s| !s.is_empty()))
+}
+
+/// The Strapi routes of `SYNC_CONTENT_TYPES`: each plural to its type, every plural once and
+/// none of [`RESERVED_PLURALS`].
+fn plural_routes(v: &Values) -> Result<BTreeMap<String, ContentType>> {
+    let mut routes = BTreeMap::new();
+    for (ct, plural) in content_type_entries(v)? {
+        if RESERVED_PLURALS.contains(&plural.as_str()) {
+            return Err(Error::invalid(
+                "SYNC_CONTENT_TYPES",
+                format!("{ct}: /api/{plural} is the node's own route; name another plural ({ct}=...)"),
+            ));
+        }
+        if let Some(other) = routes.get(&plural).filter(|other| **other != ct) {
+            return Err(Error::invalid(
+                "SYNC_CONTENT_TYPES",
+                format!("{other} and {ct} both take /api/{plural}; name another plural for one of them"),
+            ));
+        }
+        routes.insert(plural, ct);
+    }
+    Ok(routes)
 }
 
 /// One conflict policy of `setting`.
@@ -517,6 +580,7 @@ fn http(v: &Values) -> Result<HttpSettings> {
         admin_token,
         read_token,
         loopback_only,
+        plural_routes: plural_routes(v)?,
     })
 }
 
@@ -547,6 +611,37 @@ mod tests {
     }
 
     const SHIP: (&str, &str) = ("SYNC_SHIP_ID", "ship-1");
+
+    /// The Strapi routes of `s`, plural to uid.
+    fn plural_routes(s: &Settings) -> Vec<(&str, &str)> {
+        s.http
+            .plural_routes
+            .iter()
+            .map(|(plural, ct)| (plural.as_str(), ct.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn content_types_name_their_strapi_routes() {
+        for (raw, expected) in [
+            (
+                "api::article.article=articles,api::crew.crew=crews",
+                vec![("articles", "api::article.article"), ("crews", "api::crew.crew")],
+            ),
+            (
+                "api::crew.crew = crew-members, api::category.category",
+                vec![
+                    ("categories", "api::category.category"),
+                    ("crew-members", "api::crew.crew"),
+                ],
+            ),
+            ("", vec![]),
+        ] {
+            let s = load(Mode::Replica, &[SHIP, ("SYNC_CONTENT_TYPES", raw)]).unwrap();
+            let routes = plural_routes(&s);
+            assert_eq!(routes, expected, "{raw}");
+        }
+    }
 
     #[test]
     fn every_number_is_refused_just_outside_the_range_the_table_gives() {
@@ -722,6 +817,11 @@ mod tests {
         assert_eq!(m.retention, Duration::from_secs(24 * 3600));
         assert_eq!(m.audit_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(m.content_types.as_ref(), Some(&types));
+        let routes = plural_routes(&s);
+        assert_eq!(
+            routes,
+            [("articles", "api::article.article"), ("notes", "api::note.note")]
+        );
         assert_eq!(m.policies.default, Policy::MasterWins);
         let article = ContentType::new("api::article.article").unwrap();
         let note = ContentType::new("api::note.note").unwrap();
@@ -978,6 +1078,21 @@ mod tests {
                 "SYNC_CONTENT_TYPES",
                 "a,b c",
                 "SYNC_CONTENT_TYPES: \"b c\" is not a content type; use 1 to 128 of A-Z a-z 0-9 . _ - :",
+            ),
+            (
+                "SYNC_CONTENT_TYPES",
+                "api::a.a=Articles",
+                "SYNC_CONTENT_TYPES: \"Articles\" is not a plural route name; use 1 to 64 of a-z 0-9 - _, beginning with a letter",
+            ),
+            (
+                "SYNC_CONTENT_TYPES",
+                "api::document.document",
+                "SYNC_CONTENT_TYPES: api::document.document: /api/documents is the node's own route; name another plural (api::document.document=...)",
+            ),
+            (
+                "SYNC_CONTENT_TYPES",
+                "api::a.a=things,api::b.b=things",
+                "SYNC_CONTENT_TYPES: api::a.a and api::b.b both take /api/things; name another plural for one of them",
             ),
             (
                 "KAFKA_TOPIC_SHIP_UPDATES",

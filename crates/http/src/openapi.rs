@@ -6,12 +6,23 @@ use serde_json::{Map, Value, json};
 
 use crate::table::{Access, Op};
 
+/// One operation as the document lists it: at `path`, as `id`.
+pub(crate) struct Documented<'a> {
+    pub(crate) path: String,
+    pub(crate) id: String,
+    pub(crate) op: &'a Op,
+}
+
 /// The document for a node of `mode` that serves `ops`.
-pub(crate) fn document<'a>(mode: Mode, ops: impl IntoIterator<Item = &'a Op>, version: &str) -> Value {
+pub(crate) fn document<'a>(
+    mode: Mode,
+    ops: impl IntoIterator<Item = Documented<'a>>,
+    version: &str,
+) -> Value {
     let mut paths = Map::new();
-    for op in ops {
+    for Documented { path, id, op } in ops {
         let mut operation = Map::new();
-        operation.insert("operationId".into(), json!(op.id));
+        operation.insert("operationId".into(), json!(id));
         operation.insert("summary".into(), json!(op.summary));
         operation.insert("tags".into(), json!([op.tag]));
         if let Value::Object(spec) = (op.spec)() {
@@ -31,7 +42,7 @@ pub(crate) fn document<'a>(mode: Mode, ops: impl IntoIterator<Item = &'a Op>, ve
         };
         operation.insert("security".into(), security);
         operation.insert("x-access".into(), json!(op.access.as_str()));
-        if let Value::Object(item) = paths.entry(op.path).or_insert_with(|| json!({})) {
+        if let Value::Object(item) = paths.entry(path).or_insert_with(|| json!({})) {
             item.insert(op.method.as_str().to_lowercase(), Value::Object(operation));
         }
     }
@@ -407,8 +418,31 @@ pub(crate) mod spec {
         json!({"responses": {"200": ok("This document", json!({"type": "object"}))}})
     }
 
-    pub(crate) fn list_documents() -> Value {
-        let mut params = vec![content_type_param()];
+    /// The operations of `/api/documents/{content_type}[/{document_id}]`, and of a Strapi
+    /// plural route `/api/{plural}[/{document_id}]`, whose path names the type.
+    macro_rules! collection_ops {
+        ($($uid:ident, $plural:ident => $spec:ident;)+) => {
+            $(
+                pub(crate) fn $uid() -> Value {
+                    $spec(vec![content_type_param()])
+                }
+
+                pub(crate) fn $plural() -> Value {
+                    $spec(Vec::new())
+                }
+            )+
+        };
+    }
+
+    collection_ops! {
+        list_documents, plural_list => list;
+        create_document, plural_create => create;
+        get_document, plural_get => get;
+        update_document, plural_update => update;
+        delete_document, plural_delete => delete;
+    }
+
+    fn list(mut params: Vec<Value>) -> Value {
         params.extend(page_params());
         json!({"parameters": params, "responses": {
             "200": ok("Live documents of the type", list_of("Document")),
@@ -417,9 +451,9 @@ pub(crate) mod spec {
         }})
     }
 
-    pub(crate) fn create_document() -> Value {
+    fn create(params: Vec<Value>) -> Value {
         json!({
-            "parameters": [content_type_param()],
+            "parameters": params,
             "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"documentId": {"type": "string", "format": "uuid"}}))}}},
             "responses": {
                 "201": ok("Created; on a replica also queued for the master", data_of(reference("Document"))),
@@ -431,17 +465,19 @@ pub(crate) mod spec {
         })
     }
 
-    pub(crate) fn get_document() -> Value {
-        json!({"parameters": [content_type_param(), document_id_param()], "responses": {
+    fn get(mut params: Vec<Value>) -> Value {
+        params.push(document_id_param());
+        json!({"parameters": params, "responses": {
             "200": ok("The document", data_of(reference("Document"))),
             "400": error_response("Bad content type or id"),
             "404": error_response("No such document"),
         }})
     }
 
-    pub(crate) fn update_document() -> Value {
+    fn update(mut params: Vec<Value>) -> Value {
+        params.extend([document_id_param(), if_match_param()]);
         json!({
-            "parameters": [content_type_param(), document_id_param(), if_match_param()],
+            "parameters": params,
             "requestBody": {"required": true, "content": {"application/json": {"schema": document_body(json!({"version": {"type": "integer", "minimum": 0, "maximum": i64::MAX}}))}}},
             "responses": {
                 "200": ok("The document after the update", data_of(reference("Document"))),
@@ -453,8 +489,9 @@ pub(crate) mod spec {
         })
     }
 
-    pub(crate) fn delete_document() -> Value {
-        json!({"parameters": [content_type_param(), document_id_param(), if_match_param()], "responses": {
+    fn delete(mut params: Vec<Value>) -> Value {
+        params.extend([document_id_param(), if_match_param()]);
+        json!({"parameters": params, "responses": {
             "204": {"description": "Deleted; on a replica also queued for the master"},
             "400": error_response("Bad content type, id or If-Match"),
             "404": error_response("No such document"),

@@ -29,6 +29,7 @@ mod keys;
 mod session;
 mod sync;
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -38,12 +39,15 @@ use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use offline_sync_engine::Mode;
+use offline_sync_model::ContentType;
 use serde_json::Value;
 
 use crate::auth::{ResourceAccess, Tokens};
 use crate::error::ApiError;
+use crate::openapi::Documented;
 use crate::openapi::spec;
-use crate::table::{Access, Op, Serves};
+use crate::table::{Access, Op, PLURAL, Serves};
+use documents::{ByPlural, ByUid};
 
 macro_rules! op {
     ($method:ident $path:expr, $serves:ident, $access:ident, $id:literal, $tag:literal, $summary:literal,
@@ -96,11 +100,17 @@ pub(crate) static OPS: &[Op] = &[
     op!(GET "/api/offline-sync/health/metrics", Both, Public, "metrics", "health", "Prometheus metrics", health::metrics, spec::metrics),
     op!(GET "/metrics", Both, Public, "metricsRoot", "health", "Prometheus metrics (same as health/metrics)", health::metrics, spec::metrics),
     op!(GET "/api/offline-sync/openapi.json", Both, Public, "openapi", "health", "This OpenAPI document", health::openapi, spec::openapi),
-    op!(GET "/api/documents/{content_type}", Both, Read, "listDocuments", "documents", "Documents of a content type", documents::list, spec::list_documents),
-    op!(POST "/api/documents/{content_type}", Both, Admin, "createDocument", "documents", "Create a document", documents::create, spec::create_document),
-    op!(GET "/api/documents/{content_type}/{document_id}", Both, Read, "getDocument", "documents", "One document", documents::get, spec::get_document),
-    op!(PUT "/api/documents/{content_type}/{document_id}", Both, Admin, "updateDocument", "documents", "Set fields of a document", documents::update, spec::update_document),
-    op!(DELETE "/api/documents/{content_type}/{document_id}", Both, Admin, "deleteDocument", "documents", "Delete a document", documents::delete, spec::delete_document),
+    op!(GET "/api/documents/{content_type}", Both, Read, "listDocuments", "documents", "Documents of a content type", documents::list::<ByUid>, spec::list_documents),
+    op!(POST "/api/documents/{content_type}", Both, Admin, "createDocument", "documents", "Create a document", documents::create::<ByUid>, spec::create_document),
+    op!(GET "/api/documents/{content_type}/{document_id}", Both, Read, "getDocument", "documents", "One document", documents::get::<ByUid>, spec::get_document),
+    op!(PUT "/api/documents/{content_type}/{document_id}", Both, Admin, "updateDocument", "documents", "Set fields of a document", documents::update::<ByUid>, spec::update_document),
+    op!(DELETE "/api/documents/{content_type}/{document_id}", Both, Admin, "deleteDocument", "documents", "Delete a document", documents::delete::<ByUid>, spec::delete_document),
+    // Strapi's routes of the types SYNC_CONTENT_TYPES names, last: every path above wins.
+    op!(GET "/api/{plural}", Both, Read, "list", "documents", "Documents of this content type (its Strapi route)", documents::list::<ByPlural>, spec::plural_list),
+    op!(POST "/api/{plural}", Both, Admin, "create", "documents", "Create a document of this content type (its Strapi route)", documents::create::<ByPlural>, spec::plural_create),
+    op!(GET "/api/{plural}/{document_id}", Both, Read, "get", "documents", "One document of this content type (its Strapi route)", documents::get::<ByPlural>, spec::plural_get),
+    op!(PUT "/api/{plural}/{document_id}", Both, Admin, "update", "documents", "Set fields of a document of this content type (its Strapi route)", documents::update::<ByPlural>, spec::plural_update),
+    op!(DELETE "/api/{plural}/{document_id}", Both, Admin, "delete", "documents", "Delete a document of this content type (its Strapi route)", documents::delete::<ByPlural>, spec::plural_delete),
 ];
 
 /// The endpoints a node of `mode` serves.
@@ -108,9 +118,42 @@ pub(crate) fn served(mode: Mode) -> impl Iterator<Item = &'static Op> + Clone {
     OPS.iter().filter(move |op| op.serves.includes(mode))
 }
 
-/// The OpenAPI document of a node of `mode`: exactly the routes it serves.
-pub(crate) fn openapi(mode: Mode, version: &str) -> Value {
-    crate::openapi::document(mode, served(mode), version)
+/// The OpenAPI document of a node of `mode`: exactly the routes it serves, a Strapi plural
+/// route once for each of `plurals`.
+pub(crate) fn openapi(mode: Mode, version: &str, plurals: &BTreeMap<String, ContentType>) -> Value {
+    let documented = served(mode).flat_map(|op| {
+        let at: Vec<Documented<'_>> = if op.is_plural() {
+            plurals
+                .keys()
+                .map(|plural| Documented {
+                    path: op.path.replace(PLURAL, plural),
+                    id: format!("{}{}", op.id, camel(plural)),
+                    op,
+                })
+                .collect()
+        } else {
+            vec![Documented {
+                path: op.path.to_owned(),
+                id: op.id.to_owned(),
+                op,
+            }]
+        };
+        at
+    });
+    crate::openapi::document(mode, documented, version)
+}
+
+/// `crew-members` as `CrewMembers`: a plural in an operation id.
+fn camel(plural: &str) -> String {
+    plural
+        .split(['-', '_'])
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
 }
 
 /// Registers the routes a node of `mode` serves, each resource with its own token check
@@ -220,24 +263,56 @@ mod tests {
         );
     }
 
+    fn plurals(names: &[&str]) -> BTreeMap<String, ContentType> {
+        names
+            .iter()
+            .map(|p| {
+                (
+                    (*p).to_owned(),
+                    ContentType::new(format!("api::{p}.{p}")).unwrap(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn the_document_lists_exactly_the_served_routes() {
-        for mode in [Mode::Master, Mode::Replica] {
-            let doc = openapi(mode, "0.1.0");
+        for (mode, names) in [
+            (Mode::Master, vec![]),
+            (Mode::Replica, vec![]),
+            (Mode::Master, vec!["articles", "crew-members"]),
+            (Mode::Replica, vec!["articles"]),
+        ] {
+            let doc = openapi(mode, "0.1.0", &plurals(&names));
             let paths = doc["paths"].as_object().unwrap();
             let mut listed = 0;
+            let mut ids = std::collections::BTreeSet::new();
             for (path, item) in paths {
                 for (method, op) in item.as_object().unwrap() {
                     listed += 1;
+                    assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()));
+                    let route = names.iter().fold(path.clone(), |p, n| {
+                        p.replacen(&format!("/api/{n}"), "/api/{plural}", 1)
+                    });
                     let served = served(mode)
-                        .any(|o| o.path == path && o.method.as_str().eq_ignore_ascii_case(method));
+                        .any(|o| o.path == route && o.method.as_str().eq_ignore_ascii_case(method));
                     assert!(served, "{method} {path} documented but not served");
                     assert!(op["responses"]["default"].is_object());
                 }
             }
-            assert_eq!(listed, served(mode).count());
+            let plural_ops = served(mode).filter(|o| o.is_plural()).count();
+            assert_eq!(plural_ops, 5);
+            assert_eq!(
+                listed,
+                served(mode).count() - plural_ops + plural_ops * names.len()
+            );
         }
-        let master = openapi(Mode::Master, "0.1.0");
+        let replica = openapi(Mode::Replica, "0.1.0", &plurals(&["crew-members"]));
+        let get = &replica["paths"]["/api/crew-members/{document_id}"]["get"];
+        assert_eq!(get["operationId"], "getCrewMembers");
+        assert_eq!(get["parameters"].as_array().unwrap().len(), 1);
+        assert!(replica["paths"].get("/api/{plural}").is_none());
+        let master = openapi(Mode::Master, "0.1.0", &BTreeMap::new());
         assert!(
             master["paths"]["/api/offline-sync/conflicts/{id}/resolve"]["post"]["security"][0]["bearerAuth"]
                 .is_array()
@@ -251,7 +326,7 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        let doc = openapi(Mode::Replica, "0.1.0");
+        let doc = openapi(Mode::Replica, "0.1.0", &plurals(&["articles"]));
         let text = doc.to_string();
         for part in text.split("#/components/schemas/").skip(1) {
             let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();

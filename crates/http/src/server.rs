@@ -1,11 +1,13 @@
 //! Starting and stopping the HTTP server.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpServer, web};
 use offline_sync_engine::Mode;
+use offline_sync_model::ContentType;
 
 use crate::auth::Tokens;
 use crate::error::ApiError;
@@ -41,6 +43,9 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
     /// Renders the metrics of the installed recorder; without it the metrics are empty.
     pub render_metrics: Option<RenderMetrics>,
+    /// The Strapi routes: `/api/{plural}` serves the content type as
+    /// `/api/documents/{content_type}` does (`SYNC_CONTENT_TYPES`' `uid=plural`).
+    pub plural_routes: BTreeMap<String, ContentType>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("version", &self.version)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("plural_routes", &self.plural_routes)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +81,7 @@ impl HttpConfig {
             workers: 2,
             shutdown_timeout: Duration::from_secs(5),
             render_metrics: None,
+            plural_routes: BTreeMap::new(),
         }
     }
 }
@@ -159,6 +166,7 @@ pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> std::io::Result<AppStat
             master_updates_topic: cfg.topics.master_updates.clone(),
             version: cfg.version.clone(),
             started: Instant::now(),
+            plurals: cfg.plural_routes.clone(),
         }),
         slot,
         tokens: Arc::new(Tokens {

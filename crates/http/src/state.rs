@@ -1,13 +1,14 @@
 //! What every handler shares: the node (once its database is connected), the settings shown
 //! in health and metrics, the tokens, and the runtime the engine runs on.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::HttpResponse;
 use offline_sync_engine::{Core, DeadLetter, Master, Mode, NewAuditEntry, Page, PeerKey, Replica};
-use offline_sync_model::PublicKey;
+use offline_sync_model::{ContentType, PublicKey};
 
 use crate::auth::{Role, Tokens};
 use crate::dto::{self, PageQuery};
@@ -108,6 +109,8 @@ pub(crate) struct Info {
     pub(crate) master_updates_topic: String,
     pub(crate) version: String,
     pub(crate) started: Instant,
+    /// The Strapi plural routes: each plural to its content type.
+    pub(crate) plurals: BTreeMap<String, ContentType>,
 }
 
 /// The state behind every handler.

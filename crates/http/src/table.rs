@@ -60,3 +60,14 @@ pub(crate) struct Op {
     /// Parameters, request body and success responses of the OpenAPI operation.
     pub(crate) spec: fn() -> Value,
 }
+
+/// The path segment of a Strapi plural route (`/api/{plural}`): a route with it is served at
+/// each plural of `SYNC_CONTENT_TYPES`.
+pub(crate) const PLURAL: &str = "{plural}";
+
+impl Op {
+    /// Whether this is a Strapi plural route's operation.
+    pub(crate) fn is_plural(&self) -> bool {
+        self.path.contains(PLURAL)
+    }
+}

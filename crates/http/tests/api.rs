@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use offline_sync_engine::{Master, MasterConfig, Mode, Replica, ReplicaConfig};
 use offline_sync_http::{HttpConfig, Node, NodeSlot, Server, serve};
-use offline_sync_model::ShipId;
+use offline_sync_model::{ContentType, ShipId};
 use offline_sync_storage::{SeaStorage, Storage};
 use offline_sync_transport::{FetchLimit, MemoryTransport, Transport};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-for-the-api-tests";
 const CT: &str = "api::note.note";
+/// The Strapi route the test servers give [`CT`].
+const PLURAL: &str = "notes";
 
 struct Api {
     server: Server,
@@ -77,6 +79,7 @@ impl Api {
         let mut cfg = HttpConfig::new("127.0.0.1:0".parse().unwrap(), mode);
         cfg.admin_token = Some(ADMIN.into());
         cfg.workers = 1;
+        cfg.plural_routes = [(PLURAL.to_owned(), ContentType::new(CT).unwrap())].into();
         let server = serve(cfg, slot.clone()).unwrap();
         Api {
             server,
@@ -231,6 +234,74 @@ async fn the_document_api_creates_reads_updates_and_deletes() {
         api.get("/api/offline-sync/queue/pending").await.json()["data"]["pending"],
         4
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strapi_plural_route_serves_what_the_documents_route_serves() {
+    for mode in [Mode::Master, Mode::Replica] {
+        let api = Api::start(mode, true).await;
+        let docs = format!("/api/documents/{CT}");
+        let plural = format!("/api/{PLURAL}");
+        let created = api.json("POST", &plural, json!({"data": {"n": 1}})).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let id = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
+        let version = created.json()["data"]["version"].as_u64().unwrap();
+        assert_eq!(
+            created.header("location"),
+            Some(format!("{plural}/{id}").as_str())
+        );
+        let by_uid = api.get(&format!("{docs}/{id}")).await;
+        let by_plural = api.get(&format!("{plural}/{id}")).await;
+        assert_eq!((by_plural.status, by_plural.json()), (200, by_uid.json()));
+        assert_eq!(by_plural.json()["data"]["n"], 1);
+
+        let other = api.json("POST", &docs, json!({"data": {"n": 2}})).await;
+        assert_eq!(other.status, 201, "{}", other.body);
+        for query in [
+            "",
+            "?pageSize=1&page=2",
+            "?pagination[page]=1&pagination[pageSize]=1",
+        ] {
+            let by_uid = api.get(&format!("{docs}{query}")).await.json();
+            let by_plural = api.get(&format!("{plural}{query}")).await.json();
+            assert_eq!(by_plural, by_uid, "{query}");
+        }
+        assert_eq!(api.get(&plural).await.json()["meta"]["pagination"]["total"], 2);
+
+        let one = format!("{plural}/{id}");
+        let updated = api
+            .json("PUT", &one, json!({"data": {"n": 3, "version": version}}))
+            .await;
+        assert_eq!(updated.status, 200, "{}", updated.body);
+        assert_eq!(api.get(&format!("{docs}/{id}")).await.json()["data"]["n"], 3);
+        let stale = api
+            .json("PUT", &one, json!({"data": {"n": 4, "version": version + 7}}))
+            .await;
+        assert_error(&stale, 409, "version_conflict");
+        let deleted = api.call("DELETE", &one, None, "application/json").await;
+        assert_eq!(deleted.status, 204);
+        assert_error(&api.get(&format!("{docs}/{id}")).await, 404, "not_found");
+
+        // A plural no type is served at, or a type's uid in its place, is no route; the
+        // node's own routes keep their paths; a write still needs the admin token.
+        assert_error(&api.get("/api/articles").await, 404, "not_found");
+        assert_error(&api.get(&format!("/api/{CT}")).await, 404, "not_found");
+        assert_eq!(api.get("/api/offline-sync/status").await.status, 200);
+        let anonymous = api
+            .send(
+                "POST",
+                &plural,
+                vec![],
+                Some(json!({"data": {"n": 5}}).to_string()),
+            )
+            .await;
+        assert_eq!(anonymous.status, 401);
+
+        let spec = api.get("/api/offline-sync/openapi.json").await.json();
+        assert!(spec["paths"][&plural]["post"].is_object());
+        assert!(spec["paths"][&format!("{plural}/{{document_id}}")]["delete"].is_object());
+        assert!(spec["paths"].get("/api/{plural}").is_none());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,66 @@ text_id!(
     check_content_type
 );
 
+impl ContentType {
+    /// The plural route Strapi gives this type by default (`/api/{plural}`): the model name
+    /// (after the last `.` of the uid, `article` in `api::article.article`) in lower case,
+    /// made plural by the rules of English Strapi's generator applies — a few irregular and
+    /// uncountable words, `-s`/`-x`/`-z`/`-ch`/`-sh` take `-es`, a consonant then `-y` takes
+    /// `-ies`, anything else `-s`. Of a kebab-case name (`work-order`) only the last word
+    /// changes. A type whose Strapi schema names another plural says so in
+    /// `SYNC_CONTENT_TYPES` (`uid=plural`).
+    pub fn default_plural(&self) -> String {
+        let model = self
+            .0
+            .rsplit(['.', ':'])
+            .next()
+            .unwrap_or(&self.0)
+            .to_ascii_lowercase();
+        let (head, word) = match model.rfind(['-', '_']) {
+            Some(i) => model.split_at(i + 1),
+            None => ("", model.as_str()),
+        };
+        format!("{head}{}", plural_of(word))
+    }
+}
+
+/// Words whose plural is not made by a rule, and words that have none.
+const IRREGULAR: &[(&str, &str)] = &[
+    ("person", "people"),
+    ("man", "men"),
+    ("woman", "women"),
+    ("child", "children"),
+    ("foot", "feet"),
+    ("tooth", "teeth"),
+    ("mouse", "mice"),
+    ("goose", "geese"),
+    ("ox", "oxen"),
+    ("equipment", "equipment"),
+    ("information", "information"),
+    ("news", "news"),
+    ("series", "series"),
+    ("species", "species"),
+    ("sheep", "sheep"),
+    ("fish", "fish"),
+    ("deer", "deer"),
+];
+
+/// `word` (lower case) made plural.
+fn plural_of(word: &str) -> String {
+    if let Some((_, plural)) = IRREGULAR.iter().find(|(one, _)| *one == word) {
+        return (*plural).to_owned();
+    }
+    let consonant_y =
+        word.len() > 1 && word.ends_with('y') && !word[..word.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']);
+    if consonant_y {
+        format!("{}ies", &word[..word.len() - 1])
+    } else if ["s", "x", "z", "ch", "sh"].iter().any(|end| word.ends_with(end)) {
+        format!("{word}es")
+    } else {
+        format!("{word}s")
+    }
+}
+
 /// A document id: a UUIDv7 minted by whichever node creates the document, so ids never
 /// collide and need no translation between nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -204,6 +264,29 @@ impl fmt::Display for Origin {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_content_type_has_strapis_default_plural() {
+        for (uid, plural) in [
+            ("api::article.article", "articles"),
+            ("api::crew.crew", "crews"),
+            ("api::category.category", "categories"),
+            ("api::survey.survey", "surveys"),
+            ("api::box.box", "boxes"),
+            ("api::status.status", "statuses"),
+            ("api::watch.watch", "watches"),
+            ("api::person.person", "people"),
+            ("api::equipment.equipment", "equipment"),
+            ("api::work-order.work-order", "work-orders"),
+            ("api::spare_part.spare_part", "spare_parts"),
+            ("api::Vessel.Vessel", "vessels"),
+            ("plugin::users-permissions.user", "users"),
+            ("log", "logs"),
+        ] {
+            let ct = super::ContentType::new(uid).unwrap();
+            assert_eq!(ct.default_plural(), plural, "{uid}");
+        }
+    }
+
     use super::*;
 
     #[test]

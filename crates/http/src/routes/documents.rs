@@ -1,5 +1,6 @@
 //! The document API, the content API a Strapi user knows: `/api/documents/{content_type}`
-//! (list, create) and `/api/documents/{content_type}/{document_id}` (get, update, delete).
+//! (list, create) and `/api/documents/{content_type}/{document_id}` (get, update, delete),
+//! and the same at each Strapi route `SYNC_CONTENT_TYPES` names (`/api/{plural}`).
 //! On a replica every write is queued for the master in the same transaction.
 
 use actix_web::http::header;
@@ -10,8 +11,45 @@ use crate::dto::{self, DocumentBody, PageQuery};
 use crate::error::{ApiError, Result};
 use crate::state::{AppState, Node};
 
-fn content_type(raw: &str) -> Result<ContentType> {
-    ContentType::new(raw).map_err(|e| ApiError::bad_request(e.to_string()))
+/// The content type a request's path addresses, and where its documents are found.
+pub(crate) struct Collection {
+    ct: ContentType,
+    path: String,
+}
+
+/// How a route's first path segment names the content type.
+pub(crate) trait Addressing {
+    fn collection(state: &AppState, segment: &str) -> Result<Collection>;
+}
+
+/// `/api/documents/{content_type}`: the segment is the type's uid.
+pub(crate) struct ByUid;
+
+impl Addressing for ByUid {
+    fn collection(_: &AppState, segment: &str) -> Result<Collection> {
+        let ct = ContentType::new(segment).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(Collection {
+            path: format!("/api/documents/{ct}"),
+            ct,
+        })
+    }
+}
+
+/// `/api/{plural}`: the segment is the plural `SYNC_CONTENT_TYPES` gives a type.
+pub(crate) struct ByPlural;
+
+impl Addressing for ByPlural {
+    fn collection(state: &AppState, segment: &str) -> Result<Collection> {
+        let ct = state.info.plurals.get(segment).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no route for /api/{segment}: no content type of SYNC_CONTENT_TYPES is served there"
+            ))
+        })?;
+        Ok(Collection {
+            ct: ct.clone(),
+            path: format!("/api/{segment}"),
+        })
+    }
 }
 
 fn document_id(raw: &str) -> Result<DocumentId> {
@@ -35,22 +73,22 @@ fn if_match(req: &HttpRequest) -> Result<Option<Csn>> {
         .map_err(|_| ApiError::bad_request("If-Match must hold a document version (a whole number)"))
 }
 
-pub(crate) async fn list(
+pub(crate) async fn list<A: Addressing>(
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse> {
-    let ct = content_type(&path)?;
+    let ct = A::collection(&state, &path)?.ct;
     let rows = move |node: Node, page| async move { node.list(&ct, page).await };
     state.list(&query, AppState::node, rows, dto::document).await
 }
 
-pub(crate) async fn create(
+pub(crate) async fn create<A: Addressing>(
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<DocumentBody>,
 ) -> Result<HttpResponse> {
-    let ct = content_type(&path)?;
+    let Collection { ct, path } = A::collection(&state, &path)?;
     let input = body.into_inner().into_input()?;
     let id = match input.document_id {
         Some(raw) => document_id(&raw)?,
@@ -62,18 +100,15 @@ pub(crate) async fn create(
         .run(async move { node.create_with_id(&ct, id, fields).await })
         .await?;
     Ok(HttpResponse::Created()
-        .insert_header((
-            header::LOCATION,
-            format!("/api/documents/{}/{}", doc.content_type, doc.id),
-        ))
+        .insert_header((header::LOCATION, format!("{path}/{}", doc.id)))
         .json(dto::data(dto::document(doc))))
 }
 
-pub(crate) async fn get(
+pub(crate) async fn get<A: Addressing>(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
-    let ct = content_type(&path.0)?;
+    let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let node = state.node()?;
     let doc = state
@@ -83,13 +118,13 @@ pub(crate) async fn get(
     Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
 }
 
-pub(crate) async fn update(
+pub(crate) async fn update<A: Addressing>(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Json<DocumentBody>,
 ) -> Result<HttpResponse> {
-    let ct = content_type(&path.0)?;
+    let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let input = body.into_inner().into_input()?;
     let expected = input.version.or(if_match(&req)?);
@@ -101,12 +136,12 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
 }
 
-pub(crate) async fn delete(
+pub(crate) async fn delete<A: Addressing>(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
-    let ct = content_type(&path.0)?;
+    let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let expected = if_match(&req)?;
     let node = state.node()?;

@@ -197,5 +197,9 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub(crate) async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi(state.info.mode, &state.info.version))
+    HttpResponse::Ok().json(super::openapi(
+        state.info.mode,
+        &state.info.version,
+        &state.info.plurals,
+    ))
 }
