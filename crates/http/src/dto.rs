@@ -114,6 +114,27 @@ pub(crate) struct PageQuery {
     pub(crate) content_type: Option<String>,
 }
 
+/// The query parameters a document listing takes.
+pub(crate) const DOCUMENT_LIST_PARAMS: &[&str] =
+    &["page", "pageSize", "pagination[page]", "pagination[pageSize]"];
+
+/// Refuses a query holding a parameter not in `accepted`, naming it: a filter, sort or field
+/// selection a route does not apply must never pass for one that matched everything.
+pub(crate) fn only_params(query: &str, accepted: &[&str]) -> Result<()> {
+    let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {e}")))?;
+    match pairs.iter().find(|(name, _)| !accepted.contains(&name.as_str())) {
+        None => Ok(()),
+        Some((name, _)) if accepted.is_empty() => Err(ApiError::bad_request(format!(
+            "query parameter {name:?} is not supported: this route takes no query parameters"
+        ))),
+        Some((name, _)) => Err(ApiError::bad_request(format!(
+            "query parameter {name:?} is not supported: this route takes {}",
+            accepted.join(", ")
+        ))),
+    }
+}
+
 /// Default and largest page size.
 pub(crate) const DEFAULT_PAGE_SIZE: u64 = 25;
 pub(crate) const MAX_PAGE_SIZE: u64 = 100;

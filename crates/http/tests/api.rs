@@ -305,6 +305,46 @@ async fn a_strapi_plural_route_serves_what_the_documents_route_serves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_query_parameter_is_refused_by_name_never_ignored() {
+    let api = Api::start(Mode::Replica, true).await;
+    for base in [format!("/api/documents/{CT}"), format!("/api/{PLURAL}")] {
+        let created = api.json("POST", &base, json!({"data": {"n": 1}})).await;
+        let id = created.json()["data"]["documentId"].as_str().unwrap().to_owned();
+        let one = format!("{base}/{id}");
+        let body = Some(json!({"data": {"n": 2}}).to_string());
+        for (method, path, named) in [
+            (
+                "GET",
+                format!("{base}?filters[n][$eq]=99&sort=n:desc&fields[0]=n"),
+                "filters[n][$eq]",
+            ),
+            ("GET", format!("{base}?page=1&sort=n:desc"), "sort"),
+            ("GET", format!("{base}?status=draft"), "status"),
+            ("GET", format!("{one}?fields[0]=n"), "fields[0]"),
+            ("POST", format!("{base}?locale=fr"), "locale"),
+            ("PUT", format!("{one}?populate=*"), "populate"),
+            ("DELETE", format!("{one}?filters[n][$eq]=1"), "filters[n][$eq]"),
+        ] {
+            let answer = api.call(method, &path, body.clone(), "application/json").await;
+            assert_error(&answer, 400, "bad_request");
+            let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+            assert!(
+                message.contains(&format!("{named:?}")),
+                "{method} {path}: {message}"
+            );
+        }
+        // Refused before anything was done: the document is as it was, and there is one.
+        assert_eq!(api.get(&one).await.json()["data"]["n"], 1);
+        let page = api
+            .get(&format!("{base}?pagination[page]=1&pagination[pageSize]=5"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let listed = api.get(&format!("/api/{PLURAL}")).await.json();
+    assert_eq!(listed["meta"]["pagination"]["total"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_json_errors_with_the_right_status() {
     let api = Api::start(Mode::Replica, true).await;
     let docs = format!("/api/documents/{CT}");

@@ -75,9 +75,11 @@ fn if_match(req: &HttpRequest) -> Result<Option<Csn>> {
 
 pub(crate) async fn list<A: Addressing>(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse> {
+    dto::only_params(req.query_string(), dto::DOCUMENT_LIST_PARAMS)?;
     let ct = A::collection(&state, &path)?.ct;
     let rows = move |node: Node, page| async move { node.list(&ct, page).await };
     state.list(&query, AppState::node, rows, dto::document).await
@@ -85,9 +87,11 @@ pub(crate) async fn list<A: Addressing>(
 
 pub(crate) async fn create<A: Addressing>(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<DocumentBody>,
 ) -> Result<HttpResponse> {
+    dto::only_params(req.query_string(), &[])?;
     let Collection { ct, path } = A::collection(&state, &path)?;
     let input = body.into_inner().into_input()?;
     let id = match input.document_id {
@@ -106,8 +110,10 @@ pub(crate) async fn create<A: Addressing>(
 
 pub(crate) async fn get<A: Addressing>(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
+    dto::only_params(req.query_string(), &[])?;
     let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let node = state.node()?;
@@ -124,6 +130,7 @@ pub(crate) async fn update<A: Addressing>(
     path: web::Path<(String, String)>,
     body: web::Json<DocumentBody>,
 ) -> Result<HttpResponse> {
+    dto::only_params(req.query_string(), &[])?;
     let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let input = body.into_inner().into_input()?;
@@ -141,6 +148,7 @@ pub(crate) async fn delete<A: Addressing>(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
+    dto::only_params(req.query_string(), &[])?;
     let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let expected = if_match(&req)?;
