@@ -95,7 +95,8 @@ pub(crate) fn document(doc: StoredDoc) -> Value {
     Value::Object(out)
 }
 
-/// `page`/`pageSize` (or Strapi's `pagination[page]`/`pagination[pageSize]`) of a listing.
+/// `page`/`pageSize` (or Strapi's `pagination[page]`/`pagination[pageSize]`), or Strapi's
+/// `pagination[start]`/`pagination[limit]`, and `pagination[withCount]`, of a listing.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct PageQuery {
     page: Option<u64>,
@@ -105,6 +106,15 @@ pub(crate) struct PageQuery {
     pagination_page: Option<u64>,
     #[serde(rename = "pagination[pageSize]")]
     pagination_page_size: Option<u64>,
+    #[serde(rename = "pagination[start]")]
+    pagination_start: Option<u64>,
+    #[serde(rename = "pagination[limit]")]
+    pagination_limit: Option<u64>,
+    #[serde(rename = "pagination[withCount]")]
+    pagination_with_count: Option<String>,
+    /// Every other parameter, for the check that no `pagination[...]` name is unknown.
+    #[serde(flatten)]
+    others: std::collections::BTreeMap<String, String>,
     /// Status filter of listings that have one.
     pub(crate) status: Option<String>,
     /// Ship filter of the conflict listing.
@@ -115,8 +125,15 @@ pub(crate) struct PageQuery {
 }
 
 /// The query parameters a document listing takes.
-pub(crate) const DOCUMENT_LIST_PARAMS: &[&str] =
-    &["page", "pageSize", "pagination[page]", "pagination[pageSize]"];
+pub(crate) const DOCUMENT_LIST_PARAMS: &[&str] = &[
+    "page",
+    "pageSize",
+    "pagination[page]",
+    "pagination[pageSize]",
+    "pagination[start]",
+    "pagination[limit]",
+    "pagination[withCount]",
+];
 
 /// Refuses a query holding a parameter not in `accepted`, naming it: a filter, sort or field
 /// selection a route does not apply must never pass for one that matched everything.
@@ -141,38 +158,86 @@ pub(crate) const MAX_PAGE_SIZE: u64 = 100;
 /// Highest page number.
 pub(crate) const MAX_PAGE: u64 = 1_000_000;
 
-/// A resolved page request.
+/// Highest `pagination[start]`: as far as the highest page of the largest pages.
+pub(crate) const MAX_START: u64 = MAX_PAGE * MAX_PAGE_SIZE;
+
+/// A resolved page request: which rows, and whether the answer counts them all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PageRequest {
-    pub(crate) page: u64,
-    pub(crate) size: u64,
+    pub(crate) window: Window,
+    pub(crate) with_count: bool,
+}
+
+/// Which rows of a listing a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// Page `page` (from 1) of pages of `size`.
+    Page { page: u64, size: u64 },
+    /// `limit` rows after the first `start`.
+    Offset { start: u64, limit: u64 },
 }
 
 impl PageQuery {
-    /// The page asked for; every number given must be in range, and Strapi's
-    /// `pagination[...]` names win over the short ones.
+    /// The rows asked for; every number given must be in range, Strapi's `pagination[...]`
+    /// names win over the short ones (by offset too), and `pagination[...]` is by page or by
+    /// offset, not both.
     pub(crate) fn page(&self) -> Result<PageRequest> {
-        for page in [self.page, self.pagination_page].into_iter().flatten() {
-            if page == 0 || page > MAX_PAGE {
+        let in_range = |value: Option<u64>, min: u64, max: u64, name: &str| match value {
+            Some(v) if v < min || v > max => Err(ApiError::bad_request(format!(
+                "{name} must be from {min} to {max}"
+            ))),
+            _ => Ok(()),
+        };
+        for page in [self.page, self.pagination_page] {
+            in_range(page, 1, MAX_PAGE, "page")?;
+        }
+        for size in [self.page_size, self.pagination_page_size] {
+            in_range(size, 1, MAX_PAGE_SIZE, "pageSize")?;
+        }
+        in_range(self.pagination_start, 0, MAX_START, "pagination[start]")?;
+        in_range(self.pagination_limit, 1, MAX_PAGE_SIZE, "pagination[limit]")?;
+        if let Some(unknown) = self.others.keys().find(|k| k.starts_with("pagination")) {
+            return Err(ApiError::bad_request(format!(
+                "query parameter {unknown:?} is not supported: pagination takes pagination[page], \
+                 pagination[pageSize], pagination[start], pagination[limit] and pagination[withCount]"
+            )));
+        }
+        let with_count = match self.pagination_with_count.as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
                 return Err(ApiError::bad_request(format!(
-                    "page must be from 1 to {MAX_PAGE}"
+                    "pagination[withCount] must be true or false, not {other:?}"
                 )));
             }
-        }
-        for size in [self.page_size, self.pagination_page_size].into_iter().flatten() {
-            if size == 0 || size > MAX_PAGE_SIZE {
-                return Err(ApiError::bad_request(format!(
-                    "pageSize must be from 1 to {MAX_PAGE_SIZE}"
-                )));
+        };
+        // As Strapi: pagination[page]/[pageSize] or pagination[start]/[limit], never both; the
+        // short page/pageSize only where no pagination[...] name says otherwise.
+        let by_page = [self.pagination_page, self.pagination_page_size];
+        let by_offset = [self.pagination_start, self.pagination_limit];
+        let window = match (
+            by_page.iter().any(Option::is_some),
+            by_offset.iter().any(Option::is_some),
+        ) {
+            (true, true) => {
+                return Err(ApiError::bad_request(
+                    "pagination by page (pagination[page], pagination[pageSize]) or by offset \
+                     (pagination[start], pagination[limit]), not both",
+                ));
             }
-        }
-        Ok(PageRequest {
-            page: self.pagination_page.or(self.page).unwrap_or(1),
-            size: self
-                .pagination_page_size
-                .or(self.page_size)
-                .unwrap_or(DEFAULT_PAGE_SIZE),
-        })
+            (false, true) => Window::Offset {
+                start: self.pagination_start.unwrap_or(0),
+                limit: self.pagination_limit.unwrap_or(DEFAULT_PAGE_SIZE),
+            },
+            (_, false) => Window::Page {
+                page: self.pagination_page.or(self.page).unwrap_or(1),
+                size: self
+                    .pagination_page_size
+                    .or(self.page_size)
+                    .unwrap_or(DEFAULT_PAGE_SIZE),
+            },
+        };
+        Ok(PageRequest { window, with_count })
     }
 
     /// The `status` filter: `default` when none is given, no filter for `all`, else the value
@@ -202,21 +267,37 @@ impl PageQuery {
 }
 
 impl PageRequest {
+    /// The rows to read.
     pub(crate) fn storage(self) -> offline_sync_engine::Page {
-        offline_sync_engine::Page {
-            offset: (self.page - 1) * self.size,
-            limit: self.size,
+        match self.window {
+            Window::Page { page, size } => offline_sync_engine::Page {
+                offset: (page - 1) * size,
+                limit: size,
+            },
+            Window::Offset { start, limit } => offline_sync_engine::Page { offset: start, limit },
         }
     }
 
-    /// `{"pagination":{"page","pageSize","pageCount","total"}}`.
+    /// Strapi's `{"pagination":{"page","pageSize","pageCount","total"}}` of a request by page,
+    /// `{"pagination":{"start","limit","total"}}` of one by offset; without the count when it
+    /// was not asked for.
     pub(crate) fn meta(self, total: u64) -> Value {
-        json!({"pagination": {
-            "page": self.page,
-            "pageSize": self.size,
-            "pageCount": total.div_ceil(self.size),
-            "total": total,
-        }})
+        let mut pagination = match self.window {
+            Window::Page { page, size } => json!({
+                "page": page,
+                "pageSize": size,
+                "pageCount": total.div_ceil(size),
+            }),
+            Window::Offset { start, limit } => json!({"start": start, "limit": limit}),
+        };
+        if let Value::Object(p) = &mut pagination {
+            if self.with_count {
+                p.insert("total".into(), json!(total));
+            } else {
+                p.remove("pageCount");
+            }
+        }
+        json!({"pagination": pagination})
     }
 }
 
@@ -582,7 +663,13 @@ mod tests {
     fn pages_are_bounded() {
         let q: PageQuery = serde_json::from_value(json!({"pagination[page]": 2, "pageSize": 10})).unwrap();
         let p = q.page().unwrap();
-        assert_eq!(p, PageRequest { page: 2, size: 10 });
+        assert_eq!(
+            p,
+            PageRequest {
+                window: Window::Page { page: 2, size: 10 },
+                with_count: true
+            }
+        );
         assert_eq!(p.storage().offset, 10);
         assert_eq!(p.meta(21)["pagination"]["pageCount"], 3);
         let zero: PageQuery = serde_json::from_value(json!({"page": 0})).unwrap();
@@ -595,5 +682,40 @@ mod tests {
             shadowed.page().is_err(),
             "an out-of-range number is refused even when another wins"
         );
+    }
+
+    #[test]
+    fn strapi_pages_by_offset_with_or_without_the_count() {
+        let page = |q: Value| serde_json::from_value::<PageQuery>(q).unwrap().page();
+        let p = page(json!({"pagination[start]": 30, "pagination[limit]": 10})).unwrap();
+        assert_eq!((p.storage().offset, p.storage().limit), (30, 10));
+        assert_eq!(
+            p.meta(42),
+            json!({"pagination": {"start": 30, "limit": 10, "total": 42}})
+        );
+        let p = page(json!({"pagination[start]": 5, "pagination[withCount]": "false"})).unwrap();
+        assert_eq!((p.storage().offset, p.storage().limit), (5, DEFAULT_PAGE_SIZE));
+        assert_eq!(p.meta(42), json!({"pagination": {"start": 5, "limit": 25}}));
+        let p = page(json!({"page": 3, "pageSize": 5, "pagination[start]": 7})).unwrap();
+        assert_eq!(
+            (p.storage().offset, p.storage().limit),
+            (7, DEFAULT_PAGE_SIZE),
+            "pagination[...] wins over the short names"
+        );
+        let p = page(json!({"page": 2, "pagination[withCount]": "false"})).unwrap();
+        assert_eq!(p.meta(42), json!({"pagination": {"page": 2, "pageSize": 25}}));
+        for refused in [
+            json!({"pagination[start]": 0, "pagination[page]": 1}),
+            json!({"pagination[pageSize]": 5, "pagination[limit]": 5}),
+            json!({"pageSize": 0, "pagination[limit]": 5}),
+            json!({"pagination[limit]": 0}),
+            json!({"pagination[limit]": 101}),
+            json!({"pagination[start]": MAX_START + 1}),
+            json!({"pagination[withCount]": "yes"}),
+            json!({"pagination[offset]": "5"}),
+            json!({"pagination[start][0]": "5"}),
+        ] {
+            assert!(page(refused.clone()).is_err(), "{refused}");
+        }
     }
 }

@@ -104,16 +104,38 @@ fn id_param(description: &str) -> Value {
 }
 
 fn page_params() -> Vec<Value> {
-    let int = |name: &str, max: u64, description: &str| {
+    use crate::dto::{MAX_PAGE, MAX_PAGE_SIZE};
+    let int = |name: &str, min: u64, max: u64, description: &str| {
         json!({"name": name, "in": "query", "required": false, "description": description,
-               "schema": {"type": "integer", "minimum": 1, "maximum": max}})
+               "schema": {"type": "integer", "minimum": min, "maximum": max}})
     };
     vec![
-        int("page", 1_000_000, "Page number, from 1"),
-        int("pageSize", 100, "Items per page (default 25)"),
-        int("pagination[page]", 1_000_000, "Strapi's name for page"),
-        int("pagination[pageSize]", 100, "Strapi's name for pageSize"),
+        int("page", 1, MAX_PAGE, "Page number, from 1"),
+        int("pageSize", 1, MAX_PAGE_SIZE, "Items per page (default 25)"),
+        pagination_param(),
     ]
+}
+
+/// Strapi's `pagination[...]` (a deep object, winning over `page` and `pageSize`): by page or
+/// by offset, not both; `withCount` with either.
+fn pagination_param() -> Value {
+    use crate::dto::{MAX_PAGE, MAX_PAGE_SIZE, MAX_START};
+    let int = |min: u64, max: u64, description: &str| json!({"type": "integer", "minimum": min, "maximum": max, "description": description});
+    let with_count = json!({"type": "boolean",
+        "description": "Whether meta.pagination counts every row (total; pageCount by page). Default true"});
+    let by_page = json!({"type": "object", "additionalProperties": false, "properties": {
+        "page": int(1, MAX_PAGE, "Page number, from 1"),
+        "pageSize": int(1, MAX_PAGE_SIZE, "Items per page (default 25)"),
+        "withCount": with_count.clone(),
+    }});
+    let by_offset = json!({"type": "object", "additionalProperties": false, "properties": {
+        "start": int(0, MAX_START, "Rows to skip"),
+        "limit": int(1, MAX_PAGE_SIZE, "Rows at most (default 25)"),
+        "withCount": with_count,
+    }});
+    json!({"name": "pagination", "in": "query", "required": false, "style": "deepObject", "explode": true,
+           "description": "Strapi's pagination: pagination[page] and pagination[pageSize], or pagination[start] and pagination[limit]; it wins over page and pageSize",
+           "schema": {"anyOf": [by_page, by_offset]}})
 }
 
 fn status_param(values: &[&str], description: &str) -> Value {
@@ -528,8 +550,14 @@ fn schemas() -> Value {
                 "firstSeenAt": string, "updatedAt": string}},
         "AuditEntry": {"type": "object", "required": ["id", "at", "role", "action", "target", "detail"],
             "properties": {"id": int, "at": string, "role": string, "action": string, "target": string, "detail": {}}},
-        "Pagination": {"type": "object", "required": ["page", "pageSize", "pageCount", "total"],
-            "properties": {"page": int, "pageSize": int, "pageCount": int, "total": int}},
+        "Pagination": {"anyOf": [
+            {"type": "object", "required": ["page", "pageSize"], "additionalProperties": false,
+             "description": "By page; pageCount and total unless pagination[withCount]=false",
+             "properties": {"page": int, "pageSize": int, "pageCount": int, "total": int}},
+            {"type": "object", "required": ["start", "limit"], "additionalProperties": false,
+             "description": "By offset; total unless pagination[withCount]=false",
+             "properties": {"start": int, "limit": int, "total": int}},
+        ]},
         "Document": {"type": "object", "required": ["documentId", "version", "updatedAt"],
             "properties": {"documentId": string, "version": int, "updatedAt": string},
             "additionalProperties": true},

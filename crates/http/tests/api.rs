@@ -261,12 +261,23 @@ async fn a_strapi_plural_route_serves_what_the_documents_route_serves() {
             "",
             "?pageSize=1&page=2",
             "?pagination[page]=1&pagination[pageSize]=1",
+            "?pagination[start]=1&pagination[limit]=1",
+            "?pagination[withCount]=false",
         ] {
             let by_uid = api.get(&format!("{docs}{query}")).await.json();
             let by_plural = api.get(&format!("{plural}{query}")).await.json();
             assert_eq!(by_plural, by_uid, "{query}");
         }
         assert_eq!(api.get(&plural).await.json()["meta"]["pagination"]["total"], 2);
+        let offset = api
+            .get(&format!("{plural}?pagination[start]=1&pagination[limit]=5"))
+            .await
+            .json();
+        assert_eq!(
+            offset["meta"]["pagination"],
+            json!({"start": 1, "limit": 5, "total": 2})
+        );
+        assert_eq!(offset["data"].as_array().unwrap().len(), 1);
 
         let one = format!("{plural}/{id}");
         let updated = api
