@@ -329,8 +329,8 @@ fn content_type(setting: &str, raw: &str) -> Result<ContentType> {
 }
 
 /// The entries of `SYNC_CONTENT_TYPES`: comma-separated `uid` or `uid=plural`, blanks
-/// ignored; each type with the plural of its Strapi route, named or derived.
-fn content_type_entries(v: &Values) -> Result<Vec<(ContentType, String)>> {
+/// ignored; each type with the plural its entry names, if any.
+fn content_type_entries(v: &Values) -> Result<Vec<(ContentType, Option<String>)>> {
     const SETTING: &str = "SYNC_CONTENT_TYPES";
     let Some(raw) = v.get(SETTING) else {
         return Ok(Vec::new());
@@ -340,15 +340,10 @@ fn content_type_entries(v: &Values) -> Result<Vec<(ContentType, String)>> {
         .filter(|s| !s.is_empty())
         .map(|entry| {
             let (uid, plural) = match entry.split_once('=') {
-                Some((uid, plural)) => (uid.trim(), Some(plural.trim())),
+                Some((uid, plural)) => (uid.trim(), Some(plural_name(SETTING, plural.trim())?)),
                 None => (entry, None),
             };
-            let ct = content_type(SETTING, uid)?;
-            let plural = match plural {
-                Some(p) => plural_name(SETTING, p)?,
-                None => ct.default_plural(),
-            };
-            Ok((ct, plural))
+            Ok((content_type(SETTING, uid)?, plural))
         })
         .collect()
 }
@@ -380,24 +375,46 @@ fn content_types(v: &Values) -> Result<Option<BTreeSet<ContentType>>> {
     Ok(Some(set).filter(|s| !s.is_empty()))
 }
 
-/// The Strapi routes of `SYNC_CONTENT_TYPES`: each plural to its type, every plural once and
-/// none of [`RESERVED_PLURALS`].
+/// The Strapi routes of `SYNC_CONTENT_TYPES`: each plural to its type. A plural an entry
+/// names must be free (none of [`RESERVED_PLURALS`], no other type's) and a type takes one;
+/// a derived one that is not a route name, is reserved or is another type's gives that type
+/// no route (its `/api/documents/{uid}` stays), so a list that started before still starts.
 fn plural_routes(v: &Values) -> Result<BTreeMap<String, ContentType>> {
-    let mut routes = BTreeMap::new();
-    for (ct, plural) in content_type_entries(v)? {
+    const SETTING: &str = "SYNC_CONTENT_TYPES";
+    let entries = content_type_entries(v)?;
+    let mut routes: BTreeMap<String, ContentType> = BTreeMap::new();
+    for (ct, plural) in entries.iter().filter_map(|(ct, p)| Some((ct, p.as_ref()?))) {
         if RESERVED_PLURALS.contains(&plural.as_str()) {
             return Err(Error::invalid(
-                "SYNC_CONTENT_TYPES",
+                SETTING,
                 format!("{ct}: /api/{plural} is the node's own route; name another plural ({ct}=...)"),
             ));
         }
-        if let Some(other) = routes.get(&plural).filter(|other| **other != ct) {
+        if let Some(other) = routes.get(plural).filter(|other| *other != ct) {
             return Err(Error::invalid(
-                "SYNC_CONTENT_TYPES",
+                SETTING,
                 format!("{other} and {ct} both take /api/{plural}; name another plural for one of them"),
             ));
         }
-        routes.insert(plural, ct);
+        if let Some((taken, _)) = routes.iter().find(|(p, other)| *other == ct && *p != plural) {
+            return Err(Error::invalid(
+                SETTING,
+                format!("{ct} is given two plurals, {taken} and {plural}; give it one"),
+            ));
+        }
+        routes.insert(plural.clone(), ct.clone());
+    }
+    for ct in entries.iter().filter(|(_, p)| p.is_none()).map(|(ct, _)| ct) {
+        if routes.values().any(|named| named == ct) {
+            continue;
+        }
+        let plural = ct.default_plural();
+        let free = plural_name(SETTING, &plural).is_ok()
+            && !RESERVED_PLURALS.contains(&plural.as_str())
+            && !routes.contains_key(&plural);
+        if free {
+            routes.insert(plural, ct.clone());
+        }
     }
     Ok(routes)
 }
@@ -636,6 +653,16 @@ mod tests {
                 ],
             ),
             ("", vec![]),
+            // A derived plural that is reserved, or another type's, gives no route.
+            ("api::document.document", vec![]),
+            (
+                "api::article.article,api::post.post=articles",
+                vec![("articles", "api::post.post")],
+            ),
+            (
+                "api::article.article,api::article.article=posts",
+                vec![("posts", "api::article.article")],
+            ),
         ] {
             let s = load(Mode::Replica, &[SHIP, ("SYNC_CONTENT_TYPES", raw)]).unwrap();
             let routes = plural_routes(&s);
@@ -1086,13 +1113,18 @@ mod tests {
             ),
             (
                 "SYNC_CONTENT_TYPES",
-                "api::document.document",
+                "api::document.document=documents",
                 "SYNC_CONTENT_TYPES: api::document.document: /api/documents is the node's own route; name another plural (api::document.document=...)",
             ),
             (
                 "SYNC_CONTENT_TYPES",
                 "api::a.a=things,api::b.b=things",
                 "SYNC_CONTENT_TYPES: api::a.a and api::b.b both take /api/things; name another plural for one of them",
+            ),
+            (
+                "SYNC_CONTENT_TYPES",
+                "api::a.a=x,api::a.a=y",
+                "SYNC_CONTENT_TYPES: api::a.a is given two plurals, x and y; give it one",
             ),
             (
                 "KAFKA_TOPIC_SHIP_UPDATES",

@@ -106,11 +106,11 @@ pub(crate) static OPS: &[Op] = &[
     op!(PUT "/api/documents/{content_type}/{document_id}", Both, Admin, "updateDocument", "documents", "Set fields of a document", documents::update::<ByUid>, spec::update_document),
     op!(DELETE "/api/documents/{content_type}/{document_id}", Both, Admin, "deleteDocument", "documents", "Delete a document", documents::delete::<ByUid>, spec::delete_document),
     // Strapi's routes of the types SYNC_CONTENT_TYPES names, last: every path above wins.
-    op!(GET "/api/{plural}", Both, Read, "list", "documents", "Documents of this content type (its Strapi route)", documents::list::<ByPlural>, spec::plural_list),
-    op!(POST "/api/{plural}", Both, Admin, "create", "documents", "Create a document of this content type (its Strapi route)", documents::create::<ByPlural>, spec::plural_create),
-    op!(GET "/api/{plural}/{document_id}", Both, Read, "get", "documents", "One document of this content type (its Strapi route)", documents::get::<ByPlural>, spec::plural_get),
-    op!(PUT "/api/{plural}/{document_id}", Both, Admin, "update", "documents", "Set fields of a document of this content type (its Strapi route)", documents::update::<ByPlural>, spec::plural_update),
-    op!(DELETE "/api/{plural}/{document_id}", Both, Admin, "delete", "documents", "Delete a document of this content type (its Strapi route)", documents::delete::<ByPlural>, spec::plural_delete),
+    op!(GET "/api/{plural}", Both, Read, "strapiList", "documents", "Documents of this content type (its Strapi route)", documents::list::<ByPlural>, spec::plural_list),
+    op!(POST "/api/{plural}", Both, Admin, "strapiCreate", "documents", "Create a document of this content type (its Strapi route)", documents::create::<ByPlural>, spec::plural_create),
+    op!(GET "/api/{plural}/{document_id}", Both, Read, "strapiGet", "documents", "One document of this content type (its Strapi route)", documents::get::<ByPlural>, spec::plural_get),
+    op!(PUT "/api/{plural}/{document_id}", Both, Admin, "strapiUpdate", "documents", "Set fields of a document of this content type (its Strapi route)", documents::update::<ByPlural>, spec::plural_update),
+    op!(DELETE "/api/{plural}/{document_id}", Both, Admin, "strapiDelete", "documents", "Delete a document of this content type (its Strapi route)", documents::delete::<ByPlural>, spec::plural_delete),
 ];
 
 /// The endpoints a node of `mode` serves.
@@ -143,38 +143,54 @@ pub(crate) fn openapi(mode: Mode, version: &str, plurals: &BTreeMap<String, Cont
     crate::openapi::document(mode, documented, version)
 }
 
-/// `crew-members` as `CrewMembers`: a plural in an operation id.
+/// `crew-members` as `CrewMembers`: a plural in an operation id. A `-` before a letter gives
+/// way to the letter in upper case; any other stays, so two plurals never give one id.
 fn camel(plural: &str) -> String {
-    plural
-        .split(['-', '_'])
-        .map(|word| {
-            let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect()
+    let mut out = String::with_capacity(plural.len());
+    let mut chars = plural.chars().peekable();
+    let mut upper = true;
+    while let Some(c) = chars.next() {
+        if c == '-' && chars.peek().is_some_and(char::is_ascii_lowercase) {
+            upper = true;
+            continue;
+        }
+        out.push(if upper { c.to_ascii_uppercase() } else { c });
+        upper = false;
+    }
+    out
 }
 
 /// Registers the routes a node of `mode` serves, each resource with its own token check
 /// (see [`crate::auth`]); any other method on a known path answers 405 with the allowed ones.
-pub(crate) fn configure(mode: Mode, tokens: Arc<Tokens>) -> impl FnOnce(&mut web::ServiceConfig) {
+pub(crate) fn configure(
+    mode: Mode,
+    tokens: Arc<Tokens>,
+    plurals: &BTreeMap<String, ContentType>,
+) -> impl FnOnce(&mut web::ServiceConfig) + use<> {
+    // A Strapi plural route matches only the plurals configured, and is not registered at
+    // all without one: any other /api/x stays a 404.
+    let plural_segment = format!(
+        "{{plural:(?:{})}}",
+        plurals.keys().cloned().collect::<Vec<_>>().join("|")
+    );
+    let any_plural = !plurals.is_empty();
     move |cfg| {
         let mut paths: Vec<&'static str> = Vec::new();
-        for op in served(mode) {
+        for op in served(mode).filter(|op| any_plural || !op.is_plural()) {
             if !paths.contains(&op.path) {
                 paths.push(op.path);
             }
         }
         for path in paths {
             let ops: Vec<&Op> = served(mode).filter(|op| op.path == path).collect();
+            let pattern = path.replace(PLURAL, &plural_segment);
             let allow = ops
                 .iter()
                 .map(|op| op.method.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut access = ResourceAccess::default();
-            let mut resource = web::resource(path);
+            let mut resource = web::resource(pattern);
             for op in &ops {
                 access.add(op.method.clone(), op.access);
                 resource = resource.route((op.route)().method(op.method.clone()));
@@ -309,7 +325,7 @@ mod tests {
         }
         let replica = openapi(Mode::Replica, "0.1.0", &plurals(&["crew-members"]));
         let get = &replica["paths"]["/api/crew-members/{document_id}"]["get"];
-        assert_eq!(get["operationId"], "getCrewMembers");
+        assert_eq!(get["operationId"], "strapiGetCrewMembers");
         assert_eq!(get["parameters"].as_array().unwrap().len(), 1);
         assert!(replica["paths"].get("/api/{plural}").is_none());
         let master = openapi(Mode::Master, "0.1.0", &BTreeMap::new());

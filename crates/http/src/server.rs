@@ -127,7 +127,11 @@ pub(crate) fn app_config(state: AppState) -> impl Fn(&mut web::ServiceConfig) + 
             .app_data(json)
             .app_data(path)
             .app_data(query)
-            .configure(routes::configure(state.info.mode, Arc::clone(&state.tokens)));
+            .configure(routes::configure(
+                state.info.mode,
+                Arc::clone(&state.tokens),
+                &state.info.plurals,
+            ));
     }
 }
 

@@ -296,6 +296,15 @@ async fn a_strapi_plural_route_serves_what_the_documents_route_serves() {
         // A plural no type is served at, or a type's uid in its place, is no route; the
         // node's own routes keep their paths; a write still needs the admin token.
         assert_error(&api.get("/api/articles").await, 404, "not_found");
+        // Only the configured plurals are routes: any other path is no route, for anyone.
+        let anonymous = api.send("GET", "/api/articles/x", vec![], None).await;
+        assert_eq!(anonymous.status, 404);
+        if mode == Mode::Master {
+            let push = api
+                .call("POST", "/api/offline-sync/push", None, "application/json")
+                .await;
+            assert_error(&push, 404, "not_found");
+        }
         assert_error(&api.get(&format!("/api/{CT}")).await, 404, "not_found");
         assert_eq!(api.get("/api/offline-sync/status").await.status, 200);
         let anonymous = api

@@ -141,37 +141,82 @@ impl ContentType {
     }
 }
 
-/// Words whose plural is not made by a rule, and words that have none.
+/// Words whose plural is not made by a rule, and words that have none: the common ones of
+/// the `pluralize` library Strapi's generator uses.
 const IRREGULAR: &[(&str, &str)] = &[
     ("person", "people"),
-    ("man", "men"),
-    ("woman", "women"),
     ("child", "children"),
     ("foot", "feet"),
     ("tooth", "teeth"),
     ("mouse", "mice"),
     ("goose", "geese"),
     ("ox", "oxen"),
-    ("equipment", "equipment"),
-    ("information", "information"),
-    ("news", "news"),
-    ("series", "series"),
-    ("species", "species"),
-    ("sheep", "sheep"),
-    ("fish", "fish"),
-    ("deer", "deer"),
+    ("human", "humans"),
+    ("quiz", "quizzes"),
+    ("index", "indices"),
+    ("matrix", "matrices"),
+    ("vertex", "vertices"),
+    ("appendix", "appendices"),
+    ("criterion", "criteria"),
+    ("hero", "heroes"),
+    ("potato", "potatoes"),
+    ("tomato", "tomatoes"),
+    ("echo", "echoes"),
+    ("radius", "radii"),
+    ("focus", "foci"),
+    ("fungus", "fungi"),
+    ("cactus", "cacti"),
+    ("virus", "viri"),
+];
+
+/// Words with no plural of their own.
+const UNCOUNTABLE: &[&str] = &[
+    "equipment",
+    "information",
+    "news",
+    "series",
+    "species",
+    "sheep",
+    "fish",
+    "deer",
+    "media",
+    "staff",
+    "personnel",
+    "aircraft",
+    "software",
+    "hardware",
+    "audio",
+    "feedback",
+    "furniture",
+    "data",
 ];
 
 /// `word` (lower case) made plural.
 fn plural_of(word: &str) -> String {
+    if UNCOUNTABLE.contains(&word) {
+        return word.to_owned();
+    }
     if let Some((_, plural)) = IRREGULAR.iter().find(|(one, _)| *one == word) {
         return (*plural).to_owned();
     }
-    let consonant_y =
-        word.len() > 1 && word.ends_with('y') && !word[..word.len() - 1].ends_with(['a', 'e', 'i', 'o', 'u']);
-    if consonant_y {
-        format!("{}ies", &word[..word.len() - 1])
-    } else if ["s", "x", "z", "ch", "sh"].iter().any(|end| word.ends_with(end)) {
+    let stem = |n: usize| &word[..word.len() - n];
+    let vowel = |c: char| "aeiou".contains(c);
+    let before = |n: usize| word[..word.len() - n].chars().last();
+    if word.ends_with("person") {
+        format!("{}ople", stem(4))
+    } else if word.ends_with("man") {
+        format!("{}men", stem(3))
+    } else if word.ends_with("sis") {
+        format!("{}ses", stem(3))
+    } else if word.ends_with("fe") && !word.ends_with("ffe") {
+        format!("{}ves", stem(2))
+    } else if word.ends_with("lf") || word.ends_with("rf") {
+        format!("{}ves", stem(1))
+    } else if word.ends_with('y') && before(1).is_some_and(|c| !vowel(c)) {
+        format!("{}ies", stem(1))
+    } else if ["s", "x", "z", "ch", "sh"].iter().any(|end| word.ends_with(end))
+        && !(word.ends_with("us") && before(2).is_some_and(|c| "aou".contains(c)))
+    {
         format!("{word}es")
     } else {
         format!("{word}s")
@@ -275,6 +320,23 @@ mod tests {
             ("api::status.status", "statuses"),
             ("api::watch.watch", "watches"),
             ("api::person.person", "people"),
+            ("api::salesperson.salesperson", "salespeople"),
+            ("api::crewman.crewman", "crewmen"),
+            ("api::man.man", "men"),
+            ("api::woman.woman", "women"),
+            ("api::human.human", "humans"),
+            ("api::analysis.analysis", "analyses"),
+            ("api::shelf.shelf", "shelves"),
+            ("api::knife.knife", "knives"),
+            ("api::roof.roof", "roofs"),
+            ("api::hero.hero", "heroes"),
+            ("api::photo.photo", "photos"),
+            ("api::index.index", "indices"),
+            ("api::quiz.quiz", "quizzes"),
+            ("api::bus.bus", "buses"),
+            ("api::day.day", "days"),
+            ("api::media.media", "media"),
+            ("api::staff.staff", "staff"),
             ("api::equipment.equipment", "equipment"),
             ("api::work-order.work-order", "work-orders"),
             ("api::spare_part.spare_part", "spare_parts"),
