@@ -418,6 +418,7 @@ async fn a_forged_answer_on_the_snapshot_topic_is_refused(db: Setup) {
             deleted: false,
             version: 1,
             updated_at_ms: 0,
+            created_at_ms: 0,
         }],
         next: None,
         last_seq: None,

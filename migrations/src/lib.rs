@@ -115,6 +115,7 @@ mod m20261204_000001_outbox_resent;
 mod m20261206_000001_ships_session;
 mod m20261207_000001_publish_position;
 mod m20261207_000002_documents_in_place;
+mod m20261207_000003_documents_created_at;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -135,6 +136,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_ships_session::Migration),
             Box::new(m20261207_000001_publish_position::Migration),
             Box::new(m20261207_000002_documents_in_place::Migration),
+            Box::new(m20261207_000003_documents_created_at::Migration),
         ]
     }
 }
@@ -165,6 +167,7 @@ mod tests {
                 "m20261206_000001_ships_session",
                 "m20261207_000001_publish_position",
                 "m20261207_000002_documents_in_place",
+                "m20261207_000003_documents_created_at",
             ]
         );
     }

@@ -305,8 +305,11 @@ impl Node {
         let a = self.call("GET", &format!("/api/documents/{ARTICLE}?pageSize=100"), None);
         assert_eq!(a.status, 200, "{}", a.body);
         let mut docs = a.json()["data"].as_array().unwrap().clone();
+        // Each node keeps its own times of a document's writes.
         for d in &mut docs {
-            d.as_object_mut().unwrap().remove("updatedAt");
+            let d = d.as_object_mut().unwrap();
+            d.remove("updatedAt");
+            d.remove("createdAt");
         }
         docs
     }
@@ -385,7 +388,7 @@ impl Node {
             for mut d in data {
                 let id = d["documentId"].as_str().unwrap().to_owned();
                 let fields = d.as_object_mut().unwrap();
-                for k in ["documentId", "version", "updatedAt"] {
+                for k in ["documentId", "version", "createdAt", "updatedAt"] {
                     fields.remove(k);
                 }
                 out.insert(id, d);

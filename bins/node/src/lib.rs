@@ -373,6 +373,25 @@ async fn lock_lost(lock: Option<&MasterLock>) -> String {
 /// is retried (readiness says 503 meanwhile); a SQLite file that cannot be opened is a
 /// start-up failure.
 async fn connect(s: &Settings) -> Result<SeaStorage, String> {
+    let db = open(s).await?;
+    let changed = db.index_fields(&s.indexed_fields).await.map_err(|e| {
+        format!(
+            "SYNC_INDEXES: database {}: {}",
+            s.database.display,
+            error_chain(&e)
+        )
+    })?;
+    for index in &changed.created {
+        tracing::info!(index, "field index created (SYNC_INDEXES)");
+    }
+    for index in &changed.dropped {
+        tracing::info!(index, "field index dropped: its field left SYNC_INDEXES");
+    }
+    Ok(db)
+}
+
+/// Opens the database of `s` and applies the migrations.
+async fn open(s: &Settings) -> Result<SeaStorage, String> {
     let url = s.database.url.expose();
     if s.database.client == DatabaseClient::Sqlite {
         create_parent_dir(url)?;

@@ -17,6 +17,7 @@
 mod bandwidth;
 mod chart;
 mod fanout;
+mod filter;
 mod fleet;
 mod floor;
 mod footprint;
@@ -66,6 +67,7 @@ const SCENARIOS: &[(&str, &str, Scenario)] = scenarios! {
     bandwidth: "bytes on the wire per change, by compression and batch",
     fleet: "many ships in one process writing at once: master throughput and the worst lag",
     footprint: "replica memory idle and while draining; binary size",
+    filter: "Strapi filters over many documents: a full scan against a field index",
 };
 
 fn usage() -> String {

@@ -345,6 +345,12 @@ pub const SETTINGS: &[SettingDoc] = &[
         "SQLite file; <node> is master or the ship id, so nodes in one directory never share it",
     ),
     doc(
+        "SYNC_INDEXES",
+        "(none)",
+        "both",
+        "comma-separated document fields (A-Z a-z 0-9 _) to index: an $eq or $in filter on one reads only the matching documents; each index costs every write a little",
+    ),
+    doc(
         "HOST",
         "0.0.0.0",
         "both",

@@ -62,6 +62,8 @@ pub struct Settings {
     pub replica: Option<ReplicaConfig>,
     /// The database.
     pub database: DatabaseSettings,
+    /// Fields a filter finds through an index (`SYNC_INDEXES`), for every content type.
+    pub indexed_fields: BTreeSet<String>,
     /// The HTTP API.
     pub http: HttpSettings,
     /// The master's HTTP API, where a replica fetches the master's state in a resync
@@ -216,6 +218,7 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
     });
     let node = ship_id.as_ref().map_or("master", ShipId::as_str);
     let database = database(node, v)?;
+    let indexed_fields = indexed_fields(v)?;
     let http = http(v)?;
     let master_api = match mode {
         Mode::Master => None,
@@ -228,9 +231,37 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         master,
         replica,
         database,
+        indexed_fields,
         http,
         master_api,
     })
+}
+
+/// Most characters of an indexed field (an index's name holds it).
+const MAX_INDEXED_FIELD: usize = 40;
+
+/// `SYNC_INDEXES`: comma-separated field names, blanks ignored.
+fn indexed_fields(v: &Values) -> Result<BTreeSet<String>> {
+    const SETTING: &str = "SYNC_INDEXES";
+    let Some(raw) = v.get(SETTING) else {
+        return Ok(BTreeSet::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|field| {
+            let valid = field.len() <= MAX_INDEXED_FIELD
+                && field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if valid {
+                Ok(field.to_owned())
+            } else {
+                Err(Error::invalid(
+                    SETTING,
+                    format!("{field:?} cannot be indexed; use 1 to {MAX_INDEXED_FIELD} of A-Z a-z 0-9 _"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// `SYNC_MASTER_URL` and `SYNC_MASTER_TOKEN`.

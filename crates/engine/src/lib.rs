@@ -37,7 +37,7 @@ pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
-    AuditEntry, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource, KeyStatus,
-    NewAuditEntry, OutboxEntry, OutboxState, Page, PeerKey, Published, ResyncPhase, ResyncState, ShipRecord,
-    ShipSeq, StoredDoc,
+    AuditEntry, Case, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery, Filter,
+    KeySource, KeyStatus, Member, NewAuditEntry, OutboxEntry, OutboxState, Page, PeerKey, Published,
+    ResyncPhase, ResyncState, ShipRecord, ShipSeq, SortKey, StoredDoc, Test, TextTest,
 };

@@ -12,7 +12,8 @@ use offline_sync_model::{
     ContentType, Csn, DocumentId, Fields, Hlc, HlcClock, LocalWrite, MASTER_SIGNER, RetrySchedule, ShipId,
 };
 use offline_sync_storage::{
-    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, NewAuditEntry, Page, Storage, StoredDoc,
+    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery, NewAuditEntry, Page, Storage,
+    StoredDoc,
 };
 use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
@@ -292,6 +293,15 @@ impl Core {
         self.check(write.target().0, fields)?;
         let hlc = self.tick();
         let now = self.now();
+        // A document's first write is this one; any other keeps the time of its first.
+        let created_at_ms = match &write {
+            LocalWrite::Create { .. } => now,
+            _ => {
+                let (ct, id) = write.target();
+                let stored = self.storage.document(ct, id).await?;
+                stored.map_or(now, |d| d.created_at_ms)
+            }
+        };
         let _w = self.writer.lock().await;
         let (doc, queued) = match &self.role {
             Role::Master => {
@@ -306,6 +316,7 @@ impl Core {
                     deleted: doc.deleted,
                     version: doc.version,
                     updated_at_ms: now,
+                    created_at_ms,
                 };
                 (view, commit.is_some())
             }
@@ -325,6 +336,7 @@ impl Core {
                     deleted: doc.deleted,
                     version: doc.base_version,
                     updated_at_ms: now,
+                    created_at_ms,
                 };
                 (view, written.seq.is_some())
             }
@@ -401,8 +413,20 @@ impl Core {
     /// Live documents of a type, and their total count. Errors: `NotSynced` for a type
     /// outside `SYNC_CONTENT_TYPES`.
     pub async fn list(&self, ct: &ContentType, page: Page) -> Result<(Vec<StoredDoc>, u64)> {
+        self.find(ct, &DocumentQuery::default(), page).await
+    }
+
+    /// Live documents of a type that `query` shows, in its order (evaluated by the
+    /// database), and how many there are in all. Errors: `NotSynced` for a type outside
+    /// `SYNC_CONTENT_TYPES`.
+    pub async fn find(
+        &self,
+        ct: &ContentType,
+        query: &DocumentQuery,
+        page: Page,
+    ) -> Result<(Vec<StoredDoc>, u64)> {
         self.check(ct, None)?;
-        Ok(self.storage.documents(Some(ct), page).await?)
+        Ok(self.storage.find_documents(ct, query, page).await?)
     }
 
     /// Appends an admin action to the audit log.

@@ -272,6 +272,7 @@ impl Doc {
             deleted: self.deleted,
             version: self.version,
             updated_at_ms: 0,
+            created_at_ms: 0,
         })
     }
 }
@@ -347,6 +348,7 @@ mod tests {
                 deleted: i % 7 == 0,
                 version: i as u64 + 1,
                 updated_at_ms: 0,
+                created_at_ms: 0,
             })
             .collect();
         Snapshot {

@@ -85,12 +85,13 @@ impl DocumentBody {
     }
 }
 
-/// A document as the content API shows it: its fields plus `documentId`, `version` and
-/// `updatedAt`.
+/// A document as the content API shows it: its fields plus `documentId`, `version`,
+/// `createdAt` and `updatedAt`.
 pub(crate) fn document(doc: StoredDoc) -> Value {
     let mut out = doc.fields;
     out.insert("documentId".into(), json!(doc.id.to_string()));
     out.insert("version".into(), json!(doc.version));
+    out.insert("createdAt".into(), json!(timestamp(doc.created_at_ms)));
     out.insert("updatedAt".into(), json!(timestamp(doc.updated_at_ms)));
     Value::Object(out)
 }
@@ -123,17 +124,6 @@ pub(crate) struct PageQuery {
     #[serde(rename = "contentType")]
     pub(crate) content_type: Option<String>,
 }
-
-/// The query parameters a document listing takes.
-pub(crate) const DOCUMENT_LIST_PARAMS: &[&str] = &[
-    "page",
-    "pageSize",
-    "pagination[page]",
-    "pagination[pageSize]",
-    "pagination[start]",
-    "pagination[limit]",
-    "pagination[withCount]",
-];
 
 /// Refuses a query holding a parameter not in `accepted`, naming it: a filter, sort or field
 /// selection a route does not apply must never pass for one that matched everything.

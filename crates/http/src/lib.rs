@@ -18,6 +18,7 @@ mod dto;
 mod error;
 mod metrics;
 mod openapi;
+mod query;
 mod routes;
 mod server;
 mod state;

@@ -138,6 +138,35 @@ fn pagination_param() -> Value {
            "schema": {"anyOf": [by_page, by_offset]}})
 }
 
+/// What a document listing says of Strapi's `filters`, which nest deeper than OpenAPI's
+/// `deepObject` parameters can describe.
+fn filters_description() -> String {
+    format!(
+        "Takes Strapi 5's filters: filters[field][operator]=value (filters[field]=value for $eq), nested in \
+         $and, $or and $not (filters[$or][0][n][$lt]=5&filters[$or][1][title][$eq]=x), a member of an object \
+         field as filters[field][member][operator], and documentId, createdAt, updatedAt and version. \
+         Operators: {}. Any other operator, and any parameter not described here, is refused with 400 naming it.",
+        crate::query::OPERATORS.join(" ")
+    )
+}
+
+/// Strapi's `sort` and `fields` of a document listing.
+fn strapi_list_params() -> Vec<Value> {
+    vec![
+        json!({"name": "sort", "in": "query", "required": false,
+               "description": "Sort keys, most significant first: field, field:asc or field:desc, comma-separated or as sort[0], sort[1]; ties go by documentId",
+               "schema": {"type": "string", "pattern": "^[^\\x00]*$"}}),
+        fields_param(),
+    ]
+}
+
+/// Strapi's `fields`: the members shown besides `documentId`.
+fn fields_param() -> Value {
+    json!({"name": "fields", "in": "query", "required": false,
+           "description": "Members shown besides documentId, comma-separated or as fields[0], fields[1]; * for all",
+           "schema": {"type": "string", "pattern": "^[^\\x00]*$"}})
+}
+
 fn status_param(values: &[&str], description: &str) -> Value {
     json!({"name": "status", "in": "query", "required": false, "description": description,
            "schema": {"type": "string", "enum": values}})
@@ -466,9 +495,10 @@ pub(crate) mod spec {
 
     fn list(mut params: Vec<Value>) -> Value {
         params.extend(page_params());
-        json!({"parameters": params, "responses": {
+        params.extend(strapi_list_params());
+        json!({"description": filters_description(), "parameters": params, "responses": {
             "200": ok("Live documents of the type", list_of("Document")),
-            "400": error_response("Bad content type or page"),
+            "400": error_response("Bad content type, page, filter, sort or fields; an unsupported parameter or operator, named"),
             "404": error_response("Content type not synced by this node"),
         }})
     }
@@ -488,7 +518,7 @@ pub(crate) mod spec {
     }
 
     fn get(mut params: Vec<Value>) -> Value {
-        params.push(document_id_param());
+        params.extend([document_id_param(), fields_param()]);
         json!({"parameters": params, "responses": {
             "200": ok("The document", data_of(reference("Document"))),
             "400": error_response("Bad content type or id"),
@@ -558,8 +588,9 @@ fn schemas() -> Value {
              "description": "By offset; total unless pagination[withCount]=false",
              "properties": {"start": int, "limit": int, "total": int}},
         ]},
-        "Document": {"type": "object", "required": ["documentId", "version", "updatedAt"],
-            "properties": {"documentId": string, "version": int, "updatedAt": string},
+        "Document": {"type": "object", "required": ["documentId"],
+            "description": "A document's fields with documentId, version, createdAt and updatedAt; a fields parameter keeps documentId and the members it names",
+            "properties": {"documentId": string, "version": int, "createdAt": string, "updatedAt": string},
             "additionalProperties": true},
         "Conflict": {"type": "object",
             "required": ["id", "contentType", "documentId", "shipId", "conflictType", "fields", "shipData",

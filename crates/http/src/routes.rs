@@ -326,7 +326,13 @@ mod tests {
         let replica = openapi(Mode::Replica, "0.1.0", &plurals(&["crew-members"]));
         let get = &replica["paths"]["/api/crew-members/{document_id}"]["get"];
         assert_eq!(get["operationId"], "strapiGetCrewMembers");
-        assert_eq!(get["parameters"].as_array().unwrap().len(), 1);
+        let params: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(params, ["document_id", "fields"]);
         assert!(replica["paths"].get("/api/{plural}").is_none());
         let master = openapi(Mode::Master, "0.1.0", &BTreeMap::new());
         assert!(

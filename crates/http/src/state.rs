@@ -154,7 +154,7 @@ impl AppState {
         query: &PageQuery,
         engine: fn(&Self) -> Result<E>,
         rows: impl FnOnce(E, Page) -> F,
-        show: fn(R) -> serde_json::Value,
+        show: impl Fn(R) -> serde_json::Value,
     ) -> Result<HttpResponse>
     where
         R: Send + 'static,

@@ -20,6 +20,8 @@ pub(crate) mod documents {
         pub version: i64,
         pub meta: String,
         pub updated_at_ms: i64,
+        /// When the row was first written (its insert leaves it be ever after).
+        pub created_at_ms: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ pub mod conformance;
 mod delegate;
 mod entity;
 mod error;
+mod query;
 mod sea;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -25,7 +26,8 @@ use offline_sync_model::{
 };
 
 pub use error::{Cause, Error, Result};
-pub use sea::{MasterLock, SeaStorage};
+pub use query::{Case, DocumentQuery, Filter, Member, SortKey, Test, TextTest};
+pub use sea::{FieldIndexes, MasterLock, SeaStorage};
 pub use types::{
     AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource,
     KeyStatus, LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry,
@@ -73,6 +75,15 @@ pub trait CommonStorage: Send + Sync + std::fmt::Debug {
     /// Live documents, ordered by content type then id; with `ct`, of that type only. Returns
     /// the page and the total count. Read-only; no other errors.
     async fn documents(&self, ct: Option<&ContentType>, page: Page) -> Result<(Vec<StoredDoc>, u64)>;
+
+    /// Live documents of `ct` that `query` shows, in its order: the page and how many there
+    /// are in all. Evaluated by the database. Read-only; no other errors.
+    async fn find_documents(
+        &self,
+        ct: &ContentType,
+        query: &DocumentQuery,
+        page: Page,
+    ) -> Result<(Vec<StoredDoc>, u64)>;
 
     /// The stored next offset of a topic partition, if any record of it was processed.
     /// Read-only; no other errors.

@@ -2,6 +2,7 @@
 
 mod common;
 mod master;
+mod query;
 mod replica;
 mod resync;
 mod trust;
@@ -19,6 +20,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 
 use crate::delegate::delegate;
 use crate::error::{Error, Result};
+use crate::query::DocumentQuery;
 use crate::types::{
     AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
     MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey,
@@ -71,6 +73,70 @@ impl SeaStorage {
         }
         Migrator::up(&db, None).await?;
         Ok(Self { db })
+    }
+
+    /// Keeps an index over each field of `fields` (for every content type) and none over any
+    /// other: an equality or `$in` filter on an indexed field reads the matching rows only,
+    /// where any other filter reads every row of its type. Creates what is missing and drops
+    /// what is no longer asked for, returning the names of both. Every index makes each
+    /// write of a document update it too (on PostgreSQL an update then no longer rewrites
+    /// the row in place). Errors: `Invalid` for a field that is not 1 to 40 of `A-Z a-z 0-9
+    /// _`. Safe to repeat.
+    pub async fn index_fields(&self, fields: &std::collections::BTreeSet<String>) -> Result<FieldIndexes> {
+        let backend = self.db.get_database_backend();
+        let wanted: BTreeMap<String, &String> = fields
+            .iter()
+            .map(|f| query::field_index_name(f).map(|name| (name, f)))
+            .collect::<Result<_>>()?;
+        let existing = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_string(
+                backend,
+                query::FIELD_INDEXES[usize::from(backend == DbBackend::Postgres)],
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", "name"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut changed = FieldIndexes::default();
+        for name in existing.iter().filter(|n| !wanted.contains_key(*n)) {
+            self.db
+                .execute_unprepared(&format!("DROP INDEX IF EXISTS \"{name}\""))
+                .await?;
+            changed.dropped.push(name.clone());
+        }
+        for (name, field) in wanted.iter().filter(|(n, _)| !existing.contains(n)) {
+            self.db
+                .execute_unprepared(&query::field_index(backend, name, field))
+                .await?;
+            changed.created.push(name.clone());
+        }
+        Ok(changed)
+    }
+
+    /// How the database would read a page of [`CommonStorage::find_documents`]: its plan,
+    /// one line a step (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`), which names
+    /// any index it uses. Read-only.
+    pub async fn explain_find(&self, ct: &ContentType, query: &DocumentQuery) -> Result<String> {
+        let backend = self.db.get_database_backend();
+        let find = query::rows(backend, ct, query, 0, 25);
+        let (prefix, column) = match backend {
+            DbBackend::Postgres => ("EXPLAIN ", "QUERY PLAN"),
+            _ => ("EXPLAIN QUERY PLAN ", "detail"),
+        };
+        let explain = sea_orm::Statement::from_sql_and_values(
+            backend,
+            format!("{prefix}{}", find.sql),
+            find.values.map(|v| v.0).unwrap_or_default(),
+        );
+        let lines = self
+            .db
+            .query_all_raw(explain)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String>("", column))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(lines.join("\n"))
     }
 
     /// The URL of a SQLite file, created when missing.
@@ -141,6 +207,15 @@ async fn finish<T>(txn: sea_orm::DatabaseTransaction, result: Result<T>) -> Resu
 /// The PostgreSQL advisory lock key of the master: "offsync1" in ASCII.
 const MASTER_LOCK_KEY: i64 = 0x6f66_6673_796e_6331;
 
+/// The indexes [`SeaStorage::index_fields`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldIndexes {
+    /// Made.
+    pub created: Vec<String>,
+    /// Dropped.
+    pub dropped: Vec<String>,
+}
+
 /// Held by the one master of a database (see [`SeaStorage::try_master_lock`]); dropping it
 /// lets a standby take over.
 pub struct MasterLock {
@@ -205,6 +280,8 @@ delegate! {
     }
     db fn document(ct: &ContentType, id: DocumentId) -> Option<StoredDoc> => common::doc;
     db fn documents(ct: Option<&ContentType>, page: Page) -> (Vec<StoredDoc>, u64) => common::documents;
+    db fn find_documents(ct: &ContentType, query: &DocumentQuery, page: Page) -> (Vec<StoredDoc>, u64)
+        => common::find_documents;
     db fn offset(topic: &str, partition: u32) -> Option<i64> => common::offset;
     db fn dead_letters(status: Option<DeadLetterStatus>, page: Page) -> (Vec<DeadLetter>, u64)
         => common::dead_letters;

@@ -69,8 +69,10 @@ pub struct StoredDoc {
     pub deleted: bool,
     /// On the master the CSN of its last change; on a replica the base version.
     pub version: Csn,
-    /// Last written at (milliseconds, local clock; shown only).
+    /// Last written at (milliseconds, local clock).
     pub updated_at_ms: u64,
+    /// First written on this node at (milliseconds, local clock).
+    pub created_at_ms: u64,
 }
 
 /// The result of a local write on a replica.

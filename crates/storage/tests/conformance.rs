@@ -236,3 +236,115 @@ async fn a_connection_lost_while_committing_leaves_the_outcome_unknown() {
         other => panic!("a write whose COMMIT was cut must be of unknown outcome, got {other:?}"),
     }
 }
+
+/// `n` of each article a field index test writes: 1 in 100 is 5, as a number or a string.
+fn indexed_articles() -> Vec<serde_json::Value> {
+    (0..1_000)
+        .map(|i| match i % 200 {
+            0 => json!({"n": 5, "shipId": "a"}),
+            100 => json!({"n": "5", "shipId": "b"}),
+            _ => json!({"n": 1_000 + i, "shipId": "c"}),
+        })
+        .collect()
+}
+
+/// Field indexes are made and dropped as asked, an equality filter on the field reads
+/// through its index, and it answers as the same filter without one.
+async fn field_indexes_are_kept_as_asked_and_read_by_equality(url: &str) {
+    use offline_sync_storage::{DocumentQuery, Filter, Member, Page, Test};
+    use sea_orm::ConnectionTrait;
+    use std::collections::BTreeSet;
+
+    let s = SeaStorage::connect(url).await.unwrap();
+    let ct = ContentType::new("api::article.article").unwrap();
+    let ship = ShipId::new("ship-1").unwrap();
+    for fields in indexed_articles() {
+        let write = LocalWrite::Create {
+            content_type: ct.clone(),
+            id: DocumentId::new_v7(),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+        };
+        s.local_write(&ship, &write, Hlc::default(), 1).await.unwrap();
+    }
+    let raw = sea_orm::Database::connect(url).await.unwrap();
+    raw.execute_unprepared("ANALYZE").await.unwrap();
+    let query = DocumentQuery {
+        filter: Some(Filter::Test(
+            Member::Field(vec!["n".into()]),
+            Test::Eq("5".into()),
+        )),
+        sort: Vec::new(),
+    };
+    let before = s.find_documents(&ct, &query, Page::all()).await.unwrap();
+    assert_eq!(before.1, 10);
+    let plan = s.explain_find(&ct, &query).await.unwrap();
+    assert!(!plan.contains("documents_by_field_"), "{plan}");
+
+    let wanted: BTreeSet<String> = ["n".to_owned(), "shipId".to_owned()].into();
+    let made = s.index_fields(&wanted).await.unwrap();
+    assert_eq!(made.created.len(), 2, "{made:?}");
+    assert!(
+        made.created.contains(&"documents_by_field_n".to_owned()),
+        "{made:?}"
+    );
+    assert_eq!(
+        s.index_fields(&wanted).await.unwrap(),
+        Default::default(),
+        "repeated"
+    );
+    raw.execute_unprepared("ANALYZE").await.unwrap();
+    let plan = s.explain_find(&ct, &query).await.unwrap();
+    assert!(
+        plan.contains("documents_by_field_n"),
+        "the filter must read the index:\n{plan}"
+    );
+    assert_eq!(s.find_documents(&ct, &query, Page::all()).await.unwrap(), before);
+    let any = DocumentQuery {
+        filter: Some(Filter::Test(
+            Member::Field(vec!["n".into()]),
+            Test::In(vec!["5".into(), "1001".into()]),
+        )),
+        sort: Vec::new(),
+    };
+    let plan = s.explain_find(&ct, &any).await.unwrap();
+    assert!(
+        plan.contains("documents_by_field_n"),
+        "$in must read the index:\n{plan}"
+    );
+    assert_eq!(s.find_documents(&ct, &any, Page::all()).await.unwrap().1, 11);
+
+    let only_n: BTreeSet<String> = ["n".to_owned()].into();
+    let changed = s.index_fields(&only_n).await.unwrap();
+    assert!(changed.created.is_empty(), "{changed:?}");
+    assert_eq!(changed.dropped.len(), 1, "{changed:?}");
+    assert!(
+        changed.dropped[0].starts_with("documents_by_field_shipid_"),
+        "{changed:?}"
+    );
+    let refused = s.index_fields(&["a.b".to_owned()].into()).await;
+    assert!(matches!(refused, Err(Error::Invalid { .. })), "{refused:?}");
+    s.index_fields(&BTreeSet::new()).await.unwrap();
+    assert!(
+        !s.explain_find(&ct, &query)
+            .await
+            .unwrap()
+            .contains("documents_by_field_")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_field_indexes_are_kept_as_asked_and_read_by_equality() {
+    let dir = tempfile::tempdir().unwrap();
+    field_indexes_are_kept_as_asked_and_read_by_equality(&SeaStorage::sqlite_url(
+        &dir.path().join("node.db"),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_field_indexes_are_kept_as_asked_and_read_by_equality() {
+    let url = offline_sync_storage::testing::fresh_postgres("field_indexes")
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 is required");
+    field_indexes_are_kept_as_asked_and_read_by_equality(&url).await;
+}

@@ -9,6 +9,7 @@ use offline_sync_model::{ContentType, Csn, DocumentId};
 
 use crate::dto::{self, DocumentBody, PageQuery};
 use crate::error::{ApiError, Result};
+use crate::query::{self, Takes};
 use crate::state::{AppState, Node};
 
 /// The content type a request's path addresses, and where its documents are found.
@@ -77,12 +78,15 @@ pub(crate) async fn list<A: Addressing>(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    query: web::Query<PageQuery>,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse> {
-    dto::only_params(req.query_string(), dto::DOCUMENT_LIST_PARAMS)?;
+    let strapi = query::parse(req.query_string(), Takes::List)?;
     let ct = A::collection(&state, &path)?.ct;
-    let rows = move |node: Node, page| async move { node.list(&ct, page).await };
-    state.list(&query, AppState::node, rows, dto::document).await
+    let filter = strapi.query;
+    let rows = move |node: Node, page| async move { node.find(&ct, &filter, page).await };
+    let fields = strapi.fields;
+    let show = move |doc| query::select(dto::document(doc), fields.as_deref());
+    state.list(&page, AppState::node, rows, show).await
 }
 
 pub(crate) async fn create<A: Addressing>(
@@ -113,7 +117,7 @@ pub(crate) async fn get<A: Addressing>(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
-    dto::only_params(req.query_string(), &[])?;
+    let fields = query::parse(req.query_string(), Takes::One)?.fields;
     let ct = A::collection(&state, &path.0)?.ct;
     let id = document_id(&path.1)?;
     let node = state.node()?;
@@ -121,7 +125,8 @@ pub(crate) async fn get<A: Addressing>(
         .run(async move { node.get(&ct, id).await })
         .await?
         .ok_or_else(|| ApiError::not_found("no such document"))?;
-    Ok(HttpResponse::Ok().json(dto::data(dto::document(doc))))
+    let shown = query::select(dto::document(doc), fields.as_deref());
+    Ok(HttpResponse::Ok().json(dto::data(shown)))
 }
 
 pub(crate) async fn update<A: Addressing>(

@@ -16,6 +16,7 @@
 
 pub mod logs;
 pub mod master;
+pub mod queries;
 pub mod replica;
 
 use offline_sync_model::{
@@ -173,7 +174,9 @@ macro_rules! storage_conformance {
             logs::automatic_retries_are_due_counted_and_exhausted,
             logs::retention_prunes_dead_letters_by_when_they_were_handled,
             logs::keys_are_kept_once_and_the_audit_log_is_pruned_by_age,
-            logs::ping_answers
+            logs::ping_answers,
+            queries::every_filter_operator_selects_what_it_documents,
+            queries::sorts_order_by_type_then_value_then_id
         );
     };
     (@checks $backend:ident, $make:expr, $($area:ident::$check:ident),* $(,)?) => {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entity::{broadcasts, counters, dead_letters, documents, offsets, outbox};
 use crate::error::{Error, Result};
+use crate::query::DocumentQuery;
 use crate::types::{
     DeadLetter, DeadLetterCounts, DeadLetterStatus, NewDeadLetter, OutboxState, Page, StoredDoc, TopicOffset,
 };
@@ -383,6 +384,7 @@ fn stored(row: documents::Model) -> Result<StoredDoc> {
         deleted: row.deleted,
         version: to_u64(row.version),
         updated_at_ms: to_u64(row.updated_at_ms),
+        created_at_ms: to_u64(row.created_at_ms),
     })
 }
 
@@ -417,6 +419,26 @@ pub(super) async fn documents<C: ConnectionTrait>(
         .await?;
     let docs = rows.into_iter().map(stored).collect::<Result<_>>()?;
     Ok((docs, total))
+}
+
+pub(super) async fn find_documents<C: ConnectionTrait>(
+    c: &C,
+    ct: &ContentType,
+    query: &DocumentQuery,
+    page: Page,
+) -> Result<(Vec<StoredDoc>, u64)> {
+    let backend = c.get_database_backend();
+    let total = c
+        .query_one_raw(super::query::count(backend, ct, query))
+        .await?
+        .ok_or_else(|| Error::corrupt("a count of documents returned no row"))?
+        .try_get::<i64>("", "n")?;
+    let rows = documents::Entity::find()
+        .from_raw_sql(super::query::rows(backend, ct, query, page.offset, page.limit))
+        .all(c)
+        .await?;
+    let docs = rows.into_iter().map(stored).collect::<Result<_>>()?;
+    Ok((docs, to_u64(total)))
 }
 
 pub(super) async fn snapshot<C: ConnectionTrait>(
@@ -493,6 +515,7 @@ async fn upsert_many<C: ConnectionTrait>(c: &C, rows: Vec<documents::Model>) -> 
             version: Set(row.version),
             meta: Set(row.meta),
             updated_at_ms: Set(row.updated_at_ms),
+            created_at_ms: Set(row.created_at_ms),
         });
         documents::Entity::insert_many(chunk)
             .on_conflict(
@@ -522,6 +545,7 @@ fn doc_row(
         version: to_i64(version),
         meta,
         updated_at_ms: to_i64(now_ms),
+        created_at_ms: to_i64(now_ms),
     }
 }
 

@@ -14,10 +14,10 @@ use crate::delegate::delegate;
 use crate::error::{Error, Result};
 use crate::{
     AuditEntry, Broadcast, CommonStorage, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus,
-    LocalWritten, MasterApplied, MasterBatch, MasterStorage, NewAuditEntry, OutboxEntry, OutboxState,
-    OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ReplicaStorage,
-    ResyncFinished, ResyncPage, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq, Storage,
-    StoredDoc,
+    DocumentQuery, LocalWritten, MasterApplied, MasterBatch, MasterStorage, NewAuditEntry, OutboxEntry,
+    OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress,
+    ReplicaStorage, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq,
+    Storage, StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -150,6 +150,7 @@ delegate! {
     read fn ping() -> std::time::Duration;
     read fn document(ct: &ContentType, id: DocumentId) -> Option<StoredDoc>;
     read fn documents(ct: Option<&ContentType>, page: Page) -> (Vec<StoredDoc>, u64);
+    read fn find_documents(ct: &ContentType, query: &DocumentQuery, page: Page) -> (Vec<StoredDoc>, u64);
     read fn offset(topic: &str, partition: u32) -> Option<i64>;
     read fn dead_letters(status: Option<DeadLetterStatus>, page: Page) -> (Vec<DeadLetter>, u64);
     read fn dead_letter(id: u64) -> Option<DeadLetter>;
