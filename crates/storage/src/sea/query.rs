@@ -710,14 +710,13 @@ pub(crate) fn field_index_name(field: &str) -> crate::Result<String> {
     Ok(format!("documents_by_field_{lower}_{:08x}", hash as u32))
 }
 
-/// The statement that makes index `name` over `field`: by content type, then the field's
-/// value written exactly as a filter reads it ([`Sql::field`]).
+/// The statement that makes index `name` over `field`: by the field's value, written exactly
+/// as a filter reads it ([`Sql::field`]), then content type. The value comes first so that
+/// only a filter on the field reads the index: a listing without one keeps reading the
+/// type's rows in key order.
 pub(crate) fn field_index(backend: DbBackend, name: &str, field: &str) -> String {
     let mut sql = Sql::new(backend);
-    let _ = write!(
-        sql.text,
-        "CREATE INDEX IF NOT EXISTS \"{name}\" ON documents (content_type, "
-    );
+    let _ = write!(sql.text, "CREATE INDEX IF NOT EXISTS \"{name}\" ON documents (");
     if sql.pg() {
         sql.push("(");
     }
@@ -725,7 +724,7 @@ pub(crate) fn field_index(backend: DbBackend, name: &str, field: &str) -> String
     if sql.pg() {
         sql.push(")");
     }
-    sql.push(")");
+    sql.push(", content_type)");
     sql.text
 }
 
