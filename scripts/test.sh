@@ -4,7 +4,8 @@
 #      installs one with apt-get) and fails loudly when it cannot; installs tansu 0.6.0 into
 #      ~/.cargo/bin when it is not there yet (the Kafka tests start their own brokers); makes a
 #      Python venv with confluent-kafka and schemathesis; installs Debian's chromium and
-#      chromium-driver (the admin page tests);
+#      chromium-driver (the admin page tests) and @strapi/client from npm (the Strapi client
+#      test, with the machine's Node.js);
 #   2. cargo fmt --check, cargo clippy -D warnings, cargo deny, rustdoc with -D warnings;
 #   3. builds the master and replica binaries; every test with cargo nextest (the simulation
 #      with OFFLINE_SYNC_SIM_SEEDS seeds, 200 unless set), the doc tests, the quick start, and
@@ -113,6 +114,17 @@ ensure_chromium() {
   echo "$("$browser" --version 2>/dev/null | head -n 1); $("$driver" --version | head -n 1)"
 }
 
+ensure_strapi_client() {
+  step "Node.js and @strapi/client 1.6.2 from npm (the official Strapi client test)"
+  command -v node >/dev/null || die "Node.js (node) is required: the Strapi client test runs @strapi/client"
+  command -v npm >/dev/null || die "npm is required to install @strapi/client"
+  if [ ! -d tests/strapi-client/node_modules/@strapi/client ]; then
+    (cd tests/strapi-client && npm ci --no-audit --no-fund --loglevel=error) \
+      || die "could not install @strapi/client from npm"
+  fi
+  echo "node $(node --version); @strapi/client $(node -p "require('./tests/strapi-client/node_modules/@strapi/client/package.json').version")"
+}
+
 ensure_tool() {
   local cmd=$1 crate=$2
   if ! cargo "$cmd" --version >/dev/null 2>&1; then
@@ -126,6 +138,7 @@ ensure_tansu
 ensure_python_tools
 ensure_stunnel
 ensure_chromium
+ensure_strapi_client
 ensure_tool nextest cargo-nextest
 ensure_tool deny cargo-deny
 
@@ -173,7 +186,7 @@ step "benchmarks, smoke run (seconds; a real run: cargo run --release -p offline
 charts=$(mktemp -d)
 out=$(cargo run --quiet -p offline-sync-bench -- --smoke --charts "$charts" 2>&1) || { echo "$out"; die "the benchmark smoke run failed"; }
 echo "$out" | grep -c '^| ' | sed 's/^/table rows printed: /'
-for scenario in throughput fanout latency bandwidth fleet footprint; do
+for scenario in throughput fanout latency bandwidth fleet footprint filter; do
   echo "$out" | grep -q "^## $scenario:" || { echo "$out"; die "the benchmark printed no $scenario table"; }
 done
 for chart in throughput bandwidth; do

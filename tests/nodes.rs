@@ -183,6 +183,45 @@ fn a_fleet_of_binaries_syncs_and_resolves_a_conflict() {
     assert_eq!(onshore[0]["body"], "edited onshore");
 }
 
+/// The official Strapi client, `@strapi/client` 1.6.2 from npm (installed by
+/// `./scripts/test.sh` into `tests/strapi-client`), against a running master and replica:
+/// `tests/strapi-client/client.mjs` creates, reads, updates and deletes through
+/// `/api/articles`, asks filters that match and that match nothing, sorts, selects fields and
+/// pages both ways, each request answered alike at `/api/documents/api::article.article`; an
+/// unsupported operator and an unsupported parameter are 400s naming them.
+#[test]
+fn the_official_strapi_client_works_against_master_and_replica() {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/strapi-client");
+    assert!(
+        client.join("node_modules/@strapi/client").is_dir(),
+        "@strapi/client is not installed: ./scripts/test.sh installs it (npm ci in tests/strapi-client)"
+    );
+    let broker = Tansu::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let types = [("SYNC_CONTENT_TYPES", format!("{CT}=articles"))];
+    let mut env = common(&broker.address());
+    env.extend(types.iter().cloned());
+    let m = start_master(dir.path(), env, fresh_postgres("nodes_strapi_client"));
+    let r = replica(dir.path(), &broker.address(), "ship-strapi", &types);
+    for (node, tag) in [(&m, "on-the-master"), (&r, "on-the-replica")] {
+        let out = std::process::Command::new("node")
+            .arg("client.mjs")
+            .current_dir(&client)
+            .env("BASE_URL", node.url(""))
+            .env("TOKEN", ADMIN)
+            .env("TAG", tag)
+            .output()
+            .expect("Node.js (node) is required for the Strapi client test");
+        assert!(
+            out.status.success(),
+            "@strapi/client {tag}:\n{}\n{}\nnode log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            node.log()
+        );
+    }
+}
+
 /// A replica started with no broker in reach serves its documents, reports its writes
 /// pending, and delivers them by itself once the broker comes up.
 #[test]
