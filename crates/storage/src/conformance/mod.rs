@@ -176,7 +176,8 @@ macro_rules! storage_conformance {
             logs::keys_are_kept_once_and_the_audit_log_is_pruned_by_age,
             logs::ping_answers,
             queries::every_filter_operator_selects_what_it_documents,
-            queries::sorts_order_by_type_then_value_then_id
+            queries::sorts_order_by_type_then_value_then_id,
+            queries::a_string_holding_a_nul_fails_no_query
         );
     };
     (@checks $backend:ident, $make:expr, $($area:ident::$check:ident),* $(,)?) => {

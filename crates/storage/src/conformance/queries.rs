@@ -287,3 +287,28 @@ pub async fn sorts_order_by_type_then_value_then_id(s: &dyn Storage) {
         "a page of a filtered sort"
     );
 }
+
+pub async fn a_string_holding_a_nul_fails_no_query(s: &dyn Storage) {
+    for (k, text) in [("y", "ab"), ("z", "a\u{0}b")] {
+        let doc = create(DocumentId::new_v7(), json!({"k": k, "s": text}));
+        s.local_write(&ship(), &doc, Hlc::default(), 1).await.unwrap();
+    }
+    let sorted = |filter| DocumentQuery {
+        filter: Some(filter),
+        sort: vec![SortKey {
+            member: field("s"),
+            descending: false,
+        }],
+    };
+    let (got, _) = keys(s, &sorted(eq("s", "ab")), Page::all()).await;
+    assert_eq!(got, "y");
+    let (got, total) = keys(
+        s,
+        &sorted(text("s", TextTest::Contains, "a", Case::Sensitive)),
+        Page::all(),
+    )
+    .await;
+    assert_eq!((got.len(), total), (2, 2), "{got}");
+    let (got, _) = keys(s, &sorted(eq("s", "a\u{0}b")), Page::all()).await;
+    assert_eq!(got, "", "an operand holding a NUL matches nothing");
+}

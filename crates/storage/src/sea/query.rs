@@ -140,7 +140,9 @@ impl Sql {
     /// PostgreSQL: `jsonb`).
     fn field(&mut self, path: &[String]) -> Option<()> {
         if self.pg() {
-            self.push("(CAST(fields AS jsonb)");
+            // jsonb refuses a NUL character (`\u0000` in the stored JSON text), which a string
+            // field may hold: it reads as U+FFFD, so one such document cannot fail every query.
+            self.push("(CAST(replace(fields, E'\\\\u0000', E'\\\\ufffd') AS jsonb)");
             for name in path {
                 self.push(" -> ");
                 if plain(name) {
