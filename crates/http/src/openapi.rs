@@ -155,7 +155,7 @@ fn strapi_list_params() -> Vec<Value> {
     vec![
         json!({"name": "sort", "in": "query", "required": false,
                "description": "Sort keys, most significant first: field, field:asc or field:desc, comma-separated or as sort[0], sort[1]; ties go by documentId",
-               "schema": {"type": "string", "pattern": "^[^\\x00]*$"}}),
+               "schema": {"type": "string", "pattern": "^[^\\x00,:]*(:([aA][sS][cC]|[dD][eE][sS][cC]))?(,[^\\x00,:]*(:([aA][sS][cC]|[dD][eE][sS][cC]))?)*$"}}),
         fields_param(),
     ]
 }

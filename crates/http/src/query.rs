@@ -44,9 +44,6 @@ const MAX_DEPTH: usize = 16;
 /// Most keys of one sort.
 const MAX_SORT_KEYS: usize = 64;
 
-/// The parameters of the pagination a listing reads elsewhere ([`crate::dto::PageQuery`]).
-const PAGINATION: &[&str] = &["page", "pageSize", "pagination"];
-
 /// What a request's `filters`, `sort` and `fields` ask for.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Strapi {
@@ -95,6 +92,12 @@ impl Tree {
                 "query parameter {name:?} names no member"
             )));
         };
+        if first.is_empty() && !rest.is_empty() {
+            // qs would merge `a[][x]=1&a[][y]=2` into one object; say which one instead.
+            return Err(ApiError::bad_request(format!(
+                "query parameter {name:?}: [] only ends a name; number the items (a[0][x]=…)"
+            )));
+        }
         let key = if first.is_empty() {
             members.len().to_string()
         } else {
@@ -219,7 +222,9 @@ pub(crate) fn parse(query: &str, takes: Takes) -> Result<Strapi> {
                 any_fields = true;
                 fields.insert(&with_index(path), value, &name)?;
             }
-            (base, Takes::List) if PAGINATION.contains(&base) => {}
+            // page=, pageSize= and pagination[...]= (whose names PageQuery checks).
+            ("page" | "pageSize", Takes::List) if path.is_empty() => {}
+            ("pagination", Takes::List) if !path.is_empty() => {}
             _ => {
                 return Err(ApiError::bad_request(format!(
                     "query parameter {name:?} is not supported: this route takes {}",
@@ -273,10 +278,25 @@ fn conditions(members: &[(String, Tree)], path: &[String], budget: &mut usize) -
         inner.push(key.clone());
         match tree {
             Tree::Leaf(v) => out.push(test(&inner, "$eq", Test::Eq(v.clone()), budget)?),
+            // A list of values for a field (`filters[n][0]=1&filters[n][1]=2`, or `n` given
+            // twice), as qs reads it: one of them, as Strapi takes it.
+            Tree::Node(sub) if is_list(sub) => {
+                let values = tree.values("a list of values")?;
+                *budget = budget.checked_sub(values.len()).ok_or_else(too_many)?;
+                out.push(test(&inner, "$in", Test::In(values), budget)?);
+            }
             Tree::Node(sub) => out.push(all(conditions(sub, &inner, budget)?)),
         }
     }
     Ok(out)
+}
+
+/// Whether members are a list of values: indexed from 0, each a value.
+fn is_list(members: &[(String, Tree)]) -> bool {
+    !members.is_empty()
+        && members
+            .iter()
+            .all(|(k, v)| k.parse::<usize>().is_ok() && matches!(v, Tree::Leaf(_)))
 }
 
 /// The groups of `$and`/`$or`: a list of filter objects (`$or[0][a][$eq]=1`).
@@ -443,9 +463,16 @@ fn operands(test: Test, op: &str, convert: impl Fn(&str) -> Result<String>) -> R
 fn own_operand(member: &Member, raw: &str) -> Result<String> {
     if *member == Member::Version {
         return raw
-            .parse::<u64>()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
             .map(|v| v.to_string())
-            .map_err(|_| ApiError::bad_request(format!("version is a whole number; {raw:?} is not")));
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "version is a whole number from 0 to {}; {raw:?} is not",
+                    i64::MAX
+                ))
+            });
     }
     let bad = || {
         ApiError::bad_request(format!(
@@ -473,8 +500,8 @@ fn own_operand(member: &Member, raw: &str) -> Result<String> {
 }
 
 /// The keys of `sort`: each value is `field`, `field:asc` or `field:desc` (in any case), or
-/// several of these with commas; `sort[field]=desc` says the same. Whatever precedes the
-/// last `:asc`/`:desc` names the field, a colon or a space included.
+/// several of these with commas; `sort[field]=desc` says the same. Any other direction is
+/// refused, never read as part of a name.
 fn sort_keys(tree: &Tree) -> Result<Vec<SortKey>> {
     let Tree::Node(members) = tree else {
         return Ok(Vec::new());
@@ -483,7 +510,10 @@ fn sort_keys(tree: &Tree) -> Result<Vec<SortKey>> {
     for (k, v) in members {
         match (k.parse::<usize>(), v) {
             (Ok(i), Tree::Leaf(v)) => entries.push((Some(i), v.clone())),
-            (Err(_), Tree::Leaf(dir)) => entries.push((None, format!("{k}:{dir}"))),
+            (Err(_), Tree::Leaf(dir)) => {
+                direction(dir).ok_or_else(|| bad_direction(&format!("sort[{k}]={dir}")))?;
+                entries.push((None, format!("{k}:{dir}")));
+            }
             _ => {
                 return Err(ApiError::bad_request(
                     "sort takes field:asc or field:desc, or a list of them",
@@ -495,10 +525,9 @@ fn sort_keys(tree: &Tree) -> Result<Vec<SortKey>> {
     let mut keys = Vec::new();
     for (_, value) in entries {
         for item in value.split(',').filter(|s| !s.is_empty()) {
-            let (name, descending) = match item.rsplit_once(':') {
-                Some((name, dir)) if dir.eq_ignore_ascii_case("asc") => (name, false),
-                Some((name, dir)) if dir.eq_ignore_ascii_case("desc") => (name, true),
-                _ => (item, false),
+            let (name, descending) = match item.split_once(':') {
+                None => (item, false),
+                Some((name, dir)) => (name, direction(dir).ok_or_else(|| bad_direction(item))?),
             };
             keys.push(SortKey {
                 member: member(&[name.to_owned()])?,
@@ -512,6 +541,23 @@ fn sort_keys(tree: &Tree) -> Result<Vec<SortKey>> {
         )));
     }
     Ok(keys)
+}
+
+/// Whether a sort direction is descending: `asc` or `desc`, in any case.
+fn direction(dir: &str) -> Option<bool> {
+    if dir.eq_ignore_ascii_case("asc") {
+        Some(false)
+    } else if dir.eq_ignore_ascii_case("desc") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+fn bad_direction(item: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "sort {item:?}: a key is field, field:asc or field:desc (a field name holds no ':')"
+    ))
 }
 
 /// The names `fields` selects (`None` for `*`).
@@ -628,6 +674,14 @@ mod tests {
             filter("filters[n][$in][]=1&filters[n][$in][]=2"),
             Filter::Test(field("n"), Test::In(vec!["1".into(), "2".into()]))
         );
+        // A list given for a field is one of its values, as qs and Strapi read it.
+        for list in ["filters[n]=1&filters[n]=2", "filters[n][1]=2&filters[n][0]=1"] {
+            assert_eq!(
+                filter(list),
+                Filter::Test(field("n"), Test::In(vec!["1".into(), "2".into()])),
+                "{list}"
+            );
+        }
     }
 
     #[test]
@@ -649,8 +703,8 @@ mod tests {
         );
         assert_eq!(q.fields, Some(vec!["n".to_owned()]));
         assert_eq!(parse("fields=*", Takes::One).unwrap().fields, None);
-        let lenient = parse("sort=a:b,,id:Desc", Takes::List).unwrap().query.sort;
-        assert_eq!(lenient, vec![key(field("a:b"), false), key(field("id"), true),]);
+        let empty_items = parse("sort=,id:Desc,", Takes::List).unwrap().query.sort;
+        assert_eq!(empty_items, vec![key(field("id"), true)]);
         assert_eq!(
             parse("page=2&pagination[limit]=3", Takes::List).unwrap(),
             Strapi::default()
@@ -674,6 +728,23 @@ mod tests {
             ("sort=n", Takes::One, "sort"),
             ("filters[n[$eq]=1", Takes::List, "form"),
             ("sort=n%00", Takes::List, "NUL"),
+            ("sort=n:down", Takes::List, "n:down"),
+            ("sort=n:desc%20", Takes::List, "n:desc "),
+            ("sort=a:b:asc", Takes::List, "a:b:asc"),
+            ("sort[n]=descending", Takes::List, "descending"),
+            ("page[]=3", Takes::List, "page[]"),
+            ("pageSize[x]=5", Takes::List, "pageSize[x]"),
+            ("pagination=5", Takes::List, "\"pagination\""),
+            (
+                "filters[$or][][a]=1&filters[$or][][b]=2",
+                Takes::List,
+                "number the items",
+            ),
+            (
+                "filters[version][$lt]=9223372036854775808",
+                Takes::List,
+                "version",
+            ),
             ("sort[0][n]=asc", Takes::List, "sort takes"),
         ] {
             let message = refused(query, takes);

@@ -12,8 +12,8 @@
 //! A missing field reads as null. Every negation (`$ne`, `$notIn`, `$notContains`, `$not`,
 //! …) is the exact complement of what it negates, so it holds for a document without the
 //! field. A sort puts a field's missing or null values first, then booleans (false first),
-//! numbers, strings, arrays and objects (these two in no set order), and reverses that when
-//! descending.
+//! numbers, strings, arrays and objects (arrays and objects in no set order among
+//! themselves), and reverses that when descending.
 
 /// What a listing of one content type asks for beyond its page.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -84,9 +84,9 @@ impl SeaStorage {
     /// _`. Safe to repeat.
     pub async fn index_fields(&self, fields: &std::collections::BTreeSet<String>) -> Result<FieldIndexes> {
         let backend = self.db.get_database_backend();
-        let wanted: BTreeMap<String, &String> = fields
+        let wanted: BTreeMap<String, String> = fields
             .iter()
-            .map(|f| query::field_index_name(f).map(|name| (name, f)))
+            .map(|f| query::field_index(backend, f))
             .collect::<Result<_>>()?;
         let existing = self
             .db
@@ -105,10 +105,8 @@ impl SeaStorage {
                 .await?;
             changed.dropped.push(name.clone());
         }
-        for (name, field) in wanted.iter().filter(|(n, _)| !existing.contains(n)) {
-            self.db
-                .execute_unprepared(&query::field_index(backend, name, field))
-                .await?;
+        for (name, create) in wanted.iter().filter(|(n, _)| !existing.contains(n)) {
+            self.db.execute_unprepared(create).await?;
             changed.created.push(name.clone());
         }
         Ok(changed)

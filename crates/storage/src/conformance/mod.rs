@@ -177,7 +177,8 @@ macro_rules! storage_conformance {
             logs::ping_answers,
             queries::every_filter_operator_selects_what_it_documents,
             queries::sorts_order_by_type_then_value_then_id,
-            queries::a_string_holding_a_nul_fails_no_query
+            queries::a_string_holding_a_nul_fails_no_query,
+            queries::any_field_name_is_read_alike
         );
     };
     (@checks $backend:ident, $make:expr, $($area:ident::$check:ident),* $(,)?) => {

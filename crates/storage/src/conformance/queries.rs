@@ -312,3 +312,50 @@ pub async fn a_string_holding_a_nul_fails_no_query(s: &dyn Storage) {
     let (got, _) = keys(s, &sorted(eq("s", "a\u{0}b")), Page::all()).await;
     assert_eq!(got, "", "an operand holding a NUL matches nothing");
 }
+
+pub async fn any_field_name_is_read_alike(s: &dyn Storage) {
+    let docs = [
+        json!({"k": "p", "a\\b": 1, "title": "plain", "x\\": 2}),
+        json!({"k": "q", "t": {"q\"": {"b": 1}}, "title": "{\"q\\\"\":{\"b\":1}}"}),
+        json!({"k": "r", "dotted.name": 3, "sp ace": "x"}),
+    ];
+    for doc in docs {
+        s.local_write(&ship(), &create(DocumentId::new_v7(), doc), Hlc::default(), 1)
+            .await
+            .unwrap();
+    }
+    let path = |names: &[&str]| Member::Field(names.iter().map(|n| (*n).to_owned()).collect());
+    let cases: Vec<(&str, Member, &str, &str)> = vec![
+        ("a backslash", path(&["a\\b"]), "1", "p"),
+        ("a trailing backslash", path(&["x\\"]), "2", "p"),
+        ("a quote two levels down", path(&["t", "q\"", "b"]), "1", "q"),
+        (
+            "through a string that holds JSON",
+            path(&["title", "q\"", "b"]),
+            "1",
+            "",
+        ),
+        ("a dot", path(&["dotted.name"]), "3", "r"),
+        ("a space", path(&["sp ace"]), "x", "r"),
+    ];
+    let mut wrong = Vec::new();
+    for (name, member, value, expected) in cases {
+        let query = DocumentQuery {
+            filter: Some(Filter::Test(member.clone(), Test::Eq(value.into()))),
+            sort: vec![SortKey {
+                member,
+                descending: true,
+            }],
+        };
+        match s.find_documents(&ct(), &query, Page::all()).await {
+            Ok((docs, _)) => {
+                let got: String = docs.iter().map(|d| d.fields["k"].as_str().unwrap()).collect();
+                if got != expected {
+                    wrong.push(format!("{name}: got {got:?}, expected {expected:?}"));
+                }
+            }
+            Err(e) => wrong.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -36,6 +36,7 @@ impl Operand {
             .parse::<i64>()
             .ok()
             .map(serde_json::Number::from)
+            .or_else(|| raw.parse::<u64>().ok().map(serde_json::Number::from))
             .or_else(|| raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64));
         let boolean = match raw {
             "true" => Some(true),
@@ -90,7 +91,7 @@ fn has_nul(member: &Member, test: &Test) -> bool {
 /// Whether SQLite's JSON path syntax can name each member of `path` (in quotes).
 fn pathable(path: &[String]) -> bool {
     path.iter()
-        .all(|name| !name.contains('"') && !name.chars().any(char::is_control))
+        .all(|name| !name.contains(['"', '\\']) && !name.chars().any(char::is_control))
 }
 
 /// Whether a field name goes into the SQL as it is.
@@ -203,19 +204,21 @@ impl Sql {
             return;
         };
         let _ = write!(self.text, "(SELECT {column} FROM json_each(");
-        if parent.is_empty() {
+        self.sqlite_object(parent);
+        self.push(") WHERE key = ");
+        self.bind(last.clone());
+        self.push(")");
+    }
+
+    /// The object at `path` (`fields` itself for none), as JSON text; NULL where the member
+    /// is missing or not an object.
+    fn sqlite_object(&mut self, path: &[String]) {
+        let Some((last, parent)) = path.split_last() else {
             self.push("fields");
-        } else {
-            self.push("(SELECT CASE WHEN type = 'object' THEN value END FROM json_each(");
-            if parent.len() == 1 {
-                self.push("fields");
-            } else {
-                self.sqlite_member(&parent[..parent.len() - 1], "value");
-            }
-            self.push(") WHERE key = ");
-            self.bind(parent[parent.len() - 1].clone());
-            self.push(")");
-        }
+            return;
+        };
+        self.push("(SELECT CASE WHEN type = 'object' THEN value END FROM json_each(");
+        self.sqlite_object(parent);
         self.push(") WHERE key = ");
         self.bind(last.clone());
         self.push(")");
@@ -553,6 +556,9 @@ impl Sql {
             let _ = write!(s.text, "{column} {} ", cmp.sql());
             if numeric.is_some() {
                 s.bind(raw.parse::<i64>().ok()?);
+            } else if s.pg() && matches!(cmp, Cmp::Eq) {
+                // Equality needs no collation, and without one the primary key answers it.
+                s.bind_text(raw);
             } else if s.pg() {
                 s.bind_text(raw);
                 s.push(" COLLATE \"C\"");
@@ -694,31 +700,21 @@ pub(crate) const FIELD_INDEXES: [&str; 2] = [
 /// names take at most 63).
 const MAX_INDEXED_FIELD: usize = 40;
 
-/// The name of the index over `field`: `documents_by_field_` with the field in lower case,
-/// and a hash of its exact name when that has capitals (names are case-insensitive in SQLite).
-pub(crate) fn field_index_name(field: &str) -> crate::Result<String> {
+/// The index over `field`: its name and the statement that makes it. It holds the field's
+/// value, written exactly as a filter reads it ([`Sql::field`]), then the content type: the
+/// value comes first so that only a filter on the field reads the index, and a listing
+/// without one keeps reading the type's rows in key order. The name is
+/// `documents_by_field_`, the field in lower case (its first 32 characters), and a hash of
+/// the exact field and of the indexed expression: two fields that differ in case only, or an
+/// index of an earlier expression, never share a name (SQLite's names ignore case; a name
+/// stays within PostgreSQL's 63 bytes).
+pub(crate) fn field_index(backend: DbBackend, field: &str) -> crate::Result<(String, String)> {
     if !plain(field) || field.len() > MAX_INDEXED_FIELD {
         return Err(crate::Error::Invalid {
             reason: format!("{field:?} cannot be indexed: use 1 to {MAX_INDEXED_FIELD} of A-Z a-z 0-9 _"),
         });
     }
-    let lower = field.to_ascii_lowercase();
-    if lower == field {
-        return Ok(format!("documents_by_field_{field}"));
-    }
-    let hash = field.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    Ok(format!("documents_by_field_{lower}_{:08x}", hash as u32))
-}
-
-/// The statement that makes index `name` over `field`: by the field's value, written exactly
-/// as a filter reads it ([`Sql::field`]), then content type. The value comes first so that
-/// only a filter on the field reads the index: a listing without one keeps reading the
-/// type's rows in key order.
-pub(crate) fn field_index(backend: DbBackend, name: &str, field: &str) -> String {
     let mut sql = Sql::new(backend);
-    let _ = write!(sql.text, "CREATE INDEX IF NOT EXISTS \"{name}\" ON documents (");
     if sql.pg() {
         sql.push("(");
     }
@@ -726,8 +722,22 @@ pub(crate) fn field_index(backend: DbBackend, name: &str, field: &str) -> String
     if sql.pg() {
         sql.push(")");
     }
-    sql.push(", content_type)");
-    sql.text
+    let columns = format!("{}, content_type", sql.text);
+    let hash = field
+        .bytes()
+        .chain([0])
+        .chain(columns.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let lower = field.to_ascii_lowercase();
+    let name = format!(
+        "documents_by_field_{}_{:08x}",
+        &lower[..lower.len().min(32)],
+        hash as u32
+    );
+    let create = format!("CREATE INDEX IF NOT EXISTS \"{name}\" ON documents ({columns})");
+    Ok((name, create))
 }
 
 /// The page of the live documents of `ct` that `query` shows, in its order.
