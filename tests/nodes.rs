@@ -198,7 +198,11 @@ fn the_official_strapi_client_works_against_master_and_replica() {
     );
     let broker = Tansu::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let types = [("SYNC_CONTENT_TYPES", format!("{CT}=articles"))];
+    // Indexed, so the filters on `tag` and `n` read through the indexes.
+    let types = [
+        ("SYNC_CONTENT_TYPES", format!("{CT}=articles")),
+        ("SYNC_INDEXES", "tag,n".to_owned()),
+    ];
     let mut env = common(&broker.address());
     env.extend(types.iter().cloned());
     let m = start_master(dir.path(), env, fresh_postgres("nodes_strapi_client"));
@@ -217,6 +221,12 @@ fn the_official_strapi_client_works_against_master_and_replica() {
             "@strapi/client {tag}:\n{}\n{}\nnode log:\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
+            node.log()
+        );
+        assert_eq!(
+            node.log().matches("field index created").count(),
+            2,
+            "{}",
             node.log()
         );
     }

@@ -285,6 +285,10 @@ async fn run(s: Settings) -> Result<(), String> {
         },
         Mode::Replica => None,
     };
+    if let Err(e) = index_fields(&s, &db).await {
+        server.stop().await;
+        return Err(e);
+    }
     let storage: Arc<dyn Storage> = Arc::new(db.clone());
     let transport = Arc::new(transport);
     let (node, running) = match s.mode {
@@ -369,11 +373,9 @@ async fn lock_lost(lock: Option<&MasterLock>) -> String {
     }
 }
 
-/// Connects to the database and applies the migrations. PostgreSQL that does not answer yet
-/// is retried (readiness says 503 meanwhile); a SQLite file that cannot be opened is a
-/// start-up failure.
-async fn connect(s: &Settings) -> Result<SeaStorage, String> {
-    let db = open(s).await?;
+/// Keeps the field indexes `SYNC_INDEXES` names, and no other: run once this node is the
+/// one writer of its database, so a standby master never changes what the live one reads.
+async fn index_fields(s: &Settings, db: &SeaStorage) -> Result<(), String> {
     let changed = db.index_fields(&s.indexed_fields).await.map_err(|e| {
         format!(
             "SYNC_INDEXES: database {}: {}",
@@ -387,11 +389,13 @@ async fn connect(s: &Settings) -> Result<SeaStorage, String> {
     for index in &changed.dropped {
         tracing::info!(index, "field index dropped: its field left SYNC_INDEXES");
     }
-    Ok(db)
+    Ok(())
 }
 
-/// Opens the database of `s` and applies the migrations.
-async fn open(s: &Settings) -> Result<SeaStorage, String> {
+/// Connects to the database and applies the migrations. PostgreSQL that does not answer yet
+/// is retried (readiness says 503 meanwhile); a SQLite file that cannot be opened is a
+/// start-up failure.
+async fn connect(s: &Settings) -> Result<SeaStorage, String> {
     let url = s.database.url.expose();
     if s.database.client == DatabaseClient::Sqlite {
         create_parent_dir(url)?;

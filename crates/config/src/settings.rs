@@ -1153,6 +1153,11 @@ mod tests {
                 "SYNC_CONTENT_TYPES: api::a.a and api::b.b both take /api/things; name another plural for one of them",
             ),
             (
+                "SYNC_INDEXES",
+                "status, address.city",
+                "SYNC_INDEXES: \"address.city\" cannot be indexed; use 1 to 40 of A-Z a-z 0-9 _",
+            ),
+            (
                 "SYNC_CONTENT_TYPES",
                 "api::a.a=x,api::a.a=y",
                 "SYNC_CONTENT_TYPES: api::a.a is given two plurals, x and y; give it one",
