@@ -82,6 +82,7 @@ fn listings(n: usize) -> Vec<(&'static str, DocumentQuery)> {
     let one = |filter| DocumentQuery {
         filter: Some(filter),
         sort: Vec::new(),
+        ..Default::default()
     };
     vec![
         (

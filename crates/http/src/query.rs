@@ -244,6 +244,7 @@ pub(crate) fn parse(query: &str, takes: Takes) -> Result<Strapi> {
         query: DocumentQuery {
             filter,
             sort: if any_sort { sort_keys(&sort)? } else { Vec::new() },
+            uncounted: false,
         },
         fields: if any_fields { field_list(&fields)? } else { None },
     })

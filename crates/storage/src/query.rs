@@ -23,6 +23,9 @@ pub struct DocumentQuery {
     /// Sort keys, first the most significant; ties, and a listing without keys, go by
     /// document id.
     pub sort: Vec<SortKey>,
+    /// Whether the count may be left out (Strapi's `pagination[withCount]=false`): the total
+    /// then reads 0, and a large listing is spared reading every match.
+    pub uncounted: bool,
 }
 
 /// A condition on a document.

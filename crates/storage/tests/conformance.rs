@@ -274,6 +274,7 @@ async fn field_indexes_are_kept_as_asked_and_read_by_equality(url: &str) {
             Test::Eq("5".into()),
         )),
         sort: Vec::new(),
+        ..Default::default()
     };
     let before = s.find_documents(&ct, &query, Page::all()).await.unwrap();
     assert_eq!(before.1, 10);
@@ -307,6 +308,7 @@ async fn field_indexes_are_kept_as_asked_and_read_by_equality(url: &str) {
             Test::In(vec!["5".into(), "1001".into()]),
         )),
         sort: Vec::new(),
+        ..Default::default()
     };
     let plan = s.explain_find(&ct, &any).await.unwrap();
     assert!(

@@ -5,6 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use offline_sync_engine::DocumentQuery;
 use offline_sync_model::{ContentType, Csn, DocumentId};
 
 use crate::dto::{self, DocumentBody, PageQuery};
@@ -82,7 +83,10 @@ pub(crate) async fn list<A: Addressing>(
 ) -> Result<HttpResponse> {
     let strapi = query::parse(req.query_string(), Takes::List)?;
     let ct = A::collection(&state, &path)?.ct;
-    let filter = strapi.query;
+    let filter = DocumentQuery {
+        uncounted: !page.page()?.with_count,
+        ..strapi.query
+    };
     let rows = move |node: Node, page| async move { node.find(&ct, &filter, page).await };
     let fields = strapi.fields;
     let show = move |doc| query::select(dto::document(doc), fields.as_deref());

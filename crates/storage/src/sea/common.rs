@@ -428,11 +428,14 @@ pub(super) async fn find_documents<C: ConnectionTrait>(
     page: Page,
 ) -> Result<(Vec<StoredDoc>, u64)> {
     let backend = c.get_database_backend();
-    let total = c
-        .query_one_raw(super::query::count(backend, ct, query))
-        .await?
-        .ok_or_else(|| Error::corrupt("a count of documents returned no row"))?
-        .try_get::<i64>("", "n")?;
+    let total = if query.uncounted {
+        0
+    } else {
+        c.query_one_raw(super::query::count(backend, ct, query))
+            .await?
+            .ok_or_else(|| Error::corrupt("a count of documents returned no row"))?
+            .try_get::<i64>("", "n")?
+    };
     let rows = documents::Entity::find()
         .from_raw_sql(super::query::rows(backend, ct, query, page.offset, page.limit))
         .all(c)
