@@ -1,21 +1,21 @@
 //! Which live documents of one type a listing shows and in which order: the filters, sort
 //! and count of Strapi 5's REST API, evaluated by the database.
-//!
-//! Documents keep no schema, so a comparison takes its meaning from the value a document
-//! holds: an operand (always text, as a query string gives it) compares as text with a
-//! string, as a number with a number (when it reads as one) and as a boolean with `true` or
-//! `false` (when it is one of these words). `"5"` thus equals the string `"5"` and the number
-//! `5`, never the boolean `true`. Order comparisons (`$lt` … `$between`) hold for strings and
-//! numbers; the text operators (`$eqi`, `$contains`, `$startsWith`, …) hold for strings only.
-//! Text compares byte by byte (UTF-8, as SQLite's `BINARY` and PostgreSQL's `"C"`), and
-//! the case-insensitive operators fold ASCII letters only, identically on both databases.
-//! A missing field reads as null. Every negation (`$ne`, `$notIn`, `$notContains`, `$not`,
-//! …) is the exact complement of what it negates, so it holds for a document without the
-//! field. A sort puts a field's missing or null values first, then booleans (false first),
-//! numbers, strings, arrays and objects (arrays and objects in no set order among
-//! themselves), and reverses that when descending.
 
 /// What a listing of one content type asks for beyond its page.
+///
+/// Documents keep no schema, so a comparison takes its meaning from the value a document
+/// holds: an operand (always text, as a query string gives it) compares as text with a
+/// string, as a number with a number (when it reads as one) and as a boolean with `true` or
+/// `false` (when it is one of these words). `"5"` thus equals the string `"5"` and the number
+/// `5`, never the boolean `true`. Order comparisons (`$lt` … `$between`) hold for strings and
+/// numbers; the text operators (`$eqi`, `$contains`, `$startsWith`, …) hold for strings only.
+/// Text compares byte by byte (UTF-8, as SQLite's `BINARY` and PostgreSQL's `"C"`), and
+/// the case-insensitive operators fold ASCII letters only, identically on both databases.
+/// A missing field reads as null. Every negation (`$ne`, `$notIn`, `$notContains`, `$not`,
+/// …) is the exact complement of what it negates, so it holds for a document without the
+/// field. A sort puts a field's missing or null values first, then booleans (false first),
+/// numbers, strings, arrays and objects (arrays and objects in no set order among
+/// themselves), and reverses that when descending.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DocumentQuery {
     /// The documents shown: those that pass (all when `None`).

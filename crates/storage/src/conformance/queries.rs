@@ -1,5 +1,5 @@
 //! Checks of document queries: every filter operator, nested conditions, sorting and
-//! counting, as [`crate::query`] documents them, alike on every database.
+//! counting, as [`crate::DocumentQuery`] documents them, alike on every database.
 
 use offline_sync_model::{ContentType, DocumentId, Hlc, LocalWrite};
 use serde_json::json;

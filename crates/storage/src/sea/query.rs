@@ -1,6 +1,6 @@
 //! A [`DocumentQuery`] as the SQL of either database: fields read with SQLite's JSON
 //! functions or PostgreSQL's `jsonb` operators, every operand a bound value. What each test
-//! means is in [`crate::query`]; both databases answer alike (the storage conformance suite
+//! means is in [`DocumentQuery`]'s documentation; both databases answer alike (the storage conformance suite
 //! checks every operator on each).
 //!
 //! A test whose member is missing yields SQL `NULL`, which `WHERE` treats as false; `AND`
