@@ -186,7 +186,7 @@ step "benchmarks, smoke run (seconds; a real run: cargo run --release -p offline
 charts=$(mktemp -d)
 out=$(cargo run --quiet -p offline-sync-bench -- --smoke --charts "$charts" 2>&1) || { echo "$out"; die "the benchmark smoke run failed"; }
 echo "$out" | grep -c '^| ' | sed 's/^/table rows printed: /'
-for scenario in throughput fanout latency bandwidth fleet footprint filter; do
+for scenario in throughput fanout latency bandwidth fleet footprint filter feed; do
   echo "$out" | grep -q "^## $scenario:" || { echo "$out"; die "the benchmark printed no $scenario table"; }
 done
 for chart in throughput bandwidth; do

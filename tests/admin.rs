@@ -16,22 +16,12 @@ use std::time::Duration;
 use offline_sync::kafka::testing::Tansu;
 use serde_json::{Value, json};
 use support::browser::{Browser, PAGE_WAIT};
-use support::process::{
-    ADMIN, Node, READ, eventually, fresh_postgres, request, start_master, start_replica, with_tokens,
-};
+use support::process::{ADMIN, Node, READ, eventually, request};
 
 const CT: &str = "api::article.article";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn master(dir: &Path, broker: &str, label: &str) -> Node {
-    start_master(dir, with_tokens(broker), fresh_postgres(label))
-}
-
-fn replica(dir: &Path, broker: &str, ship: &str, extra: &[(&'static str, String)]) -> Node {
-    let mut env = with_tokens(broker);
-    env.extend(extra.iter().cloned());
-    start_replica(dir, env, ship)
-}
+use support::process::{master_with_tokens as master, replica_with_tokens as replica};
 
 fn doc(node: &Node, id: &str) -> Option<Value> {
     let a = node.call("GET", &format!("/api/documents/{CT}/{id}"), None);

@@ -19,6 +19,8 @@ pub(crate) enum Step {
     Sql(&'static str),
     /// A statement for PostgreSQL alone (a storage parameter SQLite has no notion of).
     Postgres(&'static str),
+    /// A statement for SQLite alone, where the two databases say a thing differently.
+    Sqlite(&'static str),
 }
 
 /// Runs `steps` in order.
@@ -42,6 +44,11 @@ async fn run(manager: &SchemaManager<'_>, steps: Vec<Step>) -> Result<(), DbErr>
             }
             Step::Postgres(sql) => {
                 if manager.get_database_backend() == sea_orm::DbBackend::Postgres {
+                    manager.get_connection().execute_unprepared(sql).await?;
+                }
+            }
+            Step::Sqlite(sql) => {
+                if manager.get_database_backend() == sea_orm::DbBackend::Sqlite {
                     manager.get_connection().execute_unprepared(sql).await?;
                 }
             }
@@ -116,6 +123,7 @@ mod m20261206_000001_ships_session;
 mod m20261207_000001_publish_position;
 mod m20261207_000002_documents_in_place;
 mod m20261207_000003_documents_created_at;
+mod m20261207_000004_feed;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -137,6 +145,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_publish_position::Migration),
             Box::new(m20261207_000002_documents_in_place::Migration),
             Box::new(m20261207_000003_documents_created_at::Migration),
+            Box::new(m20261207_000004_feed::Migration),
         ]
     }
 }
@@ -168,6 +177,7 @@ mod tests {
                 "m20261207_000001_publish_position",
                 "m20261207_000002_documents_in_place",
                 "m20261207_000003_documents_created_at",
+                "m20261207_000004_feed",
             ]
         );
     }

@@ -103,6 +103,19 @@ pub fn start_replica(dir: &Path, mut env: Vec<(&'static str, String)>, ship: &st
     r
 }
 
+/// Starts a master with [`with_tokens`] settings on a fresh PostgreSQL database named after
+/// `label`.
+pub fn master_with_tokens(dir: &Path, broker: &str, label: &str) -> Node {
+    start_master(dir, with_tokens(broker), fresh_postgres(label))
+}
+
+/// Starts a replica for `ship` with [`with_tokens`] settings and `extra`.
+pub fn replica_with_tokens(dir: &Path, broker: &str, ship: &str, extra: &[(&'static str, String)]) -> Node {
+    let mut env = with_tokens(broker);
+    env.extend(extra.iter().cloned());
+    start_replica(dir, env, ship)
+}
+
 /// A fresh PostgreSQL database for a node started as a process, by URL.
 pub fn fresh_postgres(label: &str) -> String {
     tokio::runtime::Runtime::new()

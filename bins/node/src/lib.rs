@@ -233,6 +233,21 @@ fn http_config(s: &Settings, render: offline_sync_http::RenderMetrics) -> Result
     cfg.shutdown_timeout = HTTP_GRACE;
     cfg.render_metrics = Some(render);
     cfg.plural_routes = s.http.plural_routes.clone();
+    cfg.webhooks = s
+        .webhooks
+        .iter()
+        .map(|w| offline_sync_http::Webhook {
+            url: w.url.expose().to_owned(),
+            events: w.events.clone(),
+            headers: w
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+        })
+        .collect();
+    cfg.webhook_secret = s.webhook_secret.as_ref().map(|t| t.expose().to_owned());
+    cfg.sensitive = s.master.sensitive.clone();
     Ok(cfg)
 }
 
@@ -291,12 +306,8 @@ async fn run(s: Settings) -> Result<(), String> {
     }
     let storage: Arc<dyn Storage> = Arc::new(db.clone());
     let transport = Arc::new(transport);
-    let (node, running) = match s.mode {
-        Mode::Master => {
-            let m = Master::new(s.master.clone(), storage, transport);
-            let running = m.start();
-            (Node::Master(m), running)
-        }
+    let node = match s.mode {
+        Mode::Master => Node::Master(Master::new(s.master.clone(), storage, transport)),
         Mode::Replica => {
             let cfg = s.replica.clone().ok_or("a replica needs SYNC_SHIP_ID")?;
             let r = Replica::new(cfg, storage, transport);
@@ -314,9 +325,18 @@ async fn run(s: Settings) -> Result<(), String> {
                     "a resync takes the master's state over the broker (SYNC_MASTER_URL is not set)"
                 );
             }
-            let running = r.start();
-            (Node::Replica(r), running)
+            Node::Replica(r)
         }
+    };
+    // Before the node applies anything: a webhook seen for the first time gets every change
+    // from here on.
+    if let Err(e) = server.start_webhooks(&node).await {
+        server.stop().await;
+        return Err(e);
+    }
+    let running = match &node {
+        Node::Master(m) => m.start(),
+        Node::Replica(r) => r.start(),
     };
     slot.set(node);
     tracing::info!("ready");

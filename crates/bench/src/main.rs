@@ -17,6 +17,7 @@
 mod bandwidth;
 mod chart;
 mod fanout;
+mod feed;
 mod filter;
 mod fleet;
 mod floor;
@@ -68,6 +69,7 @@ const SCENARIOS: &[(&str, &str, Scenario)] = scenarios! {
     fleet: "many ships in one process writing at once: master throughput and the worst lag",
     footprint: "replica memory idle and while draining; binary size",
     filter: "Strapi filters over many documents: a full scan against a field index",
+    feed: "the change feed: its cost to a ship's writes, and how fast a client reads it",
 };
 
 fn usage() -> String {

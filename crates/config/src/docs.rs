@@ -400,6 +400,24 @@ pub const SETTINGS: &[SettingDoc] = &[
         "file holding the master's read token; instead of SYNC_MASTER_TOKEN",
     ),
     doc(
+        "SYNC_WEBHOOKS",
+        "(none)",
+        "both",
+        "where to POST Strapi's entry.create/entry.update/entry.delete events: comma-separated http(s) URLs, or a JSON list of {\"url\", \"events\" (default all), \"headers\"}; needs SYNC_WEBHOOK_SECRET",
+    ),
+    doc(
+        "SYNC_WEBHOOK_SECRET",
+        "(unset)",
+        "both",
+        "key of the HMAC-SHA256 of each webhook body, sent as X-Offline-Sync-Signature: sha256=<hex>; at least 16 characters",
+    ),
+    doc(
+        "SYNC_WEBHOOK_SECRET_FILE",
+        "(unset)",
+        "both",
+        "file holding the webhook secret; instead of SYNC_WEBHOOK_SECRET",
+    ),
+    doc(
         "SYNC_SENSITIVE_FIELDS",
         "password,token,secret,apiKey,resetPasswordToken,confirmationToken,registrationToken",
         "both",

@@ -25,4 +25,4 @@ pub use database::{DatabaseClient, DatabaseSettings};
 pub use docs::{Kind, Range, SETTINGS, SettingDoc, help_text, markdown_table};
 pub use error::{Error, Result};
 pub use secret::Secret;
-pub use settings::{HttpSettings, MasterApi, Mode, Settings};
+pub use settings::{HttpSettings, MasterApi, Mode, Settings, WEBHOOK_EVENTS, WebhookSettings};

@@ -69,7 +69,32 @@ pub struct Settings {
     /// The master's HTTP API, where a replica fetches the master's state in a resync
     /// (`SYNC_MASTER_URL`, `SYNC_MASTER_TOKEN`).
     pub master_api: Option<MasterApi>,
+    /// Where the node POSTs its webhook events (`SYNC_WEBHOOKS`).
+    pub webhooks: Vec<WebhookSettings>,
+    /// The key of each webhook body's signature (`SYNC_WEBHOOK_SECRET`): set whenever
+    /// `webhooks` is not empty.
+    pub webhook_secret: Option<Secret>,
 }
+
+/// A receiver of the node's webhook events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Where events are POSTed (http:// or https://); it may hold a token, so it is a secret.
+    pub url: Secret,
+    /// The events it receives (`entry.create`, `entry.update`, `entry.delete`): all when empty.
+    pub events: BTreeSet<String>,
+    /// Headers sent with every delivery, as given (a value may be a key).
+    pub headers: Vec<(String, Secret)>,
+}
+
+/// The events a webhook may receive.
+pub const WEBHOOK_EVENTS: [&str; 3] = ["entry.create", "entry.update", "entry.delete"];
+/// Most webhooks a node delivers to.
+const MAX_WEBHOOKS: usize = 16;
+/// Fewest characters of `SYNC_WEBHOOK_SECRET`.
+const MIN_WEBHOOK_SECRET: usize = 16;
+/// Headers a webhook may not set: the node sets them (and every `X-Offline-Sync-` one).
+const RESERVED_HEADERS: [&str; 4] = ["content-type", "content-length", "host", "transfer-encoding"];
 
 /// The master's HTTP API as a replica reaches it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +249,23 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         Mode::Master => None,
         Mode::Replica => master_api(v)?,
     };
+    let webhooks = webhooks(v)?;
+    let webhook_secret = token(v, "SYNC_WEBHOOK_SECRET")?;
+    match &webhook_secret {
+        None if !webhooks.is_empty() => {
+            return Err(Error::invalid(
+                "SYNC_WEBHOOKS",
+                "needs SYNC_WEBHOOK_SECRET, the key receivers check each body's signature with",
+            ));
+        }
+        Some(secret) if secret.expose().chars().count() < MIN_WEBHOOK_SECRET => {
+            return Err(Error::invalid(
+                "SYNC_WEBHOOK_SECRET",
+                format!("is too short; use at least {MIN_WEBHOOK_SECRET} characters"),
+            ));
+        }
+        _ => {}
+    }
     Ok(Settings {
         mode,
         ship_id,
@@ -234,6 +276,8 @@ fn resolve(mode: Mode, v: &Values) -> Result<Settings> {
         indexed_fields,
         http,
         master_api,
+        webhooks,
+        webhook_secret,
     })
 }
 
@@ -262,6 +306,112 @@ fn indexed_fields(v: &Values) -> Result<BTreeSet<String>> {
             }
         })
         .collect()
+}
+
+/// `SYNC_WEBHOOKS`: comma-separated URLs, or a JSON list of
+/// `{"url": ..., "events": [...], "headers": {...}}`.
+fn webhooks(v: &Values) -> Result<Vec<WebhookSettings>> {
+    const SETTING: &str = "SYNC_WEBHOOKS";
+    let Some(raw) = v.get(SETTING) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |why: String| Error::invalid(SETTING, why);
+    let hooks: Vec<WebhookSettings> = if raw.trim_start().starts_with('[') {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Hook {
+            url: String,
+            #[serde(default)]
+            events: Vec<String>,
+            #[serde(default)]
+            headers: BTreeMap<String, String>,
+        }
+        let hooks: Vec<Hook> = serde_json::from_str(&raw).map_err(|e| {
+            invalid(format!(
+                "is not a JSON list of {{\"url\", \"events\", \"headers\"}} ({e})"
+            ))
+        })?;
+        hooks
+            .into_iter()
+            .map(|h| WebhookSettings {
+                url: Secret::new(h.url),
+                events: h.events.into_iter().collect(),
+                headers: h.headers.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+            })
+            .collect()
+    } else {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|url| WebhookSettings {
+                url: Secret::new(url),
+                events: BTreeSet::new(),
+                headers: Vec::new(),
+            })
+            .collect()
+    };
+    if hooks.len() > MAX_WEBHOOKS {
+        return Err(invalid(format!(
+            "names {} webhooks; at most {MAX_WEBHOOKS}",
+            hooks.len()
+        )));
+    }
+    let mut urls = BTreeSet::new();
+    for (n, hook) in hooks.iter().enumerate() {
+        let n = n + 1;
+        let url = hook.url.expose();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| invalid(format!("webhook {n} is not an http:// or https:// URL")))?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b));
+        if !host_ok || !url.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(format!(
+                "webhook {n} is not a URL with a host (and no spaces or other than ASCII)"
+            )));
+        }
+        if !urls.insert(url) {
+            return Err(invalid(format!("webhook {n} repeats an earlier URL")));
+        }
+        if let Some(event) = hook.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+            return Err(invalid(format!(
+                "webhook {n} asks for event {event:?}; use {}",
+                WEBHOOK_EVENTS.join(", ")
+            )));
+        }
+        for (name, value) in &hook.headers {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(invalid(format!(
+                    "webhook {n} has header {name:?}, not a header name"
+                )));
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-offline-sync-") {
+                return Err(invalid(format!(
+                    "webhook {n} sets header {name}, which the node sets"
+                )));
+            }
+            if !value
+                .expose()
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+            {
+                return Err(invalid(format!(
+                    "webhook {n} has a line break or other than ASCII in header {name}"
+                )));
+            }
+        }
+    }
+    Ok(hooks)
 }
 
 /// `SYNC_MASTER_URL` and `SYNC_MASTER_TOKEN`.
@@ -1250,6 +1400,115 @@ mod tests {
                 &[SHIP, ("SYNC_MASTER_URL", "http://master.example/a@b")]
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn webhooks_are_urls_or_json_with_events_and_headers_and_need_a_secret() {
+        const KEY: (&str, &str) = ("SYNC_WEBHOOK_SECRET", "0123456789abcdef");
+        let s = load(
+            Mode::Master,
+            &[
+                (
+                    "SYNC_WEBHOOKS",
+                    " http://a.example/h , https://b.example:8443/h?t=1",
+                ),
+                KEY,
+            ],
+        )
+        .unwrap();
+        let urls: Vec<_> = s.webhooks.iter().map(|w| w.url.expose()).collect();
+        assert_eq!(urls, ["http://a.example/h", "https://b.example:8443/h?t=1"]);
+        assert!(
+            s.webhooks
+                .iter()
+                .all(|w| w.events.is_empty() && w.headers.is_empty())
+        );
+        assert_eq!(s.webhook_secret.as_ref().map(Secret::expose), Some(KEY.1));
+
+        let json = r#"[{"url":"https://h.example/in","events":["entry.delete"],"headers":{"X-Api-Key":"k3y-value"}}]"#;
+        let s = load(Mode::Replica, &[SHIP, ("SYNC_WEBHOOKS", json), KEY]).unwrap();
+        let hook = &s.webhooks[0];
+        assert_eq!(hook.events.iter().collect::<Vec<_>>(), ["entry.delete"]);
+        assert_eq!(hook.headers[0].0, "X-Api-Key");
+        assert_eq!(hook.headers[0].1.expose(), "k3y-value");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("k3y-value") && !shown.contains("h.example") && !shown.contains("0123456789"),
+            "{shown}"
+        );
+        assert!(load(Mode::Master, &[]).unwrap().webhooks.is_empty());
+
+        for (hooks, secret, message) in [
+            (
+                "http://a/h",
+                None,
+                "SYNC_WEBHOOKS: needs SYNC_WEBHOOK_SECRET, the key receivers check each body's signature with",
+            ),
+            (
+                "http://a/h",
+                Some("short"),
+                "SYNC_WEBHOOK_SECRET: is too short; use at least 16 characters",
+            ),
+            (
+                "ftp://a/h",
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 is not an http:// or https:// URL",
+            ),
+            (
+                "http://a/h,http:///h",
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 2 is not a URL with a host (and no spaces or other than ASCII)",
+            ),
+            (
+                "http://a/h,http://a/h",
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 2 repeats an earlier URL",
+            ),
+            (
+                r#"[{"url":"http://a/h","events":["entry.publish"]}]"#,
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 asks for event \"entry.publish\"; use entry.create, entry.update, entry.delete",
+            ),
+            (
+                r#"[{"url":"http://a/h","headers":{"Content-Type":"text/plain"}}]"#,
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 sets header Content-Type, which the node sets",
+            ),
+            (
+                r#"[{"url":"http://a/h","headers":{"X-A":"a\nb"}}]"#,
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 has a line break or other than ASCII in header X-A",
+            ),
+            (
+                "http://?t=secret",
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 is not a URL with a host (and no spaces or other than ASCII)",
+            ),
+            (
+                "http://u@/h",
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 is not a URL with a host (and no spaces or other than ASCII)",
+            ),
+            (
+                r#"[{"url":"http://a/h","headers":{"x-offline-sync-event":"x"}}]"#,
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 sets header x-offline-sync-event, which the node sets",
+            ),
+            (
+                r#"[{"url":"http://a/h","headers":{"X A":"b"}}]"#,
+                Some(KEY.1),
+                "SYNC_WEBHOOKS: webhook 1 has header \"X A\", not a header name",
+            ),
+        ] {
+            let mut env = vec![("SYNC_WEBHOOKS", hooks)];
+            env.extend(secret.map(|s| ("SYNC_WEBHOOK_SECRET", s)));
+            assert_eq!(err(Mode::Master, &env), message, "{hooks}");
+        }
+        let garbled = err(Mode::Master, &[("SYNC_WEBHOOKS", "[{\"url\":1}]"), KEY]);
+        assert!(
+            garbled.starts_with("SYNC_WEBHOOKS: is not a JSON list of"),
+            "{garbled}"
         );
     }
 

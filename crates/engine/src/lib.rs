@@ -37,7 +37,8 @@ pub use run::Running;
 
 pub use metrics::MessageCounts;
 pub use offline_sync_storage::{
-    AuditEntry, Case, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery, Filter,
-    KeySource, KeyStatus, Member, NewAuditEntry, OutboxEntry, OutboxState, Page, PeerKey, Published,
-    ResyncPhase, ResyncState, ShipRecord, ShipSeq, SortKey, StoredDoc, Test, TextTest,
+    AuditEntry, Case, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery,
+    FeedEvent, FeedKind, FeedPage, Filter, KeySource, KeyStatus, Member, NewAuditEntry, OutboxEntry,
+    OutboxState, Page, PeerKey, Published, ResyncPhase, ResyncState, ShipRecord, ShipSeq, SortKey, StoredDoc,
+    Test, TextTest,
 };

@@ -12,8 +12,8 @@ use offline_sync_model::{
     ContentType, Csn, DocumentId, Fields, Hlc, HlcClock, LocalWrite, MASTER_SIGNER, RetrySchedule, ShipId,
 };
 use offline_sync_storage::{
-    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery, NewAuditEntry, Page, Storage,
-    StoredDoc,
+    AuditEntry, DeadLetter, DeadLetterCounts, DeadLetterStatus, DocumentQuery, FeedPage, NewAuditEntry, Page,
+    Storage, StoredDoc,
 };
 use offline_sync_transport::{Batch, Transport};
 use tokio::sync::{Mutex, Notify};
@@ -427,6 +427,23 @@ impl Core {
     ) -> Result<(Vec<StoredDoc>, u64)> {
         self.check(ct, None)?;
         Ok(self.storage.find_documents(ct, query, page).await?)
+    }
+
+    /// Up to `limit` events of the node's change feed after position `after`, oldest first
+    /// (see [`offline_sync_storage::CommonStorage::feed`]).
+    pub async fn feed(&self, after: u64, limit: usize) -> Result<FeedPage> {
+        Ok(self.storage.feed(after, limit).await?)
+    }
+
+    /// How far webhook `hook` has delivered the feed (`None` before it was first saved).
+    pub async fn webhook_position(&self, hook: &str) -> Result<Option<u64>> {
+        Ok(self.storage.webhook_position(hook).await?)
+    }
+
+    /// Saves how far webhook `hook` has delivered the feed, under the writer lock.
+    pub async fn save_webhook_position(&self, hook: &str, position: u64) -> Result<()> {
+        let _w = self.writer.lock().await;
+        Ok(self.storage.save_webhook_position(hook, position).await?)
     }
 
     /// Appends an admin action to the audit log.

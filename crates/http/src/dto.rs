@@ -2,7 +2,8 @@
 //! camelCase, as the seed's clients expect.
 
 use offline_sync_engine::{
-    AuditEntry, DeadLetter, DeadLetterStatus, OutboxEntry, OutboxState, PeerKey, ShipStatus, StoredDoc,
+    AuditEntry, DeadLetter, DeadLetterStatus, FeedEvent, OutboxEntry, OutboxState, PeerKey, ShipStatus,
+    StoredDoc,
 };
 use offline_sync_model::{Conflict, ConflictStatus, Csn, Fields};
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,28 @@ pub(crate) fn document(doc: StoredDoc) -> Value {
     out.insert("createdAt".into(), json!(timestamp(doc.created_at_ms)));
     out.insert("updatedAt".into(), json!(timestamp(doc.updated_at_ms)));
     Value::Object(out)
+}
+
+/// Strapi's name of the model of content type `uid`: what follows its last `.`
+/// (`api::article.article` → `article`), or all of it.
+pub(crate) fn model(uid: &str) -> &str {
+    uid.rsplit_once('.').map_or(uid, |(_, name)| name)
+}
+
+/// A change of the feed as Strapi's webhooks show an entry event: `event`
+/// (`entry.create`, `entry.update`, `entry.delete`), `createdAt` (when the node applied it),
+/// `model`, `uid` and `entry` (the document after it, as [`document`] shows it; for a delete,
+/// its last content). `id` is the event's place in the node's feed.
+pub(crate) fn feed_event(e: FeedEvent) -> Value {
+    let uid = e.doc.content_type.as_str().to_owned();
+    json!({
+        "id": e.seq,
+        "event": format!("entry.{}", e.kind.as_str()),
+        "createdAt": timestamp(e.doc.updated_at_ms),
+        "model": model(&uid),
+        "uid": uid,
+        "entry": document(e.doc),
+    })
 }
 
 /// `page`/`pageSize` (or Strapi's `pagination[page]`/`pagination[pageSize]`), or Strapi's

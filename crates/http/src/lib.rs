@@ -23,9 +23,11 @@ mod routes;
 mod server;
 mod state;
 mod table;
+mod webhooks;
 
 pub use client::MasterClient;
 pub use error::ApiError;
 pub use metrics::describe as describe_metrics;
 pub use server::{HttpConfig, MAX_BODY_BYTES, RenderMetrics, Server, serve};
 pub use state::{Node, NodeSlot};
+pub use webhooks::{EVENT_ID_HEADER, SIGNATURE_HEADER, Webhook, signature};

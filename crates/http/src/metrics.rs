@@ -69,6 +69,18 @@ pub fn describe() {
         "Age of the oldest local change not yet answered by the master"
     );
     d!("offline_sync_dead_letter_total", "Dead letters by status");
+    d!(
+        "offline_sync_webhook_pending",
+        "Change feed events a webhook has not had yet"
+    );
+    metrics::describe_counter!(
+        "offline_sync_webhook_deliveries_total",
+        "Webhook delivery attempts, by outcome (delivered, failed)"
+    );
+    metrics::describe_counter!(
+        "offline_sync_webhook_dropped_total",
+        "Change feed events pruned before a webhook had them"
+    );
 }
 
 /// Sets every gauge from the node and its database. Errors are logged, not answered: the

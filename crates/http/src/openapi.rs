@@ -420,6 +420,70 @@ pub(crate) mod spec {
         })
     }
 
+    pub(crate) fn changes() -> Value {
+        let int = |name: &str, max: u64, description: &str| {
+            json!({"name": name, "in": "query", "required": false, "description": description,
+                   "schema": {"type": "integer", "minimum": 0, "maximum": max}})
+        };
+        let event = json!({"type": "object", "required": ["id", "event", "createdAt", "model", "uid", "entry"],
+        "properties": {
+            "id": {"type": "integer", "description": "Its place in this node's feed: pass it as since (or Last-Event-ID) to read on"},
+            "event": {"type": "string", "enum": ["entry.create", "entry.update", "entry.delete"]},
+            "createdAt": {"type": "string", "description": "When this node applied it"},
+            "model": {"type": "string"},
+            "uid": {"type": "string"},
+            "entry": reference("Document"),
+        }});
+        json!({
+            "description": "Every change of a document's content this node applied (its own writes, the master's commits, a resync's pages), in the order it applied them. With Accept: text/event-stream, a stream of Server-Sent Events (each event's id is its place in the feed, its data the JSON of the event; a comment every 15 s keeps it alive) that an EventSource resumes with Last-Event-ID; otherwise a long poll that answers as soon as there is an event after since, or empty at the timeout. 410 when the events after since are no longer kept, or the feed never reached since: list the documents again and resume from the end.",
+            "parameters": [
+                {"name": "since", "in": "query", "required": false,
+                 "description": "The id of the last event the client has (default 0: the whole feed kept), or now for only what comes next",
+                 "schema": {"type": "string", "pattern": "^(now|[0-9]{1,19})$"}},
+                {"name": "Last-Event-ID", "in": "header", "required": false,
+                 "description": "The id of the last event the client has, as an EventSource sends it when it reconnects: wins over since",
+                 "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"}},
+                int("timeout", 60, "Long poll: seconds to wait for an event (default 25; 0 answers at once)"),
+                {"name": "limit", "in": "query", "required": false,
+                 "description": "Long poll: events at most (default 100)",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+            ],
+            "responses": {
+                "200": {"description": "The events after since",
+                        "content": {
+                            "application/json": {"schema": {"type": "object", "required": ["data", "meta"],
+                                "properties": {"data": {"type": "array", "items": event},
+                                               "meta": {"type": "object", "required": ["lastEventId"],
+                                                        "properties": {"lastEventId": {"type": "integer"}}}}}},
+                            "text/event-stream": {"schema": {"type": "string"}},
+                        }},
+                "400": error_response("since, Last-Event-ID, timeout or limit is not valid"),
+                "410": error_response("The feed no longer holds (or never held) the events after since"),
+            },
+        })
+    }
+
+    pub(crate) fn webhooks() -> Value {
+        let opt = |t: &str| json!({"type": [t, "null"]});
+        let hook = json!({"type": "object",
+        "required": ["webhook", "events", "position", "pending", "delivered", "failed", "dropped", "retries"],
+        "properties": {
+            "webhook": {"type": "string", "description": "Its URL without user information or query"},
+            "events": {"type": "array", "items": {"type": "string"}, "description": "The events it gets (all when empty)"},
+            "position": {"type": "integer", "description": "The change feed id it has had every event up to"},
+            "pending": {"type": "integer", "description": "Events of the feed after its position"},
+            "delivered": {"type": "integer"},
+            "failed": {"type": "integer", "description": "Failed attempts since the start"},
+            "dropped": {"type": "integer", "description": "Events pruned from the feed before it got them"},
+            "retries": {"type": "integer", "description": "Failed attempts in a row of the event in flight"},
+            "lastStatus": opt("integer"),
+            "lastError": opt("string"),
+            "lastDeliveredAt": opt("string"),
+            "nextAttemptAt": opt("string"),
+        }});
+        json!({"responses": {"200": ok("Each webhook's deliveries", data_of(json!({"type": "array", "items": hook})))}})
+    }
+
     pub(crate) fn audit() -> Value {
         json!({"parameters": page_params(), "responses": {"200": ok("Admin actions, newest first", list_of("AuditEntry"))}})
     }

@@ -21,6 +21,9 @@ macro_rules! admin_actions {
 }
 
 mod audit;
+mod changes;
+
+pub(crate) use changes::MAX_LISTENERS;
 mod conflicts;
 mod dead_letters;
 mod documents;
@@ -86,6 +89,8 @@ pub(crate) static OPS: &[Op] = &[
     op!(GET "/api/offline-sync/conflicts/{id}", Master, Read, "getConflict", "conflicts", "One conflict", conflicts::get, spec::conflict),
     op!(POST "/api/offline-sync/conflicts/{id}/preview", Master, Admin, "previewResolution", "conflicts", "The document a resolution would leave, without applying it", conflicts::preview, spec::resolve_preview),
     op!(POST "/api/offline-sync/conflicts/{id}/resolve", Master, Admin, "resolveConflict", "conflicts", "Resolve a conflict: keep-ship, keep-master or merge", conflicts::resolve, spec::resolve),
+    op!(GET "/api/offline-sync/changes", Both, Read, "getChanges", "sync", "Every change of a document this node applied, in order: Server-Sent Events (Accept: text/event-stream) or a long poll", changes::changes, spec::changes),
+    op!(GET "/api/offline-sync/webhooks", Both, Read, "listWebhooks", "sync", "Where the deliveries to each webhook (SYNC_WEBHOOKS) stand", changes::webhooks, spec::webhooks),
     op!(GET "/api/offline-sync/dead-letters", Both, Read, "listDeadLetters", "dead letters", "Records that could not be processed", dead_letters::list, spec::dead_letters),
     op!(GET "/api/offline-sync/dead-letters/{id}", Both, Read, "getDeadLetter", "dead letters", "One dead letter", dead_letters::get, spec::dead_letter),
     op!(POST "/api/offline-sync/dead-letters/{id}/retry", Both, Admin, "retryDeadLetter", "dead letters", "Process a dead letter again", dead_letters::retry, spec::dead_letter_action),

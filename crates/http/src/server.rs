@@ -13,7 +13,8 @@ use crate::auth::Tokens;
 use crate::error::ApiError;
 use crate::routes;
 pub use crate::state::RenderMetrics;
-use crate::state::{AppState, Info, NodeSlot};
+use crate::state::{AppState, Info, Node, NodeSlot};
+use crate::webhooks::{Webhook, Webhooks};
 
 /// Largest request body accepted (a document travels in one envelope of at most 1 MiB).
 pub const MAX_BODY_BYTES: usize = offline_sync_model::MAX_ENVELOPE_BYTES;
@@ -46,6 +47,14 @@ pub struct HttpConfig {
     /// The Strapi routes: `/api/{plural}` serves the content type as
     /// `/api/documents/{content_type}` does (`SYNC_CONTENT_TYPES`' `uid=plural`).
     pub plural_routes: BTreeMap<String, ContentType>,
+    /// Where the node POSTs its events (`SYNC_WEBHOOKS`), once [`Server::start_webhooks`]
+    /// is called.
+    pub webhooks: Vec<Webhook>,
+    /// The key each webhook body is signed with (`SYNC_WEBHOOK_SECRET`): required when
+    /// `webhooks` is not empty.
+    pub webhook_secret: Option<String>,
+    /// Fields never sent to a webhook (`SYNC_SENSITIVE_FIELDS`).
+    pub sensitive: offline_sync_model::Sensitive,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -62,6 +71,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("plural_routes", &self.plural_routes)
+            .field("webhooks", &self.webhooks)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +92,9 @@ impl HttpConfig {
             shutdown_timeout: Duration::from_secs(5),
             render_metrics: None,
             plural_routes: BTreeMap::new(),
+            webhooks: Vec::new(),
+            webhook_secret: None,
+            sensitive: offline_sync_model::Sensitive::default(),
         }
     }
 }
@@ -92,6 +105,9 @@ pub struct Server {
     addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    webhooks: Arc<Webhooks>,
+    /// Set when the server stops: change feed streams and long polls end at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -100,9 +116,20 @@ impl Server {
         self.addr
     }
 
+    /// Starts delivering `node`'s events to the webhooks of its configuration. Call it before
+    /// the node applies anything: a webhook seen for the first time gets what happens from
+    /// then on. Errors: the database does not answer.
+    pub async fn start_webhooks(&self, node: &Node) -> Result<(), String> {
+        self.webhooks
+            .start(node)
+            .await
+            .map_err(|e| format!("cannot start the webhooks: {e}"))
+    }
+
     /// Stops taking connections, lets requests in flight finish (up to the shutdown
     /// timeout) and waits for the server to end.
     pub async fn stop(self) {
+        self.closing.send_replace(true);
         self.handle.stop(true).await;
         match self.task.await {
             Ok(Ok(())) => {}
@@ -158,9 +185,22 @@ fn json_error(e: &actix_web::error::JsonPayloadError) -> ApiError {
 
 /// The shared state of a server for `cfg` serving the node in `slot`, on the current tokio
 /// runtime.
-pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> std::io::Result<AppState> {
+pub(crate) fn state(
+    cfg: &HttpConfig,
+    slot: NodeSlot,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<AppState> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|e| std::io::Error::other(format!("the HTTP server needs a tokio runtime: {e}")))?;
+    let secret = match &cfg.webhook_secret {
+        Some(secret) if !secret.is_empty() => secret.as_str(),
+        _ if cfg.webhooks.is_empty() => "",
+        _ => {
+            return Err(std::io::Error::other(
+                "webhooks need a secret to sign their bodies with",
+            ));
+        }
+    };
     Ok(AppState {
         info: Arc::new(Info {
             mode: cfg.mode,
@@ -179,6 +219,14 @@ pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> std::io::Result<AppStat
         }),
         runtime,
         render: cfg.render_metrics.clone(),
+        webhooks: Arc::new(Webhooks::new(
+            cfg.webhooks.clone(),
+            secret,
+            cfg.sensitive.clone(),
+            closing.clone(),
+        )),
+        closing,
+        listeners: Arc::new(tokio::sync::Semaphore::new(crate::routes::MAX_LISTENERS)),
     })
 }
 
@@ -186,7 +234,9 @@ pub(crate) fn state(cfg: &HttpConfig, slot: NodeSlot) -> std::io::Result<AppStat
 /// in it). Must be called inside a tokio runtime: engine work runs on it, request handling on
 /// the server's own worker threads. Errors: no tokio runtime, or the address cannot be bound.
 pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
-    let state = state(&cfg, slot)?;
+    let (closing, closed) = tokio::sync::watch::channel(false);
+    let state = state(&cfg, slot, closed)?;
+    let webhooks = Arc::clone(&state.webhooks);
     let configure = app_config(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -205,5 +255,11 @@ pub fn serve(cfg: HttpConfig, slot: NodeSlot) -> std::io::Result<Server> {
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(Server { addr, handle, task })
+    Ok(Server {
+        addr,
+        handle,
+        task,
+        webhooks,
+        closing,
+    })
 }

@@ -121,6 +121,12 @@ pub(crate) struct AppState {
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) render: Option<RenderMetrics>,
+    pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Becomes true when the server stops: whatever waits on the node for a client (a change
+    /// feed stream, a long poll) ends then.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+    /// One permit for each client following the change feed.
+    pub(crate) listeners: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

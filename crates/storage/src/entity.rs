@@ -322,3 +322,27 @@ pub(crate) mod ship_seqs {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub(crate) mod feed {
+    use sea_orm::entity::prelude::*;
+
+    /// Written by the `documents` triggers alone (see the migration that creates them).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "feed")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i64,
+        pub content_type: String,
+        pub document_id: String,
+        pub kind: String,
+        pub fields: String,
+        pub version: i64,
+        pub created_at_ms: i64,
+        pub at_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -29,11 +29,11 @@ pub use error::{Cause, Error, Result};
 pub use query::{Case, DocumentQuery, Filter, Member, SortKey, Test, TextTest};
 pub use sea::{FieldIndexes, MasterLock, SeaStorage};
 pub use types::{
-    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, KeySource,
-    KeyStatus, LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, NewDeadLetter, OutboxEntry,
-    OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress,
-    ResyncFinished, ResyncPage, ResyncPhase, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq,
-    StoredDoc, TopicOffset, Unreadable,
+    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, FeedEvent,
+    FeedKind, FeedPage, KeySource, KeyStatus, LocalWritten, MasterApplied, MasterBatch, NewAuditEntry,
+    NewDeadLetter, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied,
+    ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncPhase, ResyncStart, ResyncStarted,
+    ResyncState, ShipRecord, ShipSeq, StoredDoc, TopicOffset, Unreadable,
 };
 
 /// The outcome of an outbox row the master answered (applied it, or refused it) before a
@@ -121,7 +121,8 @@ pub trait CommonStorage: Send + Sync + std::fmt::Debug {
     async fn dead_letter_failed(&self, id: u64, next_retry_at_ms: Option<u64>) -> Result<DeadLetter>;
 
     /// Applies the retention rules of the log tables: deletes outbox rows answered, broadcasts
-    /// published and dead letters handled (resolved or discarded) before `before_ms`.
+    /// published, dead letters handled (resolved or discarded) and change feed events applied
+    /// before `before_ms` (the feed only ever loses its oldest events).
     /// Documents, tombstones, open conflicts and anything unanswered are never pruned. Returns
     /// how many rows were deleted. No other errors. Safe to repeat.
     async fn prune(&self, before_ms: u64) -> Result<u64>;
@@ -131,6 +132,20 @@ pub trait CommonStorage: Send + Sync + std::fmt::Debug {
     /// out. Counted from the kept rows, so a minute older than the retention reads low.
     /// Read-only; no other errors.
     async fn changes_per_minute(&self, since_ms: u64) -> Result<Vec<(u64, u64)>>;
+
+    /// Up to `limit` events of the change feed after position `after`, oldest first: every
+    /// change of a document's content this node applied (its own writes, the master's
+    /// commits, a resync's pages), in the order it applied them, with where pruning left
+    /// the feed. Read-only; no other errors.
+    async fn feed(&self, after: u64, limit: usize) -> Result<FeedPage>;
+
+    /// How far webhook `hook` (a name of at most 48 characters) has delivered the feed, or
+    /// `None` before it was first saved. Read-only; no other errors.
+    async fn webhook_position(&self, hook: &str) -> Result<Option<u64>>;
+
+    /// Saves how far webhook `hook` has delivered the feed. Errors: `Invalid` (a name longer
+    /// than 48 characters).
+    async fn save_webhook_position(&self, hook: &str, position: u64) -> Result<()>;
 
     /// This node's signing key seed: the stored one, or `generated` stored now when there is
     /// none yet (so the first call of a new node keeps its key for good). No other errors.

@@ -22,10 +22,10 @@ use crate::delegate::delegate;
 use crate::error::{Error, Result};
 use crate::query::DocumentQuery;
 use crate::types::{
-    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, LocalWritten,
-    MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page, PeerKey,
-    Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage, ResyncStart,
-    ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
+    AuditEntry, Broadcast, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus, FeedPage,
+    LocalWritten, MasterApplied, MasterBatch, NewAuditEntry, OutboxEntry, OutboxState, OutboxStats, Page,
+    PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress, ResyncFinished, ResyncPage,
+    ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq, StoredDoc,
 };
 use crate::{CommonStorage, MasterStorage, ReplicaStorage};
 
@@ -298,6 +298,9 @@ delegate! {
     db fn audit(entry: &NewAuditEntry) -> () => trust::audit;
     db fn audit_log(page: Page) -> (Vec<AuditEntry>, u64) => trust::audit_log;
     db fn changes_per_minute(since_ms: u64) -> Vec<(u64, u64)> => common::changes_per_minute;
+    db fn feed(after: u64, limit: usize) -> FeedPage => common::feed;
+    db fn webhook_position(hook: &str) -> Option<u64> => common::webhook_position;
+    db fn save_webhook_position(hook: &str, position: u64) -> () => common::save_webhook_position;
     db fn prune_audit(before_ms: u64) -> u64 => trust::prune_audit;
 }
 

@@ -75,6 +75,68 @@ pub struct StoredDoc {
     pub created_at_ms: u64,
 }
 
+/// What a change of the feed did to its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedKind {
+    /// The document came to be (or back from a tombstone).
+    Create,
+    /// Its content changed.
+    Update,
+    /// It was deleted.
+    Delete,
+}
+
+impl FeedKind {
+    /// As the feed stores it, and as Strapi's webhook events end (`entry.create`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedKind::Create => "create",
+            FeedKind::Update => "update",
+            FeedKind::Delete => "delete",
+        }
+    }
+
+    /// Reads what [`FeedKind::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(FeedKind::Create),
+            "update" => Some(FeedKind::Update),
+            "delete" => Some(FeedKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One change of a document's content that the node applied, as its change feed keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedEvent {
+    /// Its place in the feed: increasing, never given twice.
+    pub seq: u64,
+    /// What it did.
+    pub kind: FeedKind,
+    /// The document after it (for a delete, its last content), as users see it.
+    pub doc: StoredDoc,
+}
+
+/// A page of the change feed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedPage {
+    /// The events after the position asked for, in order.
+    pub events: Vec<FeedEvent>,
+    /// The position up to which events were pruned: a reader behind it has missed some.
+    pub pruned_through: u64,
+    /// The position of the last event (`pruned_through` when none is kept).
+    pub last: u64,
+}
+
+impl FeedPage {
+    /// Whether events after `after` were pruned before this page could hold them: the feed
+    /// was pruned past `after` and the page does not go on from it.
+    pub fn missed(&self, after: u64) -> bool {
+        self.pruned_through > after && self.events.first().is_none_or(|e| e.seq != after + 1)
+    }
+}
+
 /// The result of a local write on a replica.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocalWritten {

@@ -14,6 +14,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod feed;
 pub mod logs;
 pub mod master;
 pub mod queries;
@@ -178,7 +179,9 @@ macro_rules! storage_conformance {
             queries::every_filter_operator_selects_what_it_documents,
             queries::sorts_order_by_type_then_value_then_id,
             queries::a_string_holding_a_nul_fails_no_query,
-            queries::any_field_name_is_read_alike
+            queries::any_field_name_is_read_alike,
+            feed::the_feed_holds_every_content_change_in_order,
+            feed::master_commits_are_in_the_feed_in_csn_order
         );
     };
     (@checks $backend:ident, $make:expr, $($area:ident::$check:ident),* $(,)?) => {

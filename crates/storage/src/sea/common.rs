@@ -12,11 +12,12 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::entity::{broadcasts, counters, dead_letters, documents, offsets, outbox};
+use crate::entity::{broadcasts, counters, dead_letters, documents, feed, offsets, outbox};
 use crate::error::{Error, Result};
 use crate::query::DocumentQuery;
 use crate::types::{
-    DeadLetter, DeadLetterCounts, DeadLetterStatus, NewDeadLetter, OutboxState, Page, StoredDoc, TopicOffset,
+    DeadLetter, DeadLetterCounts, DeadLetterStatus, FeedEvent, FeedKind, FeedPage, NewDeadLetter,
+    OutboxState, Page, StoredDoc, TopicOffset,
 };
 
 /// The master's last CSN.
@@ -25,6 +26,8 @@ pub(super) const CSN: &str = "csn";
 pub(super) const SEQ: &str = "seq";
 /// A replica's highest applied CSN.
 pub(super) const APPLIED_CSN: &str = "applied_csn";
+/// The position up to which the change feed was pruned.
+const FEED_PRUNED: &str = "feed_pruned";
 
 pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -373,6 +376,114 @@ fn ids(row: &documents::Model) -> Result<(ContentType, DocumentId)> {
         .parse()
         .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
     Ok((ct, id))
+}
+
+fn feed_event(row: feed::Model) -> Result<FeedEvent> {
+    let content_type = ContentType::new(row.content_type).map_err(|e| Error::corrupt(e.to_string()))?;
+    let id = row
+        .document_id
+        .parse()
+        .map_err(|e: offline_sync_model::Error| Error::corrupt(e.to_string()))?;
+    let kind = FeedKind::parse(&row.kind)
+        .ok_or_else(|| Error::corrupt(format!("change feed event {} has kind {:?}", row.seq, row.kind)))?;
+    Ok(FeedEvent {
+        seq: to_u64(row.seq),
+        kind,
+        doc: StoredDoc {
+            content_type,
+            id,
+            fields: parse_json("document fields", &row.fields)?,
+            deleted: kind == FeedKind::Delete,
+            version: to_u64(row.version),
+            updated_at_ms: to_u64(row.at_ms),
+            created_at_ms: to_u64(row.created_at_ms),
+        },
+    })
+}
+
+pub(super) async fn feed<C: ConnectionTrait>(c: &C, after: u64, limit: usize) -> Result<FeedPage> {
+    let rows = feed::Entity::find()
+        .filter(feed::Column::Seq.gt(to_i64(after)))
+        .order_by_asc(feed::Column::Seq)
+        .limit(limit as u64)
+        .all(c)
+        .await?;
+    let events = rows.into_iter().map(feed_event).collect::<Result<Vec<_>>>()?;
+    // Read after the rows: a prune that committed in between shows (see `FeedPage::missed`).
+    let pruned_through = counter(c, FEED_PRUNED).await?;
+    let last = match events.last() {
+        Some(e) if events.len() < limit => e.seq,
+        _ => {
+            let max: Option<Option<i64>> = feed::Entity::find()
+                .select_only()
+                .column_as(feed::Column::Seq.max(), "max")
+                .into_tuple()
+                .one(c)
+                .await?;
+            max.flatten().map(to_u64).unwrap_or(0)
+        }
+    };
+    Ok(FeedPage {
+        events,
+        pruned_through,
+        last: Ord::max(last, pruned_through),
+    })
+}
+
+/// The counter that holds webhook `hook`'s position: at most 64 characters.
+fn webhook_counter(hook: &str) -> Result<String> {
+    if hook.chars().count() > 48 {
+        return Err(Error::Invalid {
+            reason: format!("webhook name {hook:?} is longer than 48 characters"),
+        });
+    }
+    Ok(format!("webhook:{hook}"))
+}
+
+pub(super) async fn webhook_position<C: ConnectionTrait>(c: &C, hook: &str) -> Result<Option<u64>> {
+    let row = counters::Entity::find_by_id(webhook_counter(hook)?)
+        .one(c)
+        .await?;
+    Ok(row.map(|r| to_u64(r.value)))
+}
+
+pub(super) async fn save_webhook_position<C: ConnectionTrait>(
+    c: &C,
+    hook: &str,
+    position: u64,
+) -> Result<()> {
+    set_counter(c, &webhook_counter(hook)?, position).await
+}
+
+/// Deletes the change feed's events applied before `before` (as an integer of the feed's
+/// clock), oldest first up to the first one that is not, so the feed only ever loses a
+/// prefix (walked in `seq` order, which stops there), and remembers how far it went.
+async fn prune_feed<C: ConnectionTrait>(c: &C, before: i64) -> Result<u64> {
+    let seq = |older: bool| {
+        let q = feed::Entity::find().select_only().column(feed::Column::Seq);
+        if older {
+            q.order_by_desc(feed::Column::Seq)
+        } else {
+            q.filter(feed::Column::AtMs.gte(before))
+                .order_by_asc(feed::Column::Seq)
+        }
+    };
+    let kept: Option<i64> = seq(false).into_tuple().one(c).await?;
+    let through = match kept {
+        Some(first_kept) => first_kept - 1,
+        None => match seq(true).into_tuple::<i64>().one(c).await? {
+            Some(last) => last,
+            None => return Ok(0),
+        },
+    };
+    let res = feed::Entity::delete_many()
+        .filter(feed::Column::Seq.lte(through))
+        .exec(c)
+        .await?;
+    if to_u64(through) > counter(c, FEED_PRUNED).await? {
+        set_counter(c, FEED_PRUNED, to_u64(through)).await?;
+    }
+    Ok(res.rows_affected)
 }
 
 fn stored(row: documents::Model) -> Result<StoredDoc> {
@@ -891,7 +1002,8 @@ pub(super) async fn prune<C: ConnectionTrait>(c: &C, before_ms: u64) -> Result<u
         .filter(dead_letters::Column::HandledAtMs.lt(before))
         .exec(c)
         .await?;
-    Ok(outbox.rows_affected + broadcasts.rows_affected + letters.rows_affected)
+    let feed = prune_feed(c, before).await?;
+    Ok(outbox.rows_affected + broadcasts.rows_affected + letters.rows_affected + feed)
 }
 
 /// Refuses a write made against another version than the document's current one

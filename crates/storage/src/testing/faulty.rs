@@ -14,10 +14,10 @@ use crate::delegate::delegate;
 use crate::error::{Error, Result};
 use crate::{
     AuditEntry, Broadcast, CommonStorage, ConflictFilter, DeadLetter, DeadLetterCounts, DeadLetterStatus,
-    DocumentQuery, LocalWritten, MasterApplied, MasterBatch, MasterStorage, NewAuditEntry, OutboxEntry,
-    OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch, ReplicaProgress,
-    ReplicaStorage, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted, ResyncState, ShipRecord, ShipSeq,
-    Storage, StoredDoc,
+    DocumentQuery, FeedPage, LocalWritten, MasterApplied, MasterBatch, MasterStorage, NewAuditEntry,
+    OutboxEntry, OutboxState, OutboxStats, Page, PeerKey, Published, ReplicaApplied, ReplicaBatch,
+    ReplicaProgress, ReplicaStorage, ResyncFinished, ResyncPage, ResyncStart, ResyncStarted, ResyncState,
+    ShipRecord, ShipSeq, Storage, StoredDoc,
 };
 
 /// What happens at the chosen call.
@@ -155,6 +155,9 @@ delegate! {
     read fn dead_letters(status: Option<DeadLetterStatus>, page: Page) -> (Vec<DeadLetter>, u64);
     read fn dead_letter(id: u64) -> Option<DeadLetter>;
     read fn dead_letter_counts() -> DeadLetterCounts;
+    read fn feed(after: u64, limit: usize) -> FeedPage;
+    read fn webhook_position(hook: &str) -> Option<u64>;
+    write fn save_webhook_position(hook: &str, position: u64) -> ();
     write fn settle_dead_letter(id: u64, status: DeadLetterStatus, now_ms: u64) -> DeadLetter;
     read fn due_dead_letters(now_ms: u64, limit: usize) -> Vec<DeadLetter>;
     write fn dead_letter_failed(id: u64, next_retry_at_ms: Option<u64>) -> DeadLetter;
